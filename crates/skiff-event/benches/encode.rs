@@ -1,0 +1,29 @@
+//! Encoding cost of a typical file event (shared ECS fields + message + offset).
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use skiff_event::{Event, json};
+
+fn bench(c: &mut Criterion) {
+    let shared = serde_json::json!({
+        "agent": {"name": "h", "type": "filebeat", "version": "0.1.0", "id": "5f1c", "ephemeral_id": "9a2b"},
+        "ecs": {"version": "8.0.0"},
+        "host": {"name": "h"},
+        "input": {"type": "filestream"},
+        "log": {"file": {"path": "/var/log/app/app.log", "inode": "1234", "device_id": "64768"}},
+    });
+    let shared = Arc::new(shared.as_object().cloned().unwrap_or_default());
+    let mut ev = Event::new(shared, "x".repeat(256));
+    ev.offset = Some(123_456);
+    let mut out = Vec::with_capacity(1024);
+    c.bench_function("encode_file_event_256b", |b| {
+        b.iter(|| {
+            out.clear();
+            json::encode(&ev, &mut out, false);
+            out.len()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
