@@ -1,3 +1,4 @@
+#![allow(missing_docs)]
 //! Encoding cost of a typical file event (shared ECS fields + message + offset).
 use std::sync::Arc;
 

@@ -1,0 +1,143 @@
+//! Every metric skiff reports, in one table.
+//!
+//! To add a metric: add a `pub const` here, add it to [`ALL`], and describe it in
+//! `docs/metrics.md` (a test in the `skiff` crate fails until you do). Names are stable: renaming
+//! one breaks somebody's dashboard.
+
+/// Whether a metric only grows or goes up and down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only grows (until restart).
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+/// A metric's definition.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Def {
+    /// Dotted name, as in the Beats' `/stats` JSON.
+    pub name: &'static str,
+    /// Counter or gauge.
+    pub kind: Kind,
+    /// What it means, in one sentence (also the Prometheus HELP text).
+    pub help: &'static str,
+}
+
+macro_rules! defs {
+    ($($(#[$m:meta])* $id:ident = $kind:ident $name:literal $help:literal;)*) => {
+        $($(#[$m])* pub const $id: Def = Def { name: $name, kind: Kind::$kind, help: $help };)*
+        /// Every metric, for documentation checks and listings.
+        pub const ALL: &[&Def] = &[$(&$id),*];
+    };
+}
+
+defs! {
+    /// Events that entered the pipeline from inputs (after processors).
+    PIPELINE_EVENTS_PUBLISHED = Counter "libbeat.pipeline.events.published" "Events accepted into the queue from inputs.";
+    /// Events a processor dropped.
+    PIPELINE_EVENTS_FILTERED = Counter "libbeat.pipeline.events.filtered" "Events dropped on purpose by processors (drop_event, include/exclude rules).";
+    /// Events dropped because the queue was full (only with when_full: drop_newest).
+    PIPELINE_EVENTS_DROPPED = Counter "libbeat.pipeline.events.dropped" "Events dropped because the queue was full and queue.*.when_full is drop_newest.";
+    /// Events published and not yet acknowledged.
+    PIPELINE_EVENTS_ACTIVE = Gauge "libbeat.pipeline.events.active" "Events in the pipeline (queued or being sent) and not yet acknowledged.";
+    /// Times an input waited because the queue was full.
+    PIPELINE_BLOCKED = Counter "skiff.pipeline.backpressure.waits" "Times an input had to wait because the queue was full (backpressure).";
+    /// Events in the queue.
+    QUEUE_FILLED_EVENTS = Gauge "libbeat.pipeline.queue.filled.events" "Events held in the queue (waiting or being sent).";
+    /// Accounted bytes in the queue.
+    QUEUE_FILLED_BYTES = Gauge "libbeat.pipeline.queue.filled.bytes" "Bytes of events held in the memory queue, as accounted against queue.mem.max_bytes.";
+    /// The queue's event limit.
+    QUEUE_MAX_EVENTS = Gauge "libbeat.pipeline.queue.max_events" "The queue's capacity in events.";
+    /// The queue's byte limit.
+    QUEUE_MAX_BYTES = Gauge "libbeat.pipeline.queue.max_bytes" "The queue's capacity in bytes.";
+    /// Events removed from the queue after acknowledgement.
+    QUEUE_ACKED = Counter "libbeat.pipeline.queue.acked" "Events acknowledged by the output and removed from the queue.";
+    /// Age of the oldest event not yet acknowledged.
+    QUEUE_OLDEST_AGE_MS = Gauge "skiff.queue.oldest_unacked_age.ms" "Age in milliseconds of the oldest event in the queue not yet acknowledged (0 when empty).";
+    /// Disk queue size on disk.
+    DISK_QUEUE_BYTES = Gauge "skiff.queue.disk.bytes" "Bytes used by the disk queue's segment files.";
+    /// Disk queue events.
+    DISK_QUEUE_EVENTS = Gauge "skiff.queue.disk.events" "Events stored in the disk queue and not yet acknowledged by the output.";
+    /// Disk queue fsyncs.
+    DISK_QUEUE_SYNCS = Counter "skiff.queue.disk.fsyncs" "fsync calls made by the disk queue.";
+    /// Corrupt records found.
+    DISK_QUEUE_CORRUPT = Counter "skiff.queue.disk.corrupt_records" "Records cut off because their checksum or framing was damaged (after a crash).";
+
+    /// Events handed to the output.
+    OUTPUT_EVENTS_TOTAL = Counter "libbeat.output.events.total" "Events handed to the output to send (retries count again).";
+    /// Events the output acknowledged.
+    OUTPUT_EVENTS_ACKED = Counter "libbeat.output.events.acked" "Events the output's server confirmed.";
+    /// Events that failed and will be retried.
+    OUTPUT_EVENTS_FAILED = Counter "libbeat.output.events.failed" "Event sends that failed (they are retried).";
+    /// Events dropped by the output.
+    OUTPUT_EVENTS_DROPPED = Counter "libbeat.output.events.dropped" "Events given up on: rejected by the server or out of retries (dead-lettered when a dead-letter file is set).";
+    /// Batches sent.
+    OUTPUT_EVENTS_BATCHES = Counter "libbeat.output.events.batches" "Batches handed to the output.";
+    /// Events being sent right now.
+    OUTPUT_EVENTS_ACTIVE = Gauge "libbeat.output.events.active" "Events in batches being sent right now.";
+    /// Bytes written.
+    OUTPUT_WRITE_BYTES = Counter "libbeat.output.write.bytes" "Bytes written by the output (to the network or a file, after compression).";
+    /// Write errors.
+    OUTPUT_WRITE_ERRORS = Counter "libbeat.output.write.errors" "Errors writing to the output (connection, I/O, protocol).";
+    /// Read errors.
+    OUTPUT_READ_ERRORS = Counter "libbeat.output.read.errors" "Errors reading the output server's replies.";
+    /// Batch retries.
+    OUTPUT_RETRIES = Counter "skiff.output.retries" "Times a batch (or part of it) was sent again after a failure.";
+    /// Dead-lettered events.
+    OUTPUT_DEAD_LETTERED = Counter "skiff.output.dead_lettered" "Events the output rejected permanently and that were written to the dead-letter file.";
+
+    /// Accounted bytes per memory stage.
+    MEMORY_ACCOUNTED = Gauge "skiff.memory.accounted.bytes" "Bytes held in accounted buffers, by stage (label `stage`).";
+    /// Configured memory limit per stage.
+    MEMORY_LIMIT = Gauge "skiff.memory.limit.bytes" "The configured byte limit of each accounted stage (label `stage`).";
+
+    /// Files being read.
+    FILES_OPEN = Gauge "filebeat.harvester.open_files" "Files open for reading right now.";
+    /// Harvesters running.
+    FILES_RUNNING = Gauge "filebeat.harvester.running" "Readers (harvesters) running right now.";
+    /// Harvesters started.
+    FILES_STARTED = Counter "filebeat.harvester.started" "Readers (harvesters) started.";
+    /// Harvesters closed.
+    FILES_CLOSED = Counter "filebeat.harvester.closed" "Readers (harvesters) closed.";
+    /// Files known.
+    FILES_KNOWN = Gauge "skiff.input.file.known" "Files known to the registry (read, being read, or waiting).";
+    /// Bytes not yet acked.
+    FILES_UNACKED_BYTES = Gauge "skiff.input.file.unacked_bytes" "Bytes of known files not yet acknowledged by the output (size minus acknowledged offset, summed).";
+    /// Lines truncated.
+    FILES_TRUNCATED_LINES = Counter "skiff.input.file.truncated_lines" "Lines longer than message_max_bytes, cut at the limit and flagged.";
+    /// Events read by inputs.
+    INPUT_EVENTS = Counter "skiff.input.events" "Events read by inputs, by input id (label `input`).";
+    /// Bytes read by inputs.
+    INPUT_BYTES = Counter "skiff.input.bytes" "Bytes read by inputs, by input id (label `input`).";
+
+    /// Resident set size.
+    PROCESS_RSS_BYTES = Gauge "beat.memstats.rss" "Resident set size of the skiff process, in bytes.";
+    /// CPU time.
+    PROCESS_CPU_MS = Gauge "beat.cpu.total.time.ms" "CPU time used by the skiff process (user + system), in milliseconds.";
+    /// Uptime.
+    PROCESS_UPTIME_MS = Gauge "beat.info.uptime.ms" "Milliseconds since skiff started.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_well_formed() {
+        for (i, a) in ALL.iter().enumerate() {
+            assert!(!a.help.is_empty() && a.help.ends_with('.'), "{}", a.name);
+            assert!(
+                a.name.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || b == b'.'
+                    || b == b'_'),
+                "{}",
+                a.name
+            );
+            for b in &ALL[i + 1..] {
+                assert_ne!(a.name, b.name);
+            }
+        }
+    }
+}
