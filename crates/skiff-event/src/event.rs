@@ -30,6 +30,8 @@ pub struct Event {
     pub meta: Map,
     /// Fields shared by every event of the same source (`agent`, `host`, `input`, `log.file`,
     /// `fields`, `tags`, ...). Changing them for one event clones them (copy on write).
+    /// Its `@metadata` key holds per-source routing metadata (an input's `index`, `pipeline`):
+    /// it is read by [`Event::get`] under `@metadata.*` and never serialised as a field.
     pub shared: Arc<Map>,
     /// The delivery promise to the event's source, if it has one.
     #[serde(skip)]
@@ -128,7 +130,11 @@ impl Event {
             _ => {}
         }
         if let Some(rest) = path.strip_prefix("@metadata.") {
-            return lookup(&self.meta, rest).map(FieldRef::Value);
+            // Per-event metadata first, then the source's (`shared["@metadata"]`).
+            let shared_meta = self.shared.get("@metadata").and_then(Value::as_object);
+            return lookup(&self.meta, rest)
+                .or_else(|| shared_meta.and_then(|m| lookup(m, rest)))
+                .map(FieldRef::Value);
         }
         lookup(&self.fields, path)
             .or_else(|| lookup(&self.shared, path))

@@ -25,10 +25,12 @@ pub fn encode(event: &Event, out: &mut Vec<u8>, with_metadata: bool) {
         slots[n] = ("log", Slot::Obj(&log));
         n += 1;
     }
-    let meta = if with_metadata && !event.meta.is_empty() {
-        Some(&event.meta)
-    } else {
-        None
+    let shared_meta = event.shared.get("@metadata").and_then(Value::as_object);
+    let meta = match (with_metadata, event.meta.is_empty(), shared_meta) {
+        (false, _, _) => None,
+        (true, false, _) => Some(MetaParts(Some(&event.meta), shared_meta)),
+        (true, true, Some(m)) => Some(MetaParts(None, Some(m))),
+        (true, true, None) => None,
     };
     write_object(
         out,
@@ -56,10 +58,14 @@ enum Slot<'a> {
     Obj(&'a [(&'a str, Slot<'a>)]),
 }
 
+/// `@metadata`: the event's own over the source's.
+#[derive(Clone, Copy)]
+struct MetaParts<'a>(Option<&'a Map>, Option<&'a Map>);
+
 fn write_object(
     out: &mut Vec<u8>,
     slots: &[(&str, Slot<'_>)],
-    meta: Option<&Map>,
+    meta: Option<MetaParts<'_>>,
     hi: Option<&Map>,
     lo: Option<&Map>,
 ) {
@@ -86,9 +92,9 @@ fn write_object(
             }
             s => write_slot(out, s),
         }
-        if let (true, Some(meta)) = (*k == "@timestamp", meta) {
+        if let (true, Some(MetaParts(own, source))) = (*k == "@timestamp", meta) {
             key(out, "@metadata");
-            write_object(out, &[], None, Some(meta), None);
+            write_object(out, &[], None, own, source);
         }
     }
     let in_slots = |k: &str| {
@@ -112,7 +118,10 @@ fn write_object(
     }
     if let Some(lo) = lo {
         for (k, v) in lo {
-            if in_slots(k) || hi.is_some_and(|h| h.contains_key(k)) {
+            if in_slots(k)
+                || hi.is_some_and(|h| h.contains_key(k))
+                || (k == "@metadata" && slots.first().is_some_and(|s| s.0 == "@timestamp"))
+            {
                 continue;
             }
             key(out, k);
@@ -257,6 +266,20 @@ mod tests {
                 "host": {"name": "h", "ip": "10.0.0.1"},
             })
         );
+    }
+
+    #[test]
+    fn source_metadata_is_never_a_field() {
+        let mut e = event();
+        std::sync::Arc::make_mut(&mut e.shared)
+            .insert("@metadata".into(), json!({"pipeline": "p"}));
+        let v: Value = serde_json::from_str(&to_string(&e)).unwrap();
+        assert!(v.get("@metadata").is_none(), "{v}");
+        let mut out = Vec::new();
+        encode(&e, &mut out, true);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["@metadata"], json!({"index": "i", "pipeline": "p"}));
+        assert_eq!(e.get("@metadata.pipeline").unwrap().as_str(), Some("p"));
     }
 
     #[test]
