@@ -7,18 +7,32 @@
 //! twice in one document is an error naming both places; across files and
 //! `-E` flags, later values win ([`merge`]).
 
+use std::collections::HashMap;
+
 use crate::error::{ConfigError, ConfigErrors};
 use crate::node::{Mark, Node, NodeValue, join_path};
 use crate::parse::MAX_DEPTH;
 
 /// Split dotted keys into nested maps everywhere in `node` (also inside
 /// sequence items), collecting every duplicate or conflicting key.
+///
+/// Entries are grouped by their first key segment with a hash map, so a map
+/// with many keys (or many `a.x`, `a.y`, ... keys) costs linear time, not
+/// quadratic.
 pub(crate) fn normalize(node: Node, errors: &mut Vec<ConfigError>) -> Node {
     normalize_at(node, "", 0, errors)
 }
 
 fn normalize_at(node: Node, path: &str, depth: usize, errors: &mut Vec<ConfigError>) -> Node {
     let Node { value, mark, .. } = node;
+    if depth > MAX_DEPTH {
+        errors.push(ConfigError::new(
+            path,
+            mark.clone(),
+            format!("values are nested more than {MAX_DEPTH} levels deep"),
+        ));
+        return Node::new(NodeValue::Null, mark);
+    }
     let value = match value {
         NodeValue::Seq(items) => NodeValue::Seq(
             items
@@ -29,83 +43,92 @@ fn normalize_at(node: Node, path: &str, depth: usize, errors: &mut Vec<ConfigErr
                 })
                 .collect(),
         ),
-        NodeValue::Map(entries) => {
-            let mut out = Node::new(NodeValue::Map(Vec::new()), mark.clone());
-            for (key, value) in entries {
-                let segs: Vec<&str> = key.split('.').collect();
-                if segs.iter().any(|s| s.is_empty()) {
-                    errors.push(ConfigError::new(
-                        join_path(path, &key),
-                        value.mark.clone(),
-                        format!("key `{key}` has an empty part between dots"),
-                    ));
-                    continue;
-                }
-                if depth + segs.len() > MAX_DEPTH {
-                    errors.push(ConfigError::new(
-                        join_path(path, &key),
-                        value.mark.clone(),
-                        format!("values are nested more than {MAX_DEPTH} levels deep"),
-                    ));
-                    continue;
-                }
-                let full = join_path(path, &key);
-                let value = normalize_at(value, &full, depth + segs.len(), errors);
-                insert_dotted(&mut out, path, &segs, value, errors);
-            }
-            out.value
-        }
+        NodeValue::Map(entries) => NodeValue::Map(normalize_entries(entries, path, depth, errors)),
         other => other,
     };
     Node::new(value, mark)
 }
 
-/// Insert `value` at `segs` below `map`, merging maps and reporting
-/// scalars set twice.
-fn insert_dotted(
-    map: &mut Node,
-    base: &str,
-    segs: &[&str],
-    value: Node,
-    errors: &mut Vec<ConfigError>,
-) {
-    let Some((first, rest)) = segs.split_first() else {
-        return;
-    };
-    let path = join_path(base, first);
-    let NodeValue::Map(entries) = &mut map.value else {
-        return;
-    };
-    let existing = entries.iter_mut().find(|(k, _)| k == first).map(|(_, v)| v);
-    match (existing, rest.is_empty()) {
-        (None, true) => entries.push((first.to_string(), value)),
-        (None, false) => {
-            let mut child = Node::new(NodeValue::Map(Vec::new()), value.mark.clone());
-            insert_dotted(&mut child, &path, rest, value, errors);
-            entries.push((first.to_string(), child));
-        }
-        (Some(existing), true) => merge_strict(existing, value, &path, errors),
-        (Some(existing), false) => {
-            if matches!(existing.value, NodeValue::Map(_)) {
-                insert_dotted(existing, &path, rest, value, errors);
-            } else {
-                errors.push(duplicate(&path, &existing.mark, &value.mark));
-            }
-        }
-    }
-}
+/// One writer of a key: `rest` is the remaining dotted path (`None` when
+/// the key was written whole).
+type Writer = (Option<String>, Node);
 
-/// Merge two maps from the same document; anything else set twice is an
-/// error.
-fn merge_strict(existing: &mut Node, value: Node, path: &str, errors: &mut Vec<ConfigError>) {
-    match value.value {
-        NodeValue::Map(entries) if matches!(existing.value, NodeValue::Map(_)) => {
-            for (k, v) in entries {
-                insert_dotted(existing, path, &[k.as_str()], v, errors);
+fn normalize_entries(
+    entries: Vec<(String, Node)>,
+    path: &str,
+    depth: usize,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, Node)> {
+    if depth > MAX_DEPTH {
+        let mark = entries
+            .first()
+            .map(|(_, v)| v.mark.clone())
+            .unwrap_or_default();
+        errors.push(ConfigError::new(
+            path,
+            mark,
+            format!("values are nested more than {MAX_DEPTH} levels deep"),
+        ));
+        return Vec::new();
+    }
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: HashMap<String, Vec<Writer>> = HashMap::new();
+    for (key, value) in entries {
+        if key.split('.').any(str::is_empty) {
+            errors.push(ConfigError::new(
+                join_path(path, &key),
+                value.mark.clone(),
+                format!("key `{key}` has an empty part between dots"),
+            ));
+            continue;
+        }
+        let (first, rest) = match key.split_once('.') {
+            Some((first, rest)) => (first.to_string(), Some(rest.to_string())),
+            None => (key, None),
+        };
+        groups
+            .entry(first.clone())
+            .or_insert_with(|| {
+                order.push(first);
+                Vec::new()
+            })
+            .push((rest, value));
+    }
+    let mut out = Vec::with_capacity(order.len());
+    for first in order {
+        let Some(mut writers) = groups.remove(&first) else {
+            continue;
+        };
+        let child_path = join_path(path, &first);
+        if writers.len() == 1 && writers[0].0.is_none() {
+            let (_, value) = writers.remove(0);
+            out.push((first, normalize_at(value, &child_path, depth + 1, errors)));
+            continue;
+        }
+        // Several writers, or a dotted key: the result is a map combining
+        // all of them; a whole non-map value among them is a conflict.
+        let conflict = writers
+            .iter()
+            .position(|(rest, v)| rest.is_none() && !matches!(v.value, NodeValue::Map(_)));
+        if let Some(i) = conflict {
+            let other = if i == 0 { 1 } else { 0 };
+            let (a, b) = (&writers[other.min(i)].1.mark, &writers[other.max(i)].1.mark);
+            errors.push(duplicate(&child_path, a, b));
+            continue;
+        }
+        let mark = writers[0].1.mark.clone();
+        let mut combined = Vec::new();
+        for (rest, value) in writers {
+            match (rest, value.value) {
+                (Some(rest), v) => combined.push((rest, Node::new(v, value.mark))),
+                (None, NodeValue::Map(entries)) => combined.extend(entries),
+                (None, _) => {}
             }
         }
-        _ => errors.push(duplicate(path, &existing.mark, &value.mark)),
+        let entries = normalize_entries(combined, &child_path, depth + 1, errors);
+        out.push((first, Node::new(NodeValue::Map(entries), mark)));
     }
+    out
 }
 
 fn duplicate(path: &str, first: &Mark, second: &Mark) -> ConfigError {
@@ -133,10 +156,18 @@ fn duplicate(path: &str, first: &Mark, second: &Mark) -> ConfigError {
 pub fn merge(base: &mut Node, overlay: Node) {
     match (&mut base.value, overlay.value) {
         (NodeValue::Map(base_entries), NodeValue::Map(entries)) => {
+            let mut index: HashMap<String, usize> = base_entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
             for (k, v) in entries {
-                match base_entries.iter_mut().find(|(bk, _)| *bk == k) {
-                    Some((_, existing)) => merge(existing, v),
-                    None => base_entries.push((k, v)),
+                match index.get(&k) {
+                    Some(&i) => merge(&mut base_entries[i].1, v),
+                    None => {
+                        index.insert(k.clone(), base_entries.len());
+                        base_entries.push((k, v));
+                    }
                 }
             }
         }

@@ -376,3 +376,25 @@ fn node_helpers_after_load() {
         .insert("a.b", Node::default(), &Default::default());
     assert_eq!(root.get("a.b").unwrap().path, "a.b");
 }
+
+#[test]
+fn many_keys_cost_linear_time() {
+    // 50k top-level keys and 50k dotted keys under one parent: quadratic
+    // merging would take minutes here.
+    let mut yaml = String::new();
+    for i in 0..50_000 {
+        yaml.push_str(&format!("k{i}: {i}\na.k{i}: {i}\n"));
+    }
+    let start = std::time::Instant::now();
+    let root = parse_str(&yaml, None).unwrap();
+    assert_eq!(root.keys().count(), 50_001);
+    assert_eq!(root.get("a").unwrap().keys().count(), 50_000);
+    assert_eq!(root.get("a.k49999").unwrap().value, NodeValue::Int(49_999));
+    let mut merged = root.clone();
+    skiff_config::merge(&mut merged, root);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}
