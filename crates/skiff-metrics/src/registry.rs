@@ -237,9 +237,15 @@ impl Registry {
     }
 }
 
-/// The Prometheus name of a metric: `skiff_` + the dotted name with `_`, `_total` on counters.
+/// The Prometheus name of a metric: the dotted name with `_`, prefixed `skiff_` (once), `_total`
+/// on counters.
 pub fn prom_name(def: &Def) -> String {
-    let mut n = format!("skiff_{}", def.name.replace(['.', '-'], "_"));
+    let base = def.name.replace(['.', '-'], "_");
+    let mut n = if base.starts_with("skiff_") {
+        base
+    } else {
+        format!("skiff_{base}")
+    };
     if def.kind == Kind::Counter && !n.ends_with("_total") {
         n.push_str("_total");
     }

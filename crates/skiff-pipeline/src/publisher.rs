@@ -1,0 +1,68 @@
+//! What an input holds to publish events.
+
+use std::sync::Arc;
+
+use skiff_event::Event;
+use skiff_metrics::{Counter, Registry, names};
+
+use crate::{Closed, Processor, Queue, Verdict};
+
+/// Publishes an input's events: runs the processors (the input's own, then the global ones) in
+/// the caller's task, then pushes into the queue, waiting while it is full. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    queue: Arc<dyn Queue>,
+    processors: Arc<[Arc<dyn Processor>]>,
+    published: Counter,
+    filtered: Counter,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Publisher({} processors)", self.processors.len())
+    }
+}
+
+impl Publisher {
+    /// A publisher into `queue` running the global `processors`.
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        processors: Vec<Arc<dyn Processor>>,
+        metrics: &Registry,
+    ) -> Self {
+        Publisher {
+            queue,
+            processors: processors.into(),
+            published: metrics.counter(&names::PIPELINE_EVENTS_PUBLISHED),
+            filtered: metrics.counter(&names::PIPELINE_EVENTS_FILTERED),
+        }
+    }
+
+    /// The same publisher with an input's own processors run first.
+    pub fn with_input_processors(&self, own: Vec<Arc<dyn Processor>>) -> Self {
+        if own.is_empty() {
+            return self.clone();
+        }
+        let mut all = own;
+        all.extend(self.processors.iter().cloned());
+        Publisher {
+            processors: all.into(),
+            ..self.clone()
+        }
+    }
+
+    /// Processes and queues one event. An event a processor drops is acknowledged at once.
+    /// Fails only when skiff is shutting down; the event comes back, unacknowledged.
+    pub async fn publish(&self, mut event: Event) -> Result<(), Closed> {
+        for p in self.processors.iter() {
+            if p.process(&mut event) == Verdict::Drop {
+                event.ack();
+                self.filtered.inc();
+                return Ok(());
+            }
+        }
+        self.queue.push(event).await?;
+        self.published.inc();
+        Ok(())
+    }
+}

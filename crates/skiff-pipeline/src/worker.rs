@@ -1,0 +1,379 @@
+//! Output workers: take batches from the queue and see each event through to delivery.
+//!
+//! One worker per output client with `loadbalance: true` (each pulls from the shared queue, so a
+//! slow or dead host simply takes fewer batches); one worker over all clients with
+//! `loadbalance: false`, moving to the next client when one fails.
+//!
+//! For each batch the worker sends, then for every event:
+//! * delivered: ack it (its input may commit past it);
+//! * retry (server busy, connection lost): send again after an exponential backoff
+//!   (`backoff.init` doubling to `backoff.max`), forever unless `max_retries` is set;
+//! * rejected for good: write it to the dead-letter file with the reason, then ack it.
+//!
+//! The queue's accounting for the batch is released only when all of it is resolved.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use skiff_event::Event;
+use skiff_metrics::{Counter, Gauge, Registry, names};
+use tokio::task::JoinSet;
+
+use crate::dead_letter::DeadLetter;
+use crate::{Outcome, Output, OutputSet, OutputSettings, Queue};
+
+/// Metrics a worker records.
+#[derive(Clone)]
+struct Meters {
+    total: Counter,
+    acked: Counter,
+    failed: Counter,
+    dropped: Counter,
+    batches: Counter,
+    active: Gauge,
+    retries: Counter,
+    write_errors: Counter,
+}
+
+impl Meters {
+    fn new(m: &Registry) -> Self {
+        Meters {
+            total: m.counter(&names::OUTPUT_EVENTS_TOTAL),
+            acked: m.counter(&names::OUTPUT_EVENTS_ACKED),
+            failed: m.counter(&names::OUTPUT_EVENTS_FAILED),
+            dropped: m.counter(&names::OUTPUT_EVENTS_DROPPED),
+            batches: m.counter(&names::OUTPUT_EVENTS_BATCHES),
+            active: m.gauge(&names::OUTPUT_EVENTS_ACTIVE),
+            retries: m.counter(&names::OUTPUT_RETRIES),
+            write_errors: m.counter(&names::OUTPUT_WRITE_ERRORS),
+        }
+    }
+}
+
+/// Starts the workers of an output on `tasks`. They end when the queue is closed and drained.
+pub fn spawn(
+    tasks: &mut JoinSet<()>,
+    queue: Arc<dyn Queue>,
+    output: OutputSet,
+    dead_letter: Option<Arc<DeadLetter>>,
+    metrics: &Registry,
+) {
+    let meters = Meters::new(metrics);
+    let OutputSet { clients, settings } = output;
+    if settings.loadbalance || clients.len() <= 1 {
+        for client in clients {
+            let w = Worker {
+                client,
+                settings: settings.clone(),
+                dead_letter: dead_letter.clone(),
+                m: meters.clone(),
+            };
+            tasks.spawn(w.run(queue.clone()));
+        }
+    } else {
+        let client: Box<dyn Output> = Box::new(Failover {
+            clients,
+            current: 0,
+        });
+        let w = Worker {
+            client,
+            settings,
+            dead_letter,
+            m: meters,
+        };
+        tasks.spawn(w.run(queue));
+    }
+}
+
+struct Worker {
+    client: Box<dyn Output>,
+    settings: OutputSettings,
+    dead_letter: Option<Arc<DeadLetter>>,
+    m: Meters,
+}
+
+impl Worker {
+    async fn run(mut self, queue: Arc<dyn Queue>) {
+        let name = self.client.describe();
+        tracing::debug!(output = %name, "output worker started");
+        while let Some(mut batch) = queue.pop(self.settings.bulk_max_size).await {
+            let events = std::mem::take(&mut batch.events);
+            self.deliver(events, &name).await;
+            drop(batch);
+        }
+        self.client.close().await;
+        tracing::debug!(output = %name, "output worker stopped: queue drained");
+    }
+
+    /// Sends until every event is acked, dead-lettered or given up on.
+    async fn deliver(&mut self, mut pending: Vec<Event>, name: &str) {
+        let mut attempt: u32 = 0;
+        self.m.batches.inc();
+        while !pending.is_empty() {
+            let n = pending.len() as u64;
+            self.m.total.add(n);
+            self.m.active.add(n as i64);
+            let result = self.client.send(&pending).await;
+            self.m.active.sub(n as i64);
+            let reason = match result {
+                Ok(outcome) => {
+                    let progressed = outcome.retry.len() < pending.len();
+                    pending = self.settle(pending, outcome, name).await;
+                    if pending.is_empty() {
+                        return;
+                    }
+                    if progressed {
+                        attempt = 0;
+                    }
+                    self.m.failed.add(pending.len() as u64);
+                    format!("the server asked to retry {} events", pending.len())
+                }
+                Err(e) => {
+                    self.m.failed.add(n);
+                    self.m.write_errors.inc();
+                    format!("{e:#}")
+                }
+            };
+            attempt = attempt.saturating_add(1);
+            if self.settings.max_retries >= 0 && i64::from(attempt) > self.settings.max_retries {
+                let why = format!("gave up after {} attempts: {reason}", attempt);
+                tracing::error!(output = %name, events = pending.len(), error = %reason, "dropping events: out of retries (max_retries)");
+                for ev in pending.drain(..) {
+                    self.reject(ev, &why, name).await;
+                }
+                return;
+            }
+            let delay = backoff(&self.settings, attempt);
+            tracing::warn!(output = %name, events = pending.len(), attempt, retry_in = ?delay, error = %reason, "send failed; will retry");
+            self.m.retries.inc();
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Acks the delivered events, dead-letters the rejected ones, returns those to retry.
+    async fn settle(&mut self, pending: Vec<Event>, outcome: Outcome, name: &str) -> Vec<Event> {
+        let Outcome {
+            mut retry,
+            mut rejected,
+        } = outcome;
+        if retry.is_empty() && rejected.is_empty() {
+            self.m.acked.add(pending.len() as u64);
+            for mut ev in pending {
+                ev.ack();
+            }
+            return Vec::new();
+        }
+        retry.sort_unstable();
+        rejected.sort_unstable_by_key(|r| r.0);
+        let mut again = Vec::with_capacity(retry.len());
+        let (mut ri, mut xi) = (0, 0);
+        for (i, mut ev) in pending.into_iter().enumerate() {
+            if retry.get(ri) == Some(&i) {
+                ri += 1;
+                again.push(ev);
+            } else if rejected.get(xi).is_some_and(|r| r.0 == i) {
+                let reason = std::mem::take(&mut rejected[xi].1);
+                xi += 1;
+                self.reject(ev, &reason, name).await;
+            } else {
+                self.m.acked.inc();
+                ev.ack();
+            }
+        }
+        again
+    }
+
+    /// Dead-letters an event (or drops it when there is no dead-letter file), then acks it.
+    async fn reject(&mut self, mut ev: Event, reason: &str, name: &str) {
+        self.m.dropped.inc();
+        match &self.dead_letter {
+            Some(dl) => loop {
+                match dl.write(&ev, reason, name) {
+                    Ok(()) => break,
+                    Err(e) => {
+                        // The event must not vanish: wait for the disk rather than drop it.
+                        tracing::error!(path = %dl.path().display(), error = %e, "cannot write the dead-letter file; retrying in 5s");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+            },
+            None => {
+                tracing::warn!(output = %name, reason, "event rejected and dropped (dead_letter.enabled is false)")
+            }
+        }
+        ev.ack();
+    }
+}
+
+/// The delay before retry number `attempt` (1-based): `init x 2^(attempt-1)`, capped at `max`,
+/// with up to 10 % jitter so that many agents do not retry in step.
+pub fn backoff(s: &OutputSettings, attempt: u32) -> Duration {
+    let exp = s
+        .backoff_init
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let base = exp.min(s.backoff_max);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    base + base.mul_f64(f64::from(nanos % 100) / 1000.0)
+}
+
+/// `loadbalance: false` with several hosts: use one client, move to the next when it fails.
+struct Failover {
+    clients: Vec<Box<dyn Output>>,
+    current: usize,
+}
+
+#[async_trait]
+impl Output for Failover {
+    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+        let n = self.clients.len();
+        let result = self.clients[self.current].send(events).await;
+        if result.is_err() {
+            let from = self.clients[self.current].describe();
+            self.current = (self.current + 1) % n;
+            tracing::warn!(from = %from, to = %self.clients[self.current].describe(), "failing over to the next host");
+        }
+        result
+    }
+
+    fn describe(&self) -> String {
+        self.clients[self.current].describe()
+    }
+
+    async fn close(&mut self) {
+        for c in &mut self.clients {
+            c.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Budget;
+    use crate::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
+    use skiff_config::Duration as ConfDuration;
+    use skiff_event::{AckStream, Map};
+    use std::sync::Mutex;
+
+    /// An output scripted per call: what it returns, and a record of what it was sent.
+    struct Scripted {
+        script: Vec<Result<Outcome, String>>,
+        seen: Arc<Mutex<Vec<Vec<u64>>>>,
+    }
+
+    #[async_trait]
+    impl Output for Scripted {
+        async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+            self.seen
+                .lock()
+                .unwrap()
+                .push(events.iter().map(|e| e.offset.unwrap()).collect());
+            match if self.script.is_empty() {
+                Ok(Outcome::delivered())
+            } else {
+                self.script.remove(0)
+            } {
+                Ok(o) => Ok(o),
+                Err(e) => Err(anyhow::anyhow!(e)),
+            }
+        }
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    fn settings() -> OutputSettings {
+        OutputSettings {
+            bulk_max_size: 10,
+            max_retries: -1,
+            backoff_init: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(4),
+            loadbalance: true,
+        }
+    }
+
+    async fn run(
+        script: Vec<Result<Outcome, String>>,
+        n: u64,
+    ) -> (Arc<AckStream>, Vec<Vec<u64>>, Registry, tempfile::TempDir) {
+        let reg = Registry::new();
+        let cfg = MemoryQueueConfig {
+            flush: FlushConfig {
+                min_events: 1,
+                timeout: ConfDuration(Duration::ZERO),
+            },
+            ..Default::default()
+        };
+        let q: Arc<dyn Queue> = Arc::new(MemoryQueue::new(cfg, &reg, &Budget::new(reg.clone())));
+        let stream = AckStream::new();
+        for i in 0..n {
+            let mut e = Event::new(Arc::new(Map::new()), format!("e{i}"));
+            e.offset = Some(i);
+            e.ack = Some(stream.token(i));
+            q.push(e).await.unwrap();
+        }
+        q.close();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let dir = tempfile::tempdir().unwrap();
+        let dl = Arc::new(DeadLetter::new(dir.path(), 1 << 20, &reg));
+        let mut tasks = JoinSet::new();
+        let out = OutputSet {
+            clients: vec![Box::new(Scripted {
+                script,
+                seen: seen.clone(),
+            })],
+            settings: settings(),
+        };
+        spawn(&mut tasks, q, out, Some(dl), &reg);
+        while tasks.join_next().await.is_some() {}
+        let seen = seen.lock().unwrap().clone();
+        (stream, seen, reg, dir)
+    }
+
+    #[tokio::test]
+    async fn whole_batch_errors_are_retried_until_delivered() {
+        let (stream, seen, reg, _d) = run(
+            vec![Err("connection refused".into()), Err("timeout".into())],
+            3,
+        )
+        .await;
+        assert_eq!(seen, vec![vec![0, 1, 2]; 3]);
+        assert_eq!(stream.progress().acked, 3);
+        assert_eq!(reg.counter(&names::OUTPUT_RETRIES).get(), 2);
+        assert_eq!(reg.counter(&names::OUTPUT_EVENTS_ACKED).get(), 3);
+    }
+
+    #[tokio::test]
+    async fn partial_retry_and_rejection() {
+        let first = Outcome {
+            retry: vec![2],
+            rejected: vec![(1, "mapper_parsing_exception".into())],
+        };
+        let (stream, seen, reg, dir) = run(vec![Ok(first)], 4).await;
+        assert_eq!(seen, vec![vec![0, 1, 2, 3], vec![2]]);
+        let p = stream.progress();
+        assert_eq!((p.acked, p.acked_position), (4, Some(3)));
+        assert_eq!(reg.counter(&names::OUTPUT_DEAD_LETTERED).get(), 1);
+        let dl = std::fs::read_to_string(dir.path().join("dead_letter.ndjson")).unwrap();
+        assert!(
+            dl.contains("mapper_parsing_exception") && dl.contains("\"e1\""),
+            "{dl}"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let s = OutputSettings {
+            backoff_init: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            ..settings()
+        };
+        let b = |a| backoff(&s, a).as_secs_f64();
+        assert!((1.0..1.11).contains(&b(1)));
+        assert!((8.0..8.9).contains(&b(4)));
+        assert!((60.0..66.1).contains(&b(30)));
+    }
+}
