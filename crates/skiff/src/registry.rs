@@ -1,0 +1,37 @@
+//! The registry: every input, processor and output skiff knows, one line each.
+//!
+//! To add a component, implement its trait in its own crate or module and add its descriptor
+//! here. A test checks the table (unique names).
+
+use skiff_pipeline::{InputPlugin, OutputPlugin, ProcessorPlugin};
+
+/// Every input type.
+pub const INPUTS: &[&InputPlugin] = &[
+];
+
+/// Every output type.
+pub const OUTPUTS: &[&OutputPlugin] = &[
+];
+
+/// Every processor type.
+pub const PROCESSORS: &[&ProcessorPlugin] = &[
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> = INPUTS.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len(), "duplicate input type");
+        let mut names: Vec<&str> = OUTPUTS.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len(), "duplicate output type");
+    }
+}
