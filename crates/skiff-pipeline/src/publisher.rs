@@ -15,6 +15,7 @@ pub struct Publisher {
     processors: Arc<[Arc<dyn Processor>]>,
     published: Counter,
     filtered: Counter,
+    shutdown_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -35,7 +36,21 @@ impl Publisher {
             processors: processors.into(),
             published: metrics.counter(&names::PIPELINE_EVENTS_PUBLISHED),
             filtered: metrics.counter(&names::PIPELINE_EVENTS_FILTERED),
+            shutdown_timeout: std::time::Duration::ZERO,
         }
+    }
+
+    /// The same publisher with the pipeline's `shutdown_timeout` set.
+    pub fn with_shutdown_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// `shutdown_timeout`: how long an input, once asked to stop, should wait for its published
+    /// events to be acknowledged before it saves its state and returns (0: do not wait; the
+    /// unacknowledged events are sent again after a restart).
+    pub fn shutdown_timeout(&self) -> std::time::Duration {
+        self.shutdown_timeout
     }
 
     /// The same publisher with an input's own processors run first.
