@@ -1,7 +1,38 @@
-//! The `skiff` binary: command line, configuration, wiring, HTTP API.
+//! The `skiff` binary: command line, configuration, wiring of inputs, queue and output, the
+//! HTTP monitoring endpoint, and orderly shutdown.
+//!
+//! Where things are:
+//! * `cli`: the command line (Beats' flags: `-c`, `-E`, `-e`, `-d`, `--path.*`).
+//! * `settings`: the top level of the configuration and the embedded default (`default.yml`).
+//! * `registry`: the table of every input, processor and output (one line each).
+//! * `wiring`: builds components from the configuration via the registry.
+//! * `run`: starts everything and stops it in order.
+//! * `http`: `/`, `/stats`, `/metrics`, `/inputs/`.
+//! * `logging`: skiff's own logs and the periodic metrics line.
+//! * `agent`: `agent.id` persistence and process metrics.
+//! * `commands`: `test config`, `test output`, `export config|template`, `registry list`.
 
+mod agent;
+mod cli;
+mod commands;
+mod extras;
+mod http;
+mod logging;
 mod registry;
+mod run;
+mod settings;
+mod wiring;
+
+use clap::Parser;
 
 fn main() {
-    let _ = (registry::INPUTS, registry::OUTPUTS, registry::PROCESSORS);
+    let cli = cli::Cli::parse();
+    let code = match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("skiff: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
 }

@@ -6,16 +6,13 @@
 use skiff_pipeline::{InputPlugin, OutputPlugin, ProcessorPlugin};
 
 /// Every input type.
-pub const INPUTS: &[&InputPlugin] = &[
-];
+pub const INPUTS: &[&InputPlugin] = &[];
 
 /// Every output type.
-pub const OUTPUTS: &[&OutputPlugin] = &[
-];
+pub const OUTPUTS: &[&OutputPlugin] = &[];
 
 /// Every processor type.
-pub const PROCESSORS: &[&ProcessorPlugin] = &[
-];
+pub const PROCESSORS: &[&ProcessorPlugin] = &[];
 
 #[cfg(test)]
 mod tests {

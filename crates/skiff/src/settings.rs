@@ -1,0 +1,481 @@
+//! The top level of the configuration: which sections exist, and the agent-wide settings.
+//!
+//! The file is split into the parts that are built by components (inputs, processors, the
+//! output, the queue) and the agent-wide settings, which are one strict struct: an unknown
+//! top-level key is an error with a suggestion, like everywhere else.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use skiff_config::{ConfigError, ConfigErrors, Duration, Node, NodeValue};
+use skiff_event::Map;
+use skiff_pipeline::dead_letter::DeadLetterConfig;
+
+/// The configuration used when no `-c` file is given: tail the system's logs to the console.
+pub const DEFAULT_CONFIG: &str = include_str!("default.yml");
+
+/// Agent-wide settings (everything but inputs, processors, queue and output).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `name`: `agent.name` (default: the host name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `tags`: added to every event.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `fields`: added to every event under `fields` (or the root).
+    #[serde(default)]
+    pub fields: Map,
+    /// `fields_under_root` (default false).
+    #[serde(default)]
+    pub fields_under_root: bool,
+    /// `shutdown_timeout`: how long to wait at shutdown for in-flight events to be
+    /// acknowledged (default 0s: do not wait; they are sent again after a restart).
+    #[serde(default)]
+    pub shutdown_timeout: Option<Duration>,
+    /// `max_procs`: worker threads (default: the number of CPUs).
+    #[serde(default)]
+    pub max_procs: Option<usize>,
+    /// `http.*`: the monitoring endpoint.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// `logging.*`.
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// `path.*`.
+    #[serde(default)]
+    pub path: PathConfig,
+    /// `dead_letter.*`: where permanently rejected events go.
+    #[serde(default)]
+    pub dead_letter: DeadLetterConfig,
+    /// `monitoring.*`: Beats' internal monitoring shipper (not supported: only
+    /// `monitoring.enabled: false` is accepted).
+    #[serde(default)]
+    pub monitoring: Option<MonitoringConfig>,
+}
+
+/// `monitoring.*`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// Must be false: skiff serves its metrics on `http.*` instead.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// `http.*`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `http.enabled` (default false, as in Beats).
+    #[serde(default)]
+    pub enabled: bool,
+    /// `http.host` (default 127.0.0.1).
+    #[serde(default = "default_http_host")]
+    pub host: String,
+    /// `http.port` (default 5066).
+    #[serde(default = "default_http_port")]
+    pub port: u16,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: false,
+            host: default_http_host(),
+            port: default_http_port(),
+        }
+    }
+}
+
+fn default_http_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_http_port() -> u16 {
+    5066
+}
+
+/// `logging.*`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `level`: error, warning, info (default), debug.
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// `selectors`: components to log at debug level (`*` = all).
+    #[serde(default)]
+    pub selectors: Vec<String>,
+    /// `to_stderr` (default false; `-e` sets it).
+    #[serde(default)]
+    pub to_stderr: bool,
+    /// `to_files` (default true): write logs under `path.logs`.
+    #[serde(default = "yes")]
+    pub to_files: bool,
+    /// `json` (default false; log files are always JSON lines, as in Beats 8).
+    #[serde(default)]
+    pub json: bool,
+    /// `files.*`.
+    #[serde(default)]
+    pub files: LogFilesConfig,
+    /// `metrics.*`: the periodic "Non-zero metrics" log line.
+    #[serde(default)]
+    pub metrics: LogMetricsConfig,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: default_level(),
+            selectors: Vec::new(),
+            to_stderr: false,
+            to_files: true,
+            json: false,
+            files: LogFilesConfig::default(),
+            metrics: LogMetricsConfig::default(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// `logging.files.*`.
+#[derive(Debug, Deserialize)]
+// Some keys are accepted only so that existing filebeat.yml files load.
+#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
+pub struct LogFilesConfig {
+    /// `path` (default `path.logs`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `name` (default `skiff`).
+    #[serde(default = "default_log_name")]
+    pub name: String,
+    /// `keepfiles` (default 7).
+    #[serde(default = "default_keepfiles")]
+    pub keepfiles: usize,
+    /// `rotateeverybytes`: accepted for compatibility; skiff rotates log files daily.
+    #[serde(default)]
+    pub rotateeverybytes: Option<skiff_config::ByteSize>,
+    /// `permissions`: accepted for compatibility (files are created 0600).
+    #[serde(default)]
+    pub permissions: Option<serde_json::Value>,
+    /// `interval`: accepted for compatibility (rotation is daily).
+    #[serde(default)]
+    pub interval: Option<Duration>,
+}
+
+impl Default for LogFilesConfig {
+    fn default() -> Self {
+        LogFilesConfig {
+            path: None,
+            name: default_log_name(),
+            keepfiles: default_keepfiles(),
+            rotateeverybytes: None,
+            permissions: None,
+            interval: None,
+        }
+    }
+}
+
+fn default_log_name() -> String {
+    "skiff".into()
+}
+fn default_keepfiles() -> usize {
+    7
+}
+
+/// `logging.metrics.*`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogMetricsConfig {
+    /// `enabled` (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `period` (default 30s).
+    #[serde(default = "default_period")]
+    pub period: Duration,
+}
+
+impl Default for LogMetricsConfig {
+    fn default() -> Self {
+        LogMetricsConfig {
+            enabled: true,
+            period: default_period(),
+        }
+    }
+}
+
+fn default_period() -> Duration {
+    Duration(std::time::Duration::from_secs(30))
+}
+
+/// `path.*`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathConfig {
+    /// `path.home` (default: the current directory).
+    #[serde(default)]
+    pub home: Option<PathBuf>,
+    /// `path.config` (default `path.home`).
+    #[serde(default)]
+    pub config: Option<PathBuf>,
+    /// `path.data` (default `path.home/data`).
+    #[serde(default)]
+    pub data: Option<PathBuf>,
+    /// `path.logs` (default `path.home/logs`).
+    #[serde(default)]
+    pub logs: Option<PathBuf>,
+}
+
+/// `filebeat.*` keys skiff understands besides `inputs`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilebeatSection {
+    #[serde(default)]
+    shutdown_timeout: Option<Duration>,
+    #[serde(default)]
+    registry: Option<serde_json::Value>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+    #[serde(default)]
+    modules: Option<serde_json::Value>,
+}
+
+/// The configuration, split by who builds what.
+#[derive(Debug)]
+pub struct Parts {
+    /// Agent-wide settings.
+    pub settings: Settings,
+    /// The input items (`filebeat.inputs`, `skiff.inputs` or `inputs`).
+    pub inputs: Vec<Node>,
+    /// The global `processors` list.
+    pub processors: Option<Node>,
+    /// The one enabled output: its name and settings.
+    pub output: Option<(String, Node)>,
+    /// `queue.mem` or `queue.disk` (name and settings), if configured.
+    pub queue: Option<(String, Node)>,
+    /// `setup.*`, for outputs that install templates.
+    #[allow(dead_code)]
+    pub setup: Option<Node>,
+    /// Warnings to log once logging is up (deprecated or ignored keys).
+    pub warnings: Vec<String>,
+}
+
+/// Splits the loaded tree and validates the agent-wide part. Collects every problem.
+pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut inputs = Vec::new();
+
+    let mut take_inputs = |node: Option<Node>, errors: &mut Vec<ConfigError>| {
+        let Some(node) = node else { return };
+        match node.value {
+            NodeValue::Seq(items) => inputs.extend(items),
+            NodeValue::Null => {}
+            _ => errors.push(ConfigError::new(
+                &node.path,
+                node.mark.clone(),
+                "expected a list of inputs (`- type: filestream ...`)",
+            )),
+        }
+    };
+    take_inputs(root.remove("inputs"), &mut errors);
+    if let Some(mut skiff) = root.remove("skiff") {
+        take_inputs(skiff.remove("inputs"), &mut errors);
+        for (k, n) in skiff.entries() {
+            errors.push(
+                ConfigError::new(&n.path, n.mark.clone(), format!("unknown key `{k}`"))
+                    .with_suggestion(skiff_config::suggest(k, &["inputs"])),
+            );
+        }
+    }
+    let mut fb_shutdown = None;
+    if let Some(mut fb) = root.remove("filebeat") {
+        take_inputs(fb.remove("inputs"), &mut errors);
+        match fb.deserialize::<FilebeatSection>() {
+            Ok(sec) => {
+                fb_shutdown = sec.shutdown_timeout;
+                if sec.registry.is_some() {
+                    warnings.push("filebeat.registry.* is ignored: skiff keeps its registry under path.data/registry".into());
+                }
+                if sec.config.is_some() || sec.modules.is_some() {
+                    warnings.push("filebeat.config.* and filebeat.modules are not supported yet and are ignored: configure inputs directly".into());
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    let processors = root.remove("processors");
+    let setup = root.remove("setup");
+
+    let mut output = None;
+    if let Some(out) = root.remove("output") {
+        let enabled: Vec<&(String, Node)> = out
+            .entries()
+            .iter()
+            .filter(|(_, n)| n.is_enabled())
+            .collect();
+        match enabled.as_slice() {
+            [] => {}
+            [one] => output = Some((*one).clone()),
+            many => {
+                let names: Vec<String> = many.iter().map(|(k, _)| format!("output.{k}")).collect();
+                errors.push(ConfigError::new(
+                    "output",
+                    out.mark.clone(),
+                    format!("{} outputs are enabled ({}); skiff sends to exactly one: remove the others or set `enabled: false` on them", many.len(), names.join(", ")),
+                ));
+            }
+        }
+    }
+
+    let mut queue = None;
+    if let Some(q) = root.remove("queue") {
+        let kinds: Vec<&(String, Node)> = q.entries().iter().collect();
+        match kinds.as_slice() {
+            [] => {}
+            [one] => queue = Some((*one).clone()),
+            many => {
+                let names: Vec<String> = many.iter().map(|(k, _)| format!("queue.{k}")).collect();
+                errors.push(ConfigError::new(
+                    "queue",
+                    q.mark.clone(),
+                    format!(
+                        "only one queue can be configured, found {}",
+                        names.join(" and ")
+                    ),
+                ));
+            }
+        }
+    }
+
+    let mut settings = match root.deserialize::<Settings>() {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(e);
+            Settings::default()
+        }
+    };
+    if settings.shutdown_timeout.is_none() {
+        settings.shutdown_timeout = fb_shutdown;
+    }
+    if let Some(m) = &settings.monitoring {
+        if m.enabled {
+            let n = root.get("monitoring").cloned().unwrap_or_default();
+            errors.push(ConfigError::new("monitoring.enabled", n.mark, "Beats' monitoring shipper is not supported: scrape http.* (/metrics) instead, and set monitoring.enabled: false"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Parts {
+            settings,
+            inputs,
+            processors,
+            output,
+            queue,
+            setup,
+            warnings,
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Resolves `path.*` the Beats way: command-line flags win over the file; `data` and `logs`
+/// default to folders under `home`.
+pub fn resolve_paths(cfg: &PathConfig, cli: &crate::cli::Global) -> skiff_pipeline::Paths {
+    let home = cli
+        .path_home
+        .clone()
+        .or_else(|| cfg.home.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let under = |p: Option<PathBuf>, name: &str| p.unwrap_or_else(|| home.join(name));
+    skiff_pipeline::Paths {
+        config: cli
+            .path_config
+            .clone()
+            .or_else(|| cfg.config.clone())
+            .unwrap_or_else(|| home.clone()),
+        data: under(cli.path_data.clone().or_else(|| cfg.data.clone()), "data"),
+        logs: under(cli.path_logs.clone().or_else(|| cfg.logs.clone()), "logs"),
+        home,
+    }
+}
+
+/// Loads the configuration files (or the default), `-E` overrides and `${VAR}` references.
+pub fn load(cli: &crate::cli::Global) -> Result<Node, ConfigErrors> {
+    let mut files = cli.config.clone();
+    if let Some(dir) = &cli.path_config {
+        for f in &mut files {
+            if f.is_relative() && !f.exists() {
+                *f = dir.join(&*f);
+            }
+        }
+    }
+    let opts = skiff_config::LoadOptions {
+        files,
+        overrides: cli.overrides.clone(),
+        default_yaml: DEFAULT_CONFIG,
+        strict_perms: false,
+    };
+    let mut root = skiff_config::load(&opts, &|k| std::env::var(k).ok())?;
+    // `${path.data}` and friends in values refer to the final paths.
+    let _ = Path::new("");
+    root.fix_paths("");
+    Ok(root)
+}
+
+/// An error for a node, with its path and mark.
+pub fn error_at(node: &Node, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(node.path.clone(), node.mark.clone(), message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(yaml: &str) -> Result<Parts, ConfigErrors> {
+        split(skiff_config::parse_str(yaml, Some("t.yml")).unwrap())
+    }
+
+    #[test]
+    fn the_default_config_is_valid() {
+        let p = parts(DEFAULT_CONFIG).unwrap();
+        assert!(!p.inputs.is_empty());
+        assert_eq!(p.output.unwrap().0, "console");
+    }
+
+    #[test]
+    fn filebeat_inputs_and_settings_load() {
+        let p = parts(
+            "filebeat.inputs:\n- type: filestream\n  id: a\n  paths: [/x]\nfilebeat.shutdown_timeout: 5s\nname: n\nhttp.enabled: true\noutput.console.pretty: true\n",
+        )
+        .unwrap();
+        assert_eq!(p.inputs.len(), 1);
+        assert_eq!(p.settings.shutdown_timeout.unwrap().0.as_secs(), 5);
+        assert!(p.settings.http.enabled);
+    }
+
+    #[test]
+    fn two_outputs_and_unknown_top_level_keys_are_errors() {
+        let e =
+            parts("output.console: {}\noutput.file.path: /tmp\nloging.level: debug\n").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("2 outputs are enabled (output.console, output.file)"),
+            "{text}"
+        );
+        let e = parts("output.console: {}\nloging.level: debug\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loging") && e.contains("logging"), "{e}");
+        assert!(e.contains("t.yml:2"), "{e}");
+        // A disabled second output is fine.
+        assert!(parts("output.console: {}\noutput.file: {enabled: false}\n").is_ok());
+    }
+}
