@@ -141,3 +141,35 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod docs_tests {
+    use super::ALL;
+
+    /// docs/metrics.md must describe every metric (and name no metric that does not exist).
+    #[test]
+    fn every_metric_is_documented() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/metrics.md");
+        let doc = std::fs::read_to_string(path).expect("docs/metrics.md");
+        let missing: Vec<&str> = ALL
+            .iter()
+            .map(|d| d.name)
+            .filter(|n| !doc.contains(&format!("`{n}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "add these to docs/metrics.md: {missing:?}"
+        );
+        for line in doc.lines().filter(|l| l.starts_with("| `")) {
+            let name = line
+                .trim_start_matches("| `")
+                .split('`')
+                .next()
+                .unwrap_or("");
+            assert!(
+                ALL.iter().any(|d| d.name == name),
+                "docs/metrics.md lists `{name}`, which names.rs does not define"
+            );
+        }
+    }
+}
