@@ -249,3 +249,16 @@ fn serde_data_model() {
     let v: serde_json::Value = root.deserialize().unwrap();
     assert_eq!(v, root.to_json());
 }
+
+#[test]
+fn secrets_are_not_echoed_in_errors() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Out {
+        password: u32,
+    }
+    let node = skiff_config::parse_str("password: hunter2\n", Some("s.yml")).unwrap();
+    let err = node.deserialize::<Out>().unwrap_err().to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("password"), "{err}");
+}

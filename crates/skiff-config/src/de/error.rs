@@ -39,6 +39,11 @@ impl DeError {
             };
             self.inner.mark = mark.clone();
             self.located = true;
+            // Never echo a secret's value back (it may end up in a log or a ticket).
+            let key = self.inner.path.rsplit('.').next().unwrap_or("");
+            if crate::secrets::is_secret_key(key) && self.inner.message.contains('"') {
+                self.inner.message = "invalid value (not shown: this key holds a secret)".into();
+            }
         }
         self
     }
