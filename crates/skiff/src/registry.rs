@@ -9,7 +9,11 @@ use skiff_pipeline::{InputPlugin, OutputPlugin, ProcessorPlugin};
 pub const INPUTS: &[&InputPlugin] = &[];
 
 /// Every output type.
-pub const OUTPUTS: &[&OutputPlugin] = &[];
+pub const OUTPUTS: &[&OutputPlugin] = &[
+    &skiff_output_local::CONSOLE,
+    &skiff_output_local::FILE,
+    &skiff_output_local::DISCARD,
+];
 
 /// Every processor type.
 pub const PROCESSORS: &[&ProcessorPlugin] = &[];

@@ -1,0 +1,48 @@
+//! `output.discard`: acknowledges every batch at once and writes nothing.
+//!
+//! For benchmarks: it measures inputs, processors and the queue without any output cost.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use skiff_config::{ConfigErrors, Node};
+use skiff_event::Event;
+use skiff_pipeline::{BuildContext, Outcome, Output, OutputSet, OutputSettings};
+
+/// `output.discard.*`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscardConfig {
+    /// `enabled`. Default true.
+    #[serde(default = "crate::yes")]
+    pub enabled: bool,
+    /// `bulk_max_size`: events per batch. Default 2048.
+    #[serde(default = "crate::default_bulk_max_size")]
+    pub bulk_max_size: usize,
+}
+
+/// Builds `output.discard`.
+pub fn build(node: &Node, _ctx: &BuildContext) -> Result<OutputSet, ConfigErrors> {
+    let cfg: DiscardConfig = node.deserialize()?;
+    Ok(OutputSet {
+        clients: vec![Box::new(Discard)],
+        settings: OutputSettings {
+            bulk_max_size: cfg.bulk_max_size.max(1),
+            ..OutputSettings::default()
+        },
+    })
+}
+
+/// The discard client.
+#[derive(Debug, Default)]
+pub struct Discard;
+
+#[async_trait]
+impl Output for Discard {
+    async fn send(&mut self, _events: &[Event]) -> anyhow::Result<Outcome> {
+        Ok(Outcome::delivered())
+    }
+
+    fn describe(&self) -> String {
+        "discard".into()
+    }
+}
