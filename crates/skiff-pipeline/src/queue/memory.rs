@@ -83,6 +83,11 @@ impl Default for MemoryQueueConfig {
     }
 }
 
+enum TryPush {
+    Closed(Event),
+    Full(Event),
+}
+
 struct Slot {
     event: Event,
     size: usize,
@@ -176,6 +181,33 @@ impl MemoryQueue {
         MemoryQueue { inner }
     }
 
+    // The event comes back by value when it does not fit: boxing it would cost an allocation.
+    #[allow(clippy::result_large_err)]
+    fn try_push(&self, ev: Event, size: usize) -> Result<(), TryPush> {
+        let mut st = self.inner.lock();
+        if st.closed {
+            return Err(TryPush::Closed(ev));
+        }
+        if !self.fits(&st, size) {
+            return Err(TryPush::Full(ev));
+        }
+        st.events += 1;
+        st.bytes += size;
+        st.waiting.push_back(Slot {
+            event: ev,
+            size,
+            at: Instant::now(),
+        });
+        self.inner.stage.add(size);
+        self.inner.publish_gauges(&st);
+        let wake = st.waiting.len() == 1 || st.waiting.len() >= self.inner.cfg.flush.min_events;
+        drop(st);
+        if wake {
+            self.inner.not_empty.notify_one();
+        }
+        Ok(())
+    }
+
     fn fits(&self, st: &State, size: usize) -> bool {
         st.events == 0
             || (st.events < self.inner.cfg.events
@@ -188,45 +220,33 @@ impl Queue for MemoryQueue {
     async fn push(&self, event: Event) -> Result<(), Closed> {
         let size = event.size_bytes();
         let mut event = Some(event);
+        // Fast path: room now (the common case) costs one lock, no waiter registration.
+        if let Some(ev) = event.take() {
+            match self.try_push(ev, size) {
+                Ok(()) => return Ok(()),
+                Err(TryPush::Closed(ev)) => return Err(Closed(ev)),
+                Err(TryPush::Full(ev)) => event = Some(ev),
+            }
+        }
         let mut waited = false;
         loop {
             let notified = self.inner.not_full.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let mut st = self.inner.lock();
-                let Some(ev) = event.take() else {
-                    return Ok(());
-                };
-                if st.closed {
-                    return Err(Closed(ev));
-                }
-                if self.fits(&st, size) {
-                    st.events += 1;
-                    st.bytes += size;
-                    st.waiting.push_back(Slot {
-                        event: ev,
-                        size,
-                        at: Instant::now(),
-                    });
-                    self.inner.stage.add(size);
-                    self.inner.publish_gauges(&st);
-                    let wake = st.waiting.len() == 1
-                        || st.waiting.len() >= self.inner.cfg.flush.min_events;
-                    drop(st);
-                    if wake {
-                        self.inner.not_empty.notify_one();
+            let Some(ev) = event.take() else {
+                return Ok(());
+            };
+            match self.try_push(ev, size) {
+                Ok(()) => return Ok(()),
+                Err(TryPush::Closed(ev)) => return Err(Closed(ev)),
+                Err(TryPush::Full(mut ev)) => {
+                    if self.inner.cfg.when_full == WhenFull::DropNewest {
+                        ev.ack();
+                        self.inner.dropped.inc();
+                        return Ok(());
                     }
-                    return Ok(());
+                    event = Some(ev);
                 }
-                if self.inner.cfg.when_full == WhenFull::DropNewest {
-                    drop(st);
-                    let mut ev = ev;
-                    ev.ack();
-                    self.inner.dropped.inc();
-                    return Ok(());
-                }
-                event = Some(ev);
             }
             if !waited {
                 waited = true;
