@@ -6,8 +6,9 @@
 //! output is still sending is memory in use.
 //!
 //! * [`memory`]: in memory, bounded by events and bytes (`queue.mem.*`).
-//! * `disk`: append-only segment files, bounded by `queue.disk.max_size` (see `queue::disk`).
+//! * [`disk`]: append-only segment files, bounded by `queue.disk.max_size`.
 
+pub mod disk;
 pub mod memory;
 
 use async_trait::async_trait;

@@ -1,0 +1,120 @@
+//! The acker thread: follows the outputs' acknowledgements, stores the watermark, deletes
+//! segments.
+//!
+//! Tokens handed out by the reader carry their event's sequence number as position, so the
+//! queue's [`AckStream`](skiff_event::AckStream) watermark is "every event up to this one is
+//! delivered". Every 20 ms the acker stores a new watermark in `state.json` and deletes the
+//! finished segments whose events are all at or below it. Deleting does not depend on the
+//! store succeeding: a fully acknowledged segment is never needed again.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{Inner, lock, state};
+use crate::queue::disk::config::SyncMode;
+
+const TICK: Duration = Duration::from_millis(20);
+
+pub(super) struct Acker {
+    inner: Arc<Inner>,
+    known: u64,
+    persisted: u64,
+    failing: bool,
+}
+
+impl Acker {
+    pub(super) fn new(inner: Arc<Inner>, acked: u64) -> Acker {
+        Acker {
+            inner,
+            known: acked,
+            persisted: acked,
+            failing: false,
+        }
+    }
+
+    pub(super) fn run(mut self, persist_on_stop: impl Fn() -> bool) {
+        loop {
+            if self.inner.stopping() {
+                if persist_on_stop() {
+                    self.tick();
+                }
+                return;
+            }
+            self.tick();
+            std::thread::park_timeout(TICK);
+        }
+    }
+
+    fn tick(&mut self) {
+        let inner = &self.inner;
+        let a = inner.stream.acked_position().unwrap_or(0);
+        if a > self.known {
+            inner.m.acked.add(a - self.known);
+            self.known = a;
+            inner.acked.store(a, Ordering::Release);
+        }
+        if self.known > self.persisted {
+            let dir = &inner.cfg.dir;
+            match state::store(dir, self.known, inner.cfg.sync != SyncMode::None) {
+                Ok(()) => {
+                    self.persisted = self.known;
+                    if self.failing {
+                        self.failing = false;
+                        tracing::info!(path = %dir.display(), "disk queue: state stored again");
+                    }
+                }
+                Err(e) => {
+                    if !self.failing {
+                        self.failing = true;
+                        tracing::warn!(path = %dir.join("state.json").display(), error = %e, "disk queue: cannot store the acknowledged position; after a restart more events will be sent again");
+                    }
+                }
+            }
+        }
+        let mut gone = Vec::new();
+        {
+            let mut st = lock(&inner.s);
+            let known = self.known;
+            let n = st.segs.len();
+            let lasts: Vec<Option<u64>> = (0..n)
+                .map(|i| {
+                    st.segs[i]
+                        .last_seq
+                        .or_else(|| st.segs.get(i + 1).and_then(|s| s.first_seq).map(|f| f - 1))
+                })
+                .collect();
+            let mut i = 0;
+            let mut freed = 0;
+            st.segs.retain(|s| {
+                let done =
+                    s.finished && (s.first_seq.is_none() || lasts[i].is_some_and(|l| l <= known));
+                i += 1;
+                if done {
+                    freed += s.end;
+                    gone.push(s.path.clone());
+                }
+                !done
+            });
+            st.disk_bytes = st.disk_bytes.saturating_sub(freed);
+            while st.ages.len() >= 2 && st.ages[1].0 <= known + 1 {
+                st.ages.pop_front();
+            }
+            if st.ages.len() == 1 && st.ages[0].0 <= known && st.last_seq <= known {
+                st.ages.pop_front();
+            }
+            inner.publish_gauges(&st);
+        }
+        if gone.is_empty() {
+            return;
+        }
+        for p in &gone {
+            if let Err(e) = std::fs::remove_file(p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %p.display(), error = %e, "disk queue: cannot delete an acknowledged segment");
+                }
+            }
+        }
+        inner.space_cv.notify_all();
+    }
+}

@@ -1,0 +1,377 @@
+//! The record format of segment files, and a reader that finds its way past damage.
+//!
+//! Every record is one frame:
+//!
+//! ```text
+//! magic (4 bytes: F5 'S' 'Q' 01) | length (u32 LE) | crc32 (u32 LE, of length bytes + payload) | payload
+//! ```
+//!
+//! The magic lets a reader resynchronise after a damaged record: it searches for the next magic
+//! whose frame checks out, so one bad record never hides the good ones after it. `0xF5` never
+//! occurs in UTF-8, so JSON text cannot look like a magic.
+//!
+//! Payloads (first byte = kind):
+//! * `1` shared fields: `id (u32 LE) | JSON object`. An event's fields shared with every event of
+//!   its source (`agent`, `host`, `log.file.path`, ...) are written once per segment and
+//!   referred to by id, as in memory (the `Arc` is shared again after a replay).
+//! * `2` event: `seq (u64 LE) | shared id (u32 LE) | queued at, ms since the epoch (u64 LE) |
+//!   JSON {t, m, o, f, x}` (timestamp in ns, message, log.offset, fields, @metadata).
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use skiff_event::{Event, Map, Timestamp};
+
+/// Starts every frame.
+pub(crate) const MAGIC: [u8; 4] = [0xF5, b'S', b'Q', 0x01];
+/// magic + length + crc.
+pub(crate) const HEADER: usize = 12;
+/// The largest payload accepted: a larger event is refused when pushed, and a length field
+/// larger than this is damage.
+pub(crate) const MAX_PAYLOAD: usize = 64 << 20;
+
+const KIND_SHARED: u8 = 1;
+const KIND_EVENT: u8 = 2;
+
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    t: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    m: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    o: Option<u64>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    f: &'a Map,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    x: &'a Map,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    t: i64,
+    #[serde(default)]
+    m: Option<String>,
+    #[serde(default)]
+    o: Option<u64>,
+    #[serde(default)]
+    f: Map,
+    #[serde(default)]
+    x: Map,
+}
+
+fn frame(
+    out: &mut Vec<u8>,
+    write_payload: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&[0; 8]);
+    if let Err(e) = write_payload(out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let len = out.len() - start - HEADER;
+    if len > MAX_PAYLOAD {
+        out.truncate(start);
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the event is {len} bytes encoded, more than the disk queue's limit of {MAX_PAYLOAD}"
+            ),
+        ));
+    }
+    let len_le = (len as u32).to_le_bytes();
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len_le);
+    h.update(&out[start + HEADER..]);
+    out[start + 4..start + 8].copy_from_slice(&len_le);
+    out[start + 8..start + 12].copy_from_slice(&h.finalize().to_le_bytes());
+    Ok(())
+}
+
+/// Appends a shared-fields frame.
+pub(crate) fn put_shared(out: &mut Vec<u8>, id: u32, map: &Map) -> io::Result<()> {
+    frame(out, |o| {
+        o.push(KIND_SHARED);
+        o.extend_from_slice(&id.to_le_bytes());
+        serde_json::to_writer(&mut *o, map).map_err(io::Error::other)
+    })
+}
+
+/// Appends an event frame.
+pub(crate) fn put_event(
+    out: &mut Vec<u8>,
+    seq: u64,
+    shared: u32,
+    queued_ms: u64,
+    ev: &Event,
+) -> io::Result<()> {
+    frame(out, |o| {
+        o.push(KIND_EVENT);
+        o.extend_from_slice(&seq.to_le_bytes());
+        o.extend_from_slice(&shared.to_le_bytes());
+        o.extend_from_slice(&queued_ms.to_le_bytes());
+        let body = BodyRef {
+            t: ev.timestamp.0,
+            m: ev.message.as_deref(),
+            o: ev.offset,
+            f: &ev.fields,
+            x: &ev.meta,
+        };
+        serde_json::to_writer(&mut *o, &body).map_err(io::Error::other)
+    })
+}
+
+/// A decoded payload.
+pub(crate) enum Record {
+    /// Shared fields `id` of the current segment.
+    Shared(u32, Map),
+    /// An event; its shared fields are to be looked up by id.
+    Event {
+        seq: u64,
+        shared: u32,
+        queued_ms: u64,
+        event: Event,
+    },
+}
+
+/// The sequence number of an event payload without decoding its JSON.
+pub(crate) fn event_seq(payload: &[u8]) -> Option<u64> {
+    if payload.first() != Some(&KIND_EVENT) {
+        return None;
+    }
+    Some(u64::from_le_bytes(payload.get(1..9)?.try_into().ok()?))
+}
+
+/// Decodes a payload whose checksum was good. An error here means a bug or a foreign file.
+pub(crate) fn decode(payload: &[u8]) -> Result<Record, String> {
+    match payload.first() {
+        Some(&KIND_SHARED) => {
+            let id = u32::from_le_bytes(le(payload, 1)?);
+            let map = serde_json::from_slice(&payload[5..]).map_err(|e| e.to_string())?;
+            Ok(Record::Shared(id, map))
+        }
+        Some(&KIND_EVENT) => {
+            let seq = u64::from_le_bytes(le(payload, 1)?);
+            let shared = u32::from_le_bytes(le(payload, 9)?);
+            let queued_ms = u64::from_le_bytes(le(payload, 13)?);
+            let b: Body = serde_json::from_slice(&payload[21..]).map_err(|e| e.to_string())?;
+            let event = Event {
+                timestamp: Timestamp(b.t),
+                message: b.m,
+                offset: b.o,
+                fields: b.f,
+                meta: b.x,
+                shared: Arc::new(Map::new()),
+                ack: None,
+            };
+            Ok(Record::Event {
+                seq,
+                shared,
+                queued_ms,
+                event,
+            })
+        }
+        k => Err(format!("unknown record kind {k:?}")),
+    }
+}
+
+fn le<const N: usize>(p: &[u8], at: usize) -> Result<[u8; N], String> {
+    p.get(at..at + N)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| "record too short".to_string())
+}
+
+/// What [`FrameReader::next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// A good frame starting at this offset; its payload is in the scratch buffer.
+    Frame(u64),
+    /// Damage at this offset.
+    Bad(u64, &'static str),
+    /// The readable end.
+    End,
+}
+
+/// Reads frames of one segment file sequentially, never past a given end.
+pub(crate) struct FrameReader {
+    r: BufReader<File>,
+    pos: u64,
+}
+
+impl FrameReader {
+    /// Opens `path` positioned at `pos`.
+    pub(crate) fn open(path: &Path, pos: u64) -> io::Result<Self> {
+        let f = File::open(path)?;
+        let mut r = BufReader::with_capacity(256 << 10, f);
+        r.seek(SeekFrom::Start(pos))?;
+        Ok(FrameReader { r, pos })
+    }
+
+    /// The offset of the next frame.
+    pub(crate) fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// Reads the next frame ending at or before `end`. After `Bad`, call [`resync`](Self::resync).
+    pub(crate) fn next(&mut self, end: u64, scratch: &mut Vec<u8>) -> io::Result<Next> {
+        let at = self.pos;
+        if at >= end {
+            return Ok(Next::End);
+        }
+        if end - at < HEADER as u64 {
+            return Ok(Next::Bad(at, "a record header cut short"));
+        }
+        let mut h = [0u8; HEADER];
+        self.r.read_exact(&mut h)?;
+        self.pos += HEADER as u64;
+        if h[..4] != MAGIC {
+            return Ok(Next::Bad(at, "no record marker"));
+        }
+        let len_le: [u8; 4] = [h[4], h[5], h[6], h[7]];
+        let len = u32::from_le_bytes(len_le) as usize;
+        if len > MAX_PAYLOAD || len as u64 > end - self.pos {
+            return Ok(Next::Bad(
+                at,
+                "a record length past the end (record cut short)",
+            ));
+        }
+        scratch.clear();
+        scratch.resize(len, 0);
+        self.r.read_exact(scratch)?;
+        self.pos += len as u64;
+        let mut c = crc32fast::Hasher::new();
+        c.update(&len_le);
+        c.update(scratch);
+        if c.finalize().to_le_bytes() != [h[8], h[9], h[10], h[11]] {
+            return Ok(Next::Bad(at, "a checksum mismatch"));
+        }
+        Ok(Next::Frame(at))
+    }
+
+    /// After damage at `bad`, finds the next good frame before `end` and positions there.
+    /// `None`: no good frame follows (the rest is a torn tail).
+    pub(crate) fn resync(
+        &mut self,
+        bad: u64,
+        end: u64,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<Option<u64>> {
+        let mut from = bad + 1;
+        let mut chunk = vec![0u8; 64 << 10];
+        while from + (HEADER as u64) <= end {
+            self.seek_hard(from)?;
+            let want = ((end - from) as usize).min(chunk.len());
+            self.r.read_exact(&mut chunk[..want])?;
+            self.pos += want as u64;
+            let hits: Vec<u64> = chunk[..want]
+                .windows(4)
+                .enumerate()
+                .filter(|(_, w)| *w == MAGIC)
+                .map(|(i, _)| from + i as u64)
+                .collect();
+            for q in hits {
+                self.seek_hard(q)?;
+                if let Next::Frame(_) = self.next(end, scratch)? {
+                    self.seek_hard(q)?;
+                    return Ok(Some(q));
+                }
+            }
+            if want < chunk.len() {
+                break;
+            }
+            // Overlap so that a marker across the chunk boundary is seen.
+            from += (want - 3) as u64;
+        }
+        Ok(None)
+    }
+
+    fn seek_hard(&mut self, pos: u64) -> io::Result<()> {
+        self.r.seek(SeekFrom::Start(pos))?;
+        self.pos = pos;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn ev(i: u64) -> Event {
+        let mut e = Event::new(Arc::new(Map::new()), format!("line {i}"));
+        e.offset = Some(i);
+        e
+    }
+
+    fn read_all(path: &Path, end: u64) -> (Vec<u64>, usize) {
+        let mut r = FrameReader::open(path, 0).unwrap();
+        let mut s = Vec::new();
+        let (mut seqs, mut bad) = (Vec::new(), 0);
+        loop {
+            match r.next(end, &mut s).unwrap() {
+                Next::Frame(_) => {
+                    if let Some(q) = event_seq(&s) {
+                        seqs.push(q)
+                    }
+                }
+                Next::Bad(at, _) => {
+                    bad += 1;
+                    if r.resync(at, end, &mut s).unwrap().is_none() {
+                        break;
+                    }
+                }
+                Next::End => break,
+            }
+        }
+        (seqs, bad)
+    }
+
+    #[test]
+    fn round_trip_and_resync_past_a_flipped_byte() {
+        let mut buf = Vec::new();
+        let mut shared = Map::new();
+        shared.insert("host".into(), serde_json::json!({"name": "h"}));
+        put_shared(&mut buf, 7, &shared).unwrap();
+        let mut starts = Vec::new();
+        for i in 1..=5 {
+            starts.push(buf.len());
+            put_event(&mut buf, i, 7, 99, &ev(i)).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        std::fs::File::create(&p).unwrap().write_all(&buf).unwrap();
+        let end = buf.len() as u64;
+        assert_eq!(read_all(&p, end), (vec![1, 2, 3, 4, 5], 0));
+        // Decode one.
+        let mut r = FrameReader::open(&p, starts[2] as u64).unwrap();
+        let mut s = Vec::new();
+        assert_eq!(r.next(end, &mut s).unwrap(), Next::Frame(starts[2] as u64));
+        match decode(&s).unwrap() {
+            Record::Event {
+                seq,
+                event,
+                queued_ms,
+                shared,
+            } => {
+                assert_eq!((seq, queued_ms, shared), (3, 99, 7));
+                assert_eq!(event.message.as_deref(), Some("line 3"));
+                assert_eq!(event.offset, Some(3));
+            }
+            _ => panic!("not an event"),
+        }
+        // Flip a byte inside record 3: 1, 2, 4, 5 survive.
+        let mut bad = buf.clone();
+        bad[starts[2] + 20] ^= 0x40;
+        std::fs::write(&p, &bad).unwrap();
+        assert_eq!(read_all(&p, end), (vec![1, 2, 4, 5], 1));
+        // Damage the length field of record 2.
+        let mut bad = buf.clone();
+        bad[starts[1] + 6] = 0xff;
+        std::fs::write(&p, &bad).unwrap();
+        assert_eq!(read_all(&p, end), (vec![1, 3, 4, 5], 1));
+    }
+}

@@ -1,0 +1,219 @@
+//! The reader thread: streams segments into the bounded read-ahead buffer.
+//!
+//! It reads frame by frame, never past what the writer made visible, so memory is the
+//! read-ahead buffer (`read_ahead` events, `max_ahead_bytes`) however large the backlog. Each
+//! event gets a token of the queue's [`AckStream`](skiff_event::AckStream) with its sequence
+//! number as position, in order. Events at or below the last one handed out are skipped (the
+//! acknowledged ones after a restart, and copies left by a write that was retried). A damaged
+//! record is skipped to the next good frame, with a warning; nothing after it is lost.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_event::{Event, Map};
+
+use super::frame::{self, FrameReader, Next, Record};
+use super::{Inner, lock, nap};
+
+/// Frames read per round before the buffer is updated.
+const ROUND: usize = 256;
+/// `(seq, queued ms)` samples kept for the oldest-age gauge.
+const MAX_AGES: usize = 4096;
+
+pub(super) struct Reader {
+    inner: Arc<Inner>,
+    /// The segment being read, and where.
+    cur: Option<(u64, PathBuf)>,
+    fr: Option<FrameReader>,
+    shared: HashMap<u32, Arc<Map>>,
+    /// The last event handed on.
+    delivered: u64,
+    scratch: Vec<u8>,
+}
+
+enum Work {
+    /// Read segment `id` at `path` up to `end`.
+    Read(u64, PathBuf, u64, usize),
+    Stop,
+}
+
+impl Reader {
+    pub(super) fn new(inner: Arc<Inner>, acked: u64) -> Reader {
+        Reader {
+            inner,
+            cur: None,
+            fr: None,
+            shared: HashMap::new(),
+            delivered: acked,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Waits until there is room and something to read.
+    fn wait_work(&mut self) -> Work {
+        let inner = self.inner.clone();
+        let cfg = &inner.cfg;
+        let mut st = lock(&inner.s);
+        loop {
+            if inner.stopping() {
+                return Work::Stop;
+            }
+            let room = st.ahead.is_empty()
+                || (st.ahead.len() < cfg.read_ahead && st.ahead_bytes < cfg.max_ahead_bytes);
+            if room {
+                let pos = self.fr.as_ref().map_or(0, FrameReader::pos);
+                let cur_id = self.cur.as_ref().map(|c| c.0);
+                // The current segment, or the first after it.
+                let seg = st.segs.iter().find(|s| cur_id.is_none_or(|c| s.id >= c));
+                match seg {
+                    Some(s) if Some(s.id) == cur_id && pos < s.end => {
+                        let n = (cfg.read_ahead - st.ahead.len().min(cfg.read_ahead)).max(1);
+                        return Work::Read(s.id, s.path.clone(), s.end, n);
+                    }
+                    Some(s) if Some(s.id) == cur_id && !s.finished => {}
+                    Some(s) if Some(s.id) != cur_id => {
+                        // Move on to the next segment.
+                        self.cur = Some((s.id, s.path.clone()));
+                        self.fr = None;
+                        self.shared.clear();
+                        continue;
+                    }
+                    Some(s) => {
+                        // Finished and read: the next one, if any.
+                        let id = s.id;
+                        if let Some(n) = st.segs.iter().find(|n| n.id > id) {
+                            self.cur = Some((n.id, n.path.clone()));
+                            self.fr = None;
+                            self.shared.clear();
+                            continue;
+                        }
+                    }
+                    None => {}
+                }
+                if st.writer_done && !st.reader_done {
+                    st.reader_done = true;
+                    inner.not_empty.notify_waiters();
+                    inner.not_empty.notify_one();
+                }
+            }
+            st = nap(&inner.read_cv, st, Duration::from_secs(1));
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        loop {
+            let (id, path, end, room) = match self.wait_work() {
+                Work::Stop => return,
+                Work::Read(id, path, end, room) => (id, path, end, room),
+            };
+            match self.read(&path, end, room) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Deleted under us (all acknowledged): move on.
+                    tracing::debug!(segment = id, "disk queue: segment gone while reading");
+                    self.skip_to_end(id, end);
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "disk queue: cannot read a segment; retrying");
+                    self.fr = None;
+                    let st = lock(&self.inner.s);
+                    let _st = nap(&self.inner.read_cv, st, self.inner.cfg.retry_interval);
+                }
+            }
+        }
+    }
+
+    fn skip_to_end(&mut self, id: u64, end: u64) {
+        // Mark the segment read by moving to the next one.
+        let st = lock(&self.inner.s);
+        match st.segs.iter().find(|n| n.id > id) {
+            Some(n) => self.cur = Some((n.id, n.path.clone())),
+            None => self.cur = Some((id + 1, PathBuf::new())),
+        }
+        drop(st);
+        let _ = end;
+        self.fr = None;
+        self.shared.clear();
+    }
+
+    fn read(&mut self, path: &std::path::Path, end: u64, room: usize) -> io::Result<()> {
+        if self.fr.is_none() {
+            self.fr = Some(FrameReader::open(path, 0)?);
+        }
+        let Some(fr) = self.fr.as_mut() else {
+            return Ok(());
+        };
+        let mut out: Vec<(Event, usize, u64)> = Vec::new();
+        let mut first_age = None;
+        let mut frames = 0;
+        while out.len() < room && frames < ROUND * 4 {
+            frames += 1;
+            match fr.next(end, &mut self.scratch)? {
+                Next::End => break,
+                Next::Bad(at, why) => {
+                    self.inner.m.corrupt.inc();
+                    match fr.resync(at, end, &mut self.scratch)? {
+                        Some(next) => {
+                            tracing::warn!(path = %path.display(), offset = at, skipped_bytes = next - at, reason = why, "disk queue: skipping a damaged record; the records after it are kept");
+                        }
+                        None => {
+                            tracing::warn!(path = %path.display(), offset = at, cut_bytes = end - at, reason = why, "disk queue: damaged end of segment; skipping the rest of it");
+                            let _ = fr;
+                            self.fr = Some(FrameReader::open(path, end)?);
+                            break;
+                        }
+                    }
+                }
+                Next::Frame(at) => match frame::decode(&self.scratch) {
+                    Ok(Record::Shared(id, map)) => {
+                        self.shared.insert(id, Arc::new(map));
+                    }
+                    Ok(Record::Event {
+                        seq,
+                        shared,
+                        queued_ms,
+                        mut event,
+                    }) => {
+                        if seq <= self.delivered {
+                            continue;
+                        }
+                        match self.shared.get(&shared) {
+                            Some(m) => event.shared = m.clone(),
+                            None => {
+                                tracing::warn!(path = %path.display(), offset = at, seq, "disk queue: an event's shared fields were in a damaged record; sending it without them")
+                            }
+                        }
+                        event.ack = Some(self.inner.stream.token(seq));
+                        self.delivered = seq;
+                        first_age.get_or_insert((seq, queued_ms));
+                        let size = event.size_bytes();
+                        out.push((event, size, seq));
+                    }
+                    Err(e) => {
+                        self.inner.m.corrupt.inc();
+                        tracing::warn!(path = %path.display(), offset = at, error = %e, "disk queue: skipping a record that cannot be decoded");
+                    }
+                },
+            }
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        let bytes: usize = out.iter().map(|e| e.1).sum();
+        self.inner.read_stage.add(bytes);
+        let mut st = lock(&self.inner.s);
+        st.ahead_bytes += bytes;
+        st.ahead.extend(out);
+        if let Some(a) = first_age {
+            if st.ages.len() < MAX_AGES {
+                st.ages.push_back(a);
+            }
+        }
+        drop(st);
+        self.inner.not_empty.notify_one();
+        Ok(())
+    }
+}

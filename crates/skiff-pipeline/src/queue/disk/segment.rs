@@ -1,0 +1,88 @@
+//! Segment files: naming, listing, and the scan that recovery runs over them.
+//!
+//! Segments are named `<id>.seg` with a 16-digit increasing id, and hold frames (see
+//! [`frame`](super::frame)) whose event sequence numbers increase. Recovery never appends to an
+//! old segment: writing always starts in a new one, so a torn tail only needs cutting once.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::frame::{FrameReader, Next, event_seq};
+
+const EXT: &str = "seg";
+
+/// The file name of segment `id`.
+pub(crate) fn path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016}.{EXT}"))
+}
+
+/// The segments in `dir`, by id.
+pub(crate) fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.extension().and_then(|e| e.to_str()) != Some(EXT) {
+            continue;
+        }
+        if let Some(id) = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            out.push((id, p));
+        }
+    }
+    out.sort_by_key(|(id, _)| *id);
+    Ok(out)
+}
+
+/// What a scan of one segment found.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    /// The file's size.
+    pub size: u64,
+    /// The first good event's sequence number.
+    pub first_seq: Option<u64>,
+    /// The last good event's (full scans only).
+    pub last_seq: Option<u64>,
+    /// The end of the last good frame (full scans only).
+    pub good_end: u64,
+    /// Where a damaged tail starts, and why (full scans only).
+    pub torn: Option<(u64, &'static str)>,
+    /// Damaged regions followed by good frames (full scans only).
+    pub skipped: Vec<(u64, u64, &'static str)>,
+}
+
+/// Scans a segment: up to its first event, or (`full`) all of it, checking every frame.
+pub(crate) fn scan(path: &Path, full: bool) -> io::Result<Scan> {
+    let size = fs::metadata(path)?.len();
+    let mut s = Scan {
+        size,
+        ..Scan::default()
+    };
+    let mut r = FrameReader::open(path, 0)?;
+    let mut buf = Vec::new();
+    loop {
+        match r.next(size, &mut buf)? {
+            Next::Frame(_) => {
+                s.good_end = r.pos();
+                if let Some(seq) = event_seq(&buf) {
+                    s.first_seq.get_or_insert(seq);
+                    s.last_seq = Some(seq);
+                    if !full {
+                        return Ok(s);
+                    }
+                }
+            }
+            Next::Bad(at, why) => match r.resync(at, size, &mut buf)? {
+                Some(next) => s.skipped.push((at, next, why)),
+                None => {
+                    s.torn = Some((at, why));
+                    return Ok(s);
+                }
+            },
+            Next::End => return Ok(s),
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The writer thread: group commit of pushed events into segment files.
+//!
+//! It takes everything pushed so far (up to `write_ahead` events) as one group, encodes it,
+//! appends it to the current segment with one `write`, fsyncs once (per `sync.mode`), makes it
+//! visible to the reader, and only then acknowledges the group's tokens to the inputs. A group
+//! that would pass `max_size` is cut there; the rest waits for the acker to delete segments. A
+//! failed write or fsync (disk full, read-only file system, I/O error) is logged with the path
+//! and the OS error; the group is kept, the segment abandoned (its good part stays readable), and
+//! the group is written again in a new segment after `retry_interval`, doubling up to
+//! `max_retry_interval`. Sequence numbers of a group are fixed only once it is written.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use skiff_event::{AckToken, Event, Map};
+
+use super::config::SyncMode;
+use super::{Inner, Seg, frame, lock, nap, now_ms, segment, state};
+
+/// Sources whose shared fields one segment refers to before a new segment is started.
+const MAX_SHARED: usize = 4096;
+
+type Failure = (PathBuf, io::Error);
+
+enum Wrote {
+    All,
+    /// `max_size` reached; what remains in the group waits.
+    Full,
+}
+
+pub(super) struct Writer {
+    inner: Arc<Inner>,
+    file: Option<File>,
+    seg_id: u64,
+    seg_path: PathBuf,
+    /// Bytes written to the current segment.
+    seg_len: u64,
+    /// Bytes of the current segment made visible to the reader.
+    seg_pub: u64,
+    next_id: u64,
+    next_seq: u64,
+    /// Shared-field maps already written in this segment, by address (kept alive so that an
+    /// address is never reused for another map while it is in here).
+    table: HashMap<usize, (u32, Arc<Map>)>,
+    next_shared: u32,
+    unsynced: Vec<AckToken>,
+    last_sync: Instant,
+    buf: Vec<u8>,
+    tmp: Vec<u8>,
+}
+
+impl Writer {
+    /// A writer with its first segment created (so that an unwritable directory fails here).
+    pub(super) fn start(inner: Arc<Inner>, next_id: u64, next_seq: u64) -> anyhow::Result<Writer> {
+        let mut w = Writer {
+            inner,
+            file: None,
+            seg_id: 0,
+            seg_path: PathBuf::new(),
+            seg_len: 0,
+            seg_pub: 0,
+            next_id,
+            next_seq,
+            table: HashMap::new(),
+            next_shared: 0,
+            unsynced: Vec::new(),
+            last_sync: Instant::now(),
+            buf: Vec::new(),
+            tmp: Vec::new(),
+        };
+        w.open_segment().map_err(|(path, e)| {
+            anyhow::anyhow!(
+                "disk queue: cannot create {}: {e}; check that queue.disk.path is a writable directory",
+                path.display()
+            )
+        })?;
+        Ok(w)
+    }
+
+    fn mode(&self) -> SyncMode {
+        self.inner.cfg.sync
+    }
+
+    fn open_segment(&mut self) -> Result<(), Failure> {
+        let id = self.next_id;
+        let path = segment::path(&self.inner.cfg.dir, id);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| (path.clone(), e))?;
+        self.next_id += 1;
+        if self.mode() != SyncMode::None {
+            state::sync_dir(&self.inner.cfg.dir).map_err(|e| (self.inner.cfg.dir.clone(), e))?;
+        }
+        self.file = Some(file);
+        self.seg_id = id;
+        self.seg_path = path.clone();
+        self.seg_len = 0;
+        self.seg_pub = 0;
+        self.table.clear();
+        lock(&self.inner.s).segs.push_back(Seg {
+            id,
+            path,
+            first_seq: None,
+            last_seq: None,
+            end: 0,
+            finished: false,
+        });
+        Ok(())
+    }
+
+    /// Marks the current segment finished at its visible end.
+    fn mark_finished(&mut self) {
+        let mut st = lock(&self.inner.s);
+        if let Some(s) = st.segs.iter_mut().find(|s| s.id == self.seg_id) {
+            s.finished = true;
+            s.end = self.seg_pub;
+        }
+        drop(st);
+        self.file = None;
+        self.table.clear();
+        self.inner.read_cv.notify_one();
+    }
+
+    /// Syncs and closes the current segment, then starts a new one.
+    fn roll(&mut self) -> Result<(), Failure> {
+        if self.file.is_some() {
+            if self.mode() != SyncMode::None {
+                self.sync_now()?;
+            }
+            self.mark_finished();
+        }
+        self.open_segment()
+    }
+
+    fn sync_now(&mut self) -> Result<(), Failure> {
+        if let Some(f) = &self.file {
+            f.sync_data().map_err(|e| (self.seg_path.clone(), e))?;
+            self.inner.m.syncs.inc();
+        }
+        self.last_sync = Instant::now();
+        for t in self.unsynced.drain(..) {
+            t.ack();
+        }
+        Ok(())
+    }
+
+    /// After a failure: keep the visible part of the segment, drop the rest, start anew later.
+    fn abandon_segment(&mut self) {
+        if let Some(f) = self.file.take() {
+            if !self.unsynced.is_empty() {
+                match f.sync_data() {
+                    Ok(()) => self.unsynced.drain(..).for_each(AckToken::ack),
+                    Err(e) => {
+                        tracing::error!(path = %self.seg_path.display(), error = %e, events = self.unsynced.len(), "disk queue: fsync failed; these events are not acknowledged to their inputs and will be read again from their source after a restart");
+                        self.unsynced.clear();
+                    }
+                }
+            }
+            let _ = f.set_len(self.seg_pub);
+            self.file = Some(f);
+            self.mark_finished();
+        }
+    }
+
+    /// Writes `buf` (the frames of `carry[..n]`, sequence numbers `first..=last`) to the current
+    /// segment, syncs per mode, makes it visible and acknowledges (or, with `interval`, queues
+    /// for acknowledgement) the events' tokens.
+    fn commit(&mut self, carry: &mut VecDeque<(Event, usize)>, n: usize) -> Result<(), Failure> {
+        if n == 0 {
+            return Ok(());
+        }
+        let batch_sync = self.mode() == SyncMode::Batch;
+        let Some(f) = self.file.as_mut() else {
+            return Err((self.seg_path.clone(), io::Error::other("no open segment")));
+        };
+        f.write_all(&self.buf)
+            .map_err(|e| (self.seg_path.clone(), e))?;
+        self.seg_len += self.buf.len() as u64;
+        if batch_sync {
+            f.sync_data().map_err(|e| (self.seg_path.clone(), e))?;
+            self.inner.m.syncs.inc();
+            self.last_sync = Instant::now();
+        }
+        let first = self.next_seq;
+        let last = first + n as u64 - 1;
+        {
+            let mut st = lock(&self.inner.s);
+            if let Some(s) = st.segs.iter_mut().find(|s| s.id == self.seg_id) {
+                s.end = self.seg_len;
+                s.first_seq.get_or_insert(first);
+                s.last_seq = Some(last);
+            }
+            st.disk_bytes += self.seg_len - self.seg_pub;
+            st.last_seq = last;
+            self.inner.publish_gauges(&st);
+        }
+        self.seg_pub = self.seg_len;
+        self.next_seq = last + 1;
+        self.buf.clear();
+        self.inner.read_cv.notify_one();
+        let mut bytes = 0;
+        for (mut ev, size) in carry.drain(..n) {
+            bytes += size;
+            if let Some(t) = ev.ack.take() {
+                match self.mode() {
+                    SyncMode::Interval => self.unsynced.push(t),
+                    _ => t.ack(),
+                }
+            }
+        }
+        self.inner.write_stage.sub(bytes);
+        if self.mode() == SyncMode::Interval
+            && self.last_sync.elapsed() >= self.inner.cfg.sync_interval
+        {
+            self.sync_now()?;
+        }
+        Ok(())
+    }
+
+    /// Writes as much of `carry` as `max_size` allows.
+    fn write(&mut self, carry: &mut VecDeque<(Event, usize)>) -> Result<Wrote, Failure> {
+        if self.file.is_none() {
+            self.open_segment()?;
+        }
+        let cfg = &self.inner.cfg;
+        let (max_size, seg_size) = (cfg.max_size, cfg.segment_size);
+        let mut disk = lock(&self.inner.s).disk_bytes;
+        let queued = now_ms();
+        self.buf.clear();
+        let mut i = 0;
+        while i < carry.len() {
+            let ev = &carry[i].0;
+            let seq = self.next_seq + i as u64;
+            let key = Arc::as_ptr(&ev.shared) as usize;
+            let known = self.table.get(&key).map(|(id, _)| *id);
+            let sid = known.unwrap_or(self.next_shared);
+            self.tmp.clear();
+            let encoded = match known {
+                Some(_) => Ok(()),
+                None => frame::put_shared(&mut self.tmp, sid, &ev.shared),
+            }
+            .and_then(|()| frame::put_event(&mut self.tmp, seq, sid, queued, ev));
+            if let Err(e) = encoded {
+                // Cannot be queued at all (larger than the frame limit): drop it loudly rather
+                // than block the pipeline forever.
+                tracing::error!(error = %e, "disk queue: dropping an event that cannot be stored");
+                if let Some((mut ev, size)) = carry.remove(i) {
+                    ev.ack();
+                    self.inner.write_stage.sub(size);
+                }
+                self.inner.m.dropped.inc();
+                continue;
+            }
+            let need = self.tmp.len() as u64;
+            let used = self.seg_len + self.buf.len() as u64;
+            if used > 0
+                && (used + need > seg_size || (known.is_none() && self.table.len() >= MAX_SHARED))
+            {
+                let before = self.seg_len;
+                self.commit(carry, i)?;
+                disk += self.seg_len - before;
+                i = 0;
+                self.roll()?;
+                continue;
+            }
+            let on_disk = disk + self.buf.len() as u64;
+            if on_disk > 0 && on_disk + need > max_size {
+                self.commit(carry, i)?;
+                return Ok(Wrote::Full);
+            }
+            self.buf.extend_from_slice(&self.tmp);
+            if known.is_none() {
+                self.table.insert(key, (sid, ev.shared.clone()));
+                self.next_shared = self.next_shared.wrapping_add(1);
+            }
+            i += 1;
+        }
+        self.commit(carry, i)?;
+        Ok(Wrote::All)
+    }
+
+    fn set_blocked(&self, b: bool) {
+        let mut w = lock(&self.inner.w);
+        if w.blocked != b {
+            w.blocked = b;
+        }
+    }
+
+    /// Drops what is held at stop: the tokens go unacknowledged, so inputs send it again.
+    fn release(&mut self, carry: VecDeque<(Event, usize)>) {
+        let bytes: usize = carry.iter().map(|(_, s)| s).sum();
+        self.inner.write_stage.sub(bytes);
+        let mut w = lock(&self.inner.w);
+        let pending: usize = w.pending_bytes;
+        w.pending.clear();
+        w.pending_bytes = 0;
+        drop(w);
+        self.inner.write_stage.sub(pending);
+    }
+
+    pub(super) fn run(mut self) {
+        let inner = self.inner.clone();
+        let cfg = &inner.cfg;
+        let mut carry: VecDeque<(Event, usize)> = VecDeque::new();
+        let mut backoff = cfg.retry_interval;
+        loop {
+            if inner.stopping() {
+                return self.release(carry);
+            }
+            if carry.is_empty() {
+                let mut w = lock(&inner.w);
+                let mut closing = false;
+                loop {
+                    if inner.stopping() {
+                        drop(w);
+                        return self.release(carry);
+                    }
+                    if !w.pending.is_empty() {
+                        break;
+                    }
+                    if inner.closed.load(Ordering::Acquire) {
+                        closing = true;
+                        break;
+                    }
+                    let wait = if self.unsynced.is_empty() {
+                        Duration::from_secs(1)
+                    } else {
+                        let due = cfg.sync_interval.saturating_sub(self.last_sync.elapsed());
+                        if due.is_zero() {
+                            break;
+                        }
+                        due
+                    };
+                    w = nap(&inner.w_cv, w, wait);
+                }
+                let batch = std::mem::take(&mut w.pending);
+                w.pending_bytes = 0;
+                drop(w);
+                if !batch.is_empty() {
+                    inner.not_full.notify_waiters();
+                }
+                carry.extend(batch);
+                if carry.is_empty() {
+                    if !self.unsynced.is_empty() {
+                        if let Err((path, e)) = self.sync_now() {
+                            tracing::error!(path = %path.display(), error = %e, "disk queue: fsync failed");
+                            self.abandon_segment();
+                        }
+                    }
+                    if closing {
+                        let mut st = lock(&inner.s);
+                        st.writer_done = true;
+                        drop(st);
+                        inner.read_cv.notify_all();
+                        return;
+                    }
+                    continue;
+                }
+            }
+            match self.write(&mut carry) {
+                Ok(Wrote::All) => {
+                    backoff = cfg.retry_interval;
+                    self.set_blocked(false);
+                }
+                Ok(Wrote::Full) => {
+                    self.set_blocked(true);
+                    inner.not_full.notify_waiters();
+                    if self.seg_len > 0 {
+                        // Let the acknowledged part of the current segment be deleted.
+                        if let Err((path, e)) = self.roll() {
+                            self.fail(&path, &e, backoff);
+                            backoff = (backoff * 2).min(cfg.max_retry_interval);
+                            continue;
+                        }
+                    }
+                    let st = lock(&inner.s);
+                    let disk = st.disk_bytes;
+                    tracing::debug!(
+                        bytes = disk,
+                        max_size = cfg.max_size,
+                        "disk queue full; waiting for the outputs"
+                    );
+                    let _st = nap(&inner.space_cv, st, Duration::from_secs(1));
+                }
+                Err((path, e)) => {
+                    self.set_blocked(true);
+                    inner.not_full.notify_waiters();
+                    self.abandon_segment();
+                    self.fail(&path, &e, backoff);
+                    backoff = (backoff * 2).min(cfg.max_retry_interval);
+                }
+            }
+        }
+    }
+
+    /// Logs a write failure and waits before the retry (woken early by a stop).
+    fn fail(&self, path: &std::path::Path, e: &io::Error, wait: Duration) {
+        tracing::error!(path = %path.display(), error = %e, retry_in = ?wait, "disk queue: cannot write; inputs wait (nothing acknowledged is lost) and the write is retried");
+        let deadline = Instant::now() + wait;
+        let mut w = lock(&self.inner.w);
+        while !self.inner.stopping() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            w = nap(&self.inner.w_cv, w, left);
+        }
+    }
+}

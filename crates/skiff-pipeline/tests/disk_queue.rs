@@ -1,0 +1,411 @@
+//! The disk queue against its promises: acknowledged only once written, replayed in order after
+//! a restart, torn and damaged segments recovered without losing the good records, backpressure
+//! at `max_size`, clear errors for unusable directories.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_config::ByteSize;
+use skiff_event::{AckStream, Event, Map};
+use skiff_metrics::{Registry, names};
+use skiff_pipeline::Budget;
+use skiff_pipeline::queue::Queue;
+use skiff_pipeline::queue::disk::{DiskQueue, DiskQueueConfig};
+
+/// Generous bound for things that must happen; only reached when the code is broken.
+const LIVENESS: Duration = Duration::from_secs(20);
+
+fn open(dir: &Path, cfg: DiskQueueConfig) -> (DiskQueue, Registry) {
+    let reg = Registry::new();
+    let q = DiskQueue::open(cfg, dir, &reg, &Budget::new(reg.clone())).unwrap();
+    (q, reg)
+}
+
+fn event(shared: &Arc<Map>, i: u64, stream: &Arc<AckStream>) -> Event {
+    let mut e = Event::new(shared.clone(), format!("line {i:06} {}", "x".repeat(40)));
+    e.offset = Some(i);
+    e.ack = Some(stream.token(i));
+    e
+}
+
+fn shared() -> Arc<Map> {
+    let mut m = Map::new();
+    m.insert("host".into(), serde_json::json!({"name": "web-1"}));
+    m.insert(
+        "log".into(),
+        serde_json::json!({"file": {"path": "/var/log/a.log"}}),
+    );
+    Arc::new(m)
+}
+
+/// Pushes `ids` and waits until the queue acknowledged all of them to the input.
+async fn push_durably(q: &DiskQueue, ids: std::ops::Range<u64>) -> Arc<AckStream> {
+    let stream = AckStream::new();
+    let sh = shared();
+    let n = ids.end - ids.start;
+    for i in ids {
+        q.push(event(&sh, i, &stream)).await.unwrap();
+    }
+    let ok = stream
+        .wait_all_acked(tokio::time::Instant::now() + LIVENESS)
+        .await;
+    assert!(ok, "the queue did not acknowledge {n} pushed events");
+    stream
+}
+
+/// Pops `n` events (acking them when `ack`), returning their offsets.
+async fn pop_n(q: &DiskQueue, n: usize, ack: bool) -> Vec<u64> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let b = tokio::time::timeout(LIVENESS, q.pop(n - out.len()))
+            .await
+            .expect("pop waited too long")
+            .expect("queue ended early");
+        let mut b = b;
+        for mut e in std::mem::take(&mut b.events) {
+            assert_eq!(
+                e.get("host.name")
+                    .and_then(|f| f.as_str().map(str::to_owned)),
+                Some("web-1".to_owned()),
+                "shared fields come back"
+            );
+            out.push(e.offset.unwrap());
+            if ack {
+                e.ack();
+            }
+        }
+    }
+    out
+}
+
+/// The segments of the queue whose data directory is `dir`.
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("diskqueue"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Frame boundaries of a segment: `(start, end, is_event)` per frame, from the documented format.
+fn frames(bytes: &[u8]) -> Vec<(usize, usize, bool)> {
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p + 12 <= bytes.len() {
+        assert_eq!(&bytes[p..p + 4], &[0xF5, b'S', b'Q', 0x01]);
+        let len = u32::from_le_bytes(bytes[p + 4..p + 8].try_into().unwrap()) as usize;
+        out.push((p, p + 12 + len, bytes[p + 12] == 2));
+        p += 12 + len;
+    }
+    out
+}
+
+#[tokio::test]
+async fn acknowledged_after_write_and_replayed_in_order_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, reg) = open(dir.path(), DiskQueueConfig::default());
+    let stream = push_durably(&q, 0..100).await;
+    assert_eq!(stream.progress().acked_position, Some(99));
+    assert!(reg.counter(&names::DISK_QUEUE_SYNCS).get() >= 1);
+    assert_eq!(reg.gauge(&names::DISK_QUEUE_EVENTS).get(), 100);
+    // The output takes 30 and acknowledges them; 10 more are taken but not acknowledged.
+    assert_eq!(pop_n(&q, 30, true).await, (0..30).collect::<Vec<_>>());
+    assert_eq!(pop_n(&q, 10, false).await, (30..40).collect::<Vec<_>>());
+    q.stop();
+    drop(q);
+    let (q, reg) = open(dir.path(), DiskQueueConfig::default());
+    assert_eq!(reg.gauge(&names::DISK_QUEUE_EVENTS).get(), 70);
+    assert_eq!(pop_n(&q, 70, true).await, (30..100).collect::<Vec<_>>());
+    // New events go after the replayed ones.
+    push_durably(&q, 100..110).await;
+    assert_eq!(pop_n(&q, 10, true).await, (100..110).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn acknowledged_segments_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DiskQueueConfig {
+        segment_size: Some(ByteSize(2048)),
+        ..Default::default()
+    };
+    let (q, reg) = open(dir.path(), cfg.clone());
+    push_durably(&q, 0..200).await;
+    let many = segments(dir.path()).len();
+    assert!(many > 5, "small segments: {many}");
+    assert_eq!(pop_n(&q, 200, true).await.len(), 200);
+    // The acker deletes within a few ticks; wait for it (bounded).
+    let deadline = std::time::Instant::now() + LIVENESS;
+    while segments(dir.path()).len() > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        segments(dir.path()).len(),
+        1,
+        "only the segment being written remains"
+    );
+    while reg.gauge(&names::DISK_QUEUE_EVENTS).get() != 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(reg.gauge(&names::DISK_QUEUE_EVENTS).get(), 0);
+}
+
+/// Writes 0..n, stops, and returns the bytes of the one segment with events.
+async fn written(dir: &Path, n: u64) -> (PathBuf, Vec<u8>) {
+    let (q, _) = open(dir, DiskQueueConfig::default());
+    push_durably(&q, 0..n).await;
+    q.stop();
+    drop(q);
+    let segs: Vec<_> = segments(dir)
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .collect();
+    assert_eq!(segs.len(), 1);
+    let bytes = std::fs::read(&segs[0]).unwrap();
+    (segs[0].clone(), bytes)
+}
+
+async fn drain_after_reopen(dir: &Path) -> (Vec<u64>, Registry) {
+    let (q, reg) = open(dir, DiskQueueConfig::default());
+    let avail = q.stats().events as usize;
+    let got = pop_n(&q, avail, true).await;
+    (got, reg)
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_at_any_byte_and_the_rest_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20;
+    let (seg, bytes) = written(dir.path(), n).await;
+    let fr = frames(&bytes);
+    let events: Vec<_> = fr.iter().filter(|f| f.2).collect();
+    assert_eq!(events.len() as u64, n);
+    // Every cut in the last three records, plus a pseudo-random spread over the file.
+    let mut cuts: Vec<usize> = (events[n as usize - 3].0..bytes.len()).collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        cuts.push((x % bytes.len() as u64) as usize);
+    }
+    for cut in cuts {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("diskqueue")).unwrap();
+        std::fs::write(
+            d.path().join("diskqueue").join(seg.file_name().unwrap()),
+            &bytes[..cut],
+        )
+        .unwrap();
+        let complete = events.iter().filter(|f| f.1 <= cut).count() as u64;
+        let (got, reg) = drain_after_reopen(d.path()).await;
+        assert_eq!(got, (0..complete).collect::<Vec<_>>(), "cut at {cut}");
+        let torn = !fr.iter().any(|f| f.1 == cut) && cut > 0;
+        assert_eq!(
+            reg.counter(&names::DISK_QUEUE_CORRUPT).get(),
+            u64::from(torn),
+            "cut at {cut}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_flipped_byte_loses_one_record_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20u64;
+    let (seg, bytes) = written(dir.path(), n).await;
+    let events: Vec<_> = frames(&bytes).into_iter().filter(|f| f.2).collect();
+    // In the middle: header, length field, payload.
+    for (victim, offset) in [(5usize, 2usize), (9, 5), (12, 40)] {
+        let d = tempfile::tempdir().unwrap();
+        let mut b = bytes.clone();
+        b[events[victim].0 + offset] ^= 0x20;
+        std::fs::create_dir_all(d.path().join("diskqueue")).unwrap();
+        std::fs::write(
+            d.path().join("diskqueue").join(seg.file_name().unwrap()),
+            &b,
+        )
+        .unwrap();
+        let (q, reg) = open(d.path(), DiskQueueConfig::default());
+        let want: Vec<u64> = (0..n).filter(|i| *i != victim as u64).collect();
+        assert_eq!(
+            pop_n(&q, want.len(), true).await,
+            want,
+            "flip in record {victim}"
+        );
+        assert!(reg.counter(&names::DISK_QUEUE_CORRUPT).get() >= 1);
+    }
+    // In the last record: it is cut as a damaged tail, the others stay.
+    let d = tempfile::tempdir().unwrap();
+    let mut b = bytes.clone();
+    b[events[n as usize - 1].0 + 30] ^= 0x01;
+    std::fs::create_dir_all(d.path().join("diskqueue")).unwrap();
+    std::fs::write(
+        d.path().join("diskqueue").join(seg.file_name().unwrap()),
+        &b,
+    )
+    .unwrap();
+    let (got, reg) = drain_after_reopen(d.path()).await;
+    assert_eq!(got, (0..n - 1).collect::<Vec<_>>());
+    assert_eq!(reg.counter(&names::DISK_QUEUE_CORRUPT).get(), 1);
+}
+
+#[tokio::test]
+async fn at_max_size_pushes_wait_until_the_output_acknowledges() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DiskQueueConfig {
+        max_size: ByteSize(4096),
+        segment_size: Some(ByteSize(1024)),
+        write_ahead: 4,
+        ..Default::default()
+    };
+    let (q, reg) = open(dir.path(), cfg);
+    let stream = AckStream::new();
+    let sh = shared();
+    let q2 = q.clone();
+    let s2 = stream.clone();
+    let pusher = tokio::spawn(async move {
+        for i in 0..200 {
+            q2.push(event(&sh, i, &s2)).await.unwrap();
+        }
+    });
+    // Without a consumer the pusher cannot finish: 200 events of ~150 bytes exceed 4 KiB.
+    let deadline = std::time::Instant::now() + LIVENESS;
+    while reg.counter(&names::PIPELINE_BLOCKED).get() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!pusher.is_finished());
+    assert!(reg.counter(&names::PIPELINE_BLOCKED).get() >= 1);
+    let acked_while_full = stream.progress().acked;
+    assert!(acked_while_full < 200);
+    assert!(q.stats().bytes <= 4096, "{}", q.stats().bytes);
+    assert!(reg.gauge(&names::DISK_QUEUE_BYTES).get() <= 4096);
+    // The consumer acknowledges: everything gets through, in order, never over max_size.
+    let mut got = Vec::new();
+    while got.len() < 200 {
+        let mut b = tokio::time::timeout(LIVENESS, q.pop(16))
+            .await
+            .unwrap()
+            .unwrap();
+        for mut e in std::mem::take(&mut b.events) {
+            got.push(e.offset.unwrap());
+            e.ack();
+        }
+        assert!(reg.gauge(&names::DISK_QUEUE_BYTES).get() <= 4096);
+    }
+    pusher.await.unwrap();
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+    assert!(
+        stream
+            .wait_all_acked(tokio::time::Instant::now() + LIVENESS)
+            .await
+    );
+}
+
+#[tokio::test]
+async fn drop_newest_drops_only_when_full_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DiskQueueConfig {
+        max_size: ByteSize(2048),
+        segment_size: Some(ByteSize(1024)),
+        write_ahead: 2,
+        when_full: skiff_pipeline::queue::WhenFull::DropNewest,
+        ..Default::default()
+    };
+    let (q, reg) = open(dir.path(), cfg);
+    let stream = AckStream::new();
+    let sh = shared();
+    for i in 0..100 {
+        // Never waits for long: the writer drops once blocked.
+        tokio::time::timeout(LIVENESS, q.push(event(&sh, i, &stream)))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert!(reg.counter(&names::PIPELINE_EVENTS_DROPPED).get() > 0);
+    assert!(q.stats().bytes <= 2048);
+}
+
+#[test]
+fn a_path_that_is_not_a_writable_directory_is_a_clear_error() {
+    // A regular file where the directory should be: fails even for root.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let reg = Registry::new();
+    let cfg = DiskQueueConfig {
+        path: Some(file.clone()),
+        ..Default::default()
+    };
+    let err = DiskQueue::open(cfg, dir.path(), &reg, &Budget::new(reg.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains("queue.disk.path"), "{err}");
+    // Below a file: ENOTDIR.
+    let cfg = DiskQueueConfig {
+        path: Some(file.join("queue")),
+        ..Default::default()
+    };
+    let err = DiskQueue::open(cfg, dir.path(), &reg, &Budget::new(reg.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not-a-dir/queue"), "{err}");
+    assert!(err.to_lowercase().contains("not a directory"), "{err}");
+}
+
+#[tokio::test]
+async fn close_drains_everything_on_disk_then_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DiskQueueConfig {
+        read_ahead: 8,
+        ..Default::default()
+    };
+    let (q, _) = open(dir.path(), cfg);
+    push_durably(&q, 0..50).await;
+    q.close();
+    let stream = AckStream::new();
+    assert!(q.push(event(&shared(), 99, &stream)).await.is_err());
+    let mut got = Vec::new();
+    while let Some(b) = tokio::time::timeout(LIVENESS, q.pop(7)).await.unwrap() {
+        got.extend(b.events.iter().map(|e| e.offset.unwrap()));
+    }
+    assert_eq!(got, (0..50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn read_ahead_bounds_memory_whatever_the_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DiskQueueConfig {
+        read_ahead: 16,
+        ..Default::default()
+    };
+    let reg = Registry::new();
+    let budget = Budget::new(reg.clone());
+    let q = DiskQueue::open(cfg, dir.path(), &reg, &budget).unwrap();
+    push_durably(&q, 0..3000).await;
+    let used = || -> u64 {
+        budget
+            .snapshot()
+            .iter()
+            .filter(|s| s.0 == "queue.disk.read_ahead")
+            .map(|s| s.1)
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + LIVENESS;
+    while used() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Give the reader a chance to overfill if it were going to.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let used = used();
+    let one = event(&shared(), 0, &AckStream::new()).size_bytes() as u64;
+    assert!(
+        used > 0 && used <= 16 * one,
+        "read-ahead holds {used} bytes"
+    );
+    assert_eq!(q.stats().waiting, 3000);
+}
