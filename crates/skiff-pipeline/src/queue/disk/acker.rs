@@ -109,10 +109,10 @@ impl Acker {
             return;
         }
         for p in &gone {
-            if let Err(e) = std::fs::remove_file(p) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %p.display(), error = %e, "disk queue: cannot delete an acknowledged segment");
-                }
+            if let Err(e) = std::fs::remove_file(p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %p.display(), error = %e, "disk queue: cannot delete an acknowledged segment");
             }
         }
         inner.space_cv.notify_all();

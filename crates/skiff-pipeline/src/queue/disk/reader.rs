@@ -149,20 +149,38 @@ impl Reader {
         let mut out: Vec<(Event, usize, u64)> = Vec::new();
         let mut first_age = None;
         let mut frames = 0;
+        let mut failed = None;
         while out.len() < room && frames < ROUND * 4 {
             frames += 1;
-            match fr.next(end, &mut self.scratch)? {
+            let next = match fr.next(end, &mut self.scratch) {
+                Ok(n) => n,
+                Err(e) => {
+                    // Keep what was read (its tokens are handed out); report after.
+                    failed = Some(e);
+                    break;
+                }
+            };
+            match next {
                 Next::End => break,
                 Next::Bad(at, why) => {
                     self.inner.m.corrupt.inc();
-                    match fr.resync(at, end, &mut self.scratch)? {
+                    let found = match fr.resync(at, end, &mut self.scratch) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    };
+                    match found {
                         Some(next) => {
                             tracing::warn!(path = %path.display(), offset = at, skipped_bytes = next - at, reason = why, "disk queue: skipping a damaged record; the records after it are kept");
                         }
                         None => {
                             tracing::warn!(path = %path.display(), offset = at, cut_bytes = end - at, reason = why, "disk queue: damaged end of segment; skipping the rest of it");
-                            let _ = fr;
-                            self.fr = Some(FrameReader::open(path, end)?);
+                            match FrameReader::open(path, end) {
+                                Ok(r) => *fr = r,
+                                Err(e) => failed = Some(e),
+                            }
                             break;
                         }
                     }
@@ -199,21 +217,31 @@ impl Reader {
                 },
             }
         }
+        if let Some(e) = failed {
+            self.fr = None;
+            // Reading again from the segment's start skips what was handed out already.
+            self.push(out, first_age);
+            return Err(e);
+        }
+        self.push(out, first_age);
+        Ok(())
+    }
+
+    fn push(&mut self, out: Vec<(Event, usize, u64)>, first_age: Option<(u64, u64)>) {
         if out.is_empty() {
-            return Ok(());
+            return;
         }
         let bytes: usize = out.iter().map(|e| e.1).sum();
         self.inner.read_stage.add(bytes);
         let mut st = lock(&self.inner.s);
         st.ahead_bytes += bytes;
         st.ahead.extend(out);
-        if let Some(a) = first_age {
-            if st.ages.len() < MAX_AGES {
-                st.ages.push_back(a);
-            }
+        if let Some(a) = first_age
+            && st.ages.len() < MAX_AGES
+        {
+            st.ages.push_back(a);
         }
         drop(st);
         self.inner.not_empty.notify_one();
-        Ok(())
     }
 }

@@ -348,11 +348,11 @@ impl Writer {
                 }
                 carry.extend(batch);
                 if carry.is_empty() {
-                    if !self.unsynced.is_empty() {
-                        if let Err((path, e)) = self.sync_now() {
-                            tracing::error!(path = %path.display(), error = %e, "disk queue: fsync failed");
-                            self.abandon_segment();
-                        }
+                    if !self.unsynced.is_empty()
+                        && let Err((path, e)) = self.sync_now()
+                    {
+                        tracing::error!(path = %path.display(), error = %e, "disk queue: fsync failed");
+                        self.abandon_segment();
                     }
                     if closing {
                         let mut st = lock(&inner.s);
