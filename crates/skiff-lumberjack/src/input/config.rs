@@ -1,0 +1,175 @@
+//! The `lumberjack` / `beats` input's settings (Filebeat's `lumberjack` input names, with
+//! Logstash's `host`/`port` accepted too).
+
+use serde::Deserialize;
+use skiff_config::{ByteSize, ConfigError, Duration, Node};
+use skiff_tls::SslServerConfig;
+
+/// `type: lumberjack` settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// `listen_address` (or `host`): `address:port` to listen on; the port is 5044 (or `port`)
+    /// when left out. Default `127.0.0.1:5044` (only local clients: set `0.0.0.0:5044` to accept
+    /// other machines).
+    #[serde(default = "default_listen", alias = "host")]
+    pub listen_address: String,
+    /// `port`: the port when `listen_address` has none (Logstash's beats input spells the
+    /// address as `host` and `port`). Default 5044.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `versions`: protocol versions accepted, `v1` and/or `v2`. Default both.
+    #[serde(default = "default_versions")]
+    pub versions: Vec<String>,
+    /// `ssl.*`: server TLS (`certificate`, `key`, `certificate_authorities`,
+    /// `client_authentication`). Default: plain TCP.
+    #[serde(default)]
+    pub ssl: Option<SslServerConfig>,
+    /// `max_message_size`: the largest event (one data frame) accepted. Default 10MiB.
+    #[serde(default = "ten_mib")]
+    pub max_message_size: ByteSize,
+    /// `max_batch_size`: the largest compressed frame, compressed or decompressed (Beats send a
+    /// whole window as one). Default 64MiB.
+    #[serde(default = "sixty_four_mib")]
+    pub max_batch_size: ByteSize,
+    /// `max_connections`: clients served at once; more wait to be accepted. 0 = no limit.
+    /// Default 0 (as Filebeat); memory is at most about `max_connections x max_batch_size x 2`.
+    #[serde(default)]
+    pub max_connections: usize,
+    /// `keepalive`: while a window waits for our outputs, repeat the last ACK this often so
+    /// the client does not time out. Default 3s.
+    #[serde(default = "three_seconds")]
+    pub keepalive: Duration,
+    /// `timeout`: how long a client may pause in the middle of a window. Default 30s.
+    #[serde(default = "thirty_seconds")]
+    pub timeout: Duration,
+    /// `client_inactivity_timeout`: close a connection that sends nothing for this long while
+    /// nothing of it is pending. 0 = never. Default 60s (as Logstash).
+    #[serde(default = "sixty_seconds")]
+    pub client_inactivity_timeout: Duration,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:5044".into()
+}
+fn default_versions() -> Vec<String> {
+    vec!["v1".into(), "v2".into()]
+}
+fn ten_mib() -> ByteSize {
+    ByteSize(10 << 20)
+}
+fn sixty_four_mib() -> ByteSize {
+    ByteSize(64 << 20)
+}
+fn three_seconds() -> Duration {
+    Duration(std::time::Duration::from_secs(3))
+}
+fn thirty_seconds() -> Duration {
+    Duration(std::time::Duration::from_secs(30))
+}
+fn sixty_seconds() -> Duration {
+    Duration(std::time::Duration::from_secs(60))
+}
+
+impl InputConfig {
+    /// The address to bind.
+    pub fn bind_address(&self) -> String {
+        let a = self.listen_address.trim();
+        let port = self.port.unwrap_or(crate::output::config::DEFAULT_PORT);
+        let has_port = if let Some(rest) = a.strip_prefix('[') {
+            rest.contains("]:")
+        } else {
+            a.matches(':').count() == 1
+        };
+        if has_port {
+            a.to_owned()
+        } else if a.contains(':') && !a.starts_with('[') {
+            format!("[{a}]:{port}")
+        } else {
+            format!("{a}:{port}")
+        }
+    }
+
+    /// Whether `v1` data frames are accepted.
+    pub fn accepts_v1(&self) -> bool {
+        self.versions.iter().any(|v| v.eq_ignore_ascii_case("v1"))
+    }
+}
+
+/// Checks what serde cannot.
+pub fn validate(cfg: &InputConfig, node: &Node) -> Vec<ConfigError> {
+    let mut errs = Vec::new();
+    let at = |key: &str, msg: String| {
+        let n = node.get(key).unwrap_or(node);
+        ConfigError::new(n.path().to_owned(), n.mark.clone(), msg)
+    };
+    for v in &cfg.versions {
+        if !v.eq_ignore_ascii_case("v1") && !v.eq_ignore_ascii_case("v2") {
+            errs.push(at(
+                "versions",
+                format!("unknown protocol version {v:?}: use v1 and/or v2"),
+            ));
+        }
+    }
+    if cfg.max_message_size.0 == 0 || cfg.max_message_size.0 > u64::from(u32::MAX) {
+        errs.push(at(
+            "max_message_size",
+            "must be between 1 byte and 4GiB".into(),
+        ));
+    }
+    if cfg.max_batch_size.0 == 0 || cfg.max_batch_size.0 > u64::from(u32::MAX) {
+        errs.push(at(
+            "max_batch_size",
+            "must be between 1 byte and 4GiB".into(),
+        ));
+    }
+    if cfg.keepalive.0.is_zero() || cfg.timeout.0.is_zero() {
+        errs.push(at(
+            "keepalive",
+            "keepalive and timeout must be more than 0".into(),
+        ));
+    }
+    if let Some(ssl) = &cfg.ssl
+        && ssl.is_enabled()
+        && let Err(e) = skiff_tls::server_config(ssl)
+    {
+        errs.push(at("ssl", e.to_string()));
+    }
+    errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(yaml: &str) -> InputConfig {
+        skiff_config::parse_str(yaml, None)
+            .unwrap()
+            .deserialize()
+            .unwrap()
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(cfg("{}").bind_address(), "127.0.0.1:5044");
+        assert_eq!(
+            cfg("host: 0.0.0.0\nport: 5045").bind_address(),
+            "0.0.0.0:5045"
+        );
+        assert_eq!(
+            cfg("listen_address: 'localhost:6000'").bind_address(),
+            "localhost:6000"
+        );
+        assert_eq!(cfg("host: '::1'").bind_address(), "[::1]:5044");
+        assert_eq!(cfg("host: '[::1]:7'").bind_address(), "[::1]:7");
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let node = skiff_config::parse_str("versions: [v3]\nmax_message_size: 0", None).unwrap();
+        let c: InputConfig = node.deserialize().unwrap();
+        let errs = validate(&c, &node);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].to_string().contains("v3"));
+    }
+}
