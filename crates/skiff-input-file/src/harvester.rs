@@ -1,0 +1,444 @@
+//! A reader ("harvester"): reads one open file to its end, publishes its lines, waits for more.
+//!
+//! It runs as one task per open file. Reads are plain blocking `read`s of `buffer_size` bytes
+//! from the page cache (microseconds each); handing each to a blocking thread would cost more
+//! than it saves. The task yields to the runtime every few thousand lines.
+//!
+//! At the end of the file it checks, in this order: truncation (size below the offset: read
+//! again from 0), a replaced head (the fingerprint no longer matches: copytruncate or a new file
+//! under the same inode, read again from 0), then whether to close (removed, renamed, inactive,
+//! `close.reader.*`, another file waiting for a reader slot, shutdown). Otherwise it waits for a
+//! change notification or the backoff.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use regex::RegexSet;
+use skiff_config::Node;
+use skiff_event::{AckStream, Event, Map, Value};
+use skiff_metrics::Counter;
+use skiff_parsers::{Message, Parser, ParserChain};
+use skiff_pipeline::budget::Stage;
+use skiff_pipeline::{BuildContext, Publisher};
+use tokio_util::sync::CancellationToken;
+
+use crate::identity::{self, FileKey};
+use crate::lines::{LineReader, RawLine, Terminator};
+use crate::state::{FileShared, Phase};
+
+/// Reader settings shared by every reader of an input.
+pub(crate) struct Settings {
+    pub term: Terminator,
+    pub encoding: &'static encoding_rs::Encoding,
+    pub max: usize,
+    pub chunk: usize,
+    pub include: Option<RegexSet>,
+    pub exclude: Option<RegexSet>,
+    pub line_flush: Option<Duration>,
+    pub inactive: Duration,
+    pub close_renamed: bool,
+    pub close_removed: bool,
+    pub close_eof: bool,
+    pub after_interval: Option<Duration>,
+    pub backoff_init: Duration,
+    pub backoff_max: Duration,
+    pub parsers: Option<Node>,
+    pub build: BuildContext,
+}
+
+/// Why a reader stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// Reached the end with `close.reader.on_eof`.
+    Eof,
+    /// Nothing appended for `close.on_state_change.inactive`.
+    Inactive,
+    /// The file was removed.
+    Removed,
+    /// The file was renamed (with `close.on_state_change.renamed`).
+    Renamed,
+    /// `close.reader.after_interval` passed.
+    Timeout,
+    /// Another file waits for a reader slot.
+    Yield,
+    /// skiff is stopping.
+    Shutdown,
+    /// The path no longer leads to this file.
+    Gone,
+    /// A read error.
+    Error(String),
+}
+
+/// What a reader needs besides its file.
+pub(crate) struct Ctx {
+    pub settings: Arc<Settings>,
+    pub publisher: Publisher,
+    pub cancel: CancellationToken,
+    pub base_shared: Arc<Map>,
+    pub waiting: Arc<AtomicUsize>,
+    pub stage: Stage,
+    pub events: Counter,
+    pub bytes: Counter,
+    pub truncated: Counter,
+    pub input_id: Arc<str>,
+}
+
+fn decode(bytes: &[u8], enc: &'static encoding_rs::Encoding) -> String {
+    if enc == encoding_rs::UTF_8 {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        }
+    } else {
+        enc.decode_without_bom_handling(bytes).0.into_owned()
+    }
+}
+
+/// The shared fields of a file's events: the input's, plus `log.file.*`.
+pub(crate) fn file_shared(base: &Map, file: &FileShared) -> Arc<Map> {
+    let mut m = base.clone();
+    let key: FileKey = file.key;
+    let lf = serde_json::json!({
+        "path": file.path().to_string_lossy(),
+        "inode": key.ino.to_string(),
+        "device_id": key.dev.to_string(),
+        "fingerprint": file.fingerprint().to_text(),
+    });
+    let log = m.entry("log").or_insert_with(|| Value::Object(Map::new()));
+    if !log.is_object() {
+        *log = Value::Object(Map::new());
+    }
+    if let Value::Object(log) = log {
+        log.insert("file".into(), lf);
+    }
+    Arc::new(m)
+}
+
+/// One reading session of a file.
+struct Session<'a> {
+    ctx: &'a Ctx,
+    file: &'a Arc<FileShared>,
+    stream: Arc<AckStream>,
+    chain: ParserChain,
+    shared: Arc<Map>,
+    version: u64,
+    out: Vec<Message>,
+    accounted: usize,
+}
+
+impl Session<'_> {
+    fn refresh_shared(&mut self) {
+        let v = self.file.version.load(Ordering::Acquire);
+        if v != self.version {
+            self.version = v;
+            self.shared = file_shared(&self.ctx.base_shared, self.file);
+        }
+    }
+
+    fn to_message(&self, line: RawLine<'_>) -> Message {
+        let mut m = Message::new(
+            decode(line.bytes, self.ctx.settings.encoding),
+            line.start,
+            line.end,
+        );
+        if line.truncated {
+            m.add_flag("truncated");
+            self.ctx.truncated.inc();
+        }
+        m
+    }
+
+    /// Publishes everything in `self.out`. `false` when skiff is stopping.
+    async fn publish_out(&mut self) -> bool {
+        let s = &self.ctx.settings;
+        let mut out = std::mem::take(&mut self.out);
+        let mut ok = true;
+        for msg in out.drain(..) {
+            if !ok {
+                break;
+            }
+            let end = msg.end;
+            let keep = !msg.is_empty()
+                && s.include.as_ref().is_none_or(|r| r.is_match(&msg.text))
+                && s.exclude.as_ref().is_none_or(|r| !r.is_match(&msg.text));
+            if !keep {
+                // Dropped on purpose: still a position that may be committed in order.
+                self.stream.token(end).ack();
+                continue;
+            }
+            let mut ev = Event::new(self.shared.clone(), String::new());
+            skiff_parsers::apply_to_event(msg, &mut ev);
+            ev.ack = Some(self.stream.token(end));
+            self.ctx.events.inc();
+            tokio::select! {
+                biased;
+                r = self.ctx.publisher.publish(ev) => ok = r.is_ok(),
+                _ = self.ctx.cancel.cancelled() => ok = false,
+            }
+        }
+        self.out = out;
+        ok
+    }
+
+    fn account(&mut self, cap: usize) {
+        if cap != self.accounted {
+            if cap > self.accounted {
+                self.ctx.stage.add(cap - self.accounted);
+            } else {
+                self.ctx.stage.sub(self.accounted - cap);
+            }
+            self.accounted = cap;
+        }
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        self.ctx.stage.sub(self.accounted);
+    }
+}
+
+enum Outcome {
+    End(End),
+    /// Truncated or replaced: read again from 0.
+    Restart,
+}
+
+/// Reads `file` until it should close. Restarts from 0 when the file is truncated or replaced.
+pub(crate) async fn run(ctx: &Ctx, file: &Arc<FileShared>) -> End {
+    let mut reset = false;
+    loop {
+        match session(ctx, file, reset).await {
+            Outcome::End(e) => return e,
+            Outcome::Restart => {
+                file.read_offset.store(0, Ordering::Release);
+                reset = true;
+            }
+        }
+    }
+}
+
+async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome {
+    let s = &ctx.settings;
+    let path = file.path();
+    let mut f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::End(End::Gone),
+        Err(e) => return Outcome::End(End::Error(format!("cannot open {}: {e}", path.display()))),
+    };
+    let meta = match f.metadata() {
+        Ok(m) => m,
+        Err(e) => return Outcome::End(End::Error(format!("cannot stat {}: {e}", path.display()))),
+    };
+    if FileKey::of(&meta) != file.key {
+        return Outcome::End(End::Gone);
+    }
+    let size = meta.len();
+    let mut start = file.read_offset.load(Ordering::Acquire);
+    let known = file.fingerprint();
+    let same_head = identity::head_matches(&mut f, size, &known).unwrap_or(false);
+    if start > 0 && (size < start || !same_head) {
+        tracing::info!(input = %ctx.input_id, path = %path.display(), offset = start, size,
+            "file was truncated or replaced by different content; reading it again from the start");
+        start = 0;
+        reset = true;
+    }
+    match identity::head_fingerprint(&mut f, size) {
+        Ok(fp) => file.set_fingerprint(fp),
+        Err(e) => return Outcome::End(End::Error(format!("cannot read {}: {e}", path.display()))),
+    }
+    {
+        use std::io::{Seek, SeekFrom};
+        if let Err(e) = f.seek(SeekFrom::Start(start)) {
+            return Outcome::End(End::Error(format!("cannot seek {}: {e}", path.display())));
+        }
+    }
+    file.read_offset.store(start, Ordering::Release);
+    file.size.store(size, Ordering::Release);
+    let chain = match ParserChain::build(s.parsers.as_ref(), &s.build, s.max) {
+        Ok(c) => c,
+        Err(e) => return Outcome::End(End::Error(format!("parsers: {e}"))),
+    };
+    let stream = AckStream::new();
+    file.start_session(stream.clone(), start, reset);
+    let mut sess = Session {
+        ctx,
+        file,
+        stream,
+        chain,
+        shared: file_shared(&ctx.base_shared, file),
+        version: file.version.load(Ordering::Acquire),
+        out: Vec::new(),
+        accounted: 0,
+    };
+    let mut reader = LineReader::new(f, start, s.term.clone(), s.max, s.chunk);
+    let opened = Instant::now();
+    let mut last_data = Instant::now();
+    let mut backoff = s.backoff_init;
+    let mut lines: u64 = 0;
+    let mut seen = start;
+    file.set_phase(Phase::Reading);
+    loop {
+        let got = match reader.next_line() {
+            Ok(Some(line)) => {
+                let msg = sess.to_message(line);
+                Some(msg)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                finish(&mut sess).await;
+                return Outcome::End(End::Error(format!("read {}: {e}", path.display())));
+            }
+        };
+        sess.account(reader.capacity());
+        if let Some(msg) = got {
+            ctx.bytes.add(msg.end - msg.start);
+            last_data = Instant::now();
+            backoff = s.backoff_init;
+            lines += 1;
+            sess.refresh_shared();
+            let mut out = std::mem::take(&mut sess.out);
+            sess.chain.feed(msg, &mut out);
+            sess.out = out;
+            let ok = sess.publish_out().await;
+            file.read_offset.store(reader.offset(), Ordering::Release);
+            if !ok {
+                return Outcome::End(End::Shutdown);
+            }
+            if lines.is_multiple_of(4096) {
+                if ctx.cancel.is_cancelled() {
+                    return Outcome::End(End::Shutdown);
+                }
+                if ctx.waiting.load(Ordering::Relaxed) > 0 && lines.is_multiple_of(16 * 4096) {
+                    finish(&mut sess).await;
+                    return Outcome::End(End::Yield);
+                }
+                if s.after_interval.is_some_and(|d| opened.elapsed() >= d) {
+                    finish(&mut sess).await;
+                    return Outcome::End(End::Timeout);
+                }
+                tokio::task::yield_now().await;
+            }
+            continue;
+        }
+        if reader.read_offset() != seen {
+            // Part of a line arrived: the file is not quiet.
+            seen = reader.read_offset();
+            last_data = Instant::now();
+        }
+        // At the end of the file for now.
+        let now = Instant::now();
+        if sess.chain.deadline().is_some_and(|d| d <= now) {
+            let mut out = std::mem::take(&mut sess.out);
+            sess.chain.flush_expired(now, &mut out);
+            sess.out = out;
+            if !sess.publish_out().await {
+                return Outcome::End(End::Shutdown);
+            }
+        }
+        if let Some(q) = s.line_flush
+            && reader.pending() > 0
+            && last_data.elapsed() >= q
+            && let Some(line) = reader.take_partial()
+        {
+            let msg = sess.to_message(line);
+            let mut out = std::mem::take(&mut sess.out);
+            sess.chain.feed(msg, &mut out);
+            sess.out = out;
+            if !sess.publish_out().await {
+                return Outcome::End(End::Shutdown);
+            }
+        }
+        file.read_offset.store(reader.offset(), Ordering::Release);
+        // Truncated or replaced?
+        let read_to = reader.read_offset();
+        let f = reader_file(&mut reader);
+        let size = match f.metadata() {
+            Ok(m) => m.len(),
+            Err(e) => {
+                return Outcome::End(End::Error(format!("cannot stat {}: {e}", path.display())));
+            }
+        };
+        file.size.store(size, Ordering::Release);
+        if size < read_to {
+            finish(&mut sess).await;
+            return Outcome::Restart;
+        }
+        let fp = file.fingerprint();
+        if size > 0 {
+            if !fp.is_full() && size > fp.len {
+                if let Ok(nfp) = identity::head_fingerprint(f, size) {
+                    if identity::head_matches(f, size, &fp).unwrap_or(false) {
+                        file.set_fingerprint(nfp);
+                    } else {
+                        finish(&mut sess).await;
+                        return Outcome::Restart;
+                    }
+                }
+            } else if !identity::head_matches(f, size, &fp).unwrap_or(true) {
+                finish(&mut sess).await;
+                return Outcome::Restart;
+            }
+        }
+        if size > reader.read_offset() {
+            // More arrived while we checked.
+            continue;
+        }
+        let end = if ctx.cancel.is_cancelled() {
+            Some(End::Shutdown)
+        } else if s.close_eof {
+            Some(End::Eof)
+        } else if s.close_removed && file.removed.load(Ordering::Acquire) {
+            Some(End::Removed)
+        } else if s.close_renamed && file.renamed.load(Ordering::Acquire) {
+            Some(End::Renamed)
+        } else if last_data.elapsed() >= s.inactive {
+            Some(End::Inactive)
+        } else if s.after_interval.is_some_and(|d| opened.elapsed() >= d) {
+            Some(End::Timeout)
+        } else if ctx.waiting.load(Ordering::Relaxed) > 0 {
+            Some(End::Yield)
+        } else {
+            None
+        };
+        if let Some(end) = end {
+            if end != End::Shutdown {
+                finish(&mut sess).await;
+            }
+            return Outcome::End(end);
+        }
+        file.set_phase(Phase::Idle);
+        reader.release();
+        sess.account(reader.capacity());
+        let mut wait = backoff.min(s.inactive.saturating_sub(last_data.elapsed()));
+        if let Some(d) = sess.chain.deadline() {
+            wait = wait.min(d.saturating_duration_since(Instant::now()));
+        }
+        if let Some(q) = s.line_flush
+            && reader.pending() > 0
+        {
+            wait = wait.min(q.saturating_sub(last_data.elapsed()));
+        }
+        tokio::select! {
+            _ = file.wake.notified() => { backoff = s.backoff_init; }
+            _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {
+                backoff = (backoff * 2).min(s.backoff_max);
+            }
+            _ = ctx.cancel.cancelled() => {}
+        }
+        file.set_phase(Phase::Reading);
+    }
+}
+
+fn reader_file(r: &mut LineReader<std::fs::File>) -> &mut std::fs::File {
+    r.source_mut()
+}
+
+/// Emits whatever the parsers still hold (the file is being closed).
+async fn finish(sess: &mut Session<'_>) {
+    let mut out = std::mem::take(&mut sess.out);
+    sess.chain.finish(&mut out);
+    sess.out = out;
+    sess.publish_out().await;
+}

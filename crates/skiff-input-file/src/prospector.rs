@@ -1,0 +1,694 @@
+//! The prospector: finds files, tells old from new, runs readers, keeps the registry.
+//!
+//! One task per input. It owns the table of known files (by device + inode) and is the only
+//! writer of the registry. Readers run as tasks of their own; the prospector starts them (within
+//! `harvester_limit`, first come first served), learns when they end, and once a second reads
+//! how far each file's events are acknowledged, appends what changed to the registry, cleans
+//! old entries and deletes shipped files when asked to.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use regex::RegexSet;
+use skiff_metrics::{Counter, Gauge};
+use tokio::task::JoinSet;
+
+use crate::harvester::{self, End};
+use crate::identity::{self, FileKey, Fingerprint};
+use crate::registry::{Record, Store};
+use crate::state::{FileShared, Phase};
+use crate::watch::{Change, Watch};
+
+/// The prospector's settings.
+pub(crate) struct Scan {
+    pub patterns: Vec<String>,
+    pub recursive_glob: bool,
+    pub exclude: Option<RegexSet>,
+    pub include: Option<RegexSet>,
+    pub symlinks: bool,
+    pub check_interval: Duration,
+    pub ignore_older: Option<Duration>,
+    pub ignore_inactive: Option<String>,
+    pub tail_files: bool,
+    pub clean_inactive: Option<Duration>,
+    pub clean_removed: bool,
+    pub harvester_limit: usize,
+    pub delete: Option<Duration>,
+}
+
+struct Entry {
+    file: Arc<FileShared>,
+    harvesting: bool,
+    queued: bool,
+    /// Unix seconds of the last change seen (mtime).
+    changed: i64,
+    /// What the registry holds for this file: `(offset, path, phase, fingerprint)`.
+    written: Option<(u64, PathBuf, Phase, Fingerprint)>,
+    /// When the file was first seen fully shipped and closed (for `delete`).
+    shipped_since: Option<Instant>,
+    /// Do not restart a reader that failed before this.
+    retry_at: Option<Instant>,
+}
+
+/// Metrics of the file input.
+pub(crate) struct Meters {
+    pub open: Gauge,
+    pub running: Gauge,
+    pub started: Counter,
+    pub closed: Counter,
+    pub known: Gauge,
+    pub unacked: Gauge,
+}
+
+pub(crate) type FileTable = Arc<Mutex<HashMap<FileKey, Arc<FileShared>>>>;
+
+pub(crate) struct Prospector {
+    pub id: Arc<str>,
+    pub scan: Scan,
+    pub hctx: Arc<harvester::Ctx>,
+    pub store: Store,
+    pub table: FileTable,
+    pub meters: Meters,
+    pub shutdown_timeout: Duration,
+    entries: HashMap<FileKey, Entry>,
+    by_path: HashMap<PathBuf, FileKey>,
+    queue: VecDeque<FileKey>,
+    running: usize,
+    tasks: JoinSet<(FileKey, End)>,
+    first_scan: bool,
+    started: SystemTime,
+    known_reported: i64,
+    unacked_reported: i64,
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn mtime(meta: &std::fs::Metadata) -> i64 {
+    meta.modified().map_or(0, unix)
+}
+
+impl Prospector {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: Arc<str>,
+        scan: Scan,
+        hctx: Arc<harvester::Ctx>,
+        store: Store,
+        loaded: HashMap<FileKey, Record>,
+        table: FileTable,
+        meters: Meters,
+        shutdown_timeout: Duration,
+    ) -> Self {
+        let mut entries = HashMap::with_capacity(loaded.len());
+        for (key, r) in loaded {
+            let file = FileShared::new(
+                key,
+                PathBuf::from(&r.path),
+                r.fingerprint(),
+                r.size,
+                r.offset,
+            );
+            file.set_phase(if r.phase == Phase::Removed {
+                Phase::Removed
+            } else {
+                Phase::Closed
+            });
+            entries.insert(
+                key,
+                Entry {
+                    written: Some((
+                        r.offset,
+                        PathBuf::from(&r.path),
+                        file.phase(),
+                        r.fingerprint(),
+                    )),
+                    file,
+                    harvesting: false,
+                    queued: false,
+                    changed: r.changed,
+                    shipped_since: None,
+                    retry_at: None,
+                },
+            );
+        }
+        Prospector {
+            id,
+            scan,
+            hctx,
+            store,
+            table,
+            meters,
+            shutdown_timeout,
+            entries,
+            by_path: HashMap::new(),
+            queue: VecDeque::new(),
+            running: 0,
+            tasks: JoinSet::new(),
+            first_scan: true,
+            started: SystemTime::now(),
+            known_reported: 0,
+            unacked_reported: 0,
+        }
+    }
+
+    /// Runs until shutdown.
+    pub(crate) async fn run(mut self) -> anyhow::Result<()> {
+        let (mut watch, mut changes) = Watch::start(&self.scan.patterns);
+        self.publish_table();
+        self.full_scan(&mut watch);
+        let cancel = self.hctx.cancel.clone();
+        let mut scan_tick =
+            tokio::time::interval(self.scan.check_interval.max(Duration::from_millis(10)));
+        scan_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        scan_tick.reset();
+        let mut flush_tick = tokio::time::interval(
+            Duration::from_secs(1).min(self.scan.check_interval.max(Duration::from_millis(50))),
+        );
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut scan_soon: Option<tokio::time::Instant> = None;
+        loop {
+            let soon = async {
+                match scan_soon {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = scan_tick.tick() => self.full_scan(&mut watch),
+                _ = soon => {
+                    scan_soon = None;
+                    self.full_scan(&mut watch);
+                }
+                _ = flush_tick.tick() => {
+                    if watch.overflow.swap(false, Ordering::AcqRel) {
+                        self.full_scan(&mut watch);
+                        for e in self.entries.values() {
+                            e.file.wake.notify_one();
+                        }
+                    }
+                    self.housekeeping();
+                }
+                Some(c) = changes.recv() => {
+                    match c {
+                        Change::Written(p) => {
+                            if !self.written(&p) && scan_soon.is_none() {
+                                scan_soon = Some(tokio::time::Instant::now() + Duration::from_millis(50));
+                            }
+                        }
+                        Change::Layout => {
+                            if scan_soon.is_none() {
+                                scan_soon = Some(tokio::time::Instant::now() + Duration::from_millis(50));
+                            }
+                        }
+                    }
+                }
+                Some(res) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    match res {
+                        Ok((key, end)) => self.reader_ended(key, end),
+                        Err(e) => tracing::error!(input = %self.id, error = %e, "file reader task failed"),
+                    }
+                    self.dispatch();
+                }
+            }
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    fn publish_table(&self) {
+        let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        t.clear();
+        for (k, e) in &self.entries {
+            t.insert(*k, e.file.clone());
+        }
+    }
+
+    /// A write notification: wake the reader, or start one. False when the path is unknown.
+    fn written(&mut self, path: &PathBuf) -> bool {
+        let Some(key) = self.by_path.get(path).copied() else {
+            return false;
+        };
+        let Some(e) = self.entries.get_mut(&key) else {
+            return false;
+        };
+        if e.harvesting {
+            e.file.wake.notify_one();
+            return true;
+        }
+        if let Ok(meta) = std::fs::metadata(path)
+            && FileKey::of(&meta) == key
+        {
+            e.file.size.store(meta.len(), Ordering::Release);
+            e.changed = mtime(&meta);
+            if meta.len() != e.file.read_offset.load(Ordering::Acquire) {
+                self.enqueue(key);
+                self.dispatch();
+            }
+            return true;
+        }
+        false
+    }
+
+    fn discover(&self) -> HashMap<FileKey, (PathBuf, std::fs::Metadata)> {
+        let mut found: HashMap<FileKey, (PathBuf, std::fs::Metadata)> = HashMap::new();
+        let opts = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        for pattern in &self.scan.patterns {
+            let pat = if self.scan.recursive_glob {
+                pattern.clone()
+            } else {
+                pattern.replace("**", "*")
+            };
+            let paths = match glob::glob_with(&pat, opts) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(input = %self.id, pattern = %pattern, error = %e, "invalid glob pattern");
+                    continue;
+                }
+            };
+            for path in paths.flatten() {
+                let text = path.to_string_lossy();
+                if self
+                    .scan
+                    .exclude
+                    .as_ref()
+                    .is_some_and(|r| r.is_match(&text))
+                {
+                    continue;
+                }
+                if self
+                    .scan
+                    .include
+                    .as_ref()
+                    .is_some_and(|r| !r.is_match(&text))
+                {
+                    continue;
+                }
+                let Ok(lmeta) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                let meta = if lmeta.file_type().is_symlink() {
+                    if !self.scan.symlinks {
+                        continue;
+                    }
+                    match std::fs::metadata(&path) {
+                        Ok(m) => m,
+                        Err(_) => continue,
+                    }
+                } else {
+                    lmeta
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let key = FileKey::of(&meta);
+                let is_link =
+                    std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+                match found.get(&key) {
+                    // The same file through a link and directly: keep the real path.
+                    Some(_) if is_link => {}
+                    _ => {
+                        found.insert(key, (path, meta));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn full_scan(&mut self, watch: &mut Watch) {
+        watch.refresh();
+        let found = self.discover();
+        let first = std::mem::replace(&mut self.first_scan, false);
+        let since = match self.scan.ignore_inactive.as_deref() {
+            Some("since_first_start") => Some(self.store.created),
+            Some("since_last_start") => Some(unix(self.started)),
+            _ => None,
+        };
+        let now = SystemTime::now();
+        self.by_path.clear();
+        let mut added = false;
+        for (key, (path, meta)) in &found {
+            self.by_path.insert(path.clone(), *key);
+            let size = meta.len();
+            let changed = mtime(meta);
+            if let Some(e) = self.entries.get_mut(key) {
+                if e.file.path() != *path {
+                    tracing::debug!(input = %self.id, from = %e.file.path().display(), to = %path.display(), "file renamed");
+                    e.file.set_path(path.clone());
+                    if e.harvesting {
+                        e.file.renamed.store(true, Ordering::Release);
+                        e.file.wake.notify_one();
+                    }
+                }
+                if e.file.removed.swap(false, Ordering::AcqRel) && !e.harvesting {
+                    e.file.set_phase(Phase::Closed);
+                }
+                e.changed = e.changed.max(changed);
+                if !e.harvesting {
+                    e.file.size.store(size, Ordering::Release);
+                    let off = e.file.read_offset.load(Ordering::Acquire);
+                    if size != off && e.retry_at.is_none_or(|t| t <= Instant::now()) {
+                        let key = *key;
+                        self.enqueue(key);
+                    }
+                }
+                continue;
+            }
+            // A new file.
+            let old = self.scan.ignore_older.is_some_and(|d| {
+                now.duration_since(meta.modified().unwrap_or(now))
+                    .unwrap_or_default()
+                    > d
+            }) || since.is_some_and(|s| changed < s);
+            let from_end = old || (first && self.scan.tail_files);
+            let (offset, fp) = if from_end {
+                let fp = std::fs::File::open(path)
+                    .and_then(|mut f| identity::head_fingerprint(&mut f, size))
+                    .unwrap_or_default();
+                (size, fp)
+            } else {
+                (0, Fingerprint::default())
+            };
+            let file = FileShared::new(*key, path.clone(), fp, size, offset);
+            self.entries.insert(
+                *key,
+                Entry {
+                    file,
+                    harvesting: false,
+                    queued: false,
+                    changed,
+                    written: None,
+                    shipped_since: None,
+                    retry_at: None,
+                },
+            );
+            added = true;
+            if offset != size {
+                self.enqueue(*key);
+            }
+        }
+        // Known files not found: removed, or moved out of `paths`.
+        for (key, e) in &mut self.entries {
+            if found.contains_key(key) || e.file.removed.load(Ordering::Acquire) {
+                continue;
+            }
+            let still = std::fs::metadata(e.file.path()).is_ok_and(|m| FileKey::of(&m) == *key);
+            if still && e.file.phase() != Phase::Removed {
+                // Excluded now or briefly invisible; it is not gone.
+                continue;
+            }
+            e.file.removed.store(true, Ordering::Release);
+            if e.harvesting {
+                e.file.wake.notify_one();
+            } else {
+                e.file.set_phase(Phase::Removed);
+            }
+        }
+        if added {
+            self.publish_table();
+        }
+        self.dispatch();
+    }
+
+    fn enqueue(&mut self, key: FileKey) {
+        if let Some(e) = self.entries.get_mut(&key)
+            && !e.queued
+            && !e.harvesting
+        {
+            e.queued = true;
+            e.file.set_phase(Phase::Waiting);
+            self.queue.push_back(key);
+        }
+    }
+
+    fn dispatch(&mut self) {
+        let limit = self.scan.harvester_limit;
+        while limit == 0 || self.running < limit {
+            let Some(key) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(e) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            e.queued = false;
+            if e.harvesting {
+                continue;
+            }
+            e.harvesting = true;
+            e.file.renamed.store(false, Ordering::Release);
+            self.running += 1;
+            self.meters.open.inc_by(1);
+            self.meters.running.inc_by(1);
+            self.meters.started.inc();
+            let ctx = self.hctx.clone();
+            let file = e.file.clone();
+            self.tasks.spawn(async move {
+                let end = harvester::run(&ctx, &file).await;
+                (key, end)
+            });
+        }
+        self.hctx.waiting.store(self.queue.len(), Ordering::Release);
+    }
+
+    fn reader_ended(&mut self, key: FileKey, end: End) {
+        self.running = self.running.saturating_sub(1);
+        self.meters.open.inc_by(-1);
+        self.meters.running.inc_by(-1);
+        self.meters.closed.inc();
+        let Some(e) = self.entries.get_mut(&key) else {
+            return;
+        };
+        e.harvesting = false;
+        let removed = e.file.removed.load(Ordering::Acquire);
+        e.file.set_phase(if removed {
+            Phase::Removed
+        } else {
+            Phase::Closed
+        });
+        tracing::debug!(input = %self.id, path = %e.file.path().display(), reason = ?end, "file reader closed");
+        match end {
+            End::Error(msg) => {
+                tracing::warn!(input = %self.id, path = %e.file.path().display(), error = %msg, "cannot read file; will retry at the next scan");
+                e.retry_at = Some(Instant::now() + self.scan.check_interval);
+            }
+            End::Gone => {}
+            End::Shutdown => {}
+            _ => {
+                if !removed
+                    && let Ok(m) = std::fs::metadata(e.file.path())
+                    && FileKey::of(&m) == key
+                {
+                    e.file.size.store(m.len(), Ordering::Release);
+                    if m.len() != e.file.read_offset.load(Ordering::Acquire) {
+                        self.enqueue(key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Once a second: acknowledged offsets to the registry, cleaning, deleting, gauges.
+    fn housekeeping(&mut self) {
+        let mut records: Vec<Record> = Vec::new();
+        let mut drop_keys: Vec<FileKey> = Vec::new();
+        let mut unacked_bytes: u64 = 0;
+        let now = Instant::now();
+        let now_unix = unix(SystemTime::now());
+        for (key, e) in &mut self.entries {
+            let acked = e.file.refresh_acked();
+            let size = e.file.size.load(Ordering::Acquire);
+            unacked_bytes += size.saturating_sub(acked);
+            let phase = e.file.phase();
+            let removed = e.file.removed.load(Ordering::Acquire);
+            let settled = !e.harvesting && !e.queued && e.file.unacked_events() == 0;
+            if settled && removed && self.scan.clean_removed {
+                drop_keys.push(*key);
+                continue;
+            }
+            if settled
+                && let Some(ci) = self.scan.clean_inactive
+                && now_unix - e.changed > ci.as_secs() as i64
+            {
+                drop_keys.push(*key);
+                continue;
+            }
+            if let Some(grace) = self.scan.delete {
+                let shipped = settled
+                    && !removed
+                    && acked == size
+                    && e.file.read_offset.load(Ordering::Acquire) == size;
+                if !shipped {
+                    e.shipped_since = None;
+                } else if e.shipped_since.is_none() {
+                    e.shipped_since = Some(now);
+                } else if e
+                    .shipped_since
+                    .is_some_and(|t| now.duration_since(t) >= grace)
+                {
+                    let path = e.file.path();
+                    match std::fs::metadata(&path) {
+                        Ok(m) if FileKey::of(&m) == *key && m.len() == size => {
+                            match std::fs::remove_file(&path) {
+                                Ok(()) => {
+                                    tracing::info!(input = %self.id, path = %path.display(), size, "deleted file: read to its end and every event acknowledged");
+                                    e.file.removed.store(true, Ordering::Release);
+                                    e.file.set_phase(Phase::Removed);
+                                }
+                                Err(err) => {
+                                    tracing::warn!(input = %self.id, path = %path.display(), error = %err, "cannot delete shipped file");
+                                    e.shipped_since = None;
+                                }
+                            }
+                        }
+                        _ => e.shipped_since = None,
+                    }
+                }
+            }
+            let path = e.file.path();
+            let fp = e.file.fingerprint();
+            let phase_w = if matches!(phase, Phase::Removed) {
+                Phase::Removed
+            } else {
+                Phase::Closed
+            };
+            let changed_state = match &e.written {
+                None => true,
+                Some((o, p, ph, f)) => *o != acked || *p != path || *ph != phase_w || *f != fp,
+            };
+            if changed_state {
+                records.push(Record {
+                    input: self.id.to_string(),
+                    dev: key.dev,
+                    ino: key.ino,
+                    deleted: false,
+                    path: path.to_string_lossy().into_owned(),
+                    offset: acked,
+                    size,
+                    fp_len: fp.len,
+                    fp: fp.hash,
+                    phase: phase_w,
+                    changed: e.changed,
+                    created: None,
+                });
+                e.written = Some((acked, path, phase_w, fp));
+            }
+        }
+        for key in &drop_keys {
+            if let Some(e) = self.entries.remove(key) {
+                tracing::debug!(input = %self.id, path = %e.file.path().display(), "file state cleaned");
+                if e.written.is_some() {
+                    records.push(Record {
+                        input: self.id.to_string(),
+                        dev: key.dev,
+                        ino: key.ino,
+                        deleted: true,
+                        path: String::new(),
+                        offset: 0,
+                        size: 0,
+                        fp_len: 0,
+                        fp: 0,
+                        phase: Phase::Removed,
+                        changed: 0,
+                        created: None,
+                    });
+                }
+            }
+        }
+        if !drop_keys.is_empty() {
+            self.publish_table();
+        }
+        if let Err(e) = self.store.append(&records) {
+            tracing::error!(input = %self.id, error = %e, "cannot write the registry; offsets will be saved at the next attempt");
+            for r in &records {
+                if let Some(e) = self.entries.get_mut(&r.key()) {
+                    e.written = None;
+                }
+            }
+        }
+        if self.store.wants_compaction(self.entries.len()) {
+            let live: Vec<Record> = self.live_records();
+            if let Err(e) = self.store.compact(live.iter()) {
+                tracing::warn!(input = %self.id, error = %e, "cannot compact the registry; will retry");
+            }
+        }
+        let known = self.entries.len() as i64;
+        self.meters.known.add(known - self.known_reported);
+        self.known_reported = known;
+        let unacked = unacked_bytes.min(i64::MAX as u64) as i64;
+        self.meters.unacked.add(unacked - self.unacked_reported);
+        self.unacked_reported = unacked;
+    }
+
+    fn live_records(&self) -> Vec<Record> {
+        self.entries
+            .iter()
+            .filter_map(|(key, e)| {
+                let (offset, path, phase, fp) = e.written.clone()?;
+                Some(Record {
+                    input: self.id.to_string(),
+                    dev: key.dev,
+                    ino: key.ino,
+                    deleted: false,
+                    path: path.to_string_lossy().into_owned(),
+                    offset,
+                    size: e.file.size.load(Ordering::Acquire),
+                    fp_len: fp.len,
+                    fp: fp.hash,
+                    phase,
+                    changed: e.changed,
+                    created: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Stops the readers, waits (up to `shutdown_timeout`) for acknowledgements, saves state.
+    async fn shutdown(&mut self) {
+        for e in self.entries.values() {
+            e.file.wake.notify_one();
+        }
+        while let Some(res) = self.tasks.join_next().await {
+            if let Ok((key, end)) = res {
+                self.reader_ended(key, end);
+            }
+        }
+        let deadline = Instant::now() + self.shutdown_timeout;
+        while Instant::now() < deadline
+            && self.entries.values().any(|e| e.file.unacked_events() > 0)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Queued files will not be read now: do not let them be counted as waiting.
+        self.queue.clear();
+        for e in self.entries.values_mut() {
+            e.queued = false;
+        }
+        self.housekeeping();
+        self.meters.known.add(-self.known_reported);
+        self.meters.unacked.add(-self.unacked_reported);
+        self.known_reported = 0;
+        self.unacked_reported = 0;
+        tracing::debug!(input = %self.id, files = self.entries.len(), "file input stopped; registry saved");
+    }
+}
+
+trait GaugeExt {
+    fn inc_by(&self, n: i64);
+}
+
+impl GaugeExt for Gauge {
+    fn inc_by(&self, n: i64) {
+        self.add(n)
+    }
+}

@@ -1,0 +1,198 @@
+//! The state of one known file, shared between its reader, the prospector and the status API.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use skiff_event::AckStream;
+use tokio::sync::Notify;
+
+use crate::identity::{FileKey, Fingerprint};
+
+/// What a file is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// A reader is reading it.
+    Reading = 0,
+    /// A reader has it open at its end, waiting for more.
+    Idle = 1,
+    /// No reader has it open.
+    Closed = 2,
+    /// It was removed (or moved out of `paths`).
+    Removed = 3,
+    /// It waits for a reader slot (`harvester_limit`).
+    Waiting = 4,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        match v {
+            0 => Phase::Reading,
+            1 => Phase::Idle,
+            3 => Phase::Removed,
+            4 => Phase::Waiting,
+            _ => Phase::Closed,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The acknowledgement streams of one file's reading sessions, oldest first.
+///
+/// A file may be read by several sessions in turn (closed when inactive, reopened when it
+/// grows); events of an earlier session may still be in flight when the next starts. The
+/// committed offset follows the oldest session until all of its events are acknowledged, then
+/// the next. A truncation or a replaced file clears the chain: acknowledgements of the old
+/// content no longer say anything about the new.
+#[derive(Default)]
+struct AckChain {
+    /// `(stream, offset the session started at)`.
+    streams: Vec<(Arc<AckStream>, u64)>,
+    /// The committed offset of the file.
+    committed: u64,
+}
+
+impl AckChain {
+    fn refresh(&mut self) -> u64 {
+        while let Some((s, start)) = self.streams.first() {
+            let p = s.progress();
+            let pos = p.acked_position.unwrap_or(*start).max(*start);
+            self.committed = pos;
+            if p.pending() == 0 && self.streams.len() > 1 {
+                self.streams.remove(0);
+                continue;
+            }
+            break;
+        }
+        self.committed
+    }
+
+    fn unacked_events(&self) -> u64 {
+        self.streams
+            .iter()
+            .map(|(s, _)| s.progress().pending())
+            .sum()
+    }
+}
+
+/// One known file.
+pub struct FileShared {
+    /// Device and inode.
+    pub key: FileKey,
+    path: Mutex<PathBuf>,
+    /// Bumped when `path` or `fingerprint` changes (readers rebuild their shared fields).
+    pub version: AtomicU64,
+    fingerprint: Mutex<Fingerprint>,
+    /// Last size seen.
+    pub size: AtomicU64,
+    /// Offset read up to (next line start).
+    pub read_offset: AtomicU64,
+    acks: Mutex<AckChain>,
+    /// Mirror of the committed offset, for lock-free status reads.
+    pub acked: AtomicU64,
+    phase: AtomicU8,
+    /// Set by the prospector: the file was renamed.
+    pub renamed: AtomicBool,
+    /// Set by the prospector: the file was removed.
+    pub removed: AtomicBool,
+    /// Woken on a change notification for this file and at shutdown.
+    pub wake: Notify,
+}
+
+impl std::fmt::Debug for FileShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "File({}, {})", self.key, self.path().display())
+    }
+}
+
+impl FileShared {
+    /// A file at `offset` (its committed offset from the registry, or 0).
+    pub fn new(key: FileKey, path: PathBuf, fp: Fingerprint, size: u64, offset: u64) -> Arc<Self> {
+        Arc::new(FileShared {
+            key,
+            path: Mutex::new(path),
+            version: AtomicU64::new(0),
+            fingerprint: Mutex::new(fp),
+            size: AtomicU64::new(size),
+            read_offset: AtomicU64::new(offset),
+            acks: Mutex::new(AckChain {
+                streams: Vec::new(),
+                committed: offset,
+            }),
+            acked: AtomicU64::new(offset),
+            phase: AtomicU8::new(Phase::Closed as u8),
+            renamed: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            wake: Notify::new(),
+        })
+    }
+
+    /// The file's current path.
+    pub fn path(&self) -> PathBuf {
+        lock(&self.path).clone()
+    }
+
+    /// Records a new path (a rename).
+    pub fn set_path(&self, p: PathBuf) {
+        *lock(&self.path) = p;
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The fingerprint known so far.
+    pub fn fingerprint(&self) -> Fingerprint {
+        *lock(&self.fingerprint)
+    }
+
+    /// Records a (grown or new) fingerprint.
+    pub fn set_fingerprint(&self, fp: Fingerprint) {
+        let mut g = lock(&self.fingerprint);
+        if *g != fp {
+            *g = fp;
+            drop(g);
+            self.version.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    /// Sets the phase.
+    pub fn set_phase(&self, p: Phase) {
+        self.phase.store(p as u8, Ordering::Release);
+    }
+
+    /// A reading session starts at `offset` with `stream`; `reset` when the content was
+    /// replaced (truncation, new file under the same inode): older sessions no longer count.
+    pub fn start_session(&self, stream: Arc<AckStream>, offset: u64, reset: bool) {
+        let mut g = lock(&self.acks);
+        if reset {
+            g.streams.clear();
+            g.committed = offset;
+            self.acked.store(offset, Ordering::Release);
+        }
+        g.streams.push((stream, offset));
+    }
+
+    /// Recomputes the committed (acknowledged) offset and returns it.
+    pub fn refresh_acked(&self) -> u64 {
+        let c = lock(&self.acks).refresh();
+        self.acked.store(c, Ordering::Release);
+        c
+    }
+
+    /// Events published from this file and not acknowledged yet.
+    pub fn unacked_events(&self) -> u64 {
+        lock(&self.acks).unacked_events()
+    }
+
+    /// The committed offset as last refreshed.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Acquire)
+    }
+}
