@@ -1,0 +1,295 @@
+//! One Redis connection that sends batches: RPUSH per key (lists) or PUBLISH per event
+//! (channels), pipelined into one round trip per batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use async_trait::async_trait;
+use skiff_event::Event;
+use skiff_metrics::Counter;
+use skiff_pipeline::{Outcome, Output};
+use tokio::net::TcpStream;
+
+use crate::config::{DataType, Host};
+use crate::resp::{self, Conn, Reply};
+use crate::select::Selector;
+
+/// How to reach and log in to one server.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The server.
+    pub host: Host,
+    /// `username` (the URL's wins).
+    pub username: Option<String>,
+    /// `password` (the URL's wins).
+    pub password: Option<String>,
+    /// `db` (the URL's wins).
+    pub db: u32,
+    /// `timeout`.
+    pub timeout: Duration,
+}
+
+impl Target {
+    /// Connects, authenticates and selects the database.
+    pub async fn connect(&self) -> anyhow::Result<Conn> {
+        let addr = self.host.addr();
+        let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(&addr))
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "connecting to redis at {addr} timed out after {:?}: check the host, the port and any firewall",
+                    self.timeout
+                )
+            })?
+            .map_err(|e| anyhow!("cannot connect to redis at {addr}: {e}: is redis-server running and listening there?"))?;
+        let _ = tcp.set_nodelay(true);
+        let mut conn = Conn::new(Box::new(tcp));
+        tokio::time::timeout(self.timeout, self.login(&mut conn))
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "redis at {addr} did not answer AUTH/SELECT within {:?}",
+                    self.timeout
+                )
+            })??;
+        Ok(conn)
+    }
+
+    async fn login(&self, conn: &mut Conn) -> anyhow::Result<()> {
+        let addr = self.host.addr();
+        if let Some(pw) = &self.password {
+            let reply = match &self.username {
+                Some(u) => conn.call(&[b"AUTH", u.as_bytes(), pw.as_bytes()]).await,
+                None => conn.call(&[b"AUTH", pw.as_bytes()]).await,
+            }
+            .with_context(|| format!("redis at {addr}: AUTH"))?;
+            if let Reply::Error(e) = reply {
+                bail!(
+                    "redis at {addr} refused the login: {e}: check `password` (and `username` for ACL users)"
+                );
+            }
+        }
+        if self.db != 0 {
+            let db = self.db.to_string();
+            let reply = conn
+                .call(&[b"SELECT", db.as_bytes()])
+                .await
+                .with_context(|| format!("redis at {addr}: SELECT {db}"))?;
+            if let Reply::Error(e) = reply {
+                bail!(
+                    "redis at {addr} refused `SELECT {db}`: {e}: check `db` (the server's `databases` setting bounds it)"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A client of one server: one connection, reopened after any failure.
+pub struct RedisClient {
+    /// Where to send.
+    pub target: Target,
+    /// The key (list or channel) selector.
+    pub selector: Arc<Selector>,
+    /// `datatype`.
+    pub datatype: DataType,
+    /// `libbeat.output.write.bytes`.
+    pub write_bytes: Counter,
+    /// The open connection, if any.
+    pub conn: Option<Conn>,
+    /// Reused encode buffers.
+    pub buf: Vec<u8>,
+    /// Scratch for one event's JSON.
+    pub scratch: Vec<u8>,
+}
+
+/// One command in a pipelined batch, and the events it carries.
+struct Cmd {
+    key: String,
+    events: Vec<usize>,
+}
+
+#[async_trait]
+impl Output for RedisClient {
+    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+        let mut outcome = Outcome::default();
+        let cmds = self.route(events, &mut outcome);
+        if cmds.is_empty() {
+            return Ok(outcome);
+        }
+        self.encode(events, &cmds);
+        let timeout = self.target.timeout;
+        let addr = self.target.host.addr();
+        let replies = match tokio::time::timeout(timeout, self.round_trip(cmds.len())).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                self.conn = None;
+                return Err(e);
+            }
+            Err(_) => {
+                self.conn = None;
+                bail!(
+                    "redis at {addr} did not answer within {timeout:?} (timeout): the server may be overloaded or the network slow"
+                );
+            }
+        };
+        let verb = match self.datatype {
+            DataType::List => "RPUSH",
+            DataType::Channel => "PUBLISH",
+        };
+        for (cmd, reply) in cmds.into_iter().zip(replies) {
+            let Reply::Error(e) = reply else { continue };
+            if retriable(&e) {
+                tracing::warn!(output = %self.describe(), key = %cmd.key, error = %e, "redis is busy; will retry");
+                outcome.retry.extend(cmd.events);
+            } else if fatal(&e) {
+                // A login or permission problem is not the events' fault: keep them.
+                self.conn = None;
+                bail!(
+                    "redis at {addr} refused {verb} to `{}`: {e}: check `password`, `username` and the user's ACL",
+                    cmd.key
+                );
+            } else {
+                let why = format!("redis refused {verb} to key `{}`: {e}", cmd.key);
+                outcome
+                    .rejected
+                    .extend(cmd.events.into_iter().map(|i| (i, why.clone())));
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn describe(&self) -> String {
+        format!("redis({})", self.target.host.addr())
+    }
+
+    async fn close(&mut self) {
+        self.conn = None;
+    }
+}
+
+impl RedisClient {
+    /// Groups events by destination (in order of first appearance); unroutable ones are rejected.
+    fn route(&self, events: &[Event], outcome: &mut Outcome) -> Vec<Cmd> {
+        let mut cmds: Vec<Cmd> = Vec::new();
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        for (i, ev) in events.iter().enumerate() {
+            let key = match self.selector.select(ev) {
+                Ok(k) => k,
+                Err(why) => {
+                    outcome.rejected.push((i, why));
+                    continue;
+                }
+            };
+            match self.datatype {
+                DataType::Channel => cmds.push(Cmd {
+                    key,
+                    events: vec![i],
+                }),
+                DataType::List => match by_key.get(&key) {
+                    Some(&c) => cmds[c].events.push(i),
+                    None => {
+                        by_key.insert(key.clone(), cmds.len());
+                        cmds.push(Cmd {
+                            key,
+                            events: vec![i],
+                        });
+                    }
+                },
+            }
+        }
+        cmds
+    }
+
+    /// Writes every command of the batch into `self.buf`.
+    fn encode(&mut self, events: &[Event], cmds: &[Cmd]) {
+        self.buf.clear();
+        let verb: &[u8] = match self.datatype {
+            DataType::List => b"RPUSH",
+            DataType::Channel => b"PUBLISH",
+        };
+        for c in cmds {
+            resp::command_header(&mut self.buf, 2 + c.events.len());
+            resp::arg(&mut self.buf, verb);
+            resp::arg(&mut self.buf, c.key.as_bytes());
+            for &i in &c.events {
+                self.scratch.clear();
+                // With @metadata, as Beats' JSON codec writes it for Logstash's redis input.
+                skiff_event::json::encode(&events[i], &mut self.scratch, true);
+                resp::arg(&mut self.buf, &self.scratch);
+            }
+        }
+    }
+
+    /// Sends `self.buf` and reads `n` replies, connecting first if needed.
+    async fn round_trip(&mut self, n: usize) -> anyhow::Result<Vec<Reply>> {
+        if self.conn.is_none() {
+            self.conn = Some(self.target.connect().await?);
+        }
+        let addr = self.target.host.addr();
+        let Some(conn) = self.conn.as_mut() else {
+            bail!("redis at {addr}: no connection");
+        };
+        conn.write(&self.buf).await.map_err(|e| {
+            anyhow!(
+                "sending to redis at {addr} failed: {e}: the connection was lost; will reconnect"
+            )
+        })?;
+        self.write_bytes.add(self.buf.len() as u64);
+        // Keep the buffer from pinning a huge batch's memory forever.
+        if self.buf.capacity() > 16 << 20 {
+            self.buf = Vec::new();
+        }
+        let mut replies = Vec::with_capacity(n);
+        for _ in 0..n {
+            let r = conn.read().await.map_err(|e| {
+                anyhow!("reading redis's reply from {addr} failed: {e}; will reconnect")
+            })?;
+            replies.push(r);
+        }
+        Ok(replies)
+    }
+}
+
+/// Errors that pass: the server is loading, busy, read-only during a failover, or out of memory.
+fn retriable(e: &str) -> bool {
+    const CODES: &[&str] = &[
+        "LOADING",
+        "BUSY",
+        "TRYAGAIN",
+        "OOM",
+        "READONLY",
+        "MASTERDOWN",
+        "CLUSTERDOWN",
+        "MISCONF",
+        "NOREPLICAS",
+    ];
+    let code = e.split(' ').next().unwrap_or("");
+    CODES.contains(&code)
+}
+
+/// Errors about who we are, not about the events.
+fn fatal(e: &str) -> bool {
+    let code = e.split(' ').next().unwrap_or("");
+    matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_classes() {
+        assert!(retriable("LOADING Redis is loading the dataset in memory"));
+        assert!(retriable(
+            "OOM command not allowed when used memory > 'maxmemory'."
+        ));
+        assert!(!retriable(
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        ));
+        assert!(fatal("NOAUTH Authentication required."));
+        assert!(!fatal("WRONGTYPE x"));
+    }
+}

@@ -1,0 +1,317 @@
+//! The Redis output: Filebeat's `output.redis`, for pipelines where Logstash (or anything else)
+//! reads events from a Redis list or channel.
+//!
+//! Where it sits: the output end of the pipeline. The [worker](skiff_pipeline::worker) hands a
+//! client a batch; the client routes each event to a key (`key` template, `keys` rules with
+//! `when`), encodes it as ECS JSON with `@metadata` (as Beats' JSON codec does, so Logstash's
+//! `redis` input sees `[@metadata][beat]`), and sends the whole batch in one pipelined round
+//! trip:
+//!
+//! * `datatype: list` (default): one `RPUSH key e1 e2 ...` per distinct key in the batch;
+//! * `datatype: channel`: one `PUBLISH key e` per event.
+//!
+//! A batch is acknowledged only after Redis replied to every command. Replies are checked one by
+//! one: `LOADING`/`OOM`/`READONLY`-style errors retry those events, login errors retry the whole
+//! batch (the events are not at fault), anything else (`WRONGTYPE`) rejects those events with
+//! Redis's reason into the dead-letter file. A lost connection fails the batch; the worker
+//! retries it on a new connection, so events may be pushed twice but never lost.
+//!
+//! **Why RESP is written by hand** ([`resp`]) rather than with the `redis` crate: the output
+//! needs four commands and pipelining, and the `redis` crate builds its own TLS configuration,
+//! while skiff's TLS (`ssl.*`: verification modes, CA fingerprints, plain-words errors) is one
+//! rustls `ClientConfig` from the shared TLS layer for every output. Owning the ~250 lines of
+//! framing lets the connection run over that stream ([`resp::Io`]) and bound what a server reply
+//! can make us allocate.
+//!
+//! TLS (`ssl.*`, `rediss://`) is accepted in the configuration but refused with "TLS for redis
+//! not yet supported" until the shared TLS layer (`skiff-tls`) exists; the connection code
+//! already runs over any stream.
+//!
+//! `skiff test output` ([`PLUGIN`]'s probe) checks DNS, TCP connect, AUTH, PING, and the key's
+//! type and length (or a channel's subscriber count).
+
+pub mod client;
+pub mod config;
+pub mod resp;
+pub mod select;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use skiff_config::{ConfigErrors, Node};
+use skiff_metrics::names;
+use skiff_pipeline::{BuildContext, Output, OutputPlugin, OutputSet, OutputSettings, ProbeStep};
+
+use client::{RedisClient, Target};
+use config::{DataType, RedisConfig};
+use resp::Reply;
+use select::Selector;
+
+/// The `output.redis` plugin.
+pub static PLUGIN: OutputPlugin = OutputPlugin {
+    name: "redis",
+    build,
+    probe: Some(|node, ctx| Box::pin(probe(node.clone(), ctx.clone()))),
+};
+
+/// Everything `build` and `probe` need from the configuration.
+struct Built {
+    cfg: RedisConfig,
+    targets: Vec<Target>,
+    selector: Arc<Selector>,
+}
+
+fn parse(node: &Node) -> Result<Built, ConfigErrors> {
+    let cfg: RedisConfig = node.deserialize()?;
+    let errs = config::validate(&cfg, node);
+    if !errs.is_empty() {
+        return Err(ConfigErrors(errs));
+    }
+    let default_key = cfg.index.as_deref().unwrap_or("filebeat");
+    let selector = Arc::new(Selector::from_node(node, "key", "keys", Some(default_key))?);
+    let mut targets = Vec::new();
+    for h in &cfg.hosts {
+        // validate() already reported bad hosts.
+        let Ok(host) = config::parse_host(h, cfg.port) else {
+            continue;
+        };
+        targets.push(Target {
+            username: host.username.clone().or_else(|| cfg.username.clone()),
+            password: host.password.clone().or_else(|| cfg.password.clone()),
+            db: host.db.unwrap_or(cfg.db),
+            timeout: cfg.timeout.0,
+            host,
+        });
+    }
+    Ok(Built {
+        cfg,
+        targets,
+        selector,
+    })
+}
+
+/// Validates `output.redis` and builds one client per host and `worker`.
+pub fn build(node: &Node, ctx: &BuildContext) -> Result<OutputSet, ConfigErrors> {
+    let b = parse(node)?;
+    let write_bytes = ctx.metrics.counter(&names::OUTPUT_WRITE_BYTES);
+    let mut clients: Vec<Box<dyn Output>> = Vec::new();
+    for t in &b.targets {
+        for _ in 0..b.cfg.worker {
+            clients.push(Box::new(RedisClient {
+                target: t.clone(),
+                selector: b.selector.clone(),
+                datatype: b.cfg.datatype,
+                write_bytes: write_bytes.clone(),
+                conn: None,
+                buf: Vec::new(),
+                scratch: Vec::new(),
+            }));
+        }
+    }
+    Ok(OutputSet {
+        clients,
+        settings: OutputSettings {
+            bulk_max_size: b.cfg.bulk_max_size,
+            max_retries: b.cfg.max_retries,
+            backoff_init: b.cfg.backoff.init.0,
+            backoff_max: b.cfg.backoff.max.0,
+            loadbalance: b.cfg.loadbalance,
+        },
+    })
+}
+
+fn step(
+    name: impl Into<String>,
+    ok: bool,
+    detail: impl Into<String>,
+    hint: Option<&str>,
+) -> ProbeStep {
+    ProbeStep {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+        hint: hint.map(str::to_owned),
+    }
+}
+
+/// `skiff test output`: DNS, connect, AUTH, PING and the key, for every host.
+async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
+    let b = match parse(&node) {
+        Ok(b) => b,
+        Err(e) => {
+            return vec![step(
+                "configuration",
+                false,
+                e.to_string(),
+                Some("fix output.redis in the configuration file"),
+            )];
+        }
+    };
+    let mut steps = Vec::new();
+    for t in &b.targets {
+        probe_host(t, &b, &mut steps).await;
+    }
+    steps
+}
+
+async fn probe_host(t: &Target, b: &Built, steps: &mut Vec<ProbeStep>) {
+    let addr = t.host.addr();
+    let t0 = Instant::now();
+    match tokio::net::lookup_host(&addr).await {
+        Ok(addrs) => {
+            let list: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+            steps.push(step(
+                format!("dns {}", t.host.host),
+                true,
+                format!("{} ({:?})", list.join(", "), t0.elapsed()),
+                None,
+            ));
+        }
+        Err(e) => {
+            steps.push(step(
+                format!("dns {}", t.host.host),
+                false,
+                e.to_string(),
+                Some("check the host name in `hosts` and the machine's DNS settings"),
+            ));
+            return;
+        }
+    }
+    let t0 = Instant::now();
+    let no_login = Target {
+        password: None,
+        db: 0,
+        ..t.clone()
+    };
+    let plain = match no_login.connect().await {
+        Ok(c) => {
+            steps.push(step(
+                format!("connect {addr}"),
+                true,
+                format!("{:?}", t0.elapsed()),
+                None,
+            ));
+            c
+        }
+        Err(e) => {
+            steps.push(step(
+                format!("connect {addr}"),
+                false,
+                format!("{e:#}"),
+                Some("is redis-server running there, bound to this interface (`bind`), and is the port open?"),
+            ));
+            return;
+        }
+    };
+    let mut conn = if t.password.is_none() && t.db == 0 {
+        plain
+    } else {
+        drop(plain);
+        match t.connect().await {
+            Ok(c) => {
+                let db = if t.db != 0 {
+                    format!(", database {}", t.db)
+                } else {
+                    String::new()
+                };
+                steps.push(step("auth", true, format!("logged in{db}"), None));
+                c
+            }
+            Err(e) => {
+                steps.push(step(
+                    "auth",
+                    false,
+                    format!("{e:#}"),
+                    Some("check `password`, `username` and `db`"),
+                ));
+                return;
+            }
+        }
+    };
+    let timeout = t.timeout;
+    match call(&mut conn, timeout, &[b"PING"]).await {
+        Ok(Reply::Status(s)) if s == "PONG" => steps.push(step("ping", true, "PONG", None)),
+        Ok(Reply::Error(e)) if e.starts_with("NOAUTH") => {
+            steps.push(step(
+                "ping",
+                false,
+                e,
+                Some("the server requires a password: set `password`"),
+            ));
+            return;
+        }
+        Ok(r) => steps.push(step(
+            "ping",
+            false,
+            r.text(),
+            Some("is this a Redis server?"),
+        )),
+        Err(e) => {
+            steps.push(step("ping", false, e, Some("is this a Redis server?")));
+            return;
+        }
+    }
+    let Some(key) = b.selector.constant() else {
+        steps.push(step(
+            "key",
+            true,
+            "the key is chosen per event (template or `keys` rules): not checked",
+            None,
+        ));
+        return;
+    };
+    match b.cfg.datatype {
+        DataType::List => {
+            let ty = call(&mut conn, timeout, &[b"TYPE", key.as_bytes()]).await;
+            match ty {
+                Ok(Reply::Status(t)) if t == "list" || t == "none" => {
+                    let len = match call(&mut conn, timeout, &[b"LLEN", key.as_bytes()]).await {
+                        Ok(Reply::Int(n)) => n.to_string(),
+                        Ok(r) => r.text(),
+                        Err(e) => e,
+                    };
+                    let what = if t == "none" {
+                        "does not exist yet (RPUSH creates it)".to_owned()
+                    } else {
+                        format!("is a list of {len} items")
+                    };
+                    steps.push(step(format!("key {key}"), true, what, None));
+                }
+                Ok(Reply::Status(t)) => steps.push(step(
+                    format!("key {key}"),
+                    false,
+                    format!("holds a {t}, not a list: RPUSH will fail with WRONGTYPE"),
+                    Some("choose another `key`, or delete the existing key"),
+                )),
+                Ok(r) => steps.push(step(format!("key {key}"), false, r.text(), None)),
+                Err(e) => steps.push(step(format!("key {key}"), false, e, None)),
+            }
+        }
+        DataType::Channel => {
+            let r = call(&mut conn, timeout, &[b"PUBSUB", b"NUMSUB", key.as_bytes()]).await;
+            let subs = match r {
+                Ok(Reply::Array(Some(items))) => items.get(1).map(Reply::text).unwrap_or_default(),
+                Ok(r) => r.text(),
+                Err(e) => e,
+            };
+            steps.push(step(
+                format!("channel {key}"),
+                true,
+                format!("{subs} subscribers (events published with none are lost by Redis design)"),
+                None,
+            ));
+        }
+    }
+}
+
+async fn call(
+    conn: &mut resp::Conn,
+    timeout: std::time::Duration,
+    args: &[&[u8]],
+) -> Result<Reply, String> {
+    match tokio::time::timeout(timeout, conn.call(args)).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no reply within {timeout:?}")),
+    }
+}
