@@ -6,7 +6,7 @@
 use skiff_pipeline::{InputPlugin, OutputPlugin, ProcessorPlugin};
 
 /// Every input type.
-pub const INPUTS: &[&InputPlugin] = &[];
+pub const INPUTS: &[&InputPlugin] = &[&skiff_input_stdin::PLUGIN];
 
 /// Every output type.
 pub const OUTPUTS: &[&OutputPlugin] = &[
@@ -16,7 +16,7 @@ pub const OUTPUTS: &[&OutputPlugin] = &[
 ];
 
 /// Every processor type.
-pub const PROCESSORS: &[&ProcessorPlugin] = &[];
+pub const PROCESSORS: &[&ProcessorPlugin] = skiff_processors::ALL;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,329 @@
+//! Beats processors for skiff, and the conditions they (and output routing rules) use.
+//!
+//! Processors run in the pipeline between the inputs and the queue (input -> **processors** ->
+//! queue -> output), in the input's own task: first an input's own `processors`, then the global
+//! ones. They are configured exactly as in a `filebeat.yml`: a list of one-key maps, each with an
+//! optional `when` [condition](condition):
+//!
+//! ```yaml
+//! processors:
+//!   - add_host_metadata:
+//!       when.not.contains.tags: forwarded
+//!   - drop_fields: {fields: [agent.ephemeral_id], ignore_missing: true}
+//!   - drop_event.when.regexp.message: '^DEBUG'
+//! ```
+//!
+//! What is here: `add_fields`, `add_tags`, `drop_fields`, `include_fields`, `drop_event`,
+//! `rename`, `decode_json_fields` ([`fields`], [`decode_json`]), `add_host_metadata` and
+//! `add_locale` ([`metadata`]); `add_cloud_metadata`, `add_docker_metadata` and
+//! `add_kubernetes_metadata` are accepted so that existing files load, but do nothing yet (one
+//! warning at start). Other Beats processors are refused with a clear "not supported yet".
+//!
+//! A processor that fails on an event (a field to rename is missing, a tag target is not a
+//! list) keeps the event and records why in `error.message`, as libbeat does; it never panics
+//! and never drops an event by accident. Processors change only the event's own fields: fields
+//! shared by every event of a source are copied on write, never changed for the others.
+//!
+//! The binary calls [`build_list`] for every `processors` list; [`condition::Condition`] is
+//! public for outputs' routing rules (`indices`, `topics`, `keys`).
+
+pub mod condition;
+pub mod decode_json;
+pub mod fields;
+pub mod metadata;
+
+use std::sync::Arc;
+
+use skiff_config::{ConfigError, ConfigErrors, Node, NodeValue};
+use skiff_event::{Event, Value};
+use skiff_pipeline::{BuildContext, Processor, ProcessorPlugin, Verdict};
+
+use condition::Condition;
+
+/// Declares a processor plugin whose build function gets the configuration with `when` removed
+/// and is wrapped in the condition.
+macro_rules! plugin {
+    ($stat:ident, $name:literal, $build:path) => {
+        #[doc = concat!("The `", $name, "` processor.")]
+        pub static $stat: ::skiff_pipeline::ProcessorPlugin = ::skiff_pipeline::ProcessorPlugin {
+            name: $name,
+            build: |node, ctx| $crate::with_when(node, ctx, $build),
+        };
+    };
+}
+pub(crate) use plugin;
+
+/// Every processor skiff has.
+pub const ALL: &[&ProcessorPlugin] = &[
+    &fields::ADD_FIELDS,
+    &fields::ADD_TAGS,
+    &fields::DROP_FIELDS,
+    &fields::INCLUDE_FIELDS,
+    &fields::DROP_EVENT,
+    &fields::RENAME,
+    &decode_json::DECODE_JSON_FIELDS,
+    &metadata::ADD_HOST_METADATA,
+    &metadata::ADD_LOCALE,
+    &metadata::ADD_CLOUD_METADATA,
+    &metadata::ADD_DOCKER_METADATA,
+    &metadata::ADD_KUBERNETES_METADATA,
+];
+
+/// Beats processors skiff does not have yet: refused with a clear message rather than "unknown".
+const NOT_YET: &[&str] = &[
+    "add_id",
+    "add_labels",
+    "add_network_direction",
+    "add_nomad_metadata",
+    "add_observer_metadata",
+    "add_process_metadata",
+    "append",
+    "community_id",
+    "convert",
+    "copy_fields",
+    "decode_base64_field",
+    "decode_cef",
+    "decode_csv_fields",
+    "decode_duration",
+    "decode_xml",
+    "decode_xml_wineventlog",
+    "decompress_gzip_field",
+    "detect_mime_type",
+    "dissect",
+    "dns",
+    "extract_array",
+    "fingerprint",
+    "move_fields",
+    "rate_limit",
+    "registered_domain",
+    "replace",
+    "script",
+    "syslog",
+    "timestamp",
+    "translate_sid",
+    "truncate_fields",
+    "urldecode",
+];
+
+/// Builds a `processors` list (global or an input's): looks each item's name up in [`ALL`],
+/// suggests a name for a typo, builds it. `None` or an empty value is no processors. Every
+/// problem in the list is reported, each with its key path and line.
+pub fn build_list(
+    node: Option<&Node>,
+    ctx: &BuildContext,
+) -> Result<Vec<Arc<dyn Processor>>, ConfigErrors> {
+    let Some(list) = node else {
+        return Ok(Vec::new());
+    };
+    let items = match &list.value {
+        NodeValue::Null => return Ok(Vec::new()),
+        NodeValue::Seq(items) => items,
+        other => {
+            return Err(error_at(
+                list,
+                format!(
+                    "`processors` is a list, like `- add_fields: {{fields: {{env: prod}}}}`, found {}",
+                    other.describe()
+                ),
+            )
+            .into());
+        }
+    };
+    let names: Vec<&str> = ALL.iter().map(|p| p.name).collect();
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for item in items {
+        let [(name, cfg)] = item.entries() else {
+            errors.push(error_at(
+                item,
+                "each processor is a map with exactly one key, its name (e.g. `- drop_fields: {fields: [a]}`)",
+            ));
+            continue;
+        };
+        match ALL.iter().find(|p| p.name == name) {
+            Some(p) => match (p.build)(cfg, ctx) {
+                Ok(built) => out.push(Arc::from(built)),
+                Err(e) => errors.extend(e),
+            },
+            None if NOT_YET.contains(&name.as_str()) => errors.push(error_at(
+                item,
+                format!(
+                    "the `{name}` processor is not supported by skiff yet; remove it or do this step in an ingest pipeline"
+                ),
+            )),
+            None => errors.push(
+                error_at(
+                    item,
+                    format!("unknown processor `{name}`; skiff has {}", names.join(", ")),
+                )
+                .with_suggestion(skiff_config::suggest(name, &names)),
+            ),
+        }
+    }
+    ConfigErrors(errors).into_result()?;
+    Ok(out)
+}
+
+/// Builds a processor from its configuration without `when`, and wraps it in the condition
+/// when there is one. An empty value (`- add_host_metadata: ~`) is an empty map.
+pub(crate) fn with_when(
+    node: &Node,
+    ctx: &BuildContext,
+    build: skiff_pipeline::component::BuildProcessor,
+) -> Result<Box<dyn Processor>, ConfigErrors> {
+    let mut own = node.clone();
+    if matches!(own.value, NodeValue::Null) {
+        own.value = NodeValue::Map(Vec::new());
+    }
+    let when = own.remove("when");
+    let cond = when.as_ref().map(Condition::build).transpose();
+    let inner = build(&own, ctx);
+    match (cond, inner) {
+        (Ok(None), Ok(p)) => Ok(p),
+        (Ok(Some(cond)), Ok(inner)) => Ok(Box::new(When { cond, inner })),
+        (Err(mut a), Err(b)) => {
+            a.0.extend(b);
+            Err(a)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// A processor that runs only when its condition matches.
+struct When {
+    cond: Condition,
+    inner: Box<dyn Processor>,
+}
+
+impl Processor for When {
+    fn process(&self, event: &mut Event) -> Verdict {
+        if self.cond.matches(event) {
+            self.inner.process(event)
+        } else {
+            Verdict::Keep
+        }
+    }
+}
+
+pub(crate) fn error_at(node: &Node, msg: impl Into<String>) -> ConfigError {
+    ConfigError::new(node.path.clone(), node.mark.clone(), msg)
+}
+
+/// Records a processing failure on the event (`error.message`), keeping an earlier one: a
+/// second failure turns the field into a list.
+pub(crate) fn set_error(event: &mut Event, msg: String) {
+    let new = Value::String(msg);
+    let value = match event.get("error.message").map(|f| f.to_value()) {
+        None => new,
+        Some(Value::Array(mut a)) => {
+            a.push(new);
+            Value::Array(a)
+        }
+        Some(old) => Value::Array(vec![old, new]),
+    };
+    event.insert("error.message", value);
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use skiff_metrics::Registry;
+    use skiff_pipeline::{AgentInfo, Budget, InputCommon, Paths, StatusBoard};
+
+    pub fn ctx() -> BuildContext {
+        let metrics = Registry::new();
+        BuildContext {
+            agent: Arc::new(AgentInfo {
+                name: "a".into(),
+                hostname: "myhost".into(),
+                id: "id".into(),
+                ephemeral_id: "eid".into(),
+                version: "0.1.0".into(),
+            }),
+            paths: Paths::default(),
+            budget: Budget::new(metrics.clone()),
+            metrics,
+            status: StatusBoard::default(),
+            global: InputCommon::default(),
+        }
+    }
+
+    /// Builds the `processors` list in `yaml`.
+    pub fn build(yaml: &str) -> Result<Vec<Arc<dyn Processor>>, ConfigErrors> {
+        let root = skiff_config::parse_str(yaml, Some("t.yml")).unwrap();
+        build_list(root.get("processors"), &ctx())
+    }
+
+    /// Runs the processors on the event; `None` if one dropped it.
+    pub fn run(procs: &[Arc<dyn Processor>], mut ev: Event) -> Option<Event> {
+        for p in procs {
+            if p.process(&mut ev) == Verdict::Drop {
+                return None;
+            }
+        }
+        Some(ev)
+    }
+
+    /// An event with shared fields as an input makes them.
+    pub fn event(msg: &str) -> Event {
+        let shared = serde_json::json!({
+            "@metadata": {"beat": "filebeat"},
+            "host": {"name": "web-1"},
+            "input": {"type": "filestream"},
+            "log": {"file": {"path": "/var/log/a.log"}},
+            "tags": ["t1"],
+            "fields": {"env": "prod"},
+        });
+        let mut e = Event::new(Arc::new(shared.as_object().unwrap().clone()), msg.into());
+        e.offset = Some(7);
+        e
+    }
+
+    /// The event as the outputs would write it (without `@metadata`).
+    pub fn json(ev: &Event) -> Value {
+        ev.to_value(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+
+    #[test]
+    fn unknown_and_unsupported_processors_are_explained() {
+        let e = build("processors: [{add_feilds: {fields: {a: 1}}}]")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("did you mean `add_fields`"), "{e}");
+        assert!(e.to_string().contains("processors.0"), "{e}");
+        let e = build("processors: [{dissect: {tokenizer: x}}]")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not supported by skiff yet"), "{e}");
+        let e = build("processors: [{add_fields: {fields: {a: 1}}, drop_event: {}}]")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("exactly one key"), "{e}");
+        let e = build("processors: {add_fields: {}}").err().unwrap();
+        assert!(e.to_string().contains("is a list"), "{e}");
+        // Several problems are reported together.
+        let e = build("processors: [{nope: {}}, {drop_fields: {fieldz: [a]}}, {drop_event.when.equal: {a: 1}}]")
+            .err()
+            .unwrap();
+        assert_eq!(e.len(), 3, "{e}");
+        assert!(build("processors: ~").unwrap().is_empty());
+    }
+
+    #[test]
+    fn when_guards_a_processor() {
+        let p = build(
+            "processors:\n  - add_tags:\n      tags: [hit]\n      when.contains.message: err\n",
+        )
+        .unwrap();
+        let hit = run(&p, event("an error")).unwrap();
+        assert_eq!(json(&hit)["tags"], serde_json::json!(["t1", "hit"]));
+        let miss = run(&p, event("fine")).unwrap();
+        assert_eq!(json(&miss)["tags"], serde_json::json!(["t1"]));
+    }
+}
