@@ -37,7 +37,7 @@ fn tls_under_an_output_suggests_ssl_and_unknown_types_are_named() {
     let sb = Sandbox::new();
     let (code, _, err) = test_config(
         &sb,
-        "inputs:\n  - type: stdni\noutput.console:\n  tls: {enabled: true}\n",
+        "inputs:\n  - type: stdni\noutput.logstash:\n  hosts: [\"localhost:5044\"]\n  tls: {enabled: true}\n",
         &[],
     );
     assert_eq!(code, 1, "{err}");
