@@ -409,3 +409,49 @@ async fn read_ahead_bounds_memory_whatever_the_backlog() {
     );
     assert_eq!(q.stats().waiting, 3000);
 }
+
+#[tokio::test]
+async fn a_full_disk_blocks_without_acknowledging_then_recovers_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DiskQueueConfig {
+        retry_interval: skiff_config::Duration(Duration::from_millis(5)),
+        max_retry_interval: skiff_config::Duration(Duration::from_millis(20)),
+        ..Default::default()
+    };
+    let (q, _) = open(dir.path(), cfg.clone());
+    push_durably(&q, 0..10).await;
+    // The disk "fills up": every write fails with ENOSPC until we say otherwise.
+    q.inject_write_failures(u64::MAX);
+    let stream = AckStream::new();
+    let sh = shared();
+    for i in 10..30 {
+        q.push(event(&sh, i, &stream)).await.unwrap();
+    }
+    // Wait (bounded) until the writer has failed and retried a few times.
+    let deadline = std::time::Instant::now() + LIVENESS;
+    while q.injected_write_failures_left() > u64::MAX - 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(q.injected_write_failures_left() <= u64::MAX - 4);
+    assert_eq!(
+        stream.progress().acked,
+        0,
+        "nothing is acknowledged to the input while it cannot be written"
+    );
+    // The events written before are still delivered meanwhile.
+    assert_eq!(pop_n(&q, 10, true).await, (0..10).collect::<Vec<_>>());
+    // Space again: the held group is written, acknowledged, delivered once, in order.
+    q.inject_write_failures(0);
+    assert!(
+        stream
+            .wait_all_acked(tokio::time::Instant::now() + LIVENESS)
+            .await
+    );
+    assert_eq!(pop_n(&q, 20, true).await, (10..30).collect::<Vec<_>>());
+    // And after a restart nothing is missing or repeated beyond what was unacknowledged.
+    push_durably(&q, 30..35).await;
+    q.stop();
+    drop(q);
+    let (q, _) = open(dir.path(), cfg);
+    assert_eq!(pop_n(&q, 5, true).await, (30..35).collect::<Vec<_>>());
+}

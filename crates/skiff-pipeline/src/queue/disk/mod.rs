@@ -120,6 +120,8 @@ struct Inner {
     acked: AtomicU64,
     closed: AtomicBool,
     stop: AtomicBool,
+    /// Test hook: this many coming writes fail with "no space left on device".
+    fail_writes: AtomicU64,
     write_stage: Stage,
     read_stage: Stage,
     m: Meters,
@@ -249,6 +251,7 @@ impl DiskQueue {
             acked: AtomicU64::new(rec.acked),
             closed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            fail_writes: AtomicU64::new(0),
             m,
             cfg,
         });
@@ -320,6 +323,19 @@ impl DiskQueue {
     pub fn crash(&self) {
         self.threads.persist.store(false, Ordering::Release);
         self.stop();
+    }
+
+    /// Makes the next `n` file writes (and segment creations) fail with `ENOSPC`, as a full
+    /// disk would: for tests of the retry path.
+    #[doc(hidden)]
+    pub fn inject_write_failures(&self, n: u64) {
+        self.inner.fail_writes.store(n, Ordering::Release);
+    }
+
+    /// Write failures still to be injected (see [`inject_write_failures`](Self::inject_write_failures)).
+    #[doc(hidden)]
+    pub fn injected_write_failures_left(&self) -> u64 {
+        self.inner.fail_writes.load(Ordering::Acquire)
     }
 
     fn room(&self, w: &WriteSide, size: usize) -> bool {

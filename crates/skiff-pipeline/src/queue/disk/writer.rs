@@ -86,9 +86,19 @@ impl Writer {
         self.inner.cfg.sync
     }
 
+    /// The test hook of [`DiskQueue::inject_write_failures`](super::DiskQueue::inject_write_failures).
+    fn injected(&self) -> io::Result<()> {
+        let f = &self.inner.fail_writes;
+        match f.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
+            Ok(_) => Err(io::Error::from_raw_os_error(28)),
+            Err(_) => Ok(()),
+        }
+    }
+
     fn open_segment(&mut self) -> Result<(), Failure> {
         let id = self.next_id;
         let path = segment::path(&self.inner.cfg.dir, id);
+        self.injected().map_err(|e| (path.clone(), e))?;
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -177,10 +187,12 @@ impl Writer {
             return Ok(());
         }
         let batch_sync = self.mode() == SyncMode::Batch;
+        let injected = self.injected();
         let Some(f) = self.file.as_mut() else {
             return Err((self.seg_path.clone(), io::Error::other("no open segment")));
         };
-        f.write_all(&self.buf)
+        injected
+            .and_then(|()| f.write_all(&self.buf))
             .map_err(|e| (self.seg_path.clone(), e))?;
         self.seg_len += self.buf.len() as u64;
         if batch_sync {
