@@ -13,6 +13,8 @@ pub const OUTPUTS: &[&OutputPlugin] = &[
     &skiff_output_local::CONSOLE,
     &skiff_output_local::FILE,
     &skiff_output_local::DISCARD,
+    &skiff_output_redis::PLUGIN,
+    &skiff_output_kafka::PLUGIN,
 ];
 
 /// Every processor type.
