@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use skiff_event::{Event, Map};
+use skiff_event::Event;
 use skiff_lumberjack::output::client::encode_event;
 use skiff_lumberjack::protocol::WindowEncoder;
 

@@ -216,3 +216,24 @@ fn tls_reason(e: &std::io::Error) -> String {
         None => e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_clients_are_explained() {
+        use skiff_tls::rustls::Error as T;
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidData, T::NoCertificatesPresented);
+        let why = tls_reason(&e);
+        assert!(
+            why.contains("no certificate") && why.contains("client_authentication is required"),
+            "{why}"
+        );
+        let e = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            T::InvalidCertificate(skiff_tls::rustls::CertificateError::UnknownIssuer),
+        );
+        assert!(tls_reason(&e).contains("certificate_authorities"));
+    }
+}

@@ -1,0 +1,246 @@
+//! Test harness: a sending pipeline (memory queue -> output.logstash) and a receiving one
+//! (lumberjack input -> memory queue -> a collecting output), both real.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use skiff_config::Duration as ConfDuration;
+use skiff_event::{AckStream, Event, Map, Value};
+use skiff_metrics::Registry;
+use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
+use skiff_pipeline::{
+    AgentInfo, Budget, BuildContext, InputCommon, InputContext, Outcome, Output, OutputSet,
+    OutputSettings, Paths, Publisher, Queue, StatusBoard,
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub fn ctx(name: &str) -> BuildContext {
+    let metrics = Registry::new();
+    BuildContext {
+        agent: Arc::new(AgentInfo {
+            name: name.into(),
+            hostname: name.into(),
+            id: format!("{name}-id"),
+            ephemeral_id: format!("{name}-eph"),
+            version: "9.9.9".into(),
+        }),
+        paths: Paths::default(),
+        budget: Budget::new(metrics.clone()),
+        metrics,
+        status: StatusBoard::default(),
+        global: InputCommon::default(),
+    }
+}
+
+pub fn queue(reg: &Registry) -> Arc<dyn Queue> {
+    let cfg = MemoryQueueConfig {
+        events: 4096,
+        flush: FlushConfig {
+            min_events: 1,
+            timeout: ConfDuration(Duration::ZERO),
+        },
+        ..Default::default()
+    };
+    Arc::new(MemoryQueue::new(cfg, reg, &Budget::new(reg.clone())))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn node(yaml: &str) -> skiff_config::Node {
+    skiff_config::parse_str(yaml, None).unwrap()
+}
+
+/// The final destination on the receiving side: records every event it is sent, acks them.
+pub struct Collector {
+    pub seen: Arc<Mutex<Vec<Value>>>,
+    pub delay: Duration,
+}
+
+#[async_trait]
+impl Output for Collector {
+    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let mut s = self.seen.lock().unwrap();
+        for e in events {
+            s.push(e.to_value(true));
+        }
+        Ok(Outcome::delivered())
+    }
+    fn describe(&self) -> String {
+        "collector".into()
+    }
+}
+
+/// The receiving side: a queue drained into a collector. Inputs can be started and stopped on it.
+pub struct Receiver {
+    pub seen: Arc<Mutex<Vec<Value>>>,
+    pub queue: Arc<dyn Queue>,
+    pub ctx: BuildContext,
+    pub tasks: JoinSet<()>,
+}
+
+impl Receiver {
+    pub fn new(delay: Duration) -> Self {
+        let ctx = ctx("aggregator");
+        let queue = queue(&ctx.metrics);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = JoinSet::new();
+        let out = OutputSet {
+            clients: vec![Box::new(Collector {
+                seen: seen.clone(),
+                delay,
+            })],
+            settings: OutputSettings {
+                bulk_max_size: 1000,
+                backoff_init: Duration::from_millis(10),
+                backoff_max: Duration::from_millis(50),
+                ..Default::default()
+            },
+        };
+        skiff_pipeline::worker::spawn(&mut tasks, queue.clone(), out, None, &ctx.metrics);
+        Receiver {
+            seen,
+            queue,
+            ctx,
+            tasks,
+        }
+    }
+
+    /// Starts a lumberjack input with `yaml` (its own keys); returns its stop token and task.
+    pub async fn start_input(
+        &self,
+        yaml: &str,
+        port: u16,
+        shutdown_timeout: Duration,
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
+        let yaml = format!("listen_address: '127.0.0.1:{port}'\n{yaml}");
+        let common = InputCommon {
+            kind: "lumberjack".into(),
+            ..Default::default()
+        };
+        let input = (skiff_lumberjack::INPUT.build)(&node(&yaml), &common, &self.ctx)
+            .map_err(|e| e.to_string())
+            .unwrap();
+        let shared = self.ctx.shared_fields(&common, "lumberjack", "filebeat");
+        let shutdown = CancellationToken::new();
+        let ictx = InputContext {
+            id: "lj".into(),
+            publisher: Publisher::new(self.queue.clone(), vec![], &self.ctx.metrics)
+                .with_shutdown_timeout(shutdown_timeout),
+            shutdown: shutdown.clone(),
+            build: self.ctx.clone(),
+            shared: Arc::new(shared),
+        };
+        let h = tokio::spawn(input.run(ictx));
+        // Wait until it listens.
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (shutdown, h)
+    }
+
+    /// How many times each message arrived.
+    pub fn counts(&self) -> HashMap<String, usize> {
+        let mut m = HashMap::new();
+        for v in self.seen.lock().unwrap().iter() {
+            *m.entry(v["message"].as_str().unwrap_or("").to_owned())
+                .or_default() += 1;
+        }
+        m
+    }
+}
+
+/// The sending side: events with ack tokens in a memory queue, drained by output.logstash.
+pub struct Sender {
+    pub stream: Arc<AckStream>,
+    pub queue: Arc<dyn Queue>,
+    pub ctx: BuildContext,
+    pub tasks: JoinSet<()>,
+}
+
+/// The shared fields of the edge agent's events.
+pub fn edge_shared() -> Arc<Map> {
+    let c = ctx("edge-1");
+    let common = InputCommon {
+        kind: "filestream".into(),
+        ..Default::default()
+    };
+    let mut m = c.shared_fields(&common, "filestream", "filebeat");
+    m.insert(
+        "log".into(),
+        serde_json::json!({"file": {"path": "/var/log/app.log"}}),
+    );
+    Arc::new(m)
+}
+
+/// An edge event: message `msg-{i}`, offset, a per-event field.
+pub fn edge_event(shared: &Arc<Map>, i: u64) -> Event {
+    let mut e = Event::new(shared.clone(), format!("msg-{i} \"quoted\" é <b>&"));
+    e.offset = Some(i * 100);
+    e.insert("labels.n", Value::from(i));
+    e
+}
+
+impl Sender {
+    /// Builds output.logstash from `yaml`, queues `n` events and starts the workers.
+    pub async fn start(yaml: &str, n: u64) -> Sender {
+        let ctx = ctx("edge-1");
+        let queue = queue(&ctx.metrics);
+        let stream = AckStream::new();
+        let out = (skiff_lumberjack::OUTPUT.build)(&node(yaml), &ctx)
+            .map_err(|e| e.to_string())
+            .unwrap();
+        let mut tasks = JoinSet::new();
+        skiff_pipeline::worker::spawn(&mut tasks, queue.clone(), out, None, &ctx.metrics);
+        let shared = edge_shared();
+        let q = queue.clone();
+        let s = stream.clone();
+        tokio::spawn(async move {
+            for i in 0..n {
+                let mut e = edge_event(&shared, i);
+                e.ack = Some(s.token(i));
+                q.push(e).await.unwrap();
+            }
+        });
+        Sender {
+            stream,
+            queue,
+            ctx,
+            tasks,
+        }
+    }
+
+    /// Waits until `n` events are acknowledged, or panics after `secs`.
+    pub async fn wait_acked(&self, n: u64, secs: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while self.stream.progress().acked < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {:?} acknowledged",
+                self.stream.progress()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
