@@ -62,7 +62,9 @@ pub struct Message {
     /// Offset of the first byte of the first line in the source: becomes `log.offset`.
     pub start: u64,
     /// Offset just after the last byte consumed, line terminator included: the position to
-    /// commit once the event is acknowledged.
+    /// commit once the event is acknowledged. Never lower than an earlier message's `end`; it
+    /// may be lower than `start` when a parser still holds earlier bytes (a CRI partial line of
+    /// another stream), so that acknowledging this message does not commit them.
     pub end: u64,
     /// Fields added by parsers, as nested objects (no dotted keys). An `@metadata` key goes to
     /// the event's metadata.

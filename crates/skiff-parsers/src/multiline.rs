@@ -147,7 +147,7 @@ impl MultilineParser {
                     key,
                     format!(
                         "invalid regular expression {p:?}: {}",
-                        first_line(&e.to_string())
+                        regex_cause(&e.to_string())
                     ),
                 )
             })
@@ -397,11 +397,12 @@ fn join(base: &str, key: &str) -> String {
     }
 }
 
-fn first_line(s: &str) -> String {
-    // regex errors are multi-line drawings of the pattern; keep them, but on one line.
+/// The cause out of a `regex` error, which draws the pattern over several lines and ends with
+/// `error: <cause>`.
+fn regex_cause(s: &str) -> String {
     s.lines()
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ")
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::to_owned)
+        .unwrap_or_else(|| s.split_whitespace().collect::<Vec<_>>().join(" "))
 }

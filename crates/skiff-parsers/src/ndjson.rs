@@ -136,12 +136,8 @@ impl Parser for NdjsonParser {
             out.push(msg);
             return;
         }
-        if !self.cfg.message_key.is_empty() && !msg.text.is_empty() {
-            keys.insert(
-                self.cfg.message_key.clone(),
-                Value::String(msg.text.clone()),
-            );
-        }
+        // Filebeat writes the text back under `message_key` here; it is the value just read from
+        // that key, so there is nothing to do.
         if !self.cfg.document_id.is_empty()
             && matches!(
                 get_path(&keys, &self.cfg.document_id),

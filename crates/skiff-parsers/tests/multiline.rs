@@ -349,6 +349,10 @@ fn config_errors_name_the_key() {
     );
     assert!(text.contains("filebeat.yml:"), "the line is given: {text}");
     assert!(text.contains("invalid regular expression"), "{text}");
+    assert!(
+        text.contains("unclosed group"),
+        "the cause is given: {text}"
+    );
 
     let err = try_chain(
         "parsers:\n  - multiline: {pattern: '^x', match: beside}",
