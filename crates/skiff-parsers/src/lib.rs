@@ -37,6 +37,36 @@
 //!   the same way; where skiff deliberately differs (bounded memory, per-stream partial lines)
 //!   the module that does so says why.
 //!
+//! # How an input drives it
+//!
+//! ```
+//! use skiff_parsers::{Message, MultilineConfig, MultilineParser, Parser, ParserChain};
+//!
+//! // Inputs build the chain with `ParserChain::build(node.get("parsers"), &ctx, max_bytes)`.
+//! let cfg = MultilineConfig {
+//!     pattern: Some(r"^\s".into()),
+//!     match_: Some("after".into()),
+//!     ..MultilineConfig::default()
+//! };
+//! let ml = MultilineParser::new(&cfg, 10 << 20).map_err(|(_, e)| e)?;
+//! let mut chain = ParserChain::from_stages(vec![Box::new(ml)]);
+//!
+//! let mut out = Vec::new();
+//! let mut offset = 0;
+//! for line in ["Exception", "  at a.b(C.java:1)", "next"] {
+//!     let end = offset + line.len() as u64 + 1; // + the newline
+//!     chain.feed(Message::new(line.to_owned(), offset, end), &mut out);
+//!     offset = end;
+//! }
+//! // Between reads: wake up at `chain.deadline()` and call `chain.flush_expired(now, ..)`.
+//! // At EOF / close / shutdown:
+//! chain.finish(&mut out);
+//! assert_eq!(out[0].text, "Exception\n  at a.b(C.java:1)");
+//! assert_eq!((out[0].start, out[0].end), (0, 29)); // publish with ack position `end`
+//! assert_eq!(out[1].text, "next");
+//! # Ok::<(), String>(())
+//! ```
+//!
 //! [`Event`]: skiff_event::Event
 
 mod chain;
