@@ -13,7 +13,11 @@
 //! * a line longer than `max_bytes` (alias `message_max_bytes`, default 10 MiB) is cut to that
 //!   many bytes (at a character boundary) and flagged `log.flags: ["truncated"]`; the rest of the
 //!   line is read and dropped as it streams by, never held in memory;
-//! * `parsers` (`ndjson`, `multiline`, `container`) as in filestream, see `skiff_parsers`;
+//! * `parsers` (`ndjson`, `multiline`, `container`) as in filestream, see `skiff_parsers`; the
+//!   `log`-input style `json.*` and `multiline.*` keys of older Filebeat configurations are
+//!   turned into an `ndjson` and a `multiline` parser run first (JSON, then multiline, as the
+//!   `log` input does); `include_lines` / `exclude_lines` (regular expressions) keep or drop
+//!   messages after the parsers;
 //! * each event carries `log.offset` (the line's first byte in the stream) and an
 //!   acknowledgement token of one [`AckStream`](skiff_event::AckStream) positioned just past the
 //!   line. There is nothing to commit for a pipe; the stream shows progress in the status board;
@@ -24,8 +28,10 @@ mod reader;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use regex::RegexSet;
 use serde::Deserialize;
 use skiff_config::{ByteSize, ConfigError, ConfigErrors, Node};
+use skiff_config::{Mark, NodeValue};
 use skiff_parsers::ParserChain;
 use skiff_pipeline::{BuildContext, Input, InputCommon, InputContext, InputPlugin};
 use tokio::io::AsyncRead;
@@ -63,6 +69,10 @@ fn default_max_bytes() -> ByteSize {
 pub struct Stdin {
     max_bytes: usize,
     parsers: ParserChain,
+    /// `include_lines`: keep only messages matching one of these.
+    include: Option<RegexSet>,
+    /// `exclude_lines`: drop messages matching one of these.
+    exclude: Option<RegexSet>,
     /// Read buffer size (tests make it tiny to cross buffer boundaries).
     buffer: usize,
 }
@@ -89,7 +99,9 @@ impl Stdin {
     /// Validates the settings (`node`: the input's map, common keys removed).
     pub fn from_node(node: &Node, ctx: &BuildContext) -> Result<Self, ConfigErrors> {
         let mut own = node.clone();
-        let parsers_node = own.remove("parsers");
+        let parsers_node = legacy_parsers(&mut own);
+        let include = own.remove("include_lines");
+        let exclude = own.remove("exclude_lines");
         let cfg: StdinConfig = own.deserialize()?;
         let mut errors = Vec::new();
         if let Some(enc) = &cfg.encoding
@@ -123,6 +135,8 @@ impl Stdin {
             }
             Ok(n) => n,
         };
+        let include = lines_filter(include.as_ref(), &mut errors);
+        let exclude = lines_filter(exclude.as_ref(), &mut errors);
         let parsers = match ParserChain::build(parsers_node.as_ref(), ctx, max_bytes) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -134,6 +148,8 @@ impl Stdin {
             (Some(parsers), true) => Ok(Stdin {
                 max_bytes,
                 parsers,
+                include,
+                exclude,
                 buffer: reader::DEFAULT_BUFFER,
             }),
             _ => Err(ConfigErrors(errors)),
@@ -163,6 +179,93 @@ impl Stdin {
             });
         }
         reader::read(source, self, ctx, stats).await
+    }
+}
+
+impl Stdin {
+    /// Whether `include_lines` / `exclude_lines` let this message through.
+    pub(crate) fn keeps(&self, text: &str) -> bool {
+        self.include.as_ref().is_none_or(|r| r.is_match(text))
+            && self.exclude.as_ref().is_none_or(|r| !r.is_match(text))
+    }
+}
+
+/// The `parsers` list, with the `log` input's `json.*` (as `ndjson`) and `multiline.*` (as
+/// `multiline`) in front, in that order. Takes those keys out of `own`.
+fn legacy_parsers(own: &mut Node) -> Option<Node> {
+    let explicit = own.remove("parsers");
+    let mut items = Vec::new();
+    if let Some(mut json) = own.remove("json") {
+        let under_root = match json.remove("keys_under_root").map(|n| n.value) {
+            Some(NodeValue::Bool(b)) => b,
+            Some(NodeValue::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        };
+        if matches!(json.value, NodeValue::Null) {
+            json.value = NodeValue::Map(Vec::new());
+        }
+        if json.get("target").is_none() {
+            let target = if under_root { "" } else { "json" };
+            let mark = json.mark.clone();
+            if let NodeValue::Map(entries) = &mut json.value {
+                let mut t = Node::new(NodeValue::String(target.into()), mark);
+                t.path = format!("{}.keys_under_root", json.path);
+                entries.push(("target".into(), t));
+            }
+        }
+        items.push(one_key("ndjson", json));
+    }
+    if let Some(m) = own.remove("multiline") {
+        items.push(one_key("multiline", m));
+    }
+    if items.is_empty() {
+        return explicit;
+    }
+    let mark = explicit
+        .as_ref()
+        .map(|n| n.mark.clone())
+        .unwrap_or_else(Mark::none);
+    if let Some(NodeValue::Seq(rest)) = explicit.map(|n| n.value) {
+        items.extend(rest);
+    }
+    let mut list = Node::new(NodeValue::Seq(items), mark);
+    list.path = own.path.clone();
+    Some(list)
+}
+
+/// `{name: node}`, keeping `node`'s own key paths for error messages.
+fn one_key(name: &str, node: Node) -> Node {
+    let mut n = Node::new(
+        NodeValue::Map(vec![(name.to_owned(), node.clone())]),
+        node.mark.clone(),
+    );
+    n.path = node.path;
+    n
+}
+
+/// `include_lines` / `exclude_lines`: a list of regular expressions.
+fn lines_filter(node: Option<&Node>, errors: &mut Vec<ConfigError>) -> Option<RegexSet> {
+    let node = node?;
+    let patterns: Vec<String> = match node.deserialize::<Vec<String>>() {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    if patterns.is_empty() {
+        return None;
+    }
+    match RegexSet::new(&patterns) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            errors.push(ConfigError::new(
+                node.path.clone(),
+                node.mark.clone(),
+                format!("invalid regular expression: {e}"),
+            ));
+            None
+        }
     }
 }
 

@@ -85,6 +85,9 @@ impl Sink {
         }
         let text = decode(bytes, truncated);
         if self.parsers.parsers.is_empty() {
+            if !self.parsers.keeps(&text) {
+                return Ok(());
+            }
             let mut ev = Event::new(self.shared.clone(), text);
             ev.offset = Some(start);
             if truncated {
@@ -106,7 +109,7 @@ impl Sink {
     async fn drain(&mut self, mut out: Vec<Message>) -> Result<(), Stop> {
         let mut result = Ok(());
         for m in out.drain(..) {
-            if result.is_err() || m.is_empty() {
+            if result.is_err() || m.is_empty() || !self.parsers.keeps(&m.text) {
                 continue;
             }
             let end = m.end;

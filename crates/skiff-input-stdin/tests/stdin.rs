@@ -196,6 +196,26 @@ async fn parsers_run_on_lines() {
 }
 
 #[tokio::test]
+async fn log_input_style_json_multiline_and_line_filters() {
+    let yaml = "json.keys_under_root: true\njson.message_key: msg\nmultiline: {pattern: '^\\s', match: after}\n";
+    let (evs, _) = run(
+        input(yaml),
+        b"{\"msg\":\"a\",\"lvl\":1}\n  cont\n{\"msg\":\"b\"}\n",
+    )
+    .await;
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    assert_eq!(evs[0].get("lvl").unwrap().to_value(), json!(1));
+    assert_eq!(evs[1].message.as_deref(), Some("b"));
+    let (evs, _) = run(input("json: {}"), b"{\"x\":1}\n").await;
+    assert_eq!(evs[0].get("json.x").unwrap().to_value(), json!(1));
+    let yaml = "include_lines: ['^ERR', '^WARN']\nexclude_lines: ['ignore']\n";
+    let (evs, _) = run(input(yaml), b"ERR a\nINFO b\nWARN c\nERR ignore me\n").await;
+    assert_eq!(messages(&evs), ["ERR a", "WARN c"]);
+    let e = Stdin::from_node(&node("exclude_lines: ['(']"), &build_ctx()).unwrap_err();
+    assert!(e.to_string().contains("exclude_lines"), "{e}");
+}
+
+#[tokio::test]
 async fn shutdown_stops_a_blocked_read() {
     let ctx = build_ctx();
     let q = Arc::new(MemoryQueue::new(
