@@ -191,4 +191,8 @@ impl Parser for ParserChain {
     fn has_pending(&self) -> bool {
         self.stages.iter().any(|s| s.has_pending())
     }
+
+    fn pending_bytes(&self) -> usize {
+        self.stages.iter().map(|s| s.pending_bytes()).sum()
+    }
 }

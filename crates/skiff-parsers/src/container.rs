@@ -279,6 +279,10 @@ impl Parser for ContainerParser {
     fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
+
+    fn pending_bytes(&self) -> usize {
+        self.pending.iter().map(|p| p.msg.text.capacity()).sum()
+    }
 }
 
 fn parse_docker(text: &str) -> Result<Line, String> {

@@ -154,6 +154,12 @@ pub trait Parser: Send {
     fn has_pending(&self) -> bool {
         false
     }
+
+    /// Roughly how many bytes of input the parser holds (text buffers), for a memory budget.
+    /// Bounded by the configured caps (`message_max_bytes` per held message).
+    fn pending_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Moves a parsed message into `event`: `text` to `message` (unset when empty), `fields` merged

@@ -387,6 +387,10 @@ impl Parser for MultilineParser {
     fn has_pending(&self) -> bool {
         self.pending.is_some()
     }
+
+    fn pending_bytes(&self) -> usize {
+        self.pending.as_ref().map_or(0, |p| p.msg.text.capacity())
+    }
 }
 
 fn join(base: &str, key: &str) -> String {

@@ -125,6 +125,8 @@ fn runaway_pattern_memory_is_bounded() {
         off = end;
     }
     assert!(out.is_empty(), "every line continues the event");
+    let held = p.pending_bytes();
+    assert!(held > 0 && held <= 2 * CAP, "held {held}");
     p.finish(&mut out);
     assert_eq!(out.len(), 1);
     let m = &out[0];
