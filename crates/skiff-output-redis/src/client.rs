@@ -29,23 +29,15 @@ pub struct Target {
     pub db: u32,
     /// `timeout`.
     pub timeout: Duration,
+    /// TLS (`ssl.*` or `rediss://`), if on.
+    pub tls: Option<Arc<skiff_tls::rustls::ClientConfig>>,
 }
 
 impl Target {
     /// Connects, authenticates and selects the database.
     pub async fn connect(&self) -> anyhow::Result<Conn> {
+        let (mut conn, _) = self.open().await?;
         let addr = self.host.addr();
-        let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(&addr))
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "connecting to redis at {addr} timed out after {:?}: check the host, the port and any firewall",
-                    self.timeout
-                )
-            })?
-            .map_err(|e| anyhow!("cannot connect to redis at {addr}: {e}: is redis-server running and listening there?"))?;
-        let _ = tcp.set_nodelay(true);
-        let mut conn = Conn::new(Box::new(tcp));
         tokio::time::timeout(self.timeout, self.login(&mut conn))
             .await
             .map_err(|_| {
@@ -55,6 +47,43 @@ impl Target {
                 )
             })??;
         Ok(conn)
+    }
+
+    /// Opens the TCP connection and, with TLS, completes the handshake; returns what the
+    /// server's certificate says (for `skiff test output`).
+    pub async fn open(&self) -> anyhow::Result<(Conn, Option<skiff_tls::PeerInfo>)> {
+        let addr = self.host.addr();
+        let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(&addr))
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "connecting to redis at {addr} timed out after {:?}: check the host, the port and any firewall",
+                    self.timeout
+                )
+            })?
+            .map_err(|e| anyhow!("cannot connect to redis at {addr}: {}", skiff_tls::explain(&e, &self.host.host)))?;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Ok((Conn::new(Box::new(tcp)), None));
+        };
+        let (stream, peer) = tokio::time::timeout(
+            self.timeout,
+            skiff_tls::handshake(tcp, &self.host.host, tls.clone()),
+        )
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "TLS handshake with redis at {addr} timed out after {:?}: is TLS enabled on that port (redis-server --tls-port)?",
+                self.timeout
+            )
+        })?
+        .map_err(|e| {
+            anyhow!(
+                "TLS handshake with redis at {addr} failed: {}",
+                skiff_tls::explain(&e, &self.host.host)
+            )
+        })?;
+        Ok((Conn::new(Box::new(stream)), peer))
     }
 
     async fn login(&self, conn: &mut Conn) -> anyhow::Result<()> {

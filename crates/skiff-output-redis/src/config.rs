@@ -58,9 +58,10 @@ pub struct RedisConfig {
     /// drop; Beats defaults to 3).
     #[serde(default = "forever")]
     pub max_retries: i64,
-    /// `ssl.*`: TLS settings (see the crate doc: not yet supported).
+    /// `ssl.*`: TLS (rustls, through the shared `skiff-tls` settings). On when the block is
+    /// present (unless `ssl.enabled: false`) or a host is `rediss://`. Default off.
     #[serde(default)]
-    pub ssl: Option<serde_json::Value>,
+    pub ssl: Option<skiff_tls::SslConfig>,
     /// `codec`: only `codec.json` (the default) is supported.
     #[serde(default)]
     pub codec: Option<serde_json::Value>,
@@ -245,25 +246,8 @@ pub fn validate(cfg: &RedisConfig, node: &Node) -> Vec<ConfigError> {
     }
     for (i, h) in cfg.hosts.iter().enumerate() {
         match parse_host(h, cfg.port) {
-            Ok(h) if h.tls => err(
-                &format!("hosts.{i}"),
-                "TLS for redis not yet supported (rediss:// needs the shared TLS layer, skiff-tls); \
-                 use redis:// on a trusted network or a TLS tunnel (stunnel) meanwhile"
-                    .into(),
-            ),
             Ok(_) => {}
             Err(e) => err(&format!("hosts.{i}"), e),
-        }
-    }
-    if let Some(ssl) = &cfg.ssl {
-        let enabled = ssl.get("enabled").and_then(|v| v.as_bool()).unwrap_or(true);
-        if enabled {
-            err(
-                "ssl",
-                "TLS for redis not yet supported (it waits for the shared TLS layer, skiff-tls); \
-                 remove `ssl` or set `ssl.enabled: false`, and use a TLS tunnel (stunnel) meanwhile"
-                    .into(),
-            );
         }
     }
     if cfg.worker == 0 {

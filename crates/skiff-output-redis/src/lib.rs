@@ -23,11 +23,12 @@
 //! framing lets the connection run over that stream ([`resp::Io`]) and bound what a server reply
 //! can make us allocate.
 //!
-//! TLS (`ssl.*`, `rediss://`) is accepted in the configuration but refused with "TLS for redis
-//! not yet supported" until the shared TLS layer (`skiff-tls`) exists; the connection code
-//! already runs over any stream.
+//! TLS (`ssl.*` for every host, or `rediss://` for one) is rustls configured by the shared
+//! `skiff-tls` crate, so `verification_mode`, CA fingerprints and its plain-words handshake
+//! errors are the same as for the other outputs.
 //!
-//! `skiff test output` ([`PLUGIN`]'s probe) checks DNS, TCP connect, AUTH, PING, and the key's
+//! `skiff test output` ([`PLUGIN`]'s probe) checks DNS, TCP connect, the TLS handshake (the
+//! server certificate's subject, SANs, expiry, chain), AUTH, PING, and the key's
 //! type and length (or a channel's subscriber count).
 
 pub mod client;
@@ -38,7 +39,7 @@ pub mod select;
 use std::sync::Arc;
 use std::time::Instant;
 
-use skiff_config::{ConfigErrors, Node};
+use skiff_config::{ConfigError, ConfigErrors, Node};
 use skiff_metrics::names;
 use skiff_pipeline::{BuildContext, Output, OutputPlugin, OutputSet, OutputSettings, ProbeStep};
 
@@ -69,6 +70,21 @@ fn parse(node: &Node) -> Result<Built, ConfigErrors> {
     }
     let default_key = cfg.index.as_deref().unwrap_or("filebeat");
     let selector = Arc::new(Selector::from_node(node, "key", "keys", Some(default_key))?);
+    let ssl_on = cfg.ssl.as_ref().is_some_and(|s| s.is_enabled());
+    let any_rediss = cfg.hosts.iter().any(|h| h.starts_with("rediss://"));
+    let tls = if ssl_on || any_rediss {
+        let ssl = cfg.ssl.clone().unwrap_or_default();
+        let at = node.get("ssl").unwrap_or(node);
+        Some(skiff_tls::client_config(&ssl).map_err(|e| {
+            ConfigError::new(
+                format!("{}.ssl", node.path()),
+                at.mark.clone(),
+                e.to_string(),
+            )
+        })?)
+    } else {
+        None
+    };
     let mut targets = Vec::new();
     for h in &cfg.hosts {
         // validate() already reported bad hosts.
@@ -80,6 +96,12 @@ fn parse(node: &Node) -> Result<Built, ConfigErrors> {
             password: host.password.clone().or_else(|| cfg.password.clone()),
             db: host.db.unwrap_or(cfg.db),
             timeout: cfg.timeout.0,
+            // `ssl` applies to every host; `rediss://` turns TLS on for its host alone.
+            tls: if ssl_on || host.tls {
+                tls.clone()
+            } else {
+                None
+            },
             host,
         });
     }
@@ -183,14 +205,17 @@ async fn probe_host(t: &Target, b: &Built, steps: &mut Vec<ProbeStep>) {
         db: 0,
         ..t.clone()
     };
-    let plain = match no_login.connect().await {
-        Ok(c) => {
+    let plain = match no_login.open().await {
+        Ok((c, peer)) => {
             steps.push(step(
                 format!("connect {addr}"),
                 true,
                 format!("{:?}", t0.elapsed()),
                 None,
             ));
+            if let Some(p) = peer {
+                steps.push(step("tls handshake", true, p.to_string(), None));
+            }
             c
         }
         Err(e) => {

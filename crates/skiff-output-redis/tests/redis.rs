@@ -20,6 +20,7 @@ struct Server {
     port: u16,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    tls: bool,
 }
 
 fn free_port() -> u16 {
@@ -37,14 +38,62 @@ impl Server {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: false,
         };
         s.spawn();
         s
     }
 
+    /// A TLS-only server with a certificate for `localhost` (no IP SAN) signed by a test CA;
+    /// returns the CA's PEM file.
+    fn start_tls() -> (Server, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "skiff test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        let d = dir.path().to_owned();
+        let arg = |f: &str| d.join(f).to_string_lossy().into_owned();
+        let mut s = Server {
+            child: None,
+            port: free_port(),
+            extra: vec![
+                "--tls-cert-file".into(),
+                arg("server.pem"),
+                "--tls-key-file".into(),
+                arg("server.key"),
+                "--tls-ca-cert-file".into(),
+                arg("ca.pem"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ],
+            dir,
+            tls: true,
+        };
+        s.spawn();
+        (s, ca_file)
+    }
+
     fn spawn(&mut self) {
+        let port = self.port.to_string();
+        let port_args: Vec<&str> = if self.tls {
+            vec!["--port", "0", "--tls-port", &port]
+        } else {
+            vec!["--port", &port]
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(&port_args)
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--dir"])
             .arg(self.dir.path())
             .args(if self.extra.iter().any(|a| a == "--appendonly") {
@@ -303,23 +352,120 @@ keys:
     assert_eq!(srv.lrange("db-pg", None).await.len(), 10);
 }
 
+fn build_err(yaml: &str) -> String {
+    let node = skiff_config::parse_str(yaml, None).unwrap();
+    match (skiff_output_redis::PLUGIN.build)(&node, &ctx(&Registry::new())) {
+        Ok(_) => panic!("expected a configuration error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Reads a list back over TLS with the output's own connection code.
+async fn lrange_tls(port: u16, ca: &std::path::Path, key: &str) -> usize {
+    let ssl: skiff_tls::SslConfig = serde_json::from_value(
+        serde_json::json!({"certificate_authorities": [ca.to_string_lossy()]}),
+    )
+    .unwrap();
+    let target = skiff_output_redis::client::Target {
+        host: skiff_output_redis::config::parse_host(&format!("localhost:{port}"), 6379).unwrap(),
+        username: None,
+        password: None,
+        db: 0,
+        timeout: Duration::from_secs(5),
+        tls: Some(skiff_tls::client_config(&ssl).unwrap()),
+    };
+    let mut c = target.connect().await.unwrap();
+    match c.call(&[b"LLEN", key.as_bytes()]).await.unwrap() {
+        Reply::Int(n) => n as usize,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn tls_is_refused_plainly_until_supported() {
-    let node = skiff_config::parse_str("hosts: ['r:1']\nssl.enabled: true", None).unwrap();
-    let err = (skiff_output_redis::PLUGIN.build)(&node, &ctx(&Registry::new()))
-        .err()
-        .unwrap();
+async fn tls_with_a_trusted_ca_delivers() {
+    let (srv, ca) = Server::start_tls();
+    let mut out = build(&format!(
+        "hosts: ['localhost:{}']\nkey: k\nssl.certificate_authorities: ['{}']",
+        srv.port,
+        ca.display()
+    ));
+    let o = out.clients[0].send(&events(25, |_| "a")).await.unwrap();
+    assert!(o.retry.is_empty() && o.rejected.is_empty());
+    assert_eq!(lrange_tls(srv.port, &ca, "k").await, 25);
+    // rediss:// turns TLS on for that host.
+    let mut out = build(&format!(
+        "hosts: ['rediss://localhost:{}']\nkey: k2\nssl.certificate_authorities: ['{}']",
+        srv.port,
+        ca.display()
+    ));
+    out.clients[0].send(&events(5, |_| "a")).await.unwrap();
+    assert_eq!(lrange_tls(srv.port, &ca, "k2").await, 5);
+}
+
+#[tokio::test]
+async fn tls_failures_say_what_to_fix() {
+    let (srv, ca) = Server::start_tls();
+    // Unknown CA (the system's trust store does not know the test CA).
+    let mut out = build(&format!(
+        "hosts: ['rediss://localhost:{}']\nkey: k",
+        srv.port
+    ));
+    let err = format!(
+        "{:#}",
+        out.clients[0].send(&events(1, |_| "a")).await.unwrap_err()
+    );
+    assert!(err.contains("unknown authority"), "{err}");
+    // The certificate names localhost, not 127.0.0.1.
+    let yaml = format!(
+        "hosts: ['127.0.0.1:{}']\nkey: k\nssl.certificate_authorities: ['{}']",
+        srv.port,
+        ca.display()
+    );
+    let mut out = build(&yaml);
+    let err = format!(
+        "{:#}",
+        out.clients[0].send(&events(1, |_| "a")).await.unwrap_err()
+    );
     assert!(
-        err.to_string().contains("TLS for redis not yet supported"),
+        err.contains("valid for localhost, not 127.0.0.1") && err.contains("verification_mode"),
         "{err}"
     );
-    let node = skiff_config::parse_str("hosts: ['rediss://r:1']", None).unwrap();
-    let err = (skiff_output_redis::PLUGIN.build)(&node, &ctx(&Registry::new()))
-        .err()
-        .unwrap();
+    // ... which verification_mode: certificate accepts.
+    let mut out = build(&format!("{yaml}\nssl.verification_mode: certificate"));
+    out.clients[0].send(&events(3, |_| "a")).await.unwrap();
+    assert_eq!(lrange_tls(srv.port, &ca, "k").await, 3);
+    // Plain text to a TLS port: a clear failure, not a hang.
+    let mut out = build(&format!(
+        "hosts: ['127.0.0.1:{}']\nkey: k\ntimeout: 1s",
+        srv.port
+    ));
+    assert!(out.clients[0].send(&events(1, |_| "a")).await.is_err());
+    // A CA file that does not exist is a configuration error.
+    let err = build_err("hosts: ['r:1']\nssl.certificate_authorities: [/nonexistent/ca.pem]");
     assert!(
-        err.to_string().contains("TLS for redis not yet supported"),
+        err.contains("ssl") && err.contains("/nonexistent/ca.pem"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn probe_shows_the_server_certificate() {
+    let (srv, ca) = Server::start_tls();
+    let node = skiff_config::parse_str(
+        &format!(
+            "hosts: ['localhost:{}']\nkey: k\nssl.certificate_authorities: ['{}']",
+            srv.port,
+            ca.display()
+        ),
+        None,
+    )
+    .unwrap();
+    let steps = (skiff_output_redis::PLUGIN.probe.unwrap())(&node, &ctx(&Registry::new())).await;
+    assert!(steps.iter().all(|s| s.ok), "{steps:#?}");
+    let tls = steps.iter().find(|s| s.name == "tls handshake").unwrap();
+    assert!(
+        tls.detail.contains("localhost") && tls.detail.contains("skiff test CA"),
+        "{tls:?}"
     );
 }
 
