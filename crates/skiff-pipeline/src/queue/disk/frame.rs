@@ -302,8 +302,11 @@ mod tests {
     use std::io::Write;
 
     fn ev(i: u64) -> Event {
-        let mut e = Event::new(Arc::new(Map::new()), format!("line {i}"));
+        let mut e = Event::new(Arc::new(Map::new()), format!("line {i} \"quoted\" \u{e9}"));
         e.offset = Some(i);
+        e.timestamp = Timestamp(1_700_000_000_123_456_789 + i as i64);
+        e.insert("json.level", serde_json::json!("warn"));
+        e.insert("@metadata.pipeline", serde_json::json!("p1"));
         e
     }
 
@@ -358,8 +361,11 @@ mod tests {
                 shared,
             } => {
                 assert_eq!((seq, queued_ms, shared), (3, 99, 7));
-                assert_eq!(event.message.as_deref(), Some("line 3"));
+                assert_eq!(event.message.as_deref(), Some("line 3 \"quoted\" \u{e9}"));
                 assert_eq!(event.offset, Some(3));
+                assert_eq!(event.timestamp, Timestamp(1_700_000_000_123_456_792));
+                assert_eq!(event.fields, ev(3).fields);
+                assert_eq!(event.meta, ev(3).meta);
             }
             _ => panic!("not an event"),
         }

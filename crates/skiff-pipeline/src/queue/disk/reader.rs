@@ -185,6 +185,10 @@ impl Reader {
                         }
                     }
                 }
+                // Already handed out (acknowledged before a restart, or a retried write's first
+                // copy): skip without decoding.
+                Next::Frame(_)
+                    if frame::event_seq(&self.scratch).is_some_and(|s| s <= self.delivered) => {}
                 Next::Frame(at) => match frame::decode(&self.scratch) {
                     Ok(Record::Shared(id, map)) => {
                         self.shared.insert(id, Arc::new(map));

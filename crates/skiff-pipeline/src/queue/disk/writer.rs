@@ -98,13 +98,14 @@ impl Writer {
     fn open_segment(&mut self) -> Result<(), Failure> {
         let id = self.next_id;
         let path = segment::path(&self.inner.cfg.dir, id);
+        // A failed attempt still uses up the id: a file left in the way is never retried.
+        self.next_id += 1;
         self.injected().map_err(|e| (path.clone(), e))?;
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| (path.clone(), e))?;
-        self.next_id += 1;
         if self.mode() != SyncMode::None {
             state::sync_dir(&self.inner.cfg.dir).map_err(|e| (self.inner.cfg.dir.clone(), e))?;
         }
