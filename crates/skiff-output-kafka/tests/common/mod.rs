@@ -63,6 +63,8 @@ pub struct Broker {
     pub port: u16,
     dir: tempfile::TempDir,
     storage: Storage,
+    /// Extra `tansu broker` arguments for the next start (`--authentication`).
+    pub extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -81,6 +83,7 @@ impl Broker {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             storage,
+            extra: Vec::new(),
         };
         b.spawn();
         b
@@ -107,6 +110,7 @@ impl Broker {
                 &url,
             ])
             .args(["--storage-engine", &engine])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -160,15 +164,42 @@ impl Broker {
         );
     }
 
+    /// Creates a SCRAM user (`scram256` or `scram512`).
+    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) {
+        let out = Command::new(&self.bin)
+            .current_dir(self.dir.path())
+            .args(["user", "create", name, password, "--mechanism", mechanism])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "user create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn consume(&self, topic: &str, partitions: i32, want: usize) -> Vec<Record> {
+        self.consume_with(topic, partitions, want, &[])
+    }
+
     /// Reads every record of `topic` from the beginning until `want` arrived (or a 60 s
     /// liveness bound passes), then a little longer to catch extras.
-    pub fn consume(&self, topic: &str, partitions: i32, want: usize) -> Vec<Record> {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.addr())
+    pub fn consume_with(
+        &self,
+        topic: &str,
+        partitions: i32,
+        want: usize,
+        props: &[(&str, &str)],
+    ) -> Vec<Record> {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", self.addr())
             .set("group.id", "skiff-test")
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
+            .set("enable.auto.commit", "false");
+        for (k, v) in props {
+            cc.set(*k, *v);
+        }
+        let c: BaseConsumer = cc.create().unwrap();
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
             tpl.add_partition_offset(topic, p, Offset::Beginning)
