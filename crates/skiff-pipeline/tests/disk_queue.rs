@@ -455,3 +455,38 @@ async fn a_full_disk_blocks_without_acknowledging_then_recovers_without_loss() {
     let (q, _) = open(dir.path(), cfg);
     assert_eq!(pop_n(&q, 5, true).await, (30..35).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn read_ahead_is_bounded_in_bytes_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = event(&shared(), 0, &AckStream::new()).size_bytes() as u64;
+    let cfg = DiskQueueConfig {
+        read_ahead: 512,
+        max_ahead_bytes: ByteSize(10 * one),
+        ..Default::default()
+    };
+    let reg = Registry::new();
+    let budget = Budget::new(reg.clone());
+    let q = DiskQueue::open(cfg, dir.path(), &reg, &budget).unwrap();
+    push_durably(&q, 0..1000).await;
+    let used = || -> u64 {
+        budget
+            .snapshot()
+            .iter()
+            .filter(|s| s.0 == "queue.disk.read_ahead")
+            .map(|s| s.1)
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + LIVENESS;
+    while used() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let used = used();
+    assert!(
+        used > 0 && used <= 11 * one,
+        "read-ahead holds {used} bytes"
+    );
+    // And it all comes through.
+    assert_eq!(pop_n(&q, 1000, true).await, (0..1000).collect::<Vec<_>>());
+}

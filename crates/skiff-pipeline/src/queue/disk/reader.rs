@@ -35,8 +35,9 @@ pub(super) struct Reader {
 }
 
 enum Work {
-    /// Read segment `id` at `path` up to `end`.
-    Read(u64, PathBuf, u64, usize),
+    /// Read segment `id` at `path` up to `end`, at most this many events and (but for one
+    /// event) bytes.
+    Read(u64, PathBuf, u64, usize, usize),
     Stop,
 }
 
@@ -71,7 +72,8 @@ impl Reader {
                 match seg {
                     Some(s) if Some(s.id) == cur_id && pos < s.end => {
                         let n = (cfg.read_ahead - st.ahead.len().min(cfg.read_ahead)).max(1);
-                        return Work::Read(s.id, s.path.clone(), s.end, n);
+                        let bytes = cfg.max_ahead_bytes.saturating_sub(st.ahead_bytes).max(1);
+                        return Work::Read(s.id, s.path.clone(), s.end, n, bytes);
                     }
                     Some(s) if Some(s.id) == cur_id && !s.finished => {}
                     Some(s) if Some(s.id) != cur_id => {
@@ -105,11 +107,11 @@ impl Reader {
 
     pub(super) fn run(mut self) {
         loop {
-            let (id, path, end, room) = match self.wait_work() {
+            let (id, path, end, room, room_bytes) = match self.wait_work() {
                 Work::Stop => return,
-                Work::Read(id, path, end, room) => (id, path, end, room),
+                Work::Read(id, path, end, room, bytes) => (id, path, end, room, bytes),
             };
-            match self.read(&path, end, room) {
+            match self.read(&path, end, room, room_bytes) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     // Deleted under us (all acknowledged): move on.
@@ -139,7 +141,13 @@ impl Reader {
         self.shared.clear();
     }
 
-    fn read(&mut self, path: &std::path::Path, end: u64, room: usize) -> io::Result<()> {
+    fn read(
+        &mut self,
+        path: &std::path::Path,
+        end: u64,
+        room: usize,
+        room_bytes: usize,
+    ) -> io::Result<()> {
         if self.fr.is_none() {
             self.fr = Some(FrameReader::open(path, 0)?);
         }
@@ -150,7 +158,8 @@ impl Reader {
         let mut first_age = None;
         let mut frames = 0;
         let mut failed = None;
-        while out.len() < room && frames < ROUND * 4 {
+        let mut out_bytes = 0;
+        while out.len() < room && out_bytes < room_bytes && frames < ROUND * 4 {
             frames += 1;
             let next = match fr.next(end, &mut self.scratch) {
                 Ok(n) => n,
@@ -212,6 +221,7 @@ impl Reader {
                         self.delivered = seq;
                         first_age.get_or_insert((seq, queued_ms));
                         let size = event.size_bytes();
+                        out_bytes += size;
                         out.push((event, size, seq));
                     }
                     Err(e) => {
