@@ -490,3 +490,28 @@ async fn read_ahead_is_bounded_in_bytes_too() {
     // And it all comes through.
     assert_eq!(pop_n(&q, 1000, true).await, (0..1000).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn oldest_unacknowledged_age_grows_until_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, reg) = open(dir.path(), DiskQueueConfig::default());
+    assert_eq!(reg.value(&names::QUEUE_OLDEST_AGE_MS), Some(0.0));
+    push_durably(&q, 0..5).await;
+    let mut b = tokio::time::timeout(LIVENESS, q.pop(5))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let age = reg.value(&names::QUEUE_OLDEST_AGE_MS).unwrap();
+    assert!(age >= 30.0, "{age}");
+    for mut e in std::mem::take(&mut b.events) {
+        e.ack();
+    }
+    let deadline = std::time::Instant::now() + LIVENESS;
+    while reg.value(&names::QUEUE_OLDEST_AGE_MS) != Some(0.0)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(reg.value(&names::QUEUE_OLDEST_AGE_MS), Some(0.0));
+}
