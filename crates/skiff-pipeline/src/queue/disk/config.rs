@@ -219,4 +219,27 @@ mod tests {
         assert_eq!(c.sync.mode, SyncMode::Interval);
         assert_eq!(c.when_full, WhenFull::DropNewest);
     }
+
+    #[test]
+    fn filebeat_yaml_with_units_parses_and_typos_name_the_key() {
+        let root = skiff_config::parse_str(
+            "queue.disk:\n  path: /var/lib/skiff/dq\n  max_size: 1GiB\n  segment_size: 64MiB\n  retry_interval: 500ms\n  sync: {mode: interval, interval: 2s}\n",
+            None,
+        )
+        .unwrap();
+        let c: DiskQueueConfig = root.get("queue.disk").unwrap().deserialize().unwrap();
+        assert_eq!(c.max_size, ByteSize(1 << 30));
+        assert_eq!(c.segment_size, Some(ByteSize(64 << 20)));
+        assert_eq!(c.retry_interval.0, Duration::from_millis(500));
+        assert_eq!(c.sync.interval.0, Duration::from_secs(2));
+        assert_eq!(c.dir(Path::new("/data")), Path::new("/var/lib/skiff/dq"));
+        let root = skiff_config::parse_str("queue.disk:\n  max_sise: 1GiB\n", None).unwrap();
+        let err = root
+            .get("queue.disk")
+            .unwrap()
+            .deserialize::<DiskQueueConfig>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_sise"), "{err}");
+    }
 }
