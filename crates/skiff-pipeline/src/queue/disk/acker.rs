@@ -3,24 +3,30 @@
 //!
 //! Tokens handed out by the reader carry their event's sequence number as position, so the
 //! queue's [`AckStream`](skiff_event::AckStream) watermark is "every event up to this one is
-//! delivered". Every 20 ms the acker stores a new watermark in `state.json` and deletes the
-//! finished segments whose events are all at or below it. Deleting does not depend on the
+//! delivered". Every 20 ms the acker stores a new watermark in `state.json` (fsynced at most once
+//! a second, and at a clean stop) and deletes the finished segments whose events are all at or
+//! below it. Deleting does not depend on the
 //! store succeeding: a fully acknowledged segment is never needed again.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Inner, lock, state};
 use crate::queue::disk::config::SyncMode;
 
 const TICK: Duration = Duration::from_millis(20);
+/// The most time between two fsyncs of the state file. Losing the state only means more
+/// duplicates, never loss (segments are deleted only once fully acknowledged), so fsyncing it on
+/// every 20 ms store would cost disk time for little.
+const STATE_SYNC: Duration = Duration::from_secs(1);
 
 pub(super) struct Acker {
     inner: Arc<Inner>,
     known: u64,
     persisted: u64,
     failing: bool,
+    last_sync: Instant,
 }
 
 impl Acker {
@@ -30,6 +36,7 @@ impl Acker {
             known: acked,
             persisted: acked,
             failing: false,
+            last_sync: Instant::now(),
         }
     }
 
@@ -37,16 +44,17 @@ impl Acker {
         loop {
             if self.inner.stopping() {
                 if persist_on_stop() {
-                    self.tick();
+                    self.tick(true);
                 }
                 return;
             }
-            self.tick();
+            self.tick(false);
             std::thread::park_timeout(TICK);
         }
     }
 
-    fn tick(&mut self) {
+    /// One round; `final_round` fsyncs the state whatever the time since the last fsync.
+    fn tick(&mut self, final_round: bool) {
         let inner = &self.inner;
         let a = inner.stream.acked_position().unwrap_or(0);
         if a > self.known {
@@ -56,9 +64,14 @@ impl Acker {
         }
         if self.known > self.persisted {
             let dir = &inner.cfg.dir;
-            match state::store(dir, self.known, inner.cfg.sync != SyncMode::None) {
+            let sync = inner.cfg.sync != SyncMode::None
+                && (final_round || self.last_sync.elapsed() >= STATE_SYNC);
+            match state::store(dir, self.known, sync) {
                 Ok(()) => {
                     self.persisted = self.known;
+                    if sync {
+                        self.last_sync = Instant::now();
+                    }
                     if self.failing {
                         self.failing = false;
                         tracing::info!(path = %dir.display(), "disk queue: state stored again");
