@@ -6,7 +6,11 @@
 use skiff_pipeline::{InputPlugin, OutputPlugin, ProcessorPlugin};
 
 /// Every input type.
-pub const INPUTS: &[&InputPlugin] = &[&skiff_input_stdin::PLUGIN];
+pub const INPUTS: &[&InputPlugin] = &[
+    &skiff_input_stdin::PLUGIN,
+    &skiff_input_file::FILESTREAM,
+    &skiff_input_file::LOG,
+];
 
 /// Every output type.
 pub const OUTPUTS: &[&OutputPlugin] = &[
