@@ -1,0 +1,242 @@
+//! The `_bulk` request body (NDJSON: one action line, one document line per event) and the
+//! per-item reading of its response.
+//!
+//! Documents are written once into one buffer, in event order, so any contiguous run of events
+//! (half a batch after a 413) is a slice of it: splitting costs no re-encoding.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use skiff_event::{Event, json};
+
+use crate::select::Routing;
+
+/// One encoded event: its index in the batch, its bytes in [`Body::ndjson`], and its action.
+#[derive(Clone, Debug)]
+pub struct Span {
+    /// Index into the batch given to `send`.
+    pub event: usize,
+    /// Its action and document lines in [`Body::ndjson`].
+    pub bytes: Range<usize>,
+    /// `create` (409 means "already there": delivered) or `index`.
+    pub create: bool,
+}
+
+/// A batch as NDJSON.
+#[derive(Debug, Default)]
+pub struct Body {
+    /// Action and document lines of every encodable event.
+    pub ndjson: Vec<u8>,
+    /// Where each encoded event is.
+    pub spans: Vec<Span>,
+}
+
+/// Encodes `events` into `out` (cleared first); returns the events that cannot be sent at all
+/// (no index can be named for them), with the reason.
+pub fn encode(events: &[Event], routing: &mut Routing, out: &mut Body) -> Vec<(usize, String)> {
+    out.ndjson.clear();
+    out.spans.clear();
+    let mut rejected = Vec::new();
+    for (i, ev) in events.iter().enumerate() {
+        let target = match routing.target(ev) {
+            Ok(t) => t,
+            Err(e) => {
+                rejected.push((i, e));
+                continue;
+            }
+        };
+        let start = out.ndjson.len();
+        // libbeat 8 sends `create` unless `@metadata.op_type` says `index`: `create` is the
+        // only op a data stream takes, and for a classic index with generated ids it is the
+        // same as `index`.
+        let create = ev
+            .get("@metadata.op_type")
+            .is_none_or(|o| o.as_str() != Some("index"));
+        let b = &mut out.ndjson;
+        b.extend_from_slice(if create {
+            b"{\"create\":{\"_index\":"
+        } else {
+            b"{\"index\":{\"_index\":"
+        });
+        json::write_str(b, &target.index);
+        if let Some(p) = &target.pipeline {
+            b.extend_from_slice(b",\"pipeline\":");
+            json::write_str(b, p);
+        }
+        if let Some(id) = ev
+            .get("@metadata._id")
+            .and_then(|v| v.as_str().map(str::to_owned))
+        {
+            b.extend_from_slice(b",\"_id\":");
+            json::write_str(b, &id);
+        }
+        b.extend_from_slice(b"}}\n");
+        json::encode(ev, b, false);
+        b.push(b'\n');
+        out.spans.push(Span {
+            event: i,
+            bytes: start..out.ndjson.len(),
+            create,
+        });
+    }
+    rejected
+}
+
+/// Gzips `data` at `level` (1-9) into `out` (cleared first).
+pub fn gzip(data: &[u8], level: u32, out: &mut Vec<u8>) {
+    out.clear();
+    let mut enc =
+        flate2::write::GzEncoder::new(std::mem::take(out), flate2::Compression::new(level.min(9)));
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(data);
+    *out = enc.finish().unwrap_or_default();
+}
+
+/// What became of each event of a bulk request.
+#[derive(Debug, Default, PartialEq)]
+pub struct ItemResults {
+    /// Batch indices to send again (429, 5xx items).
+    pub retry: Vec<usize>,
+    /// Batch indices refused for good, with `type: reason`.
+    pub rejected: Vec<(usize, String)>,
+}
+
+#[derive(Deserialize)]
+struct Quick {
+    #[serde(default)]
+    errors: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    items: IgnoredAny,
+}
+
+#[derive(Deserialize)]
+struct Full {
+    #[serde(default)]
+    items: Vec<BTreeMap<String, Item>>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    #[serde(default)]
+    status: u16,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+/// Reads a 200 bulk response for `spans` (the events of that request, in order).
+pub fn read_response(body: &[u8], spans: &[Span]) -> Result<ItemResults, String> {
+    let quick: Quick = serde_json::from_slice(body)
+        .map_err(|e| format!("the bulk response is not the expected JSON: {e}"))?;
+    if !quick.errors {
+        return Ok(ItemResults::default());
+    }
+    let full: Full = serde_json::from_slice(body)
+        .map_err(|e| format!("the bulk response is not the expected JSON: {e}"))?;
+    if full.items.len() != spans.len() {
+        return Err(format!(
+            "the bulk response has {} items for {} documents",
+            full.items.len(),
+            spans.len()
+        ));
+    }
+    let mut out = ItemResults::default();
+    for (item, span) in full.items.iter().zip(spans) {
+        let Some(item) = item.values().next() else {
+            out.retry.push(span.event);
+            continue;
+        };
+        match item.status {
+            200..=299 => {}
+            // `create` of a document that is already there: delivered before (a retry after a
+            // lost response, or a deliberate `_id` for deduplication).
+            409 if span.create => {}
+            429 | 500..=599 => out.retry.push(span.event),
+            s => out
+                .rejected
+                .push((span.event, reason(s, item.error.as_ref()))),
+        }
+    }
+    Ok(out)
+}
+
+/// `status type: reason (caused by type: reason)` from an Elasticsearch error object.
+pub fn reason(status: u16, err: Option<&serde_json::Value>) -> String {
+    let Some(e) = err else {
+        return format!("status {status}");
+    };
+    if let Some(s) = e.as_str() {
+        return format!("status {status}: {s}");
+    }
+    let part = |v: &serde_json::Value| {
+        format!(
+            "{}: {}",
+            v.get("type").and_then(|t| t.as_str()).unwrap_or("error"),
+            v.get("reason").and_then(|t| t.as_str()).unwrap_or("")
+        )
+    };
+    let mut s = format!("status {status}, {}", part(e));
+    if let Some(c) = e.get("caused_by") {
+        s.push_str(&format!(" (caused by {})", part(c)));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spans(n: usize) -> Vec<Span> {
+        (0..n)
+            .map(|i| Span {
+                event: i * 10,
+                bytes: 0..0,
+                create: true,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn items_are_sorted_into_retry_and_rejected() {
+        let body = json!({"errors": true, "items": [
+            {"create": {"status": 201}},
+            {"create": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "busy"}}},
+            {"create": {"status": 400, "error": {"type": "document_parsing_exception", "reason": "[1:2] failed to parse field [n] of type [long]",
+                "caused_by": {"type": "illegal_argument_exception", "reason": "For input string: \"abc\""}}}},
+            {"create": {"status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "exists"}}},
+            {"create": {"status": 503}},
+        ]});
+        let r = read_response(body.to_string().as_bytes(), &spans(5)).unwrap();
+        assert_eq!(r.retry, vec![10, 40]);
+        assert_eq!(r.rejected.len(), 1);
+        assert_eq!(r.rejected[0].0, 20);
+        assert_eq!(
+            r.rejected[0].1,
+            "status 400, document_parsing_exception: [1:2] failed to parse field [n] of type [long] (caused by illegal_argument_exception: For input string: \"abc\")"
+        );
+    }
+
+    #[test]
+    fn clean_and_broken_responses() {
+        let r = read_response(
+            br#"{"errors":false,"items":[{"create":{"status":201}}]}"#,
+            &spans(1),
+        );
+        assert_eq!(r.unwrap(), ItemResults::default());
+        assert!(read_response(b"<html>", &spans(1)).is_err());
+        assert!(read_response(br#"{"errors":true,"items":[]}"#, &spans(1)).is_err());
+    }
+
+    #[test]
+    fn index_op_conflict_is_a_rejection() {
+        let mut s = spans(1);
+        s[0].create = false;
+        let r =
+            read_response(br#"{"errors":true,"items":[{"index":{"status":409}}]}"#, &s).unwrap();
+        assert_eq!(r.rejected.len(), 1);
+    }
+}

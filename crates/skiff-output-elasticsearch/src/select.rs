@@ -1,0 +1,238 @@
+//! Which index (or data stream) and ingest pipeline an event goes to.
+//!
+//! The order is libbeat's: the event's `@metadata.raw_index` (an input's `index` setting) as
+//! is, `@metadata.alias`, `@metadata.index` (plus `-<version>-<date>`), then the first
+//! matching `indices` rule, then `index`. Pipelines: `@metadata.pipeline`, `pipelines` rules,
+//! `pipeline`. Names are lower-cased, as Elasticsearch requires.
+
+use std::collections::{BTreeMap, HashMap};
+
+use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_event::Event;
+use skiff_event::template::Template;
+
+use crate::condition::Condition;
+use crate::config::{DEFAULT_INDEX, EsConfig, RuleConfig};
+
+/// One `indices` / `pipelines` rule.
+#[derive(Clone, Debug)]
+struct Rule {
+    name: Template,
+    mappings: BTreeMap<String, String>,
+    default: Option<String>,
+    when: Option<Condition>,
+}
+
+/// An ordered list of rules and a fallback format string.
+#[derive(Clone, Debug, Default)]
+struct Selector {
+    rules: Vec<Rule>,
+    fallback: Option<Template>,
+}
+
+impl Selector {
+    fn select(&self, ev: &Event) -> Result<Option<String>, String> {
+        for r in &self.rules {
+            if r.when.as_ref().is_some_and(|c| !c.matches(ev)) {
+                continue;
+            }
+            // A rule whose fields are missing does not apply (as in libbeat).
+            let Ok(name) = r.name.render(ev) else {
+                continue;
+            };
+            if r.mappings.is_empty() {
+                return Ok(Some(name));
+            }
+            if let Some(m) = r.mappings.get(&name) {
+                return Ok(Some(m.clone()));
+            }
+            if let Some(d) = &r.default {
+                return Ok(Some(d.clone()));
+            }
+        }
+        match &self.fallback {
+            None => Ok(None),
+            Some(t) => t.render(ev).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Picks index and pipeline per event.
+#[derive(Clone, Debug)]
+pub struct Routing {
+    index: Selector,
+    pipeline: Selector,
+    /// `@metadata.raw_index` values are format strings: parsed once each, a few kept.
+    raw: HashMap<String, Option<Template>>,
+}
+
+/// Where one event goes.
+#[derive(Debug, PartialEq)]
+pub struct Target {
+    /// The index or data stream.
+    pub index: String,
+    /// The ingest pipeline, if any.
+    pub pipeline: Option<String>,
+}
+
+fn rules(list: &[RuleConfig], key: &str, node: &Node, errors: &mut Vec<ConfigError>) -> Vec<Rule> {
+    let mut out = Vec::new();
+    let err = |i: usize, msg: String| {
+        let n = node.get(key).unwrap_or(node);
+        ConfigError::new(format!("{}.{key}.{i}", node.path()), n.mark.clone(), msg)
+    };
+    for (i, r) in list.iter().enumerate() {
+        let name = if key == "indices" {
+            &r.index
+        } else {
+            &r.pipeline
+        };
+        let field = if key == "indices" {
+            "index"
+        } else {
+            "pipeline"
+        };
+        let Some(name) = name else {
+            errors.push(err(i, format!("each rule needs `{field}`")));
+            continue;
+        };
+        let name = match Template::parse(name) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(err(i, format!("{field}: {e}")));
+                continue;
+            }
+        };
+        let when = match &r.when {
+            None => None,
+            Some(v) => match Condition::parse(v) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    errors.push(err(i, format!("when: {e}")));
+                    continue;
+                }
+            },
+        };
+        out.push(Rule {
+            name,
+            mappings: r.mappings.clone(),
+            default: r.default.clone(),
+            when,
+        });
+    }
+    out
+}
+
+impl Routing {
+    /// Builds the routing from the settings; `node` locates errors.
+    pub fn new(cfg: &EsConfig, node: &Node) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let index_rules = rules(&cfg.indices, "indices", node, &mut errors);
+        let pipeline_rules = rules(&cfg.pipelines, "pipelines", node, &mut errors);
+        let mut template = |key: &str, s: &str| match Template::parse(s) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let n = node.get(key).unwrap_or(node);
+                errors.push(ConfigError::new(
+                    format!("{}.{key}", node.path()),
+                    n.mark.clone(),
+                    e.to_string(),
+                ));
+                None
+            }
+        };
+        let index = template("index", cfg.index.as_deref().unwrap_or(DEFAULT_INDEX));
+        let pipeline = cfg
+            .pipeline
+            .as_deref()
+            .and_then(|p| template("pipeline", p));
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Routing {
+            index: Selector {
+                rules: index_rules,
+                fallback: index,
+            },
+            pipeline: Selector {
+                rules: pipeline_rules,
+                fallback: pipeline,
+            },
+            raw: HashMap::new(),
+        })
+    }
+
+    /// Where `ev` goes, or why it cannot be sent.
+    pub fn target(&mut self, ev: &Event) -> Result<Target, String> {
+        let index = match self.meta_index(ev)? {
+            Some(i) => i,
+            None => self
+                .index
+                .select(ev)
+                .map_err(|e| format!("cannot name the index: {e} (used in `index`)"))?
+                .ok_or_else(|| "no index: set `index`".to_owned())?,
+        };
+        if index.is_empty() {
+            return Err("the index name is empty".into());
+        }
+        let pipeline = match ev
+            .get("@metadata.pipeline")
+            .and_then(|p| p.as_str().map(str::to_owned))
+        {
+            Some(p) => Some(p),
+            None => self
+                .pipeline
+                .select(ev)
+                .map_err(|e| format!("cannot name the pipeline: {e} (used in `pipeline`)"))?,
+        };
+        Ok(Target {
+            index: index.to_lowercase(),
+            pipeline: pipeline.filter(|p| !p.is_empty()).map(|p| p.to_lowercase()),
+        })
+    }
+
+    fn meta_index(&mut self, ev: &Event) -> Result<Option<String>, String> {
+        if let Some(raw) = ev
+            .get("@metadata.raw_index")
+            .and_then(|r| r.as_str().map(str::to_owned))
+        {
+            if !raw.contains("%{") {
+                return Ok(Some(raw));
+            }
+            if !self.raw.contains_key(&raw) {
+                if self.raw.len() >= 256 {
+                    self.raw.clear();
+                }
+                self.raw.insert(raw.clone(), Template::parse(&raw).ok());
+            }
+            return match self.raw.get(&raw) {
+                Some(Some(t)) => t
+                    .render(ev)
+                    .map(Some)
+                    .map_err(|e| format!("cannot name the index from the input's `index`: {e}")),
+                _ => Err(format!(
+                    "the input's `index` `{raw}` is not a valid format string"
+                )),
+            };
+        }
+        if let Some(a) = ev
+            .get("@metadata.alias")
+            .and_then(|r| r.as_str().map(str::to_owned))
+        {
+            return Ok(Some(a));
+        }
+        if let Some(i) = ev
+            .get("@metadata.index")
+            .and_then(|r| r.as_str().map(str::to_owned))
+        {
+            let version = ev
+                .get("agent.version")
+                .or_else(|| ev.get("@metadata.version"))
+                .map(|v| v.to_text())
+                .unwrap_or_default();
+            let date = ev.timestamp.to_chrono().format("%Y.%m.%d");
+            return Ok(Some(format!("{i}-{version}-{date}")));
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,248 @@
+//! The index template for the fields skiff emits (`skiff export template`), the
+//! `setup.template.*` / `setup.ilm.*` settings, and installing the template at start-up.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `setup.template.*`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSettings {
+    /// enabled: install the template at start-up when it is missing. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// name: the template's name. Default `filebeat-<version>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// pattern: the index pattern it applies to. Default `filebeat-<version>` (the data stream).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// overwrite: replace an existing template. Default false.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// settings: `index.*` / `_source.*` settings merged into the template. Default none.
+    #[serde(default)]
+    pub settings: Option<Value>,
+    /// priority: the composable template's priority. Default 150.
+    #[serde(default = "priority")]
+    pub priority: u32,
+    /// fields, append_fields, json.*, type: accepted for compatibility; skiff's template is built
+    /// in (a `json.path` template is not loaded). Default none.
+    #[serde(default)]
+    pub fields: Option<String>,
+    /// See `fields`.
+    #[serde(default)]
+    pub append_fields: Option<Value>,
+    /// See `fields`.
+    #[serde(default)]
+    pub json: Option<Value>,
+    /// See `fields`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+impl Default for TemplateSettings {
+    fn default() -> Self {
+        TemplateSettings {
+            enabled: true,
+            name: None,
+            pattern: None,
+            overwrite: false,
+            settings: None,
+            priority: priority(),
+            fields: None,
+            append_fields: None,
+            json: None,
+            kind: None,
+        }
+    }
+}
+
+/// `setup.ilm.*`: accepted; skiff installs no lifecycle policy (data streams use the
+/// cluster's default policy unless the template names one).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IlmSettings {
+    /// enabled: whether the template names `policy_name` as its lifecycle. Default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// policy_name: the ILM policy referred to. Default none (no `index.lifecycle.name`).
+    #[serde(default)]
+    pub policy_name: Option<String>,
+    /// policy_file, check_exists, overwrite, rollover_alias, pattern: accepted; not used.
+    #[serde(default)]
+    pub policy_file: Option<String>,
+    /// See `policy_file`.
+    #[serde(default)]
+    pub check_exists: Option<bool>,
+    /// See `policy_file`.
+    #[serde(default)]
+    pub overwrite: Option<bool>,
+    /// See `policy_file`.
+    #[serde(default)]
+    pub rollover_alias: Option<String>,
+    /// See `policy_file`.
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn priority() -> u32 {
+    150
+}
+
+fn kw() -> Value {
+    json!({"type": "keyword", "ignore_above": 1024})
+}
+
+/// A composable index template (data streams on) for the fields skiff emits, for data streams
+/// named `filebeat-<version>`: ECS fields Filebeat sets, `message` as text, other strings as
+/// keywords.
+pub fn index_template(version: &str) -> Value {
+    json!({
+        "index_patterns": [format!("filebeat-{version}")],
+        "data_stream": {},
+        "priority": priority(),
+        "template": {
+            "settings": {
+                "index": {
+                    "mapping": {"total_fields": {"limit": 10000}},
+                    "refresh_interval": "5s",
+                }
+            },
+            "mappings": {
+                "_meta": {"beat": "filebeat", "version": version, "managed_by": "skiff"},
+                "date_detection": false,
+                "dynamic_templates": [
+                    {"strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}}
+                ],
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "message": {"type": "match_only_text"},
+                    "tags": kw(),
+                    "agent": {"properties": {"name": kw(), "type": kw(), "version": kw(), "id": kw(), "ephemeral_id": kw(), "hostname": kw()}},
+                    "host": {"properties": {"name": kw(), "hostname": kw(), "ip": {"type": "ip"}, "mac": kw(), "architecture": kw(),
+                        "os": {"properties": {"family": kw(), "name": kw(), "version": kw(), "kernel": kw(), "platform": kw(), "type": kw()}}}},
+                    "ecs": {"properties": {"version": kw()}},
+                    "input": {"properties": {"type": kw()}},
+                    "log": {"properties": {
+                        "offset": {"type": "long"},
+                        "level": kw(),
+                        "logger": kw(),
+                        "flags": kw(),
+                        "file": {"properties": {"path": kw(), "device_id": kw(), "inode": kw(), "fingerprint": kw()}},
+                        "syslog": {"properties": {"facility": {"properties": {"code": {"type": "long"}, "name": kw()}}, "priority": {"type": "long"},
+                            "severity": {"properties": {"code": {"type": "long"}, "name": kw()}}, "hostname": kw(), "appname": kw(), "procid": kw(), "msgid": kw()}}
+                    }},
+                    "event": {"properties": {"dataset": kw(), "module": kw(), "kind": kw(), "category": kw(), "type": kw(), "outcome": kw(),
+                        "created": {"type": "date"}, "ingested": {"type": "date"}, "original": {"type": "keyword", "index": false, "doc_values": false}, "duration": {"type": "long"}}},
+                    "data_stream": {"properties": {"type": {"type": "constant_keyword"}, "dataset": {"type": "constant_keyword"}, "namespace": {"type": "constant_keyword"}}},
+                    "error": {"properties": {"message": {"type": "match_only_text"}, "type": kw(), "code": kw()}},
+                    "container": {"properties": {"id": kw(), "name": kw(), "runtime": kw(), "image": {"properties": {"name": kw()}}}},
+                    "cloud": {"properties": {"provider": kw(), "region": kw(), "availability_zone": kw(), "instance": {"properties": {"id": kw(), "name": kw()}}}},
+                    "process": {"properties": {"pid": {"type": "long"}, "name": kw(), "executable": kw()}},
+                    "source": {"properties": {"ip": {"type": "ip"}, "port": {"type": "long"}, "address": kw()}},
+                    "destination": {"properties": {"ip": {"type": "ip"}, "port": {"type": "long"}, "address": kw()}},
+                    "fields": {"type": "object", "dynamic": true}
+                }
+            }
+        },
+        "_meta": {"description": "skiff: fields of filebeat-compatible events", "managed_by": "skiff"}
+    })
+}
+
+/// The template as `setup.template.*` / `setup.ilm.*` shape it: name and body.
+pub fn configured_template(
+    version: &str,
+    t: &TemplateSettings,
+    ilm: &IlmSettings,
+) -> (String, Value) {
+    let mut body = index_template(version);
+    let name = t
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("filebeat-{version}"));
+    if let Some(p) = &t.pattern {
+        body["index_patterns"] = json!([p]);
+    }
+    body["priority"] = json!(t.priority);
+    if let Some(Value::Object(s)) = &t.settings {
+        let settings = &mut body["template"]["settings"];
+        for (k, v) in s {
+            settings[k] = v.clone();
+        }
+    }
+    if ilm.enabled.unwrap_or(true)
+        && let Some(p) = &ilm.policy_name
+    {
+        body["template"]["settings"]["index"]["lifecycle"] = json!({"name": p});
+    }
+    (name, body)
+}
+
+/// Installs the template on the output's first reachable host, unless it exists and
+/// `overwrite` is false. Returns what was done, for the log.
+///
+/// The binary calls this once at start-up when `setup.template.enabled` is true (the default)
+/// and the output is Elasticsearch; a failure should be logged, not fatal (Beats retries it with
+/// the first connection).
+pub async fn install_template(
+    output: &skiff_config::Node,
+    version: &str,
+    t: &TemplateSettings,
+    ilm: &IlmSettings,
+) -> anyhow::Result<String> {
+    if !t.enabled {
+        return Ok("setup.template.enabled is false: not installed".into());
+    }
+    let shared = crate::prepare(output).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (name, body) = configured_template(version, t, ilm);
+    let mut last = anyhow::anyhow!("no hosts");
+    for host in &shared.hosts {
+        let url = format!("{}/_index_template/{name}", host.base);
+        let exists = match shared
+            .http
+            .head(&url)
+            .headers(shared.headers.clone())
+            .send()
+            .await
+        {
+            Ok(r) => r.status().is_success(),
+            Err(e) => {
+                last = anyhow::anyhow!("{}", skiff_tls::explain(&e, &host.name));
+                continue;
+            }
+        };
+        if exists && !t.overwrite {
+            return Ok(format!(
+                "index template `{name}` already exists on {}",
+                host.base
+            ));
+        }
+        let r = shared
+            .http
+            .put(&url)
+            .headers(shared.headers.clone())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", skiff_tls::explain(&e, &host.name)))?;
+        let status = r.status();
+        let text = r.bytes().await.unwrap_or_default();
+        if status.is_success() {
+            return Ok(format!(
+                "index template `{name}` installed on {}",
+                host.base
+            ));
+        }
+        return Err(anyhow::anyhow!(
+            "installing index template `{name}` on {} failed ({}): {}; the user needs the `manage_index_templates` privilege",
+            host.base,
+            status.as_u16(),
+            crate::client::error_text(&text)
+        ));
+    }
+    Err(last)
+}
