@@ -81,13 +81,21 @@ fn encode_only(n: usize) {
     let mut wire = Vec::new();
     let (mut ndjson, mut gz) = (0u64, 0u64);
     let t = Instant::now();
+    let mut gzip_time = Duration::ZERO;
     for chunk in evs.chunks(1600) {
         skiff_output_elasticsearch::bulk::encode(chunk, &mut routing, &mut body);
+        let g = Instant::now();
         skiff_output_elasticsearch::bulk::gzip(&body.ndjson, 1, &mut wire);
+        gzip_time += g.elapsed();
         ndjson += body.ndjson.len() as u64;
         gz += wire.len() as u64;
     }
     let secs = t.elapsed().as_secs_f64();
+    println!(
+        "  of which gzip: {:.2} s, encode: {:.2} s",
+        gzip_time.as_secs_f64(),
+        secs - gzip_time.as_secs_f64()
+    );
     println!(
         "encode+gzip(1), 1 thread: {n} events, input {:.1} MB, ndjson {:.1} MB, gzip {:.1} MB: {:.0} MB/s of input ({:.0} MB/s ndjson), {:.0} k events/s",
         input as f64 / 1e6,
