@@ -19,6 +19,7 @@ pub const OUTPUTS: &[&OutputPlugin] = &[
     &skiff_output_local::DISCARD,
     &skiff_output_redis::PLUGIN,
     &skiff_output_kafka::PLUGIN,
+    &skiff_output_elasticsearch::PLUGIN,
 ];
 
 /// Every processor type.
