@@ -23,10 +23,12 @@
 //!   line. There is nothing to commit for a pipe; the stream shows progress in the status board;
 //! * at end of input the input returns: skiff then sends what is queued and exits.
 
+mod readahead;
 mod reader;
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use async_trait::async_trait;
 use regex::RegexSet;
 use serde::Deserialize;
@@ -34,7 +36,7 @@ use skiff_config::{ByteSize, ConfigError, ConfigErrors, Node};
 use skiff_config::{Mark, NodeValue};
 use skiff_parsers::ParserChain;
 use skiff_pipeline::{BuildContext, Input, InputCommon, InputContext, InputPlugin};
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncBufRead, AsyncRead, BufReader};
 
 pub use reader::Stats;
 
@@ -170,6 +172,17 @@ impl Stdin {
         source: R,
         ctx: InputContext,
     ) -> anyhow::Result<Stats> {
+        let buffer = self.buffer;
+        self.run_with_buffered(BufReader::with_capacity(buffer, source), ctx)
+            .await
+    }
+
+    /// Like [`run_with`](Stdin::run_with) over a source that buffers itself.
+    pub async fn run_with_buffered<R: AsyncBufRead + Unpin + Send>(
+        self,
+        source: R,
+        ctx: InputContext,
+    ) -> anyhow::Result<Stats> {
         let stats = Arc::new(reader::Counters::default());
         {
             let s = stats.clone();
@@ -272,11 +285,14 @@ fn lines_filter(node: Option<&Node>, errors: &mut Vec<ConfigError>) -> Option<Re
 #[async_trait]
 impl Input for Stdin {
     async fn run(self: Box<Self>, ctx: InputContext) -> anyhow::Result<()> {
-        let stats = self.run_with(tokio::io::stdin(), ctx).await?;
+        let stdin = readahead::ReadAhead::spawn(std::io::stdin())
+            .context("cannot start the thread that reads standard input")?;
+        let stats = self.run_with_buffered(stdin, ctx).await?;
         tracing::info!(
             lines = stats.lines,
             bytes = stats.bytes,
-            "stdin input finished: end of input"
+            end_of_input = stats.eof,
+            "stdin input finished"
         );
         Ok(())
     }

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use skiff_event::{AckStream, Event, Map};
 use skiff_parsers::{Message, Parser, apply_to_event};
 use skiff_pipeline::{InputContext, Publisher};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::Stdin;
@@ -214,14 +214,13 @@ impl Partial {
     }
 }
 
-pub(crate) async fn read<R: AsyncRead + Unpin + Send>(
-    source: R,
+pub(crate) async fn read<R: AsyncBufRead + Unpin + Send>(
+    mut reader: R,
     input: Stdin,
     ctx: InputContext,
     counters: Arc<Counters>,
 ) -> anyhow::Result<Stats> {
     let max = input.max_bytes;
-    let mut reader = BufReader::with_capacity(input.buffer, source);
     let mut sink = Sink {
         publisher: ctx.publisher.clone(),
         shutdown: ctx.shutdown.clone(),
