@@ -16,28 +16,36 @@ use rustls_pki_types::UnixTime;
 pub fn explain(err: &(dyn StdError + 'static), host: &str) -> String {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
-        if let Some(t) = e.downcast_ref::<TlsErr>()
-            && let Some(s) = explain_tls(t, host)
-        {
+        if let Some(s) = examine(e, host, 0) {
             return s;
-        }
-        if let Some(ioe) = e.downcast_ref::<io::Error>() {
-            // io::Error::source() skips the wrapped error itself: look at it explicitly.
-            if let Some(inner) = ioe.get_ref() {
-                let inner: &(dyn StdError + 'static) = inner;
-                if let Some(t) = inner.downcast_ref::<TlsErr>()
-                    && let Some(s) = explain_tls(t, host)
-                {
-                    return s;
-                }
-            }
-            if let Some(s) = explain_io(ioe, host) {
-                return s;
-            }
         }
         cur = e.source();
     }
     chain_text(err)
+}
+
+/// Explains `e` itself if it is (or wraps) a rustls or I/O error.
+///
+/// `io::Error` hides what it wraps from `source()` (its `source()` is the wrapped error's
+/// source), and hyper wraps tokio-rustls's `io::Error(InvalidData, rustls::Error)` in another
+/// `io::Error`: wrapped errors are opened here, recursively.
+fn examine(e: &(dyn StdError + 'static), host: &str, depth: u8) -> Option<String> {
+    if depth > 4 {
+        return None;
+    }
+    if let Some(t) = e.downcast_ref::<TlsErr>() {
+        return explain_tls(t, host);
+    }
+    if let Some(ioe) = e.downcast_ref::<io::Error>() {
+        if let Some(inner) = ioe.get_ref() {
+            let inner: &(dyn StdError + 'static) = inner;
+            if let Some(s) = examine(inner, host, depth + 1) {
+                return Some(s);
+            }
+        }
+        return explain_io(ioe, host);
+    }
+    None
 }
 
 fn chain_text(err: &(dyn StdError + 'static)) -> String {
@@ -206,4 +214,19 @@ fn explain_io(e: &io::Error, host: &str) -> Option<String> {
         _ => return None,
     };
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_io_errors_are_opened() {
+        let e = io::Error::other(io::Error::new(
+            io::ErrorKind::InvalidData,
+            TlsErr::InvalidCertificate(CertificateError::UnknownIssuer),
+        ));
+        let s = explain(&e, "h");
+        assert!(s.contains("unknown authority"), "{s}");
+    }
 }
