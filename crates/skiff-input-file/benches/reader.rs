@@ -67,5 +67,28 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Start-up cost of a registry of 100 000 files: `list_registry` reads and parses the file and
+/// stats every path (the input itself does not stat at load, so it is faster than this).
+fn registry(c: &mut Criterion) {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("registry/filestream");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = String::from("{\"input\":\"\",\"dev\":0,\"ino\":0,\"created\":1}\n");
+    for i in 0..100_000u64 {
+        text.push_str(&format!(
+            "{{\"input\":\"big\",\"dev\":2049,\"ino\":{i},\"path\":\"/var/log/app/f{i}.log\",\"offset\":{o},\"size\":{o},\"fp_len\":1024,\"fp\":{h},\"phase\":\"closed\",\"changed\":1700000000}}\n",
+            o = i * 100,
+            h = i * 7919
+        ));
+    }
+    std::fs::write(dir.join("big.ndjson"), text).unwrap();
+    let mut g = c.benchmark_group("registry");
+    g.sample_size(10);
+    g.bench_function("list 100k entries", |b| {
+        b.iter(|| skiff_input_file::list_registry(data.path()).unwrap().len())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, registry);
 criterion_main!(benches);

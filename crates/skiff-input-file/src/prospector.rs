@@ -351,14 +351,17 @@ impl Prospector {
                         e.file.wake.notify_one();
                     }
                 }
-                if e.file.removed.swap(false, Ordering::AcqRel) && !e.harvesting {
+                // Seen again after it was gone: maybe a new file under a reused inode, so let
+                // a reader check its head even if the size happens to equal the old offset.
+                let back = e.file.removed.swap(false, Ordering::AcqRel) && !e.harvesting;
+                if back {
                     e.file.set_phase(Phase::Closed);
                 }
                 e.changed = e.changed.max(changed);
                 if !e.harvesting {
                     e.file.size.store(size, Ordering::Release);
                     let off = e.file.read_offset.load(Ordering::Acquire);
-                    if size != off && e.retry_at.is_none_or(|t| t <= Instant::now()) {
+                    if (back || size != off) && e.retry_at.is_none_or(|t| t <= Instant::now()) {
                         let key = *key;
                         self.enqueue(key);
                     }

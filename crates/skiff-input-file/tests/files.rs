@@ -576,3 +576,56 @@ fn config_errors_are_clear() {
         ""
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multiline_pattern_matching_every_line_is_capped() {
+    let logs = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(logs.path().join("a.log"), numbered("line", 0, 20_000)).unwrap();
+    let yaml = cfg(
+        "$DIR/*.log",
+        "message_max_bytes: 64KiB\nparsers:\n  - multiline: {type: pattern, pattern: '.', match: after, max_lines: 100, timeout: 200ms}\n",
+    );
+    let r = start(&yaml, logs.path(), data.path());
+    r.wait_status(&logs.path().join("a.log"), "acked to the end", |f| {
+        f["acked_offset"] == f["size"]
+    })
+    .await;
+    let ev = r.stop().await;
+    // Every line matches, so it all joins into one event: capped at 100 lines, flagged.
+    assert_eq!(ev.len(), 1);
+    let msg = ev[0]["message"].as_str().unwrap();
+    assert_eq!(msg.lines().count(), 100);
+    assert!(msg.len() <= 64 * 1024);
+    let mut flags: Vec<&str> = ev[0]["log"]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    flags.sort_unstable();
+    assert_eq!(flags, ["multiline", "truncated"]);
+}
+
+#[test]
+fn a_registry_of_100k_entries_loads() {
+    // Correctness here; the load time is printed (and measured in benches/reader.rs).
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("registry/filestream");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = String::new();
+    text.push_str("{\"input\":\"\",\"dev\":0,\"ino\":0,\"created\":1}\n");
+    for i in 0..100_000u64 {
+        text.push_str(&format!(
+            "{{\"input\":\"big\",\"dev\":2049,\"ino\":{i},\"path\":\"/var/log/app/f{i}.log\",\"offset\":{o},\"size\":{o},\"fp_len\":1024,\"fp\":{h},\"phase\":\"closed\",\"changed\":1700000000}}\n",
+            o = i * 100,
+            h = i * 7919
+        ));
+    }
+    std::fs::write(dir.join("big.ndjson"), text).unwrap();
+    let t = std::time::Instant::now();
+    let listed = skiff_input_file::list_registry(data.path()).unwrap();
+    println!("100k registry entries listed in {:?}", t.elapsed());
+    assert_eq!(listed.len(), 100_000);
+    assert!(listed.iter().all(|f| f.input_id == "big"));
+}
