@@ -60,10 +60,7 @@ impl Rotator {
             date,
         };
         match existing.last() {
-            Some(newest) if startup && r.cfg.rotate_on_startup => {
-                let _ = newest;
-                r.rotate()?;
-            }
+            Some(_) if startup && r.cfg.rotate_on_startup => r.rotate()?,
             Some(newest) => {
                 r.active = r.path_of(newest);
                 r.open_active()?;
