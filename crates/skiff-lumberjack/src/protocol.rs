@@ -244,6 +244,8 @@ enum Parsed {
     Incomplete,
     /// A frame, and how many bytes it used.
     Frame(Frame, usize),
+    /// A JSON frame whose payload is at `10..used` (taken out without copying by the caller).
+    Json { seq: u32, used: usize },
     /// A compressed frame's payload at `start..start + len`, and the bytes it used.
     Compressed { start: usize, len: usize },
 }
@@ -279,6 +281,10 @@ impl Decoder {
                 buf.advance(used);
                 Ok(Some(f))
             }
+            Parsed::Json { seq, used } => {
+                let payload = buf.split_to(used).freeze().slice(10..);
+                Ok(Some(Frame::Json { seq, payload }))
+            }
             Parsed::Compressed { start, len } => {
                 let content = inflate(&buf[start..start + len], self.limits.max_decompressed)?;
                 buf.advance(start + len);
@@ -294,14 +300,21 @@ impl Decoder {
     }
 
     fn open_compressed(&mut self, content: Vec<u8>) -> Result<(), ProtocolError> {
-        let mut content = BytesMut::from(&content[..]);
-        while !content.is_empty() {
-            match parse(&content, &self.limits, true)? {
+        // Payloads are slices of the one decompressed buffer: no copy per event.
+        let content = Bytes::from(content);
+        let mut at = 0;
+        while at < content.len() {
+            match parse(&content[at..], &self.limits, true)? {
                 Parsed::Incomplete => return Err(ProtocolError::TruncatedInCompressed),
                 Parsed::Compressed { .. } => return Err(ProtocolError::Nested),
                 Parsed::Frame(f, used) => {
-                    content.advance(used);
+                    at += used;
                     self.pending.push_back(f);
+                }
+                Parsed::Json { seq, used } => {
+                    let payload = content.slice(at + 10..at + used);
+                    at += used;
+                    self.pending.push_back(Frame::Json { seq, payload });
                 }
             }
         }
@@ -352,8 +365,7 @@ fn parse(b: &[u8], limits: &Limits, nested: bool) -> Result<Parsed, ProtocolErro
             if b.len() < end {
                 return Ok(Parsed::Incomplete);
             }
-            let payload = Bytes::copy_from_slice(&b[10..end]);
-            Ok(Parsed::Frame(Frame::Json { seq, payload }, end))
+            Ok(Parsed::Json { seq, used: end })
         }
         DATA => parse_data(b, limits),
         COMPRESSED => {

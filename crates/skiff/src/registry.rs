@@ -10,6 +10,8 @@ pub const INPUTS: &[&InputPlugin] = &[
     &skiff_input_stdin::PLUGIN,
     &skiff_input_file::FILESTREAM,
     &skiff_input_file::LOG,
+    &skiff_lumberjack::INPUT,
+    &skiff_lumberjack::BEATS_INPUT,
 ];
 
 /// Every output type.
@@ -20,6 +22,7 @@ pub const OUTPUTS: &[&OutputPlugin] = &[
     &skiff_output_redis::PLUGIN,
     &skiff_output_kafka::PLUGIN,
     &skiff_output_elasticsearch::PLUGIN,
+    &skiff_lumberjack::OUTPUT,
 ];
 
 /// Every processor type.
