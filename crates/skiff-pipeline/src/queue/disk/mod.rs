@@ -5,18 +5,18 @@
 //!
 //! 1. [`push`](Queue::push) puts it in the *write-ahead* buffer (bounded by `write_ahead` events
 //!    and `max_ahead_bytes`; a full buffer makes the input wait).
-//! 2. The [writer] thread takes everything waiting as one group, appends it to the current
-//!    segment as checksummed frames ([frame]), fsyncs once (group commit, per `sync.mode`), and
+//! 2. The `writer` thread takes everything waiting as one group, appends it to the current
+//!    segment as checksummed frames (`frame`), fsyncs once (group commit, per `sync.mode`), and
 //!    only then acknowledges the group's tokens: the input may now commit its file offsets. At
 //!    `max_size` the writer waits for space (backpressure); on an I/O error (disk full, read-only)
 //!    it logs the path and the OS error and retries with a growing interval, keeping the group.
-//! 3. The [reader] thread streams the segments into the *read-ahead* buffer (bounded by
+//! 3. The `reader` thread streams the segments into the *read-ahead* buffer (bounded by
 //!    `read_ahead` events and `max_ahead_bytes`), giving each event a token of the queue's own
 //!    [`AckStream`]; [`pop`](Queue::pop) hands them to the output workers.
-//! 4. The [acker] thread follows that stream's contiguous watermark, stores it in `state.json`
-//!    ([state]) and deletes segments whose events are all acknowledged.
+//! 4. The `acker` thread follows that stream's contiguous watermark, stores it in `state.json`
+//!    (`state`) and deletes segments whose events are all acknowledged.
 //!
-//! After a restart, [recovery] cuts torn tails, and the reader replays every event after the
+//! After a restart, `recovery` cuts torn tails, and the reader replays every event after the
 //! stored watermark, in order: at-least-once, duplicates only of events delivered but not yet
 //! recorded as acknowledged. Memory is bounded by the two ahead buffers whatever the backlog.
 //! See `docs/disk-queue.md`.
