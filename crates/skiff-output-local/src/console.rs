@@ -14,7 +14,7 @@ use serde::Deserialize;
 use skiff_config::{ConfigErrors, Node};
 use skiff_event::Event;
 use skiff_metrics::{Counter, names};
-use skiff_pipeline::{BuildContext, Outcome, Output, OutputSet, OutputSettings};
+use skiff_pipeline::{BuildContext, Outcome, Output, OutputSet};
 
 use crate::codec::{Codec, CodecConfig, encode_batch};
 
@@ -34,6 +34,13 @@ pub struct ConsoleConfig {
     /// `bulk_max_size`: events per batch. Default 2048.
     #[serde(default = "crate::default_bulk_max_size")]
     pub bulk_max_size: usize,
+    /// `max_retries`: attempts per batch before its events go to the dead-letter file; -1
+    /// (the default) retries forever.
+    #[serde(default = "crate::default_max_retries")]
+    pub max_retries: i64,
+    /// `backoff.init` / `backoff.max`: the wait between retries. Default 1s doubling to 60s.
+    #[serde(default)]
+    pub backoff: crate::Backoff,
 }
 
 /// Builds `output.console`.
@@ -47,10 +54,7 @@ pub fn build(node: &Node, ctx: &BuildContext) -> Result<OutputSet, ConfigErrors>
     );
     Ok(OutputSet {
         clients: vec![Box::new(client)],
-        settings: OutputSettings {
-            bulk_max_size: cfg.bulk_max_size.max(1),
-            ..OutputSettings::default()
-        },
+        settings: crate::settings(cfg.bulk_max_size, cfg.max_retries, cfg.backoff),
     })
 }
 

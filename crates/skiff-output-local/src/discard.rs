@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use skiff_config::{ConfigErrors, Node};
 use skiff_event::Event;
-use skiff_pipeline::{BuildContext, Outcome, Output, OutputSet, OutputSettings};
+use skiff_pipeline::{BuildContext, Outcome, Output, OutputSet};
 
 /// `output.discard.*`.
 #[derive(Debug, Deserialize)]
@@ -18,6 +18,13 @@ pub struct DiscardConfig {
     /// `bulk_max_size`: events per batch. Default 2048.
     #[serde(default = "crate::default_bulk_max_size")]
     pub bulk_max_size: usize,
+    /// `max_retries`: attempts per batch before its events go to the dead-letter file; -1
+    /// (the default) retries forever.
+    #[serde(default = "crate::default_max_retries")]
+    pub max_retries: i64,
+    /// `backoff.init` / `backoff.max`: the wait between retries. Default 1s doubling to 60s.
+    #[serde(default)]
+    pub backoff: crate::Backoff,
 }
 
 /// Builds `output.discard`.
@@ -25,10 +32,7 @@ pub fn build(node: &Node, _ctx: &BuildContext) -> Result<OutputSet, ConfigErrors
     let cfg: DiscardConfig = node.deserialize()?;
     Ok(OutputSet {
         clients: vec![Box::new(Discard)],
-        settings: OutputSettings {
-            bulk_max_size: cfg.bulk_max_size.max(1),
-            ..OutputSettings::default()
-        },
+        settings: crate::settings(cfg.bulk_max_size, cfg.max_retries, cfg.backoff),
     })
 }
 

@@ -21,7 +21,7 @@ use skiff_config::{ConfigError, ConfigErrors, Node};
 use skiff_event::Event;
 use skiff_event::template::Template;
 use skiff_metrics::{Counter, names};
-use skiff_pipeline::{BuildContext, Outcome, Output, OutputSet, OutputSettings};
+use skiff_pipeline::{BuildContext, Outcome, Output, OutputSet};
 
 use crate::codec::{Codec, CodecConfig, encode_batch};
 use crate::rotate::{DateFn, RotateConfig, Rotator, local_date};
@@ -60,6 +60,13 @@ pub struct FileConfig {
     /// `bulk_max_size`: events per batch (skiff's own). Default 2048.
     #[serde(default = "crate::default_bulk_max_size")]
     pub bulk_max_size: usize,
+    /// `max_retries`: attempts per batch before its events go to the dead-letter file; -1
+    /// (the default) retries forever.
+    #[serde(default = "crate::default_max_retries")]
+    pub max_retries: i64,
+    /// `backoff.init` / `backoff.max`: the wait between retries. Default 1s doubling to 60s.
+    #[serde(default)]
+    pub backoff: crate::Backoff,
     /// `fsync`: wait for the disk (fsync) before acknowledging a batch (skiff's own). Default
     /// false: a batch is acknowledged once the operating system has it.
     #[serde(default)]
@@ -211,10 +218,7 @@ fn build_with_clock(
     };
     Ok(OutputSet {
         clients: vec![Box::new(client)],
-        settings: OutputSettings {
-            bulk_max_size: cfg.bulk_max_size.max(1),
-            ..OutputSettings::default()
-        },
+        settings: crate::settings(cfg.bulk_max_size, cfg.max_retries, cfg.backoff),
     })
 }
 
@@ -455,6 +459,35 @@ mod tests {
             .unwrap();
         assert!(e.to_string().contains("rotate_every_kb"), "{e}");
         assert!(build_at("output.file: {path: /tmp/x, permissions: '0o644'}", &ctx).is_ok());
+    }
+
+    #[test]
+    fn retry_settings() {
+        let ctx = ctx();
+        let set = build_at("output.file: {path: /tmp/x, max_retries: 3, backoff: {init: 2s, max: 10s}, bulk_max_size: 10}", &ctx).unwrap();
+        let s = &set.settings;
+        assert_eq!(
+            (
+                s.bulk_max_size,
+                s.max_retries,
+                s.backoff_init.as_secs(),
+                s.backoff_max.as_secs()
+            ),
+            (10, 3, 2, 10)
+        );
+        let set = build_at("output.file: {path: /tmp/x}", &ctx).unwrap();
+        assert_eq!(
+            (
+                set.settings.max_retries,
+                set.settings.backoff_init.as_secs(),
+                set.settings.backoff_max.as_secs()
+            ),
+            (-1, 1, 60)
+        );
+        let e = build_at("output.file: {path: /tmp/x, backoff.inti: 1s}", &ctx)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("did you mean `init`"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,54 @@ pub static DISCARD: OutputPlugin = OutputPlugin {
     probe: None,
 };
 
+/// `backoff.*`: the wait between retries of a failed batch.
+#[derive(Clone, Copy, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    /// `init`: the first wait, doubled at each retry. Default 1s.
+    #[serde(default = "backoff_init")]
+    pub init: skiff_config::Duration,
+    /// `max`: the longest wait. Default 60s.
+    #[serde(default = "backoff_max")]
+    pub max: skiff_config::Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            init: backoff_init(),
+            max: backoff_max(),
+        }
+    }
+}
+
+fn backoff_init() -> skiff_config::Duration {
+    skiff_config::Duration(std::time::Duration::from_secs(1))
+}
+
+fn backoff_max() -> skiff_config::Duration {
+    skiff_config::Duration(std::time::Duration::from_secs(60))
+}
+
+fn default_max_retries() -> i64 {
+    -1
+}
+
+/// The worker settings of a single-writer output.
+fn settings(
+    bulk_max_size: usize,
+    max_retries: i64,
+    backoff: Backoff,
+) -> skiff_pipeline::OutputSettings {
+    skiff_pipeline::OutputSettings {
+        bulk_max_size: bulk_max_size.max(1),
+        max_retries,
+        backoff_init: backoff.init.0,
+        backoff_max: backoff.max.0.max(backoff.init.0),
+        loadbalance: false,
+    }
+}
+
 fn yes() -> bool {
     true
 }
