@@ -14,6 +14,8 @@ use skiff_config::{ConfigError, Node};
 use skiff_event::Event;
 use skiff_event::template::Template;
 
+use crate::fastjson::{self, SharedCache};
+
 /// `codec.*`: at most one of `json` and `format`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +46,13 @@ pub struct JsonCodecConfig {
 pub struct FormatCodecConfig {
     /// `string`: the format string, e.g. `'%{[message]}'`. Required.
     pub string: String,
+}
+
+/// Reusable working space for [`Codec::encode`].
+#[derive(Default)]
+pub struct Scratch {
+    bytes: Vec<u8>,
+    cache: SharedCache,
 }
 
 /// A built codec.
@@ -84,20 +93,19 @@ impl Codec {
         }
     }
 
-    /// Appends one encoded event (without the line terminator) to `out`. `scratch` is reusable
-    /// working space. On error `out` is left as it was.
-    pub fn encode(
-        &self,
-        ev: &Event,
-        out: &mut Vec<u8>,
-        scratch: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    /// Appends one encoded event (without the line terminator) to `out`. `work` is reusable
+    /// working space (and the cache of encoded shared fields). On error `out` is left as it was.
+    pub fn encode(&self, ev: &Event, out: &mut Vec<u8>, work: &mut Scratch) -> Result<(), String> {
+        let Scratch {
+            bytes: scratch,
+            cache,
+        } = work;
         match self {
             Codec::Json {
                 pretty: false,
                 escape_html: false,
             } => {
-                skiff_event::json::encode(ev, out, true);
+                fastjson::encode(cache, ev, out, true);
                 Ok(())
             }
             Codec::Json {
@@ -105,7 +113,7 @@ impl Codec {
                 escape_html,
             } => {
                 scratch.clear();
-                skiff_event::json::encode(ev, scratch, true);
+                fastjson::encode(cache, ev, scratch, true);
                 if *escape_html {
                     escape_html_in_place(scratch);
                 }
@@ -137,7 +145,7 @@ pub(crate) fn encode_batch(
     codec: &Codec,
     events: &[Event],
     buf: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
+    scratch: &mut Scratch,
     ends: &mut Vec<usize>,
     max_line: Option<u64>,
 ) -> Vec<(usize, String)> {
@@ -286,7 +294,7 @@ mod tests {
 
     fn enc(c: &Codec, e: &Event) -> Result<String, String> {
         let mut out = Vec::new();
-        c.encode(e, &mut out, &mut Vec::new())?;
+        c.encode(e, &mut out, &mut Scratch::default())?;
         Ok(String::from_utf8(out).unwrap())
     }
 

@@ -16,7 +16,7 @@ use skiff_event::Event;
 use skiff_metrics::{Counter, names};
 use skiff_pipeline::{BuildContext, Outcome, Output, OutputSet};
 
-use crate::codec::{Codec, CodecConfig, encode_batch};
+use crate::codec::{Codec, CodecConfig, Scratch, encode_batch};
 
 /// `output.console.*`.
 #[derive(Debug, Deserialize)]
@@ -66,7 +66,7 @@ pub struct Console {
     codec: Codec,
     sink: Sink,
     buf: Vec<u8>,
-    scratch: Vec<u8>,
+    scratch: Scratch,
     ends: Vec<usize>,
     bytes: Counter,
 }
@@ -79,7 +79,7 @@ impl Console {
             codec,
             sink: Arc::new(Mutex::new(writer)),
             buf: Vec::new(),
-            scratch: Vec::new(),
+            scratch: Scratch::default(),
             ends: Vec::new(),
             bytes,
         }

@@ -23,7 +23,7 @@ use skiff_event::template::Template;
 use skiff_metrics::{Counter, names};
 use skiff_pipeline::{BuildContext, Outcome, Output, OutputSet};
 
-use crate::codec::{Codec, CodecConfig, encode_batch};
+use crate::codec::{Codec, CodecConfig, Scratch, encode_batch};
 use crate::rotate::{DateFn, RotateConfig, Rotator, local_date};
 
 /// `output.file.*`.
@@ -212,7 +212,7 @@ fn build_with_clock(
         started: false,
         rotator: None,
         buf: Vec::new(),
-        scratch: Vec::new(),
+        scratch: Scratch::default(),
         ends: Vec::new(),
         bytes: ctx.metrics.counter(&names::OUTPUT_WRITE_BYTES),
     };
@@ -234,7 +234,7 @@ pub struct FileOutput {
     started: bool,
     rotator: Option<Rotator>,
     buf: Vec<u8>,
-    scratch: Vec<u8>,
+    scratch: Scratch,
     ends: Vec<usize>,
     bytes: Counter,
 }

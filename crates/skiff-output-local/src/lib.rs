@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod console;
 pub mod discard;
+pub mod fastjson;
 pub mod file;
 mod rotate;
 
