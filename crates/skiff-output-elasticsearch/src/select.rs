@@ -236,3 +236,52 @@ impl Routing {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn routing(yaml: &str) -> Routing {
+        let node = skiff_config::parse_str(yaml, None).unwrap();
+        let cfg: EsConfig = node.deserialize().unwrap();
+        Routing::new(&cfg, &node).unwrap()
+    }
+
+    fn ev() -> Event {
+        let shared =
+            json!({"agent": {"version": "8.15.0"}, "@metadata": {"pipeline": "from-input"}});
+        let mut e = Event::new(Arc::new(shared.as_object().unwrap().clone()), "m".into());
+        e.timestamp = skiff_event::Timestamp::parse("2026-03-04T05:06:07Z").unwrap();
+        e
+    }
+
+    #[test]
+    fn metadata_index_gets_version_and_date_and_names_are_lowercased() {
+        let mut r = routing("hosts: [x]\nindex: \"Logs-%{[fields.env]}\"\n");
+        let mut e = ev();
+        e.insert("@metadata.index", json!("custom"));
+        let t = r.target(&e).unwrap();
+        assert_eq!(t.index, "custom-8.15.0-2026.03.04");
+        // The input's pipeline (per-source @metadata) is used.
+        assert_eq!(t.pipeline.as_deref(), Some("from-input"));
+        let mut e = ev();
+        e.insert("fields.env", json!("Prod"));
+        assert_eq!(r.target(&e).unwrap().index, "logs-prod");
+        let err = r.target(&ev()).unwrap_err();
+        assert!(err.contains("fields.env"), "{err}");
+    }
+
+    #[test]
+    fn bad_rules_are_configuration_errors() {
+        let node = skiff_config::parse_str(
+            "hosts: [x]\nindices:\n  - index: \"a-%{[x\"\n  - when.equals.x: 1\n",
+            None,
+        )
+        .unwrap();
+        let cfg: EsConfig = node.deserialize().unwrap();
+        let errs = Routing::new(&cfg, &node).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs}");
+    }
+}

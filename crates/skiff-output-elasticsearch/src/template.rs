@@ -168,11 +168,8 @@ pub fn configured_template(
         body["index_patterns"] = json!([p]);
     }
     body["priority"] = json!(t.priority);
-    if let Some(Value::Object(s)) = &t.settings {
-        let settings = &mut body["template"]["settings"];
-        for (k, v) in s {
-            settings[k] = v.clone();
-        }
+    if let Some(s @ Value::Object(_)) = &t.settings {
+        merge(&mut body["template"]["settings"], s);
     }
     if ilm.enabled.unwrap_or(true)
         && let Some(p) = &ilm.policy_name
@@ -180,6 +177,24 @@ pub fn configured_template(
         body["template"]["settings"]["index"]["lifecycle"] = json!({"name": p});
     }
     (name, body)
+}
+
+/// Merges `over` into `base`, objects key by key (so `index.number_of_shards` keeps the other
+/// `index.*` settings).
+fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
 }
 
 /// Installs the template on the output's first reachable host, unless it exists and
@@ -245,4 +260,34 @@ pub async fn install_template(
         ));
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beats_setup_keys_shape_the_template() {
+        let node = skiff_config::parse_str(
+            "enabled: true\nname: custom\npattern: \"custom-*\"\noverwrite: false\nsettings:\n  index.number_of_shards: 3\n",
+            None,
+        )
+        .unwrap();
+        let t: TemplateSettings = node.deserialize().unwrap();
+        let node = skiff_config::parse_str("enabled: true\npolicy_name: keep-30d\n", None).unwrap();
+        let ilm: IlmSettings = node.deserialize().unwrap();
+        let (name, body) = configured_template("8.15.0", &t, &ilm);
+        assert_eq!(name, "custom");
+        assert_eq!(body["index_patterns"], json!(["custom-*"]));
+        let idx = &body["template"]["settings"]["index"];
+        assert_eq!(idx["number_of_shards"], json!(3));
+        assert_eq!(idx["refresh_interval"], json!("5s"));
+        assert_eq!(idx["lifecycle"]["name"], json!("keep-30d"));
+        assert!(
+            skiff_config::parse_str("nmae: x\n", None)
+                .unwrap()
+                .deserialize::<TemplateSettings>()
+                .is_err()
+        );
+    }
 }
