@@ -77,7 +77,11 @@ fn main() {
 }
 
 async fn run(n: u64, level: u32, workers: u32) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     // Receiver.
     let rctx = ctx("aggregator");
     let rq = queue(&rctx.metrics);
@@ -93,9 +97,15 @@ async fn run(n: u64, level: u32, workers: u32) {
         None,
         &rctx.metrics,
     );
-    let common = InputCommon { kind: "lumberjack".into(), ..Default::default() };
-    let node = skiff_config::parse_str(&format!("listen_address: '127.0.0.1:{port}'"), None).unwrap();
-    let input = (skiff_lumberjack::INPUT.build)(&node, &common, &rctx).map_err(|e| e.to_string()).unwrap();
+    let common = InputCommon {
+        kind: "lumberjack".into(),
+        ..Default::default()
+    };
+    let node =
+        skiff_config::parse_str(&format!("listen_address: '127.0.0.1:{port}'"), None).unwrap();
+    let input = (skiff_lumberjack::INPUT.build)(&node, &common, &rctx)
+        .map_err(|e| e.to_string())
+        .unwrap();
     let shared = Arc::new(rctx.shared_fields(&common, "lumberjack", "filebeat"));
     let stop = CancellationToken::new();
     tokio::spawn(input.run(InputContext {
@@ -111,11 +121,19 @@ async fn run(n: u64, level: u32, workers: u32) {
     let sctx = ctx("edge");
     let sq = queue(&sctx.metrics);
     let node = skiff_config::parse_str(&format!("hosts: ['127.0.0.1:{port}']\ncompression_level: {level}\nworker: {workers}\nloadbalance: true"), None).unwrap();
-    let out = (skiff_lumberjack::OUTPUT.build)(&node, &sctx).map_err(|e| e.to_string()).unwrap();
+    let out = (skiff_lumberjack::OUTPUT.build)(&node, &sctx)
+        .map_err(|e| e.to_string())
+        .unwrap();
     skiff_pipeline::worker::spawn(&mut tasks, sq.clone(), out, None, &sctx.metrics);
-    let scommon = InputCommon { kind: "filestream".into(), ..Default::default() };
+    let scommon = InputCommon {
+        kind: "filestream".into(),
+        ..Default::default()
+    };
     let mut sshared = sctx.shared_fields(&scommon, "filestream", "filebeat");
-    sshared.insert("log".into(), serde_json::json!({"file": {"path": "/var/log/nginx/access.log"}}));
+    sshared.insert(
+        "log".into(),
+        serde_json::json!({"file": {"path": "/var/log/nginx/access.log"}}),
+    );
     let sshared = Arc::new(sshared);
     let stream = AckStream::new();
     let start = Instant::now();
@@ -123,7 +141,16 @@ async fn run(n: u64, level: u32, workers: u32) {
         let (sq, stream) = (sq.clone(), stream.clone());
         tokio::spawn(async move {
             for i in 0..n {
-                let mut e = Event::new(sshared.clone(), format!("10.0.{}.{} - - [22/Nov/2026:03:13:47 +0000] \"GET /api/v1/items/{i}?page={} HTTP/1.1\" 200 {} \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\"", i % 256, (i * 7) % 256, i % 50, 1000 + i % 9000));
+                let mut e = Event::new(
+                    sshared.clone(),
+                    format!(
+                        "10.0.{}.{} - - [22/Nov/2026:03:13:47 +0000] \"GET /api/v1/items/{i}?page={} HTTP/1.1\" 200 {} \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\"",
+                        i % 256,
+                        (i * 7) % 256,
+                        i % 50,
+                        1000 + i % 9000
+                    ),
+                );
                 e.offset = Some(i * 180);
                 e.ack = Some(stream.token(i));
                 sq.push(e).await.unwrap();
@@ -134,7 +161,10 @@ async fn run(n: u64, level: u32, workers: u32) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let secs = start.elapsed().as_secs_f64();
-    let json = rctx.metrics.counter_with(&names::INPUT_BYTES, &[("input", "lj")]).get();
+    let json = rctx
+        .metrics
+        .counter_with(&names::INPUT_BYTES, &[("input", "lj")])
+        .get();
     let wire = sctx.metrics.counter(&names::OUTPUT_WRITE_BYTES).get();
     println!(
         "lumberjack skiff->skiff: {n} events, compression_level {level}, worker {workers}: {:.2}s, {:.0} events/s, {:.1} MB/s of JSON received ({:.0} B/event), {:.1} MB on the wire",

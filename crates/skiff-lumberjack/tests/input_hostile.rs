@@ -73,6 +73,15 @@ async fn bad_clients_are_dropped_and_good_ones_served() {
     assert_eq!(answer(port, &b).await, Some(vec![]));
 
     assert!(rx.seen.lock().unwrap().is_empty());
+    // The closed connections gave their buffers back.
+    let stage = rx
+        .ctx
+        .budget
+        .snapshot()
+        .into_iter()
+        .find(|s| s.0 == "input.lumberjack")
+        .unwrap();
+    assert_eq!(stage.1, 0, "{stage:?}");
 
     // A good client is still served.
     let tx = Sender::start(&format!("hosts: ['127.0.0.1:{port}']"), 50).await;

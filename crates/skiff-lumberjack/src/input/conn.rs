@@ -51,6 +51,8 @@ pub struct Shared {
     pub bytes: Counter,
     /// The input's id, for logs.
     pub id: String,
+    /// Memory accounting of the connections' read buffers.
+    pub mem: skiff_pipeline::budget::Stage,
 }
 
 /// One published event waiting for its acknowledgement.
@@ -98,7 +100,9 @@ where
         sh.keepalive,
         stop_acks.clone(),
     ));
-    let end = read_loop(rd, &stream, &out, &wake, &sh, &shutdown).await;
+    let mut accounted = 0usize;
+    let end = read_loop(rd, &stream, &out, &wake, &sh, &shutdown, &mut accounted).await;
+    sh.mem.sub(accounted);
     if matches!(end, End::Shutdown) {
         // Give our outputs a chance to deliver what this client sent, so it hears the ACKs and
         // does not send the events again to the next server.
@@ -124,9 +128,20 @@ async fn read_loop<R: AsyncRead + Unpin>(
     wake: &Notify,
     sh: &Shared,
     shutdown: &CancellationToken,
+    accounted: &mut usize,
 ) -> End {
     let mut dec = Decoder::new(sh.limits);
     let mut buf = BytesMut::with_capacity(64 << 10);
+    // The read buffer holds at most one frame (bounded by the limits) plus one read.
+    let mut account = |cap: usize| {
+        if cap > *accounted {
+            sh.mem.add(cap - *accounted);
+        } else {
+            sh.mem.sub(*accounted - cap);
+        }
+        *accounted = cap;
+    };
+    account(buf.capacity());
     let mut published: u64 = 0;
     // The current window: declared size and frames received.
     let mut expected: u32 = 0;
@@ -209,6 +224,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if buf.capacity() - buf.len() < 16 << 10 {
             buf.reserve(64 << 10);
         }
+        account(buf.capacity());
         let read = async {
             match limit {
                 Some(t) => tokio::time::timeout(t, rd.read_buf(&mut buf)).await.ok(),

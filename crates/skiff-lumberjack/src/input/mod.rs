@@ -124,6 +124,11 @@ async fn run_listener(
         events: ctx.build.metrics.counter_with(&names::INPUT_EVENTS, &label),
         bytes: ctx.build.metrics.counter_with(&names::INPUT_BYTES, &label),
         id: ctx.id.clone(),
+        mem: ctx.build.budget.stage(
+            "input.lumberjack",
+            // The worst case: every allowed connection holding its largest compressed frame.
+            (cfg.max_connections as u64).saturating_mul(cfg.max_batch_size.0 + (64 << 10)),
+        ),
     });
     let open = Arc::new(AtomicU64::new(0));
     let total = Arc::new(AtomicU64::new(0));
