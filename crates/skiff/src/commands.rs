@@ -40,7 +40,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             let ctx = run::build_context(&parts, &g)?;
             let result =
-                runtime(Some(1))?.block_on(async { wiring::build(&parts, &ctx).map(|_| ()) });
+                runtime(Some(1))?.block_on(async { wiring::build(&parts, &ctx, true).map(|_| ()) });
             match result {
                 Ok(()) => {
                     println!("Config OK");

@@ -47,7 +47,7 @@ pub async fn run(parts: Parts, ctx: BuildContext, cli: &Global) -> anyhow::Resul
     for w in &parts.warnings {
         tracing::warn!("{w}");
     }
-    let built = match wiring::build(&parts, &ctx) {
+    let built = match wiring::build(&parts, &ctx, false) {
         Ok(b) => b,
         Err(errors) => {
             for e in errors.iter() {

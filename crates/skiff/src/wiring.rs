@@ -8,6 +8,7 @@ use std::sync::Arc;
 use skiff_config::{ConfigError, ConfigErrors, Node, NodeValue};
 use skiff_event::Map;
 use skiff_pipeline::dead_letter::DeadLetter;
+use skiff_pipeline::queue::disk::{DiskQueue, DiskQueueConfig};
 use skiff_pipeline::queue::memory::{MemoryQueue, MemoryQueueConfig};
 use skiff_pipeline::{BuildContext, Input, InputCommon, OutputSet, Processor, Queue};
 
@@ -40,8 +41,9 @@ pub struct Built {
     pub dead_letter: Option<Arc<DeadLetter>>,
 }
 
-/// Builds everything, or returns every problem found.
-pub fn build(parts: &Parts, ctx: &BuildContext) -> Result<Built, ConfigErrors> {
+/// Builds everything, or returns every problem found. With `check_only` (for
+/// `skiff test config`), stateful parts are validated but not opened (the disk queue).
+pub fn build(parts: &Parts, ctx: &BuildContext, check_only: bool) -> Result<Built, ConfigErrors> {
     let mut errors: Vec<ConfigError> = Vec::new();
     let absorb = |r: Result<(), ConfigErrors>, errors: &mut Vec<ConfigError>| {
         if let Err(e) = r {
@@ -75,7 +77,7 @@ pub fn build(parts: &Parts, ctx: &BuildContext) -> Result<Built, ConfigErrors> {
         }
     }
 
-    let queue = match build_queue(parts.queue.as_ref(), ctx) {
+    let queue = match build_queue(parts.queue.as_ref(), ctx, check_only) {
         Ok(q) => Some(q),
         Err(e) => {
             absorb(Err(e), &mut errors);
@@ -254,6 +256,7 @@ pub fn build_processors(
 fn build_queue(
     queue: Option<&(String, Node)>,
     ctx: &BuildContext,
+    check_only: bool,
 ) -> Result<Arc<dyn Queue>, ConfigErrors> {
     match queue {
         None => Ok(Arc::new(MemoryQueue::new(
@@ -264,6 +267,21 @@ fn build_queue(
         Some((kind, node)) if kind == "mem" => {
             let cfg: MemoryQueueConfig = node.deserialize()?;
             Ok(Arc::new(MemoryQueue::new(cfg, &ctx.metrics, &ctx.budget)))
+        }
+        Some((kind, node)) if kind == "disk" => {
+            let cfg: DiskQueueConfig = node.deserialize()?;
+            if check_only {
+                // Opening recovers and creates files: not for a configuration check.
+                return Ok(Arc::new(MemoryQueue::new(
+                    MemoryQueueConfig::default(),
+                    &ctx.metrics,
+                    &ctx.budget,
+                )));
+            }
+            match DiskQueue::open(cfg, &ctx.paths.data, &ctx.metrics, &ctx.budget) {
+                Ok(q) => Ok(Arc::new(q)),
+                Err(e) => Err(error_at(node, format!("cannot open the disk queue: {e:#}")).into()),
+            }
         }
         Some((kind, node)) => Err(error_at(node, format!("unknown queue `{kind}`"))
             .with_suggestion(skiff_config::suggest(kind, &["mem", "disk"]))

@@ -46,7 +46,7 @@ fn tls_under_an_output_suggests_ssl_and_unknown_types_are_named() {
         "{err}"
     );
     assert!(
-        err.contains("output.console.tls") && err.contains("did you mean `ssl`"),
+        err.contains("output.logstash.tls") && err.contains("did you mean `ssl`"),
         "{err}"
     );
 }
