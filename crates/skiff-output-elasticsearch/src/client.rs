@@ -24,6 +24,30 @@ use crate::select::Routing;
 /// large batch is several MB).
 const FILTER: &str = "filter_path=errors,items.*.error,items.*.status";
 
+/// The largest response read: a filtered bulk response is a few bytes per item, so anything
+/// near this is a broken server or proxy (and must not make us allocate without bound).
+const MAX_RESPONSE: usize = 64 << 20;
+
+/// Reads a response body, refusing more than `max` bytes.
+pub(crate) async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, String> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if out.len() + c.len() > max {
+                    return Err(format!(
+                        "the response is larger than {} MiB: is this Elasticsearch?",
+                        max >> 20
+                    ));
+                }
+                out.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(Bytes::from(out)),
+            Err(e) => return Err(skiff_tls::explain(&e, "the server")),
+        }
+    }
+}
+
 /// A client for one host.
 pub struct EsClient {
     pub(crate) http: reqwest::Client,
@@ -124,12 +148,11 @@ impl EsClient {
             )
         })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| {
+        let bytes = read_capped(resp, MAX_RESPONSE).await.map_err(|e| {
             self.read_errors.inc();
             anyhow::anyhow!(
-                "reading the bulk response from {} failed: {}",
-                self.host.base,
-                skiff_tls::explain(&e, &self.host.name)
+                "reading the bulk response from {} failed: {e}",
+                self.host.base
             )
         })?;
         tracing::trace!(host = %self.host.base, status = status.as_u16(), took_ms = started.elapsed().as_millis() as u64, "bulk response");

@@ -372,10 +372,7 @@ async fn get(shared: &Shared, url: &str) -> Result<(u16, Value, bool), String> {
         .headers()
         .get("x-elastic-product")
         .is_some_and(|v| v.as_bytes() == b"Elasticsearch");
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| skiff_tls::explain(&e, url))?;
+    let body = crate::client::read_capped(resp, 16 << 20).await?;
     let v = serde_json::from_slice(&body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     Ok((status, v, product))

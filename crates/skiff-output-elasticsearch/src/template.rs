@@ -245,7 +245,9 @@ pub async fn install_template(
             .await
             .map_err(|e| anyhow::anyhow!("{}", skiff_tls::explain(&e, &host.name)))?;
         let status = r.status();
-        let text = r.bytes().await.unwrap_or_default();
+        let text = crate::client::read_capped(r, 1 << 20)
+            .await
+            .unwrap_or_default();
         if status.is_success() {
             return Ok(format!(
                 "index template `{name}` installed on {}",
