@@ -78,13 +78,14 @@ fn encode_only(n: usize) {
     let cfg: skiff_output_elasticsearch::EsConfig = node.deserialize().unwrap();
     let mut routing = skiff_output_elasticsearch::select::Routing::new(&cfg, &node).unwrap();
     let mut body = skiff_output_elasticsearch::bulk::Body::default();
+    let mut cache = skiff_output_local::fastjson::SharedCache::default();
     let mut wire = Vec::new();
     let (mut ndjson, mut gz) = (0u64, 0u64);
     let cpu0 = cpu_seconds();
     let t = Instant::now();
     let mut gzip_time = Duration::ZERO;
     for chunk in evs.chunks(1600) {
-        skiff_output_elasticsearch::bulk::encode(chunk, &mut routing, &mut body);
+        skiff_output_elasticsearch::bulk::encode(chunk, &mut routing, &mut cache, &mut body);
         let g = Instant::now();
         skiff_output_elasticsearch::bulk::gzip(&body.ndjson, 1, &mut wire);
         gzip_time += g.elapsed();

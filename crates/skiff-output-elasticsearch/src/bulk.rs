@@ -11,6 +11,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use skiff_event::{Event, json};
+use skiff_output_local::fastjson::{self, SharedCache};
 
 use crate::select::Routing;
 
@@ -36,7 +37,15 @@ pub struct Body {
 
 /// Encodes `events` into `out` (cleared first); returns the events that cannot be sent at all
 /// (no index can be named for them), with the reason.
-pub fn encode(events: &[Event], routing: &mut Routing, out: &mut Body) -> Vec<(usize, String)> {
+///
+/// `cache` keeps each source's shared fields encoded once (most of an event's bytes); the
+/// output is byte-identical to `skiff_event::json::encode`.
+pub fn encode(
+    events: &[Event],
+    routing: &mut Routing,
+    cache: &mut SharedCache,
+    out: &mut Body,
+) -> Vec<(usize, String)> {
     out.ndjson.clear();
     out.spans.clear();
     let mut rejected = Vec::new();
@@ -74,7 +83,7 @@ pub fn encode(events: &[Event], routing: &mut Routing, out: &mut Body) -> Vec<(u
             json::write_str(b, &id);
         }
         b.extend_from_slice(b"}}\n");
-        json::encode(ev, b, false);
+        fastjson::encode(cache, ev, b, false);
         b.push(b'\n');
         out.spans.push(Span {
             event: i,
@@ -229,6 +238,38 @@ mod tests {
         assert_eq!(r.unwrap(), ItemResults::default());
         assert!(read_response(b"<html>", &spans(1)).is_err());
         assert!(read_response(br#"{"errors":true,"items":[]}"#, &spans(1)).is_err());
+    }
+
+    #[test]
+    fn documents_are_what_the_event_encoder_writes() {
+        let node = skiff_config::parse_str("hosts: [x]\nindex: i\n", None).unwrap();
+        let cfg: crate::EsConfig = node.deserialize().unwrap();
+        let mut routing = Routing::new(&cfg, &node).unwrap();
+        let shared = json!({"log": {"file": {"path": "/a"}}, "host": {"name": "h"},
+            "@metadata": {"pipeline": "p"}});
+        let shared = std::sync::Arc::new(shared.as_object().unwrap().clone());
+        let mut events = Vec::new();
+        for i in 0..4u64 {
+            // Plain lines (the cached shared-fields path) and one with fields of its own.
+            let mut e = Event::new(shared.clone(), format!("line \"{i}\""));
+            if i % 2 == 0 {
+                e.offset = Some(i);
+            }
+            if i == 3 {
+                e.insert("log.flags", json!(["x"]));
+            }
+            events.push(e);
+        }
+        let mut body = Body::default();
+        let mut cache = SharedCache::default();
+        assert!(encode(&events, &mut routing, &mut cache, &mut body).is_empty());
+        let text = String::from_utf8(body.ndjson.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 8);
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(lines[2 * i], r#"{"create":{"_index":"i","pipeline":"p"}}"#);
+            assert_eq!(lines[2 * i + 1], skiff_event::json::to_string(e));
+        }
     }
 
     #[test]

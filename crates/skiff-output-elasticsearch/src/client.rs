@@ -60,6 +60,7 @@ pub struct EsClient {
     pub(crate) write_bytes: Counter,
     pub(crate) read_errors: Counter,
     pub(crate) body: Body,
+    pub(crate) shared_json: skiff_output_local::fastjson::SharedCache,
     pub(crate) wire: Vec<u8>,
 }
 
@@ -200,7 +201,7 @@ impl EsClient {
 impl Output for EsClient {
     async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
         let mut body = std::mem::take(&mut self.body);
-        let rejected = bulk::encode(events, &mut self.routing, &mut body);
+        let rejected = bulk::encode(events, &mut self.routing, &mut self.shared_json, &mut body);
         let mut outcome = Outcome {
             retry: Vec::new(),
             rejected,

@@ -203,6 +203,7 @@ pub fn build(node: &Node, ctx: &BuildContext) -> Result<OutputSet, ConfigErrors>
                 write_bytes: write_bytes.clone(),
                 read_errors: read_errors.clone(),
                 body: bulk::Body::default(),
+                shared_json: Default::default(),
                 wire: Vec::new(),
             }));
         }
