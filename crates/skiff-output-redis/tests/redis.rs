@@ -613,3 +613,30 @@ async fn server_killed_mid_stream_and_restarted_loses_nothing_memory_queue() {
 async fn server_killed_mid_stream_and_restarted_loses_nothing_disk_queue() {
     server_killed_mid_stream(QueueKind::Disk).await;
 }
+
+/// `loadbalance: false` with the first host down: the worker fails over to the next host.
+/// (With `loadbalance: true` a batch taken by the dead host's worker waits for that host: the
+/// pipeline's worker retries a batch on the client that took it.)
+#[tokio::test]
+async fn a_dead_host_is_failed_over() {
+    let srv = Server::start(&[]);
+    let dead = free_port();
+    let lb = false;
+    let key = format!("lb-{lb}");
+    let out = build(&format!(
+        "hosts: ['127.0.0.1:{dead}', '127.0.0.1:{}']\nkey: {key}\nloadbalance: {lb}\nbulk_max_size: 10\ntimeout: 1s\nbackoff: {{init: 10ms, max: 20ms}}",
+        srv.port
+    ));
+    let reg = Registry::new();
+    let data = tempfile::tempdir().unwrap();
+    let q = queue(QueueKind::Memory, &reg, data.path());
+    let mut tasks = tokio::task::JoinSet::new();
+    skiff_pipeline::worker::spawn(&mut tasks, q.clone(), out, None, &reg);
+    let stream = AckStream::new();
+    let mut evs = events(200, |_| "a");
+    push(&q, &stream, &mut evs, 200).await;
+    q.close();
+    while tasks.join_next().await.is_some() {}
+    assert_eq!(stream.progress().acked, 200);
+    assert_exactly_once(&srv.lrange(&key, None).await, 200);
+}
