@@ -8,7 +8,7 @@
 //! report** before returning:
 //!
 //! * delivered: acked by the worker (the input may commit past it);
-//! * retriable errors (broker down, leader moving, `timeout` expired): [`Outcome::retry`], sent
+//! * retriable errors (broker down, leader moving, `timeout` expired): [`Outcome::retry`](skiff_pipeline::Outcome::retry), sent
 //!   again after the worker's backoff;
 //! * permanent errors (message too large, topic authorization, invalid topic): rejected with the
 //!   broker's reason and dead-lettered. An event larger than `max_message_bytes` is rejected
