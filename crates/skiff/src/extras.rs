@@ -25,7 +25,7 @@ pub fn registry_list(data: &Path, json: bool) -> anyhow::Result<i32> {
         "INPUT", "STATE", "SIZE", "ACKED", "SHIPPED"
     );
     for f in &files {
-        let state = serde_json::to_value(&f.state)
+        let state = serde_json::to_value(f.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();

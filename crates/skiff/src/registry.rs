@@ -26,6 +26,8 @@ pub const OUTPUTS: &[&OutputPlugin] = &[
 ];
 
 /// Every processor type.
+// `skiff_processors::build_list` resolves processor names in this same table.
+#[cfg_attr(not(test), allow(dead_code))]
 pub const PROCESSORS: &[&ProcessorPlugin] = skiff_processors::ALL;
 
 #[cfg(test)]
@@ -44,5 +46,10 @@ mod tests {
         let n = names.len();
         names.dedup();
         assert_eq!(n, names.len(), "duplicate output type");
+        let mut names: Vec<&str> = PROCESSORS.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len(), "duplicate processor");
     }
 }

@@ -365,11 +365,13 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
     if settings.shutdown_timeout.is_none() {
         settings.shutdown_timeout = fb_shutdown;
     }
-    if let Some(m) = &settings.monitoring {
-        if m.enabled {
-            let n = root.get("monitoring").cloned().unwrap_or_default();
-            errors.push(ConfigError::new("monitoring.enabled", n.mark, "Beats' monitoring shipper is not supported: scrape http.* (/metrics) instead, and set monitoring.enabled: false"));
-        }
+    if settings.monitoring.as_ref().is_some_and(|m| m.enabled) {
+        let n = root.get("monitoring").cloned().unwrap_or_default();
+        errors.push(ConfigError::new(
+            "monitoring.enabled",
+            n.mark,
+            "Beats' monitoring shipper is not supported: scrape http.* (/metrics) instead, and set monitoring.enabled: false",
+        ));
     }
     if errors.is_empty() {
         Ok(Parts {

@@ -208,49 +208,13 @@ fn build_input(
     }))
 }
 
-/// Builds a `processors` list: each item is a one-key map naming the processor.
+/// Builds a `processors` list (names are looked up in the registry's processor table; Beats
+/// processors skiff does not support yet are named as such, not as unknown).
 pub fn build_processors(
     list: Option<&Node>,
     ctx: &BuildContext,
 ) -> Result<Vec<Arc<dyn Processor>>, ConfigErrors> {
-    let Some(list) = list else {
-        return Ok(Vec::new());
-    };
-    if matches!(list.value, NodeValue::Null) {
-        return Ok(Vec::new());
-    }
-    if !matches!(list.value, NodeValue::Seq(_)) {
-        return Err(error_at(
-            list,
-            "`processors` must be a list, e.g. `- add_fields: {...}`",
-        )
-        .into());
-    }
-    let names: Vec<&str> = registry::PROCESSORS.iter().map(|p| p.name).collect();
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for item in list.items() {
-        let entries = item.entries();
-        let [(name, cfg)] = entries else {
-            errors.push(error_at(item, "each processor is a map with exactly one key, its name (e.g. `- drop_fields: {fields: [a]}`)"));
-            continue;
-        };
-        match registry::PROCESSORS.iter().find(|p| p.name == name) {
-            None => errors.push(
-                error_at(item, format!("unknown processor `{name}`"))
-                    .with_suggestion(skiff_config::suggest(name, &names)),
-            ),
-            Some(p) => match (p.build)(cfg, ctx) {
-                Ok(proc_) => out.push(Arc::from(proc_)),
-                Err(e) => errors.extend(e.0),
-            },
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    skiff_processors::build_list(list, ctx)
 }
 
 fn build_queue(

@@ -1,5 +1,7 @@
 //! `skiff test config` / `export config` on the real binary: what a user sees for mistakes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::Sandbox;

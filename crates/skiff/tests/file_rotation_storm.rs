@@ -2,6 +2,8 @@
 //! second with 200 backups while writing 330 lines/s for 30 s. skiff (filestream -> file output)
 //! must ship every line exactly once, with open files and memory flat.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

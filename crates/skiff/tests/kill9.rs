@@ -3,6 +3,8 @@
 //! allowed (at-least-once) and reported. Run once with the memory queue (issue: file input
 //! restart safety) and once through the disk queue with 20 kills of 200 000 lines.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;

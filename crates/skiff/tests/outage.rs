@@ -3,6 +3,8 @@
 //! in order; during the outage the backlog grows on disk while RSS stays flat.
 //! Redis is the real server (Debian's `redis-server`), started by the test on a free port.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

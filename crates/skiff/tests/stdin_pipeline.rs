@@ -1,6 +1,8 @@
 //! stdin -> file output through the real binary: every line exactly once, in order, with the
 //! ECS fields Filebeat emits; and the monitoring endpoint agrees with what was shipped.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::Write;
