@@ -38,9 +38,12 @@ pub fn broker(storage: Storage) -> Option<Broker> {
             )
         }
         None => {
-            eprintln!(
-                "\n\n*** SKIPPED: the Kafka broker `tansu` is not installed (run scripts/ensure-tansu.sh; \
-                 set SKIFF_REQUIRE_KAFKA=1 to make this a failure) ***\n\n"
+            // Straight to stderr: libtest captures eprintln! of passing tests.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: the Kafka broker `tansu` is not installed (run scripts/ensure-tansu.sh; \
+                 set SKIFF_REQUIRE_KAFKA=1 to make this a failure) ***\n"
             );
             None
         }
