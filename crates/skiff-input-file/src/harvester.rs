@@ -293,8 +293,9 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
         };
         sess.account(reader.capacity());
         if let Some(msg) = got {
+            // `last_data` is refreshed at the next end of file (the offset moved): no clock
+            // read per line.
             ctx.bytes.add(msg.end - msg.start);
-            last_data = Instant::now();
             backoff = s.backoff_init;
             lines += 1;
             sess.refresh_shared();
@@ -352,35 +353,16 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
         }
         file.read_offset.store(reader.offset(), Ordering::Release);
         // Truncated or replaced?
-        let read_to = reader.read_offset();
-        let f = reader_file(&mut reader);
-        let size = match f.metadata() {
-            Ok(m) => m.len(),
+        let size = match replaced(&mut reader, file) {
+            Ok(Check::Same(size)) => size,
+            Ok(Check::Replaced) => {
+                finish(&mut sess).await;
+                return Outcome::Restart;
+            }
             Err(e) => {
                 return Outcome::End(End::Error(format!("cannot stat {}: {e}", path.display())));
             }
         };
-        file.size.store(size, Ordering::Release);
-        if size < read_to {
-            finish(&mut sess).await;
-            return Outcome::Restart;
-        }
-        let fp = file.fingerprint();
-        if size > 0 {
-            if !fp.is_full() && size > fp.len {
-                if let Ok(nfp) = identity::head_fingerprint(f, size) {
-                    if identity::head_matches(f, size, &fp).unwrap_or(false) {
-                        file.set_fingerprint(nfp);
-                    } else {
-                        finish(&mut sess).await;
-                        return Outcome::Restart;
-                    }
-                }
-            } else if !identity::head_matches(f, size, &fp).unwrap_or(true) {
-                finish(&mut sess).await;
-                return Outcome::Restart;
-            }
-        }
         if size > reader.read_offset() {
             // More arrived while we checked.
             continue;
@@ -427,12 +409,48 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
             }
             _ = ctx.cancel.cancelled() => {}
         }
+        // Before reading what arrived: was the file truncated or rewritten meanwhile? (Reading
+        // first would ship the middle of the new content, then all of it again.)
+        if let Ok(Check::Replaced) = replaced(&mut reader, file) {
+            finish(&mut sess).await;
+            return Outcome::Restart;
+        }
         file.set_phase(Phase::Reading);
     }
 }
 
-fn reader_file(r: &mut LineReader<std::fs::File>) -> &mut std::fs::File {
-    r.source_mut()
+enum Check {
+    /// The same content, now this long.
+    Same(u64),
+    /// Truncated below the read offset, or its head no longer matches the fingerprint.
+    Replaced,
+}
+
+/// Checks the open file against what was read: truncation (R4), a replaced head (R5); grows
+/// the fingerprint of a small file.
+fn replaced(reader: &mut LineReader<std::fs::File>, file: &FileShared) -> std::io::Result<Check> {
+    let read_to = reader.read_offset();
+    let f = reader.source_mut();
+    let size = f.metadata()?.len();
+    file.size.store(size, Ordering::Release);
+    if size < read_to {
+        return Ok(Check::Replaced);
+    }
+    let fp = file.fingerprint();
+    if size > 0 {
+        if !fp.is_full() && size > fp.len {
+            if let Ok(nfp) = identity::head_fingerprint(f, size) {
+                if identity::head_matches(f, size, &fp).unwrap_or(false) {
+                    file.set_fingerprint(nfp);
+                } else {
+                    return Ok(Check::Replaced);
+                }
+            }
+        } else if !identity::head_matches(f, size, &fp).unwrap_or(true) {
+            return Ok(Check::Replaced);
+        }
+    }
+    Ok(Check::Same(size))
 }
 
 /// Emits whatever the parsers still hold (the file is being closed).

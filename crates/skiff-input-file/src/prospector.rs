@@ -297,7 +297,8 @@ impl Prospector {
                 let Ok(lmeta) = std::fs::symlink_metadata(&path) else {
                     continue;
                 };
-                let meta = if lmeta.file_type().is_symlink() {
+                let is_link = lmeta.file_type().is_symlink();
+                let meta = if is_link {
                     if !self.scan.symlinks {
                         continue;
                     }
@@ -312,8 +313,6 @@ impl Prospector {
                     continue;
                 }
                 let key = FileKey::of(&meta);
-                let is_link =
-                    std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
                 match found.get(&key) {
                     // The same file through a link and directly: keep the real path.
                     Some(_) if is_link => {}
