@@ -21,6 +21,7 @@ use skiff_metrics::{Counter, Gauge, Registry, names};
 use tokio::task::JoinSet;
 
 use crate::dead_letter::DeadLetter;
+use crate::queue::Batch;
 use crate::{Outcome, Output, OutputSet, OutputSettings, Queue};
 
 /// Metrics a worker records.
@@ -62,12 +63,17 @@ pub fn spawn(
     let meters = Meters::new(metrics);
     let OutputSet { clients, settings } = output;
     if settings.loadbalance || clients.len() <= 1 {
+        // With several clients, a client that fails hands its batch to the others instead of
+        // holding it until its host comes back.
+        let handoff = (clients.len() > 1).then(|| Arc::new(Handoff::default()));
         for client in clients {
             let w = Worker {
                 client,
                 settings: settings.clone(),
                 dead_letter: dead_letter.clone(),
                 m: meters.clone(),
+                handoff: handoff.clone(),
+                fails: 0,
             };
             tasks.spawn(w.run(queue.clone()));
         }
@@ -81,8 +87,38 @@ pub fn spawn(
             settings,
             dead_letter,
             m: meters,
+            handoff: None,
+            fails: 0,
         };
         tasks.spawn(w.run(queue));
+    }
+}
+
+/// A batch in transit between workers: its events, the queue's hold on it, and how many
+/// attempts it has had.
+type Handed = (Vec<Event>, Batch, u32);
+
+/// Batches that a failing worker gave up to its peers.
+#[derive(Default)]
+struct Handoff {
+    items: std::sync::Mutex<std::collections::VecDeque<Handed>>,
+    ready: tokio::sync::Notify,
+}
+
+impl Handoff {
+    fn take(&self) -> Option<Handed> {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
+    fn give(&self, h: Handed) {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(h);
+        self.ready.notify_one();
     }
 }
 
@@ -91,25 +127,69 @@ struct Worker {
     settings: OutputSettings,
     dead_letter: Option<Arc<DeadLetter>>,
     m: Meters,
+    handoff: Option<Arc<Handoff>>,
+    /// Consecutive whole-batch failures of this client (its own backoff).
+    fails: u32,
 }
 
 impl Worker {
     async fn run(mut self, queue: Arc<dyn Queue>) {
         let name = self.client.describe();
         tracing::debug!(output = %name, "output worker started");
-        while let Some(mut batch) = queue.pop(self.settings.bulk_max_size).await {
-            let events = std::mem::take(&mut batch.events);
-            self.deliver(events, &name).await;
+        while let Some((events, batch, attempt)) = self.next(queue.as_ref()).await {
+            if let Some((rest, attempt)) = self.deliver(events, attempt, &name).await {
+                // This client failed and peers exist: let them send it, and rest a while.
+                if let Some(h) = &self.handoff {
+                    h.give((rest, batch, attempt));
+                }
+                let delay = backoff(&self.settings, self.fails);
+                tracing::debug!(output = %name, retry_in = ?delay, "handed the batch to another worker");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
             drop(batch);
         }
         self.client.close().await;
         tracing::debug!(output = %name, "output worker stopped: queue drained");
     }
 
-    /// Sends until every event is acked, dead-lettered or given up on.
-    async fn deliver(&mut self, mut pending: Vec<Event>, name: &str) {
-        let mut attempt: u32 = 0;
-        self.m.batches.inc();
+    /// The next batch: one handed over by a failing peer first, else from the queue.
+    async fn next(&mut self, queue: &dyn Queue) -> Option<Handed> {
+        let max = self.settings.bulk_max_size;
+        let Some(h) = &self.handoff else {
+            let mut b = queue.pop(max).await?;
+            return Some((std::mem::take(&mut b.events), b, 0));
+        };
+        loop {
+            let notified = h.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(x) = h.take() {
+                return Some(x);
+            }
+            // Both queues' `pop` take events synchronously after their last await, so
+            // dropping it here loses nothing.
+            tokio::select! {
+                b = queue.pop(max) => {
+                    let mut b = b?;
+                    return Some((std::mem::take(&mut b.events), b, 0));
+                }
+                _ = &mut notified => continue,
+            }
+        }
+    }
+
+    /// Sends until every event is acked, dead-lettered or given up on. Returns the events left
+    /// (and the attempts so far) when the whole send failed and peers can take over.
+    async fn deliver(
+        &mut self,
+        mut pending: Vec<Event>,
+        mut attempt: u32,
+        name: &str,
+    ) -> Option<(Vec<Event>, u32)> {
+        if attempt == 0 {
+            self.m.batches.inc();
+        }
         while !pending.is_empty() {
             let n = pending.len() as u64;
             self.m.total.add(n);
@@ -119,9 +199,10 @@ impl Worker {
             let reason = match result {
                 Ok(outcome) => {
                     let progressed = outcome.retry.len() < pending.len();
+                    self.fails = 0;
                     pending = self.settle(pending, outcome, name).await;
                     if pending.is_empty() {
-                        return;
+                        return None;
                     }
                     if progressed {
                         attempt = 0;
@@ -132,23 +213,35 @@ impl Worker {
                 Err(e) => {
                     self.m.failed.add(n);
                     self.m.write_errors.inc();
-                    format!("{e:#}")
+                    self.fails = self.fails.saturating_add(1);
+                    let reason = format!("{e:#}");
+                    if self.handoff.is_some() && !self.over_retries(attempt + 1) {
+                        tracing::warn!(output = %name, events = pending.len(), error = %reason, "send failed; another worker will retry");
+                        self.m.retries.inc();
+                        return Some((pending, attempt + 1));
+                    }
+                    reason
                 }
             };
             attempt = attempt.saturating_add(1);
-            if self.settings.max_retries >= 0 && i64::from(attempt) > self.settings.max_retries {
+            if self.over_retries(attempt) {
                 let why = format!("gave up after {} attempts: {reason}", attempt);
                 tracing::error!(output = %name, events = pending.len(), error = %reason, "dropping events: out of retries (max_retries)");
                 for ev in pending.drain(..) {
                     self.reject(ev, &why, name).await;
                 }
-                return;
+                return None;
             }
             let delay = backoff(&self.settings, attempt);
             tracing::warn!(output = %name, events = pending.len(), attempt, retry_in = ?delay, error = %reason, "send failed; will retry");
             self.m.retries.inc();
             tokio::time::sleep(delay).await;
         }
+        None
+    }
+
+    fn over_retries(&self, attempt: u32) -> bool {
+        self.settings.max_retries >= 0 && i64::from(attempt) > self.settings.max_retries
     }
 
     /// Acks the delivered events, dead-letters the rejected ones, returns those to retry.
@@ -362,6 +455,73 @@ mod tests {
             dl.contains("mapper_parsing_exception") && dl.contains("\"e1\""),
             "{dl}"
         );
+    }
+
+    /// A client whose host is down for good.
+    struct Down;
+
+    #[async_trait]
+    impl Output for Down {
+        async fn send(&mut self, _: &[Event]) -> anyhow::Result<Outcome> {
+            Err(anyhow::anyhow!("connection refused"))
+        }
+        fn describe(&self) -> String {
+            "down".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn loadbalance_moves_a_failed_batch_to_a_live_host() {
+        let reg = Registry::new();
+        let cfg = MemoryQueueConfig {
+            flush: FlushConfig {
+                min_events: 1,
+                timeout: ConfDuration(Duration::ZERO),
+            },
+            ..Default::default()
+        };
+        let q: Arc<dyn Queue> = Arc::new(MemoryQueue::new(cfg, &reg, &Budget::new(reg.clone())));
+        let stream = AckStream::new();
+        let n = 50u64;
+        for i in 0..n {
+            let mut e = Event::new(Arc::new(Map::new()), format!("e{i}"));
+            e.offset = Some(i);
+            e.ack = Some(stream.token(i));
+            q.push(e).await.unwrap();
+        }
+        q.close();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let settings = OutputSettings {
+            bulk_max_size: 5,
+            backoff_init: Duration::from_secs(3600),
+            backoff_max: Duration::from_secs(3600),
+            ..settings()
+        };
+        let out = OutputSet {
+            clients: vec![
+                Box::new(Down),
+                Box::new(Scripted {
+                    script: Vec::new(),
+                    seen: seen.clone(),
+                }),
+            ],
+            settings,
+        };
+        let mut tasks = JoinSet::new();
+        spawn(&mut tasks, q, out, None, &reg);
+        // The dead host's worker sleeps for an hour after failing; every event must still be
+        // delivered by the live one, long before that.
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            stream.wait_all_acked(tokio::time::Instant::now() + Duration::from_secs(20)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stream.progress().acked, n);
+        let mut got: Vec<u64> = seen.lock().unwrap().iter().flatten().copied().collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..n).collect::<Vec<_>>());
+        tasks.abort_all();
     }
 
     #[test]
