@@ -182,7 +182,7 @@ mod tests {
             level: "warning".into(),
             ..Default::default()
         };
-        let f = filter(&cfg, Some("input-file,*")).to_string();
+        let f = filter(&cfg, Some("input-file")).to_string();
         assert!(
             f.contains("warn") && f.contains("skiff_input_file=debug"),
             "{f}"

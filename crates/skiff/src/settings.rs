@@ -442,7 +442,9 @@ mod tests {
     use super::*;
 
     fn parts(yaml: &str) -> Result<Parts, ConfigErrors> {
-        split(skiff_config::parse_str(yaml, Some("t.yml")).unwrap())
+        let mut root = skiff_config::parse_str(yaml, Some("t.yml")).unwrap();
+        skiff_config::expand_env(&mut root, &|_| None).unwrap();
+        split(root)
     }
 
     #[test]
