@@ -146,14 +146,18 @@ pub fn write_window(out: &mut Vec<u8>, count: u32) {
 
 /// Appends an ACK frame.
 pub fn write_ack(out: &mut Vec<u8>, seq: u32) {
-    out.extend_from_slice(&[VERSION_2, ACK]);
-    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&ack_frame(seq));
 }
 
 /// An ACK frame as bytes.
 pub fn ack_frame(seq: u32) -> [u8; ACK_LEN] {
+    ack_frame_v(VERSION_2, seq)
+}
+
+/// An ACK frame of protocol `version` (a v1 client expects `'1'`, as Logstash answers it).
+pub fn ack_frame_v(version: u8, seq: u32) -> [u8; ACK_LEN] {
     let s = seq.to_be_bytes();
-    [VERSION_2, ACK, s[0], s[1], s[2], s[3]]
+    [version, ACK, s[0], s[1], s[2], s[3]]
 }
 
 /// Appends a JSON data frame whose payload `write` appends (the length is patched after).

@@ -118,3 +118,23 @@ async fn empty_window_gets_ack_zero_and_bad_json_is_kept() {
     assert_eq!(seen[1]["message"], "{not json");
     assert_eq!(seen[1]["tags"], serde_json::json!(["_jsonparsefailure"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_v1_clients_get_v1_acks() {
+    let rx = Receiver::new(Duration::ZERO);
+    let port = free_port();
+    let (_stop, _h) = rx.start_input("", port, Duration::ZERO).await;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut b = vec![b'1', b'W', 0, 0, 0, 1, b'1', b'D', 0, 0, 0, 1, 0, 0, 0, 2];
+    for kv in ["line", "old school", "file", "/var/log/x"] {
+        b.extend_from_slice(&(kv.len() as u32).to_be_bytes());
+        b.extend_from_slice(kv.as_bytes());
+    }
+    s.write_all(&b).await.unwrap();
+    let mut ack = [0u8; 6];
+    s.read_exact(&mut ack).await.unwrap();
+    assert_eq!(ack, [b'1', b'A', 0, 0, 0, 1]);
+    let seen = rx.seen.lock().unwrap().clone();
+    assert_eq!(seen[0]["message"], "old school");
+    assert_eq!(seen[0]["file"], "/var/log/x");
+}

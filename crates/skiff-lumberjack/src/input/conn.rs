@@ -64,6 +64,8 @@ struct Pending {
     seq: u32,
     /// Whether it completes its window.
     last: bool,
+    /// The protocol version of its window (ACKs answer in the same version).
+    version: u8,
 }
 
 /// The queue of outstanding events shared by the two halves.
@@ -146,9 +148,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
     // The current window: declared size and frames received.
     let mut expected: u32 = 0;
     let mut received: u32 = 0;
+    let mut version = protocol::VERSION_2;
     loop {
         // Take out every whole frame first.
         loop {
+            // The version byte of the next frame on the wire (frames taken out of a compressed
+            // frame belong to the window already seen).
+            let next_version = if dec.has_pending() {
+                None
+            } else {
+                buf.first().copied()
+            };
             let frame = match dec.decode(&mut buf) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -164,12 +174,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     }
                     expected = n;
                     received = 0;
+                    version = next_version.unwrap_or(protocol::VERSION_2);
                     if n == 0 {
                         // Logstash answers an empty window with ACK 0 (a liveness check).
                         lock(out).q.push_back(Pending {
                             end: published,
                             seq: 0,
                             last: true,
+                            version,
                         });
                         wake.notify_one();
                     }
@@ -205,6 +217,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 end: published,
                 seq,
                 last: received >= expected,
+                version,
             });
             sh.events.inc();
             tokio::select! {
@@ -264,8 +277,10 @@ async fn ack_loop<W: AsyncWrite + Unpin>(
     keepalive: Duration,
     stop: CancellationToken,
 ) {
-    // The sequence acknowledged so far in the oldest incomplete window (0: none yet).
+    // The sequence acknowledged so far in the oldest incomplete window (0: none yet), and the
+    // protocol version to answer in.
     let mut window_seq: u32 = 0;
+    let mut version = protocol::VERSION_2;
     let mut frames = Vec::with_capacity(64);
     loop {
         // Register for the next change *before* reading the progress, so no ack is missed.
@@ -286,8 +301,9 @@ async fn ack_loop<W: AsyncWrite + Unpin>(
                     break;
                 }
                 o.q.pop_front();
+                version = p.version;
                 if p.last {
-                    protocol::write_ack(&mut frames, p.seq);
+                    frames.extend_from_slice(&protocol::ack_frame_v(p.version, p.seq));
                     window_seq = 0;
                 } else {
                     window_seq = p.seq;
@@ -297,7 +313,10 @@ async fn ack_loop<W: AsyncWrite + Unpin>(
             if let Some(p) = last_popped
                 && !p.last
             {
-                protocol::write_ack(&mut frames, p.seq);
+                frames.extend_from_slice(&protocol::ack_frame_v(p.version, p.seq));
+            }
+            if let Some(p) = o.q.front() {
+                version = p.version;
             }
         }
         if !frames.is_empty() && write(&mut wr, &frames).await.is_err() {
@@ -312,7 +331,7 @@ async fn ack_loop<W: AsyncWrite + Unpin>(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(keepalive) => {
                 if !lock(&out).q.is_empty()
-                    && write(&mut wr, &protocol::ack_frame(window_seq)).await.is_err()
+                    && write(&mut wr, &protocol::ack_frame_v(version, window_seq)).await.is_err()
                 {
                     return;
                 }
