@@ -89,6 +89,21 @@ pub async fn run(parts: Parts, ctx: BuildContext, cli: &Global) -> anyhow::Resul
         ));
     }
 
+    if let Some((name, node)) = parts.output.as_ref().filter(|(n, _)| n == "elasticsearch") {
+        let t = parts.setup.template.clone().unwrap_or_default();
+        let ilm = parts.setup.ilm.clone().unwrap_or_default();
+        let install =
+            skiff_output_elasticsearch::template::install_template(node, agent::VERSION, &t, &ilm);
+        match tokio::time::timeout(Duration::from_secs(30), install).await {
+            Ok(Ok(msg)) => tracing::info!(output = %name, "{msg}"),
+            Ok(Err(e)) => {
+                tracing::warn!(output = %name, error = %format!("{e:#}"), "could not install the index template; events are sent anyway")
+            }
+            Err(_) => {
+                tracing::warn!(output = %name, "installing the index template timed out; events are sent anyway")
+            }
+        }
+    }
     let queue = built.queue.clone();
     {
         let q = queue.clone();

@@ -247,6 +247,25 @@ struct FilebeatSection {
     modules: Option<serde_json::Value>,
 }
 
+/// `setup.*`: index template and ILM settings for the Elasticsearch output. Kibana and
+/// dashboards settings are accepted and ignored (skiff loads no dashboards).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupConfig {
+    /// `setup.template.*`.
+    #[serde(default)]
+    pub template: Option<skiff_output_elasticsearch::template::TemplateSettings>,
+    /// `setup.ilm.*`.
+    #[serde(default)]
+    pub ilm: Option<skiff_output_elasticsearch::template::IlmSettings>,
+    /// `setup.kibana.*` (ignored).
+    #[serde(default)]
+    pub kibana: Option<serde_json::Value>,
+    /// `setup.dashboards.*` (ignored).
+    #[serde(default)]
+    pub dashboards: Option<serde_json::Value>,
+}
+
 /// The configuration, split by who builds what.
 #[derive(Debug)]
 pub struct Parts {
@@ -260,9 +279,8 @@ pub struct Parts {
     pub output: Option<(String, Node)>,
     /// `queue.mem` or `queue.disk` (name and settings), if configured.
     pub queue: Option<(String, Node)>,
-    /// `setup.*`, for outputs that install templates.
-    #[allow(dead_code)]
-    pub setup: Option<Node>,
+    /// `setup.*`, for the Elasticsearch output's index template.
+    pub setup: SetupConfig,
     /// Warnings to log once logging is up (deprecated or ignored keys).
     pub warnings: Vec<String>,
 }
@@ -312,7 +330,22 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
         }
     }
     let processors = root.remove("processors");
-    let setup = root.remove("setup");
+    let setup = match root.remove("setup").map(|n| n.deserialize::<SetupConfig>()) {
+        None => SetupConfig::default(),
+        Some(Ok(s)) => {
+            if s.kibana.is_some() || s.dashboards.is_some() {
+                warnings.push(
+                    "setup.kibana.* and setup.dashboards.* are ignored: skiff loads no dashboards"
+                        .into(),
+                );
+            }
+            s
+        }
+        Some(Err(e)) => {
+            errors.push(e);
+            SetupConfig::default()
+        }
+    };
 
     let mut output = None;
     if let Some(out) = root.remove("output") {
