@@ -52,6 +52,8 @@ enum Script {
     Http,
     /// ACK everything.
     AckAll,
+    /// Read a second window, ACK all of the first and this many of the second, then close.
+    TwoWindowsPartial(u32),
 }
 
 /// A server playing `scripts`, one per connection; records every window's messages.
@@ -88,6 +90,14 @@ async fn scripted(scripts: Vec<Script>) -> (u16, Arc<Mutex<Vec<Vec<String>>>>) {
                         .await
                         .unwrap();
                     tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Script::TwoWindowsPartial(k) => {
+                    let second = read_window(&mut s, &mut dec, &mut buf).await;
+                    g.lock().unwrap().push(second);
+                    s.write_all(&protocol::ack_frame(n)).await.unwrap();
+                    s.write_all(&protocol::ack_frame(k)).await.unwrap();
+                    s.flush().await.unwrap();
+                    drop(s);
                 }
                 Script::AckAll => {
                     s.write_all(&protocol::ack_frame(n)).await.unwrap();
@@ -129,6 +139,19 @@ async fn partial_ack_then_drop_resends_only_the_tail() {
     let got = got.lock().unwrap().clone();
     assert_eq!(got[0], (0..10).map(msg).collect::<Vec<_>>());
     assert_eq!(got[1], (5..10).map(msg).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn pipelined_windows_with_a_partial_ack_in_the_second() {
+    let (port, got) = scripted(vec![Script::TwoWindowsPartial(100)]).await;
+    let mut c = client(&format!("hosts: ['127.0.0.1:{port}']\npipelining: 2"));
+    let evs = events(600);
+    let o = c.send(&evs).await.unwrap();
+    // Two windows of 300 were in flight; 300 + 100 were acknowledged.
+    assert_eq!(o.retry, (400..600).collect::<Vec<_>>());
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got[0], (0..300).map(msg).collect::<Vec<_>>());
+    assert_eq!(got[1], (300..600).map(msg).collect::<Vec<_>>());
 }
 
 #[tokio::test]

@@ -81,7 +81,9 @@ impl LumberjackClient {
             return (0, Err(anyhow::anyhow!("not connected")));
         };
         let s = &*self.settings;
-        let chunks: Vec<&[Event]> = events.chunks(self.window.get().max(1)).collect();
+        let chunks: Vec<&[Event]> = events
+            .chunks(window_for(events.len(), self.window.get(), s))
+            .collect();
         let acked = AtomicUsize::new(0);
         let permits = Semaphore::new(s.pipelining.max(1));
         let (written_tx, written_rx) = watch::channel(0usize);
@@ -156,6 +158,17 @@ impl LumberjackClient {
         let res = tokio::try_join!(writer, reader).map(|_| ());
         (acked.load(Ordering::Relaxed), res)
     }
+}
+
+/// The window size for a batch of `n` events: the (slow-start) window, and with `pipelining`
+/// of 2 or more a large batch is cut into that many windows, so that the server works on the
+/// first while the next is encoded and sent.
+fn window_for(n: usize, window: usize, s: &Settings) -> usize {
+    let mut w = window.max(1);
+    if s.pipelining >= 2 && n >= 512 {
+        w = w.min(n.div_ceil(s.pipelining));
+    }
+    w
 }
 
 /// Reads one ACK frame within `timeout`.
@@ -278,6 +291,27 @@ impl Output for LumberjackClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipelining_cuts_large_batches_into_windows() {
+        let s = |pipelining| Settings {
+            timeout: std::time::Duration::from_secs(1),
+            ttl: std::time::Duration::ZERO,
+            compression_level: 3,
+            pipelining,
+            slow_start: false,
+            bulk_max_size: 2048,
+            escape_html: false,
+            index: None,
+            tls: None,
+        };
+        assert_eq!(window_for(2048, 2048, &s(2)), 1024);
+        assert_eq!(window_for(2048, 2048, &s(3)), 683);
+        assert_eq!(window_for(2048, 2048, &s(0)), 2048);
+        assert_eq!(window_for(2048, 2048, &s(1)), 2048);
+        assert_eq!(window_for(100, 2048, &s(2)), 2048);
+        assert_eq!(window_for(2048, 10, &s(2)), 10);
+    }
 
     #[test]
     fn html_escaping_keeps_json_valid() {

@@ -37,10 +37,11 @@ pub struct LogstashConfig {
     /// acknowledged batch up to `bulk_max_size`; halve it on an error. Default false.
     #[serde(default)]
     pub slow_start: bool,
-    /// `pipelining`: windows sent on one connection before the first one is acknowledged. A
-    /// batch is one window unless `slow_start` cut it smaller, so this matters with
-    /// `slow_start`; across batches, parallelism comes from `worker`. 0 = one at a time.
-    /// Default 2.
+    /// `pipelining`: windows in flight on one connection. With 2 or more, a batch of 512
+    /// events or more is sent as that many windows (so Logstash works on the first while the
+    /// next is encoded and sent), and `slow_start` windows are sent without waiting for each
+    /// ACK. Batches are not overlapped (the pipeline hands a client one batch at a time):
+    /// raise `worker` for that. 0 = one window at a time. Default 2.
     #[serde(default = "two")]
     pub pipelining: usize,
     /// `ttl`: close and reopen a connection this long after it was opened (so a load balancer
