@@ -436,6 +436,10 @@ fn replaced(reader: &mut LineReader<std::fs::File>, file: &FileShared) -> std::i
     if size < read_to {
         return Ok(Check::Replaced);
     }
+    if size == read_to {
+        // Nothing new: a rewrite would have changed the size (checked again once it does).
+        return Ok(Check::Same(size));
+    }
     let fp = file.fingerprint();
     if size > 0 {
         if !fp.is_full() && size > fp.len {

@@ -47,6 +47,8 @@ struct Entry {
     changed: i64,
     /// What the registry holds for this file: `(offset, path, phase, fingerprint)`.
     written: Option<(u64, PathBuf, Phase, Fingerprint)>,
+    /// The file's `version` (path/fingerprint changes) when `written` was recorded.
+    written_version: u64,
     /// When the file was first seen fully shipped and closed (for `delete`).
     shipped_since: Option<Instant>,
     /// Do not restart a reader that failed before this.
@@ -134,6 +136,7 @@ impl Prospector {
                     changed: r.changed,
                     shipped_since: None,
                     retry_at: None,
+                    written_version: 0,
                 },
             );
         }
@@ -342,7 +345,7 @@ impl Prospector {
             let size = meta.len();
             let changed = mtime(meta);
             if let Some(e) = self.entries.get_mut(key) {
-                if e.file.path() != *path {
+                if !e.file.path_is(path) {
                     tracing::debug!(input = %self.id, from = %e.file.path().display(), to = %path.display(), "file renamed");
                     e.file.set_path(path.clone());
                     if e.harvesting {
@@ -393,6 +396,7 @@ impl Prospector {
                     written: None,
                     shipped_since: None,
                     retry_at: None,
+                    written_version: u64::MAX,
                 },
             );
             added = true;
@@ -557,18 +561,24 @@ impl Prospector {
                     }
                 }
             }
-            let path = e.file.path();
-            let fp = e.file.fingerprint();
             let phase_w = if matches!(phase, Phase::Removed) {
                 Phase::Removed
             } else {
                 Phase::Closed
             };
+            // The path and fingerprint are compared through the file's version counter: no
+            // copy per file per second.
+            let version = e.file.version.load(Ordering::Acquire);
             let changed_state = match &e.written {
                 None => true,
-                Some((o, p, ph, f)) => *o != acked || *p != path || *ph != phase_w || *f != fp,
+                Some((o, _, ph, _)) => {
+                    *o != acked || *ph != phase_w || version != e.written_version
+                }
             };
             if changed_state {
+                let path = e.file.path();
+                let fp = e.file.fingerprint();
+                e.written_version = version;
                 records.push(Record {
                     input: self.id.to_string(),
                     dev: key.dev,

@@ -136,6 +136,11 @@ impl FileShared {
         lock(&self.path).clone()
     }
 
+    /// Whether the file's path is `p` (no copy).
+    pub fn path_is(&self, p: &std::path::Path) -> bool {
+        *lock(&self.path) == p
+    }
+
     /// Records a new path (a rename).
     pub fn set_path(&self, p: PathBuf) {
         *lock(&self.path) = p;
