@@ -95,7 +95,10 @@ async fn kill_child() {
         loop {
             let p = stream.progress();
             if let Some(pos) = p.acked_position {
-                writeln!(acked_log, "{pos}").unwrap();
+                // One write per line: `writeln!` may split a line into several writes, and a
+                // kill between them leaves a torn line that the next run's line completes into
+                // a bogus huge id.
+                acked_log.write_all(format!("{pos}\n").as_bytes()).unwrap();
             }
             if p.pending() == 0 || tokio::time::Instant::now() > deadline {
                 break;
