@@ -272,8 +272,7 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
         out: Vec::new(),
         accounted: 0,
     };
-    let mut reader = LineReader::new(f, start, s.term.clone(), s.max, s.chunk)
-        .with_size_hint(size.saturating_sub(start));
+    let mut reader = LineReader::new(f, start, s.term.clone(), s.max, s.chunk);
     let opened = Instant::now();
     let mut last_data = Instant::now();
     let mut backoff = s.backoff_init;

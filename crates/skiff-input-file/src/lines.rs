@@ -67,9 +67,6 @@ pub struct LineReader<R> {
     skip: Option<(usize, u64)>,
     /// Whether the last `fill` found the end of the file.
     eof: bool,
-    /// Expected bytes to read (what is left of the file): the first buffer is no larger, so
-    /// ten thousand small files do not cost ten thousand full buffers.
-    hint: usize,
 }
 
 impl<R: Read> LineReader<R> {
@@ -82,8 +79,7 @@ impl<R: Read> LineReader<R> {
             finder,
             max: max.max(1),
             chunk,
-            buf: Vec::new(),
-            hint: chunk,
+            buf: vec![0; chunk.clamp(4096, 64 << 10)],
             head: 0,
             tail: 0,
             scanned: 0,
@@ -97,12 +93,6 @@ impl<R: Read> LineReader<R> {
     /// The source.
     pub fn source_mut(&mut self) -> &mut R {
         &mut self.src
-    }
-
-    /// Sizes the first buffer for `remaining` bytes (at most `buffer_size`, at least 256).
-    pub fn with_size_hint(mut self, remaining: u64) -> Self {
-        self.hint = remaining.min(self.chunk as u64) as usize;
-        self
     }
 
     /// Frees the buffer while no partial line is held (an idle reader costs no buffer).
@@ -256,12 +246,7 @@ impl<R: Read> LineReader<R> {
             self.scanned -= self.head.min(self.scanned);
             self.head = 0;
         }
-        if self.buf.is_empty() {
-            self.buf
-                .resize(self.hint.clamp(256, self.chunk.max(256)), 0);
-            // Later allocations are full-sized: the file turned out to grow.
-            self.hint = self.chunk;
-        } else if self.buf.len() - self.tail < 256 {
+        if self.buf.len() - self.tail < self.chunk.min(4096) {
             let want = (self.tail + self.chunk)
                 .max(self.buf.len() * 2)
                 .min(self.max + tlen + self.chunk + 1);
@@ -328,41 +313,6 @@ mod tests {
         assert_eq!(got[0].0.len(), 100);
         assert_eq!((got[0].1, got[0].2, got[0].3), (0, 10_001, true));
         assert_eq!(got[1], (b"ok".to_vec(), 10_001, 10_004, false));
-    }
-
-    #[test]
-    fn a_small_first_buffer_grows_as_the_file_does() {
-        let mut data = Vec::new();
-        for i in 0..2000 {
-            data.extend_from_slice(format!("line {i} {}\n", "z".repeat(i % 700)).as_bytes());
-        }
-        let mut r = LineReader::new(&data[..], 0, Terminator::auto_utf8(), 1 << 20, 16 << 10)
-            .with_size_hint(5);
-        let mut n = 0;
-        let mut end = 0;
-        while let Some(l) = r.next_line().unwrap() {
-            assert_eq!(l.start, end);
-            assert!(l.bytes.starts_with(format!("line {n} ").as_bytes()));
-            end = l.end;
-            n += 1;
-        }
-        assert_eq!((n, end), (2000, data.len() as u64));
-        let r = LineReader::new(
-            &b"tiny\n"[..],
-            0,
-            Terminator::auto_utf8(),
-            1 << 20,
-            16 << 10,
-        )
-        .with_size_hint(5);
-        let mut r = r;
-        assert!(r.next_line().unwrap().is_some());
-        assert!(r.next_line().unwrap().is_none());
-        assert!(
-            r.capacity() <= 256,
-            "a 5-byte file got a {} byte buffer",
-            r.capacity()
-        );
     }
 
     #[test]
