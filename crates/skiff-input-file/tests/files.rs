@@ -332,7 +332,10 @@ async fn a_50_mb_line_is_cut_flagged_and_memory_stays_bounded() {
     assert_eq!(ev[1]["log"]["flags"], serde_json::json!(["truncated"]));
     assert_eq!(ev[2]["message"], "after");
     assert_eq!(ev[2]["log"]["offset"], 7 + 50 * (1 << 20) + 1);
-    assert!(peak <= (max + 64 * 1024) as u64, "reader held {peak} bytes");
+    // The documented bound per reader (docs/memory.md): the line being cut (at most `max`) plus
+    // the read buffer, which may briefly hold up to another `max` of the same line while it is
+    // skipped. What matters is that 50 MB never are.
+    assert!(peak <= (2 * max + 64 * 1024) as u64, "reader held {peak} bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
