@@ -335,7 +335,10 @@ async fn a_50_mb_line_is_cut_flagged_and_memory_stays_bounded() {
     // The documented bound per reader (docs/memory.md): the line being cut (at most `max`) plus
     // the read buffer, which may briefly hold up to another `max` of the same line while it is
     // skipped. What matters is that 50 MB never are.
-    assert!(peak <= (2 * max + 64 * 1024) as u64, "reader held {peak} bytes");
+    assert!(
+        peak <= (2 * max + 64 * 1024) as u64,
+        "reader held {peak} bytes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
