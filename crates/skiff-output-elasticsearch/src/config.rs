@@ -99,26 +99,8 @@ pub struct EsConfig {
     pub preset: Option<String>,
 }
 
-/// `backoff.*`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Backoff {
-    /// init: the first wait. Default 1s.
-    #[serde(default = "backoff_init")]
-    pub init: Duration,
-    /// max: the longest wait. Default 60s.
-    #[serde(default = "backoff_max")]
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            init: backoff_init(),
-            max: backoff_max(),
-        }
-    }
-}
+/// `backoff.*`: shared by every output (`init` 1s, `max` 60s).
+pub use skiff_pipeline::BackoffConfig as Backoff;
 
 /// One `indices` / `pipelines` rule.
 #[derive(Clone, Debug, Deserialize)]
@@ -161,13 +143,6 @@ fn timeout() -> Duration {
 fn forever() -> i64 {
     -1
 }
-fn backoff_init() -> Duration {
-    Duration(std::time::Duration::from_secs(1))
-}
-fn backoff_max() -> Duration {
-    Duration(std::time::Duration::from_secs(60))
-}
-
 /// The default `index`.
 pub const DEFAULT_INDEX: &str = "filebeat-%{[agent.version]}";
 

@@ -247,26 +247,8 @@ impl Default for MetadataRetry {
     }
 }
 
-/// `backoff.*`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Backoff {
-    /// `backoff.init`: default 1s.
-    #[serde(default = "one_second")]
-    pub init: Duration,
-    /// `backoff.max`: default 60s.
-    #[serde(default = "sixty_seconds")]
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            init: one_second(),
-            max: sixty_seconds(),
-        }
-    }
-}
+/// `backoff.*`: shared by every output (`init` 1s, `max` 60s).
+pub use skiff_pipeline::BackoffConfig as Backoff;
 
 fn yes() -> bool {
     true
@@ -295,17 +277,11 @@ fn beats() -> String {
 fn secs(s: u64) -> Duration {
     Duration(std::time::Duration::from_secs(s))
 }
-fn one_second() -> Duration {
-    secs(1)
-}
 fn ten_seconds() -> Duration {
     secs(10)
 }
 fn thirty_seconds() -> Duration {
     secs(30)
-}
-fn sixty_seconds() -> Duration {
-    secs(60)
 }
 fn ten_minutes() -> Duration {
     secs(600)

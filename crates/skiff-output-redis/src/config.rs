@@ -70,26 +70,8 @@ pub struct RedisConfig {
     pub proxy_url: Option<String>,
 }
 
-/// `backoff.*`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Backoff {
-    /// `backoff.init`: the first wait. Default 1s.
-    #[serde(default = "one_second")]
-    pub init: Duration,
-    /// `backoff.max`: the longest wait. Default 60s.
-    #[serde(default = "sixty_seconds")]
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            init: one_second(),
-            max: sixty_seconds(),
-        }
-    }
-}
+/// `backoff.*`: shared by every output (`init` 1s, `max` 60s).
+pub use skiff_pipeline::BackoffConfig as Backoff;
 
 /// `datatype`.
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -117,16 +99,9 @@ fn forever() -> i64 {
 fn default_port() -> u16 {
     6379
 }
-fn one_second() -> Duration {
-    Duration(std::time::Duration::from_secs(1))
-}
 fn five_seconds() -> Duration {
     Duration(std::time::Duration::from_secs(5))
 }
-fn sixty_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(60))
-}
-
 /// One parsed entry of `hosts`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Host {

@@ -376,3 +376,32 @@ pub struct OutputPlugin {
     /// Checks connectivity step by step for `skiff test output` (None: not supported).
     pub probe: Option<fn(&Node, &BuildContext) -> ProbeFuture>,
 }
+
+/// `backoff.*` of every network output: the wait after a failure, doubling from `init` to `max`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffConfig {
+    /// `backoff.init`: the first wait. Default 1s.
+    #[serde(default = "backoff_init")]
+    pub init: skiff_config::Duration,
+    /// `backoff.max`: the longest wait. Default 60s.
+    #[serde(default = "backoff_max")]
+    pub max: skiff_config::Duration,
+}
+
+fn backoff_init() -> skiff_config::Duration {
+    skiff_config::Duration(Duration::from_secs(1))
+}
+
+fn backoff_max() -> skiff_config::Duration {
+    skiff_config::Duration(Duration::from_secs(60))
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            init: backoff_init(),
+            max: backoff_max(),
+        }
+    }
+}

@@ -31,8 +31,8 @@ pub mod worker;
 
 pub use budget::Budget;
 pub use component::{
-    AgentInfo, BuildContext, Input, InputCommon, InputContext, InputPlugin, Outcome, Output,
-    OutputPlugin, OutputSet, OutputSettings, Paths, ProbeStep, Processor, ProcessorPlugin,
+    AgentInfo, BackoffConfig, BuildContext, Input, InputCommon, InputContext, InputPlugin, Outcome,
+    Output, OutputPlugin, OutputSet, OutputSettings, Paths, ProbeStep, Processor, ProcessorPlugin,
     StatusBoard, Verdict,
 };
 pub use publisher::Publisher;
