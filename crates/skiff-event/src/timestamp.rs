@@ -39,29 +39,25 @@ impl Timestamp {
     }
 
     /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ` to `out`.
+    ///
+    /// Events come in bursts from the same second, so the date and time up to the seconds
+    /// (`YYYY-MM-DDTHH:MM:SS.`, 20 bytes) are kept per thread and only the milliseconds are
+    /// written for each event: the calendar arithmetic runs once a second, not once an event.
     pub fn write_rfc3339_millis(self, out: &mut Vec<u8>) {
+        thread_local! {
+            static PREFIX: std::cell::Cell<(i64, [u8; 20])> = const { std::cell::Cell::new((i64::MIN, [0; 20])) };
+        }
         let millis = self.as_millis();
-        let days = millis.div_euclid(86_400_000);
-        let ms_of_day = millis.rem_euclid(86_400_000);
-        let (y, m, d) = civil_from_days(days);
-        let (hh, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
-        let (mm, rest) = (rest / 60_000, rest % 60_000);
-        let (ss, ms) = (rest / 1000, rest % 1000);
+        let secs = millis.div_euclid(1000);
+        let ms = millis.rem_euclid(1000) as u32;
+        let (cached, mut prefix) = PREFIX.get();
+        if cached != secs {
+            prefix = second_prefix(secs);
+            PREFIX.set((secs, prefix));
+        }
         let mut buf = [0u8; 24];
-        let y = y.clamp(0, 9999) as u32;
-        put(&mut buf[0..4], y, 4);
-        buf[4] = b'-';
-        put(&mut buf[5..7], m, 2);
-        buf[7] = b'-';
-        put(&mut buf[8..10], d, 2);
-        buf[10] = b'T';
-        put(&mut buf[11..13], hh as u32, 2);
-        buf[13] = b':';
-        put(&mut buf[14..16], mm as u32, 2);
-        buf[16] = b':';
-        put(&mut buf[17..19], ss as u32, 2);
-        buf[19] = b'.';
-        put(&mut buf[20..23], ms as u32, 3);
+        buf[..20].copy_from_slice(&prefix);
+        put(&mut buf[20..23], ms, 3);
         buf[23] = b'Z';
         out.extend_from_slice(&buf);
     }
@@ -72,6 +68,29 @@ impl Timestamp {
         self.write_rfc3339_millis(&mut v);
         String::from_utf8_lossy(&v).into_owned()
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` for `secs` seconds since the epoch.
+fn second_prefix(secs: i64) -> [u8; 20] {
+    let days = secs.div_euclid(86_400);
+    let s_of_day = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, rest) = (s_of_day / 3600, s_of_day % 3600);
+    let (mm, ss) = (rest / 60, rest % 60);
+    let mut buf = [0u8; 20];
+    put(&mut buf[0..4], y.clamp(0, 9999) as u32, 4);
+    buf[4] = b'-';
+    put(&mut buf[5..7], m, 2);
+    buf[7] = b'-';
+    put(&mut buf[8..10], d, 2);
+    buf[10] = b'T';
+    put(&mut buf[11..13], hh as u32, 2);
+    buf[13] = b':';
+    put(&mut buf[14..16], mm as u32, 2);
+    buf[16] = b':';
+    put(&mut buf[17..19], ss as u32, 2);
+    buf[19] = b'.';
+    buf
 }
 
 fn put(dst: &mut [u8], mut v: u32, width: usize) {

@@ -34,6 +34,21 @@ pub struct AgentInfo {
     pub version: String,
 }
 
+impl AgentInfo {
+    /// A made-up identity for components built outside the agent (tests, benchmarks,
+    /// examples), where there is no `path.data` to keep an id in: `name` is also the host name,
+    /// the ids are `<name>-id` and `<name>-eph`.
+    pub fn fixed(name: &str, version: &str) -> AgentInfo {
+        AgentInfo {
+            name: name.to_owned(),
+            hostname: name.to_owned(),
+            id: format!("{name}-id"),
+            ephemeral_id: format!("{name}-eph"),
+            version: version.to_owned(),
+        }
+    }
+}
+
 /// The `path.*` settings.
 #[derive(Clone, Debug, Default)]
 pub struct Paths {
@@ -151,6 +166,29 @@ impl InputCommon {
 }
 
 impl BuildContext {
+    /// A context for building a component outside the agent: tests, benchmarks and examples
+    /// (each crate used to assemble its own by hand). The agent is
+    /// [`AgentInfo::fixed`]`(name, version)`; the memory budget counts into `metrics` (pass the
+    /// registry the caller reads back, or a new one); `path.*` are empty (the current
+    /// directory: set `paths.data` when the component keeps state); no global `fields` or
+    /// `tags`; an empty status board.
+    ///
+    /// ```
+    /// let mut ctx = skiff_pipeline::BuildContext::standalone("t", "9.9.9", &Default::default());
+    /// ctx.paths.data = std::env::temp_dir();
+    /// assert_eq!(ctx.agent.hostname, "t");
+    /// ```
+    pub fn standalone(name: &str, version: &str, metrics: &Registry) -> BuildContext {
+        BuildContext {
+            agent: Arc::new(AgentInfo::fixed(name, version)),
+            paths: Paths::default(),
+            metrics: metrics.clone(),
+            budget: Budget::new(metrics.clone()),
+            status: StatusBoard::default(),
+            global: InputCommon::default(),
+        }
+    }
+
     /// The fields every event of an input shares (`agent`, `host`, `ecs`, `input.type`, `fields`,
     /// `tags`, and `@metadata` for routing), as Filebeat 8 stamps them.
     ///

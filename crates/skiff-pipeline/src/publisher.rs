@@ -80,4 +80,26 @@ impl Publisher {
         self.published.inc();
         Ok(())
     }
+
+    /// Processes and queues all of `events`, in order, leaving the vector empty (its
+    /// allocation is kept for the caller's next batch). Cheaper per event than
+    /// [`publish`](Self::publish) for an input that reads many events at once.
+    pub async fn publish_all(&self, events: &mut Vec<Event>) -> Result<(), Closed> {
+        if !self.processors.is_empty() {
+            events.retain_mut(|event| {
+                for p in self.processors.iter() {
+                    if p.process(event) == Verdict::Drop {
+                        event.ack();
+                        self.filtered.inc();
+                        return false;
+                    }
+                }
+                true
+            });
+        }
+        let n = events.len() as u64;
+        self.queue.push_all(events).await?;
+        self.published.add(n);
+        Ok(())
+    }
 }

@@ -252,9 +252,7 @@ impl Worker {
         } = outcome;
         if retry.is_empty() && rejected.is_empty() {
             self.m.acked.add(pending.len() as u64);
-            for mut ev in pending {
-                ev.ack();
-            }
+            skiff_event::ack_all(pending.into_iter().filter_map(|mut ev| ev.ack.take()));
             return Vec::new();
         }
         retry.sort_unstable();

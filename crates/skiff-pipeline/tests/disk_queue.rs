@@ -255,6 +255,17 @@ async fn a_flipped_byte_loses_one_record_and_keeps_the_rest() {
 
 #[tokio::test]
 async fn at_max_size_pushes_wait_until_the_output_acknowledges() {
+    pushes_wait_at_max_size(1).await;
+}
+
+#[tokio::test]
+async fn at_max_size_batched_pushes_wait_and_keep_the_order() {
+    pushes_wait_at_max_size(32).await;
+}
+
+/// Pushes 200 events `per_call` at a time (`push` for 1, `push_all` otherwise) into a queue
+/// too small for them, then drains it.
+async fn pushes_wait_at_max_size(per_call: u64) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DiskQueueConfig {
         max_size: ByteSize(4096),
@@ -268,8 +279,18 @@ async fn at_max_size_pushes_wait_until_the_output_acknowledges() {
     let q2 = q.clone();
     let s2 = stream.clone();
     let pusher = tokio::spawn(async move {
-        for i in 0..200 {
-            q2.push(event(&sh, i, &s2)).await.unwrap();
+        if per_call == 1 {
+            for i in 0..200 {
+                q2.push(event(&sh, i, &s2)).await.unwrap();
+            }
+        } else {
+            for first in (0..200).step_by(per_call as usize) {
+                let mut batch: Vec<Event> = (first..(first + per_call).min(200))
+                    .map(|i| event(&sh, i, &s2))
+                    .collect();
+                q2.push_all(&mut batch).await.unwrap();
+                assert!(batch.is_empty());
+            }
         }
     });
     // Without a consumer the pusher cannot finish: 200 events of ~150 bytes exceed 4 KiB.

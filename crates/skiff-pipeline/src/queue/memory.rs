@@ -256,6 +256,71 @@ impl Queue for MemoryQueue {
         }
     }
 
+    async fn push_all(&self, events: &mut Vec<Event>) -> Result<(), Closed> {
+        let mut rest = events.drain(..).map(|ev| {
+            let size = ev.size_bytes();
+            (ev, size)
+        });
+        // The event that did not fit last time round.
+        let mut carry = rest.next();
+        let mut waited = false;
+        while carry.is_some() {
+            let notified = self.inner.not_full.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = self.inner.lock();
+                if st.closed {
+                    return match carry {
+                        Some((ev, _)) => Err(Closed(ev)),
+                        None => Ok(()),
+                    };
+                }
+                // One clock read per call: these events arrived together.
+                let at = Instant::now();
+                let before = st.waiting.len();
+                let mut added = 0;
+                while let Some((mut ev, size)) = carry.take() {
+                    if !self.fits(&st, size) {
+                        if self.inner.cfg.when_full == WhenFull::DropNewest {
+                            ev.ack();
+                            self.inner.dropped.inc();
+                            carry = rest.next();
+                            continue;
+                        }
+                        carry = Some((ev, size));
+                        break;
+                    }
+                    st.events += 1;
+                    st.bytes += size;
+                    added += size;
+                    st.waiting.push_back(Slot {
+                        event: ev,
+                        size,
+                        at,
+                    });
+                    carry = rest.next();
+                }
+                self.inner.stage.add(added);
+                self.inner.publish_gauges(&st);
+                let after = st.waiting.len();
+                drop(st);
+                if after > before && (before == 0 || after >= self.inner.cfg.flush.min_events) {
+                    self.inner.not_empty.notify_one();
+                }
+            }
+            if carry.is_none() {
+                break;
+            }
+            if !waited {
+                waited = true;
+                self.inner.waits.inc();
+            }
+            notified.await;
+        }
+        Ok(())
+    }
+
     async fn pop(&self, max: usize) -> Option<Batch> {
         let max = max.max(1);
         let flush = self.inner.cfg.flush.timeout.0;
@@ -466,5 +531,75 @@ mod tests {
         assert!(q.push(ev(1, 1)).await.is_err());
         assert_eq!(q.pop(10).await.unwrap().events.len(), 1);
         assert!(q.pop(10).await.is_none());
+    }
+
+    fn offsets(b: &Batch) -> Vec<u64> {
+        b.events
+            .iter()
+            .map(|e| e.offset.unwrap_or(u64::MAX))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn push_all_waits_for_room_and_keeps_the_order() {
+        let one = ev(0, 1000).size_bytes();
+        let (q, reg) = queue(1000, (one * 3) as u64, 1);
+        let q2 = q.clone();
+        let pusher = tokio::spawn(async move {
+            let mut all: Vec<Event> = (0..7).map(|i| ev(i, 1000)).collect();
+            let r = q2.push_all(&mut all).await.is_ok();
+            (r, all.len())
+        });
+        let mut got = Vec::new();
+        while got.len() < 7 {
+            let b = q.pop(2).await.unwrap();
+            assert!(q.stats().bytes <= (one * 3) as u64, "over the byte limit");
+            got.extend(offsets(&b));
+        }
+        assert_eq!(got, (0..7).collect::<Vec<u64>>());
+        assert_eq!(pusher.await.unwrap(), (true, 0));
+        assert_eq!(reg.counter(&names::PIPELINE_BLOCKED).get(), 1);
+    }
+
+    #[tokio::test]
+    async fn push_all_with_drop_newest_acks_what_does_not_fit() {
+        let reg = Registry::new();
+        let cfg = MemoryQueueConfig {
+            events: 2,
+            when_full: WhenFull::DropNewest,
+            ..Default::default()
+        };
+        let q = MemoryQueue::new(cfg, &reg, &Budget::new(reg.clone()));
+        let s = AckStream::new();
+        let mut all: Vec<Event> = (0..5u64)
+            .map(|i| {
+                let mut e = ev(i as usize, 1);
+                e.ack = Some(s.token(i));
+                e
+            })
+            .collect();
+        q.push_all(&mut all).await.unwrap();
+        assert!(all.is_empty());
+        assert_eq!(reg.counter(&names::PIPELINE_EVENTS_DROPPED).get(), 3);
+        assert_eq!(q.stats().events, 2);
+        assert_eq!(
+            s.progress().acked,
+            0,
+            "the two queued are not delivered yet"
+        );
+        let mut b = q.pop(10).await.unwrap();
+        skiff_event::ack_all(b.events.iter_mut().filter_map(|e| e.ack.take()));
+        assert_eq!(s.acked_position(), Some(4));
+    }
+
+    #[tokio::test]
+    async fn push_all_into_a_closed_queue_fails_and_keeps_nothing() {
+        let (q, _) = queue(10, 1 << 20, 1);
+        q.close();
+        let mut all: Vec<Event> = (0..3).map(|i| ev(i, 1)).collect();
+        let err = q.push_all(&mut all).await.unwrap_err();
+        assert_eq!(err.0.offset, Some(0));
+        assert!(all.is_empty());
+        assert_eq!(q.stats().events, 0);
     }
 }

@@ -76,6 +76,19 @@ pub trait Queue: Send + Sync + 'static {
     /// Adds an event, waiting while the queue is full (or dropping it, with `drop_newest`).
     async fn push(&self, event: Event) -> Result<(), Closed>;
 
+    /// Adds all of `events` in order (leaving the vector empty), waiting while the queue is
+    /// full. Inputs that read many events at once use it: a queue can then take its lock and
+    /// wake its consumer once per call instead of once per event. When the queue closes, the
+    /// events not yet queued are dropped unacknowledged (so they are read again after a
+    /// restart) and the first of them comes back in the error.
+    async fn push_all(&self, events: &mut Vec<Event>) -> Result<(), Closed> {
+        let mut rest = events.drain(..);
+        for ev in rest.by_ref() {
+            self.push(ev).await?;
+        }
+        Ok(())
+    }
+
     /// Takes up to `max` events, waiting for the first one, then for up to the queue's flush
     /// timeout for more. `None` once the queue is closed and empty.
     async fn pop(&self, max: usize) -> Option<Batch>;

@@ -391,6 +391,62 @@ impl Queue for DiskQueue {
         }
     }
 
+    async fn push_all(&self, events: &mut Vec<Event>) -> Result<(), Closed> {
+        // As `push`, with the writer's lock taken once for as many events as fit.
+        let mut rest = events.drain(..).map(|ev| {
+            let size = ev.size_bytes();
+            (ev, size)
+        });
+        let mut carry = rest.next();
+        let mut waited = false;
+        while carry.is_some() {
+            let notified = self.inner.not_full.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut w = lock(&self.inner.w);
+                if self.inner.closed.load(Ordering::Acquire) || self.inner.stopping() {
+                    return match carry {
+                        Some((ev, _)) => Err(Closed(ev)),
+                        None => Ok(()),
+                    };
+                }
+                let was_empty = w.pending.is_empty();
+                let mut added = 0;
+                while let Some((mut ev, size)) = carry.take() {
+                    if self.room(&w, size) {
+                        w.pending.push((ev, size));
+                        w.pending_bytes += size;
+                        added += size;
+                        carry = rest.next();
+                    } else if self.inner.cfg.when_full == WhenFull::DropNewest && w.blocked {
+                        ev.ack();
+                        self.inner.m.dropped.inc();
+                        carry = rest.next();
+                    } else {
+                        carry = Some((ev, size));
+                        break;
+                    }
+                }
+                self.inner.write_stage.add(added);
+                let wake = was_empty && !w.pending.is_empty();
+                drop(w);
+                if wake {
+                    self.inner.w_cv.notify_one();
+                }
+            }
+            if carry.is_none() {
+                break;
+            }
+            if !waited {
+                waited = true;
+                self.inner.m.blocked.inc();
+            }
+            notified.await;
+        }
+        Ok(())
+    }
+
     async fn pop(&self, max: usize) -> Option<Batch> {
         let max = max.max(1);
         loop {
