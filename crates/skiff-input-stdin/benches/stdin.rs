@@ -12,10 +12,7 @@ use skiff_event::Map;
 use skiff_input_stdin::Stdin;
 use skiff_metrics::Registry;
 use skiff_pipeline::queue::memory::{MemoryQueue, MemoryQueueConfig};
-use skiff_pipeline::{
-    AgentInfo, Budget, BuildContext, InputCommon, InputContext, Paths, Publisher, Queue,
-    StatusBoard,
-};
+use skiff_pipeline::{BuildContext, InputContext, Publisher, Queue};
 use tokio_util::sync::CancellationToken;
 
 const LINE: usize = 256;
@@ -42,21 +39,7 @@ fn data() -> Vec<u8> {
 }
 
 fn ctx() -> BuildContext {
-    let metrics = Registry::new();
-    BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: "a".into(),
-            hostname: "h".into(),
-            id: "id".into(),
-            ephemeral_id: "eid".into(),
-            version: "0.1.0".into(),
-        }),
-        paths: Paths::default(),
-        budget: Budget::new(metrics.clone()),
-        metrics,
-        status: StatusBoard::default(),
-        global: InputCommon::default(),
-    }
+    BuildContext::standalone("h", "0.1.0", &Registry::new())
 }
 
 async fn once(bytes: &[u8]) -> u64 {

@@ -11,10 +11,7 @@ use skiff_event::Map;
 use skiff_input_stdin::Stdin;
 use skiff_metrics::Registry;
 use skiff_pipeline::queue::memory::{MemoryQueue, MemoryQueueConfig};
-use skiff_pipeline::{
-    AgentInfo, Budget, BuildContext, InputCommon, InputContext, Paths, Publisher, Queue,
-    StatusBoard,
-};
+use skiff_pipeline::{BuildContext, InputContext, Publisher, Queue};
 use tokio_util::sync::CancellationToken;
 
 fn main() {
@@ -24,20 +21,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let metrics = Registry::new();
-        let ctx = BuildContext {
-            agent: Arc::new(AgentInfo {
-                name: "a".into(),
-                hostname: "h".into(),
-                id: "id".into(),
-                ephemeral_id: "eid".into(),
-                version: "0.1.0".into(),
-            }),
-            paths: Paths::default(),
-            budget: Budget::new(metrics.clone()),
-            metrics,
-            status: StatusBoard::default(),
-            global: InputCommon::default(),
-        };
+        let ctx = BuildContext::standalone("h", "0.1.0", &metrics);
         let q = Arc::new(MemoryQueue::new(
             MemoryQueueConfig::default(),
             &ctx.metrics,

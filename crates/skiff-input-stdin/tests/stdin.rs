@@ -9,28 +9,11 @@ use skiff_event::{Event, Map};
 use skiff_input_stdin::{Stats, Stdin};
 use skiff_metrics::Registry;
 use skiff_pipeline::queue::memory::{MemoryQueue, MemoryQueueConfig};
-use skiff_pipeline::{
-    AgentInfo, Budget, BuildContext, InputCommon, InputContext, Paths, Publisher, Queue,
-    StatusBoard,
-};
+use skiff_pipeline::{BuildContext, InputContext, Publisher, Queue};
 use tokio_util::sync::CancellationToken;
 
 fn build_ctx() -> BuildContext {
-    let metrics = Registry::new();
-    BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: "a".into(),
-            hostname: "h".into(),
-            id: "id".into(),
-            ephemeral_id: "eid".into(),
-            version: "0.1.0".into(),
-        }),
-        paths: Paths::default(),
-        budget: Budget::new(metrics.clone()),
-        metrics,
-        status: StatusBoard::default(),
-        global: InputCommon::default(),
-    }
+    BuildContext::standalone("h", "0.1.0", &Registry::new())
 }
 
 fn input(yaml: &str) -> Stdin {

@@ -14,28 +14,14 @@ use skiff_event::{AckStream, Event};
 use skiff_metrics::{Registry, names};
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
 use skiff_pipeline::{
-    AgentInfo, Budget, BuildContext, InputCommon, InputContext, Outcome, Output, OutputSet,
-    OutputSettings, Paths, Publisher, Queue, StatusBoard,
+    Budget, BuildContext, InputCommon, InputContext, Outcome, Output, OutputSet, OutputSettings,
+    Publisher, Queue,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 fn ctx(name: &str) -> BuildContext {
-    let metrics = Registry::new();
-    BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: name.into(),
-            hostname: name.into(),
-            id: "id".into(),
-            ephemeral_id: "eph".into(),
-            version: "9.9.9".into(),
-        }),
-        paths: Paths::default(),
-        budget: Budget::new(metrics.clone()),
-        metrics,
-        status: StatusBoard::default(),
-        global: InputCommon::default(),
-    }
+    BuildContext::standalone(name, "9.9.9", &Registry::new())
 }
 
 fn queue(reg: &Registry) -> Arc<dyn Queue> {

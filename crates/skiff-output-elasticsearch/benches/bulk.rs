@@ -21,7 +21,7 @@ use serde_json::json;
 use skiff_event::{AckStream, Event, Map};
 use skiff_metrics::Registry;
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
-use skiff_pipeline::{AgentInfo, Budget, BuildContext, InputCommon, Paths, Queue, StatusBoard};
+use skiff_pipeline::{Budget, BuildContext, Queue};
 
 fn shared() -> Arc<Map> {
     let v = json!({
@@ -78,7 +78,7 @@ fn encode_only(n: usize) {
     let cfg: skiff_output_elasticsearch::EsConfig = node.deserialize().unwrap();
     let mut routing = skiff_output_elasticsearch::select::Routing::new(&cfg, &node).unwrap();
     let mut body = skiff_output_elasticsearch::bulk::Body::default();
-    let mut cache = skiff_output_local::fastjson::SharedCache::default();
+    let mut cache = skiff_event::fastjson::SharedCache::default();
     let mut wire = Vec::new();
     let (mut ndjson, mut gz) = (0u64, 0u64);
     let cpu0 = cpu_seconds();
@@ -146,20 +146,7 @@ async fn end_to_end(n: usize, workers: usize) {
         .to_owned();
 
     let reg = Registry::new();
-    let ctx = BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: "bench".into(),
-            hostname: "web-01".into(),
-            id: "id".into(),
-            ephemeral_id: "eid".into(),
-            version: "8.15.0".into(),
-        }),
-        paths: Paths::default(),
-        metrics: reg.clone(),
-        budget: Budget::new(reg.clone()),
-        status: StatusBoard::default(),
-        global: InputCommon::default(),
-    };
+    let ctx = BuildContext::standalone("bench", "8.15.0", &reg);
     let yaml =
         format!("hosts: [\"{url}\"]\nindex: bench\ncompression_level: 1\nworker: {workers}\n");
     let node = skiff_config::parse_str(&yaml, None).unwrap();

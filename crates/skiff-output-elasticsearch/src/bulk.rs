@@ -10,8 +10,8 @@ use std::ops::Range;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use skiff_event::fastjson::{self, SharedCache};
 use skiff_event::{Event, json};
-use skiff_output_local::fastjson::{self, SharedCache};
 
 use crate::select::Routing;
 

@@ -60,7 +60,7 @@ pub struct EsClient {
     pub(crate) write_bytes: Counter,
     pub(crate) read_errors: Counter,
     pub(crate) body: Body,
-    pub(crate) shared_json: skiff_output_local::fastjson::SharedCache,
+    pub(crate) shared_json: skiff_event::fastjson::SharedCache,
     pub(crate) wire: Vec<u8>,
 }
 

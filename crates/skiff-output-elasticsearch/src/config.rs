@@ -115,12 +115,13 @@ pub struct RuleConfig {
     /// mappings: the rendered name is looked up here and replaced by the value. Default none.
     #[serde(default)]
     pub mappings: BTreeMap<String, String>,
-    /// default: used with `mappings` when the rendered name has no mapping. Default none (the
-    /// rule does not apply).
+    /// default: used when the rendered name has no mapping, or cannot be rendered (a field is
+    /// missing). Default none (the rule does not apply).
     #[serde(default)]
     pub default: Option<String>,
     /// when: the condition (`equals`, `contains`, `regexp`, `has_fields`, `range`, `and`, `or`,
-    /// `not`). Default: always.
+    /// `not`), as for processors. Default: always. Compiled from the configuration node by
+    /// [`crate::select::Routing::new`], so that its errors carry their key path.
     #[serde(default)]
     pub when: Option<serde_json::Value>,
 }

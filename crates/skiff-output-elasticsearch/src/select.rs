@@ -4,24 +4,19 @@
 //! is, `@metadata.alias`, `@metadata.index` (plus `-<version>-<date>`), then the first
 //! matching `indices` rule, then `index`. Pipelines: `@metadata.pipeline`, `pipelines` rules,
 //! `pipeline`. Names are lower-cased, as Elasticsearch requires.
+//!
+//! The rules themselves (`{index|pipeline, mappings, default, when}`) are
+//! [`skiff_processors::select`]'s, shared with the Redis `keys` and Kafka `topics`, so a rule
+//! and its `when` mean the same thing in every output.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use skiff_config::{ConfigError, ConfigErrors, Node};
 use skiff_event::Event;
 use skiff_event::template::Template;
+use skiff_processors::select::{Rule, first_match, when_at};
 
-use crate::condition::Condition;
 use crate::config::{DEFAULT_INDEX, EsConfig, RuleConfig};
-
-/// One `indices` / `pipelines` rule.
-#[derive(Clone, Debug)]
-struct Rule {
-    name: Template,
-    mappings: BTreeMap<String, String>,
-    default: Option<String>,
-    when: Option<Condition>,
-}
 
 /// An ordered list of rules and a fallback format string.
 #[derive(Clone, Debug, Default)]
@@ -32,23 +27,8 @@ struct Selector {
 
 impl Selector {
     fn select(&self, ev: &Event) -> Result<Option<String>, String> {
-        for r in &self.rules {
-            if r.when.as_ref().is_some_and(|c| !c.matches(ev)) {
-                continue;
-            }
-            // A rule whose fields are missing does not apply (as in libbeat).
-            let Ok(name) = r.name.render(ev) else {
-                continue;
-            };
-            if r.mappings.is_empty() {
-                return Ok(Some(name));
-            }
-            if let Some(m) = r.mappings.get(&name) {
-                return Ok(Some(m.clone()));
-            }
-            if let Some(d) = &r.default {
-                return Ok(Some(d.clone()));
-            }
+        if let Some(name) = first_match(&self.rules, ev) {
+            return Ok(Some(name));
         }
         match &self.fallback {
             None => Ok(None),
@@ -103,22 +83,17 @@ fn rules(list: &[RuleConfig], key: &str, node: &Node, errors: &mut Vec<ConfigErr
                 continue;
             }
         };
-        let when = match &r.when {
-            None => None,
-            Some(v) => match Condition::parse(v) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    errors.push(err(i, format!("when: {e}")));
-                    continue;
-                }
-            },
+        // The condition is compiled from its node, so its errors name their own key path
+        // (`indices.1.when.equals.x`).
+        let rule_node = node.get(key).and_then(|l| l.items().get(i));
+        let when = match rule_node.map(when_at).transpose() {
+            Ok(w) => w.flatten(),
+            Err(e) => {
+                errors.extend(e);
+                continue;
+            }
         };
-        out.push(Rule {
-            name,
-            mappings: r.mappings.clone(),
-            default: r.default.clone(),
-            when,
-        });
+        out.push(Rule::new(name, r.mappings.clone(), r.default.clone(), when));
     }
     out
 }
@@ -273,15 +248,62 @@ mod tests {
         assert!(err.contains("fields.env"), "{err}");
     }
 
+    fn routing_errors(yaml: &str) -> ConfigErrors {
+        let node = skiff_config::parse_str(yaml, None).unwrap();
+        let cfg: EsConfig = node.deserialize().unwrap();
+        Routing::new(&cfg, &node).unwrap_err()
+    }
+
     #[test]
     fn bad_rules_are_configuration_errors() {
-        let node = skiff_config::parse_str(
-            "hosts: [x]\nindices:\n  - index: \"a-%{[x\"\n  - when.equals.x: 1\n",
-            None,
-        )
-        .unwrap();
-        let cfg: EsConfig = node.deserialize().unwrap();
-        let errs = Routing::new(&cfg, &node).unwrap_err();
+        let errs =
+            routing_errors("hosts: [x]\nindices:\n  - index: \"a-%{[x\"\n  - when.equals.x: 1\n");
         assert_eq!(errs.len(), 2, "{errs}");
+    }
+
+    #[test]
+    fn a_bad_when_is_reported_at_its_key_path() {
+        let errs = routing_errors(
+            "hosts: [x]\nindices:\n  - index: a\n  - index: b\n    when.regexp.message: '('\n",
+        )
+        .to_string();
+        assert!(errs.contains("indices.1.when.regexp.message"), "{errs}");
+        assert!(errs.contains("invalid regular expression"), "{errs}");
+    }
+
+    #[test]
+    fn rules_pick_mapped_names_and_defaults() {
+        let mut r = routing(
+            r#"
+hosts: [x]
+index: fallback
+indices:
+  - index: "%{[fields.kind]}"
+    mappings: {web: web-logs}
+    default: other-logs
+    when.has_fields: [fields.kind]
+  - index: "app-%{[fields.app]}"
+    default: no-app
+    when.equals.fields.env: prod
+pipelines:
+  - pipeline: errors
+    when.contains.message: ERR
+"#,
+        );
+        let mut e = ev();
+        e.insert("fields.kind", json!("web"));
+        assert_eq!(r.target(&e).unwrap().index, "web-logs");
+        e.insert("fields.kind", json!("db"));
+        assert_eq!(r.target(&e).unwrap().index, "other-logs");
+        let mut e = ev();
+        e.insert("fields.env", json!("prod"));
+        assert_eq!(r.target(&e).unwrap().index, "no-app");
+        e.insert("fields.app", json!("Shop"));
+        assert_eq!(r.target(&e).unwrap().index, "app-shop");
+        assert_eq!(r.target(&ev()).unwrap().index, "fallback");
+        let mut e = Event::new(Arc::new(Default::default()), "an ERR".into());
+        assert_eq!(r.target(&e).unwrap().pipeline.as_deref(), Some("errors"));
+        e.message = Some("fine".into());
+        assert_eq!(r.target(&e).unwrap().pipeline, None);
     }
 }

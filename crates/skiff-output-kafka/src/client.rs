@@ -17,7 +17,7 @@ use skiff_metrics::Counter;
 use skiff_pipeline::{Outcome, Output};
 
 use crate::partition::Partitioner;
-use crate::select::Selector;
+use skiff_processors::select::Selector;
 
 /// Sends librdkafka's own log lines and errors to `tracing`.
 pub struct TracingContext;

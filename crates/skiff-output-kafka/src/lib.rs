@@ -2,7 +2,7 @@
 //!
 //! Where it sits: the output end of the pipeline. The [worker](skiff_pipeline::worker) hands a
 //! client a batch; the client picks each event's topic (`topic` template, `topics` rules with
-//! `when`), key (`key` template) and partition (`partition.random|round_robin|hash`, placed as
+//! `when`, see [`skiff_processors::select`]), key (`key` template) and partition (`partition.random|round_robin|hash`, placed as
 //! Beats/Sarama place them, see [`partition`]), encodes it as ECS JSON with `@metadata` (as
 //! Beats' JSON codec does), hands it to librdkafka, then waits for **every event's delivery
 //! report** before returning:
@@ -36,8 +36,6 @@
 pub mod client;
 pub mod config;
 pub mod partition;
-#[path = "../../skiff-output-redis/src/select.rs"]
-pub mod select;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,7 +50,7 @@ use skiff_pipeline::{BuildContext, Output, OutputPlugin, OutputSet, OutputSettin
 use client::{KafkaClient, Producer, TracingContext};
 use config::KafkaConfig;
 use partition::Partitioner;
-use select::{Selector, template_at};
+use skiff_processors::select::{Selector, template_at};
 
 /// The `output.kafka` plugin.
 pub static PLUGIN: OutputPlugin = OutputPlugin {

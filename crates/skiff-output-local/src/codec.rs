@@ -12,9 +12,8 @@
 use serde::Deserialize;
 use skiff_config::{ConfigError, Node};
 use skiff_event::Event;
+use skiff_event::fastjson::{self, SharedCache};
 use skiff_event::template::Template;
-
-use crate::fastjson::{self, SharedCache};
 
 /// `codec.*`: at most one of `json` and `format`.
 #[derive(Clone, Debug, Default, Deserialize)]

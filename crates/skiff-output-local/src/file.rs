@@ -301,26 +301,12 @@ mod tests {
     use super::*;
     use serde_json::json;
     use skiff_metrics::Registry;
-    use skiff_pipeline::{AgentInfo, Budget, InputCommon, Paths, StatusBoard};
+
     use std::os::unix::fs::PermissionsExt;
     use std::sync::Arc;
 
     fn ctx() -> BuildContext {
-        let metrics = Registry::new();
-        BuildContext {
-            agent: Arc::new(AgentInfo {
-                name: "a".into(),
-                hostname: "h".into(),
-                id: "id".into(),
-                ephemeral_id: "eid".into(),
-                version: "0.1.0".into(),
-            }),
-            paths: Paths::default(),
-            budget: Budget::new(metrics.clone()),
-            metrics,
-            status: StatusBoard::default(),
-            global: InputCommon::default(),
-        }
+        BuildContext::standalone("h", "0.1.0", &Registry::new())
     }
 
     fn node(yaml: &str) -> Node {

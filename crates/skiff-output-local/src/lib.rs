@@ -15,7 +15,6 @@
 pub mod codec;
 pub mod console;
 pub mod discard;
-pub mod fastjson;
 pub mod file;
 mod rotate;
 

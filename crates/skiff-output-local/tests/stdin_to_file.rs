@@ -9,32 +9,14 @@ use skiff_config::Node;
 use skiff_input_stdin::Stdin;
 use skiff_metrics::{Registry, names};
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
-use skiff_pipeline::{
-    AgentInfo, Budget, BuildContext, InputCommon, InputContext, Publisher, Queue, StatusBoard,
-    worker,
-};
+use skiff_pipeline::{BuildContext, InputCommon, InputContext, Publisher, Queue, worker};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 fn ctx(data: &std::path::Path) -> BuildContext {
-    let metrics = Registry::new();
-    BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: "agent-1".into(),
-            hostname: "host-1".into(),
-            id: "id-1".into(),
-            ephemeral_id: "eph-1".into(),
-            version: "0.1.0".into(),
-        }),
-        paths: skiff_pipeline::Paths {
-            data: data.to_owned(),
-            ..Default::default()
-        },
-        budget: Budget::new(metrics.clone()),
-        metrics,
-        status: StatusBoard::default(),
-        global: InputCommon::default(),
-    }
+    let mut ctx = BuildContext::standalone("host-1", "0.1.0", &Registry::new());
+    ctx.paths.data = data.to_owned();
+    ctx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +100,7 @@ async fn every_line_once_in_order_with_ecs_fields() {
             assert_eq!(v["message"], want.as_str());
             assert_eq!(v["input"]["type"], "stdin");
             assert_eq!(v["agent"]["type"], "filebeat");
-            assert_eq!(v["agent"]["id"], "id-1");
+            assert_eq!(v["agent"]["id"], "host-1-id");
             assert_eq!(v["host"]["name"], "host-1");
             assert_eq!(v["ecs"]["version"], "8.0.0");
             assert_eq!(v["tags"], serde_json::json!(["piped"]));

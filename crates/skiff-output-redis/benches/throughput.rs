@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use skiff_event::{Event, Map, Value};
 use skiff_metrics::Registry;
-use skiff_pipeline::{AgentInfo, Budget, BuildContext};
+use skiff_pipeline::BuildContext;
 
 fn main() {
     let n: usize = std::env::var("EVENTS")
@@ -47,20 +47,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let reg = Registry::new();
-    let ctx = BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: "b".into(),
-            hostname: "h".into(),
-            id: "i".into(),
-            ephemeral_id: "e".into(),
-            version: "0".into(),
-        }),
-        paths: Default::default(),
-        metrics: reg.clone(),
-        budget: Budget::new(reg.clone()),
-        status: Default::default(),
-        global: Default::default(),
-    };
+    let ctx = BuildContext::standalone("b", "0", &reg);
     let node = skiff_config::parse_str(
         &format!("hosts: ['127.0.0.1:{port}']\nkey: bench\nworker: {workers}"),
         None,

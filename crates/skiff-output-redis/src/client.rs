@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 
 use crate::config::{DataType, Host};
 use crate::resp::{self, Conn, Reply};
-use crate::select::Selector;
+use skiff_processors::select::Selector;
 
 /// How to reach and log in to one server.
 #[derive(Clone, Debug)]

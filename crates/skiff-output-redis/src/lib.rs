@@ -3,7 +3,7 @@
 //!
 //! Where it sits: the output end of the pipeline. The [worker](skiff_pipeline::worker) hands a
 //! client a batch; the client routes each event to a key (`key` template, `keys` rules with
-//! `when`), encodes it as ECS JSON with `@metadata` (as Beats' JSON codec does, so Logstash's
+//! `when`, see [`skiff_processors::select`]), encodes it as ECS JSON with `@metadata` (as Beats' JSON codec does, so Logstash's
 //! `redis` input sees `[@metadata][beat]`), and sends the whole batch in one pipelined round
 //! trip:
 //!
@@ -34,7 +34,6 @@
 pub mod client;
 pub mod config;
 pub mod resp;
-pub mod select;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,7 +45,7 @@ use skiff_pipeline::{BuildContext, Output, OutputPlugin, OutputSet, OutputSettin
 use client::{RedisClient, Target};
 use config::{DataType, RedisConfig};
 use resp::Reply;
-use select::Selector;
+use skiff_processors::select::Selector;
 
 /// The `output.redis` plugin.
 pub static PLUGIN: OutputPlugin = OutputPlugin {

@@ -11,7 +11,7 @@ use skiff_event::{AckStream, Event, Map, Value};
 use skiff_metrics::Registry;
 use skiff_output_redis::resp::{Conn, Reply};
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
-use skiff_pipeline::{AgentInfo, Budget, BuildContext, OutputSet, Queue};
+use skiff_pipeline::{Budget, BuildContext, OutputSet, Queue};
 use tokio::net::TcpStream;
 
 /// A redis-server of our own, killed on drop.
@@ -159,20 +159,7 @@ impl Drop for Server {
 }
 
 fn ctx(reg: &Registry) -> BuildContext {
-    BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: "t".into(),
-            hostname: "h".into(),
-            id: "id".into(),
-            ephemeral_id: "eid".into(),
-            version: "9.9.9".into(),
-        }),
-        paths: Default::default(),
-        metrics: reg.clone(),
-        budget: Budget::new(reg.clone()),
-        status: Default::default(),
-        global: Default::default(),
-    }
+    BuildContext::standalone("t", "9.9.9", reg)
 }
 
 fn build(yaml: &str) -> OutputSet {

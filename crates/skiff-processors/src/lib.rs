@@ -24,13 +24,15 @@
 //! and never drops an event by accident. Processors change only the event's own fields: fields
 //! shared by every event of a source are copied on write, never changed for the others.
 //!
-//! The binary calls [`build_list`] for every `processors` list; [`condition::Condition`] is
-//! public for outputs' routing rules (`indices`, `topics`, `keys`).
+//! The binary calls [`build_list`] for every `processors` list. [`condition::Condition`] and
+//! [`select`] serve the outputs' routing rules (`indices`, `pipelines`, `topics`, `keys`), so a
+//! `when` means the same thing wherever it is written.
 
 pub mod condition;
 pub mod decode_json;
 pub mod fields;
 pub mod metadata;
+pub mod select;
 
 use std::sync::Arc;
 
@@ -229,24 +231,9 @@ pub(crate) mod testing {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use skiff_metrics::Registry;
-    use skiff_pipeline::{AgentInfo, Budget, InputCommon, Paths, StatusBoard};
 
     pub fn ctx() -> BuildContext {
-        let metrics = Registry::new();
-        BuildContext {
-            agent: Arc::new(AgentInfo {
-                name: "a".into(),
-                hostname: "myhost".into(),
-                id: "id".into(),
-                ephemeral_id: "eid".into(),
-                version: "0.1.0".into(),
-            }),
-            paths: Paths::default(),
-            budget: Budget::new(metrics.clone()),
-            metrics,
-            status: StatusBoard::default(),
-            global: InputCommon::default(),
-        }
+        BuildContext::standalone("myhost", "0.1.0", &Registry::new())
     }
 
     /// Builds the `processors` list in `yaml`.

@@ -13,9 +13,7 @@ use skiff_event::{AckStream, Event, Map};
 use skiff_metrics::Registry;
 use skiff_pipeline::dead_letter::DeadLetter;
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
-use skiff_pipeline::{
-    AgentInfo, Budget, BuildContext, InputCommon, OutputSet, Paths, Queue, StatusBoard,
-};
+use skiff_pipeline::{Budget, BuildContext, OutputSet, Queue};
 
 pub const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -131,20 +129,7 @@ pub fn numbers(docs: &[Value]) -> Vec<u64> {
 }
 
 pub fn ctx(reg: &Registry) -> BuildContext {
-    BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: "test".into(),
-            hostname: "test-host".into(),
-            id: "id".into(),
-            ephemeral_id: "eid".into(),
-            version: "8.15.0".into(),
-        }),
-        paths: Paths::default(),
-        metrics: reg.clone(),
-        budget: Budget::new(reg.clone()),
-        status: StatusBoard::default(),
-        global: InputCommon::default(),
-    }
+    BuildContext::standalone("test", "8.15.0", reg)
 }
 
 pub fn build(yaml: &str, reg: &Registry) -> OutputSet {

@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use skiff_event::{Event, Map, Value};
 use skiff_metrics::Registry;
-use skiff_pipeline::{AgentInfo, Budget, BuildContext, OutputSet};
+use skiff_pipeline::{BuildContext, OutputSet};
 
 /// Where `tansu` is: on PATH or in ~/.cargo/bin (see scripts/ensure-tansu.sh).
 pub fn tansu_binary() -> Option<PathBuf> {
@@ -249,20 +249,7 @@ pub struct Record {
 }
 
 pub fn ctx(reg: &Registry) -> BuildContext {
-    BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: "t".into(),
-            hostname: "h".into(),
-            id: "id".into(),
-            ephemeral_id: "eid".into(),
-            version: "9.9.9".into(),
-        }),
-        paths: Default::default(),
-        metrics: reg.clone(),
-        budget: Budget::new(reg.clone()),
-        status: Default::default(),
-        global: Default::default(),
-    }
+    BuildContext::standalone("t", "9.9.9", reg)
 }
 
 pub fn build(yaml: &str) -> OutputSet {

@@ -6,24 +6,10 @@ use std::sync::Arc;
 use skiff_config::{ConfigErrors, Node};
 use skiff_event::{Event, Map};
 use skiff_parsers::{Message, Parser, ParserChain};
-use skiff_pipeline::{AgentInfo, Budget, BuildContext, InputCommon, Paths, StatusBoard};
+use skiff_pipeline::BuildContext;
 
 pub fn ctx() -> BuildContext {
-    let metrics = skiff_metrics::Registry::new();
-    BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: "t".into(),
-            hostname: "t".into(),
-            id: "id".into(),
-            ephemeral_id: "eid".into(),
-            version: "0.0.0".into(),
-        }),
-        paths: Paths::default(),
-        metrics: metrics.clone(),
-        budget: Budget::new(metrics),
-        status: StatusBoard::default(),
-        global: InputCommon::default(),
-    }
+    BuildContext::standalone("t", "0.0.0", &skiff_metrics::Registry::new())
 }
 
 /// Parses a filebeat.yml with one input and returns its `parsers` node (kept alive by the root).
