@@ -6,30 +6,13 @@
 //!     SKIFF_BENCH_MB=1024 cargo bench -p skiff-input-file --bench pipeline
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use skiff_event::Event;
-use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
-use skiff_pipeline::{
-    AgentInfo, Budget, BuildContext, InputCommon, InputContext, Outcome, Output, OutputSet,
-    OutputSettings, Paths, Publisher, Queue, StatusBoard,
-};
-
-struct Discard;
-
-#[async_trait]
-impl Output for Discard {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
-        std::hint::black_box(events.len());
-        Ok(Outcome::delivered())
-    }
-    fn describe(&self) -> String {
-        "discard".into()
-    }
-}
+use skiff_pipeline::OutputSettings;
+use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueueConfig};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -72,36 +55,15 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let metrics = skiff_metrics::Registry::new();
-        let ctx = BuildContext {
-            agent: Arc::new(AgentInfo {
-                name: "b".into(),
-                hostname: "b".into(),
-                id: "id".into(),
-                ephemeral_id: "e".into(),
-                version: "0".into(),
-            }),
-            paths: Paths {
-                data: dir.path().join("data"),
-                ..Paths::default()
-            },
-            metrics: metrics.clone(),
-            budget: Budget::new(metrics.clone()),
-            status: StatusBoard::default(),
-            global: InputCommon::default(),
-        };
         let yaml = format!(
             "paths: [\"{}/*.log\"]\nbuffer_size: 64KiB\n",
             logs.display()
         );
-        let node = skiff_config::parse_str(&yaml, None).unwrap();
-        let common = InputCommon {
-            kind: "filestream".into(),
-            id: Some("bench".into()),
-            ..InputCommon::default()
-        };
-        let input = (skiff_input_file::FILESTREAM.build)(&node, &common, &ctx).unwrap();
-        let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new(
+        let start = Instant::now();
+        let run = common::start(
+            &dir.path().join("data"),
+            "bench",
+            &yaml,
             MemoryQueueConfig {
                 events: 8192,
                 flush: FlushConfig {
@@ -110,47 +72,20 @@ fn main() {
                 },
                 ..MemoryQueueConfig::default()
             },
-            &metrics,
-            &ctx.budget,
-        ));
-        let mut workers = tokio::task::JoinSet::new();
-        skiff_pipeline::worker::spawn(
-            &mut workers,
-            queue.clone(),
-            OutputSet {
-                clients: vec![Box::new(Discard)],
-                settings: OutputSettings {
-                    bulk_max_size: 2048,
-                    ..OutputSettings::default()
-                },
+            OutputSettings {
+                bulk_max_size: 2048,
+                ..OutputSettings::default()
             },
-            None,
-            &metrics,
         );
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let ictx = InputContext {
-            id: "bench".into(),
-            publisher: Publisher::new(queue.clone(), Vec::new(), &metrics),
-            shutdown: cancel.clone(),
-            build: ctx.clone(),
-            shared: Arc::new(ctx.shared_fields(&common, "filestream", "filebeat")),
-        };
-        let start = Instant::now();
-        let h = tokio::spawn(async move { input.run(ictx).await });
         loop {
             tokio::time::sleep(Duration::from_millis(5)).await;
-            let acked = metrics
-                .value(&skiff_metrics::names::OUTPUT_EVENTS_ACKED)
-                .unwrap_or(0.0);
+            let acked = run.metric(&skiff_metrics::names::OUTPUT_EVENTS_ACKED);
             if acked as u64 >= size / 256 {
                 break;
             }
         }
         let secs = start.elapsed().as_secs_f64();
-        cancel.cancel();
-        h.await.unwrap().unwrap();
-        queue.close();
-        while workers.join_next().await.is_some() {}
+        run.stop().await;
         println!(
             "file -> queue -> discard, one thread: {} MiB of 256-byte lines in {:.2}s = {:.0} MB/s, {:.2} M events/s",
             mb,

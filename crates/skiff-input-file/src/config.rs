@@ -79,6 +79,10 @@ pub struct FilestreamConfig {
     /// `delete.*`.
     #[serde(default)]
     pub delete: DeleteConfig,
+    /// `registry.*` (skiff's own, per input; `filebeat.registry.flush` sets the default of every
+    /// file input): how the acknowledged offsets are saved.
+    #[serde(default)]
+    pub registry: RegistryConfig,
     /// `backoff.*`: how often a reader at the end of a file looks for more when no change
     /// notification arrives.
     #[serde(default)]
@@ -248,6 +252,27 @@ impl Default for DeleteConfig {
     }
 }
 
+/// `registry.*`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `flush`: the longest an acknowledged offset waits before it is written and fsynced.
+    /// Everything acknowledged in that time is saved by one write and one fsync, whatever the
+    /// number of files; nothing is written while nothing moves. A crash repeats about this long
+    /// of acknowledged lines. Default 100ms; `0` (Filebeat's "after every batch") means as soon
+    /// as possible, which is every 10ms.
+    #[serde(default = "default_registry_flush")]
+    pub flush: ConfDuration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            flush: default_registry_flush(),
+        }
+    }
+}
+
 /// `backoff.*`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -304,6 +329,9 @@ fn default_backoff_init() -> ConfDuration {
 }
 fn default_backoff_max() -> ConfDuration {
     secs(10)
+}
+fn default_registry_flush() -> ConfDuration {
+    ConfDuration(Duration::from_millis(100))
 }
 fn default_line_flush() -> ConfDuration {
     secs(5)

@@ -11,12 +11,12 @@
 //! change notification or the backoff.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use regex::RegexSet;
 use skiff_config::Node;
-use skiff_event::{AckStream, Event, Map, Value};
+use skiff_event::{AckStream, Event, Map, Timestamp, Value};
 use skiff_metrics::Counter;
 use skiff_parsers::{Message, Parser, ParserChain};
 use skiff_pipeline::budget::Stage;
@@ -82,6 +82,13 @@ pub(crate) struct Ctx {
     pub bytes: Counter,
     pub truncated: Counter,
     pub input_id: Arc<str>,
+    /// Set by the prospector while change notifications cover every watched directory. Idle
+    /// readers then wait for a notification (or the prospector's scan, which wakes a reader
+    /// whose file changed size) instead of polling on `backoff.*`: ten thousand idle files
+    /// cost no timer wake-ups.
+    pub notified: Arc<AtomicBool>,
+    /// Signalled when files start waiting for a reader slot (`harvester_limit`).
+    pub slot_wanted: tokio::sync::Notify,
 }
 
 fn decode(bytes: &[u8], enc: &'static encoding_rs::Encoding) -> String {
@@ -121,18 +128,37 @@ struct Session<'a> {
     file: &'a Arc<FileShared>,
     stream: Arc<AckStream>,
     chain: ParserChain,
-    shared: Arc<Map>,
+    /// The shared fields of this file's events; `None` while the file is idle (rebuilt at the
+    /// next line): with thousands of idle files, a copy of the input's fields per file was
+    /// most of their memory.
+    shared: Option<Arc<Map>>,
     version: u64,
     out: Vec<Message>,
+    /// Events waiting to be published together, read at `batch_at`, `batch_bytes` of text.
+    batch: Vec<Event>,
+    batch_at: Timestamp,
+    batch_bytes: usize,
     accounted: usize,
 }
 
+/// At most this many events wait in a reader's batch before it is published.
+const BATCH_EVENTS: usize = 256;
+/// At most about this many bytes of messages wait in a reader's batch (one line more at worst).
+const BATCH_BYTES: usize = 64 << 10;
+
 impl Session<'_> {
-    fn refresh_shared(&mut self) {
+    /// The shared fields for the next event, rebuilt if the file's path or fingerprint changed
+    /// or the file was idle.
+    fn shared(&mut self) -> Arc<Map> {
         let v = self.file.version.load(Ordering::Acquire);
-        if v != self.version {
-            self.version = v;
-            self.shared = file_shared(&self.ctx.base_shared, self.file);
+        match &self.shared {
+            Some(shared) if v == self.version => shared.clone(),
+            _ => {
+                self.version = v;
+                let shared = file_shared(&self.ctx.base_shared, self.file);
+                self.shared = Some(shared.clone());
+                shared
+            }
         }
     }
 
@@ -149,15 +175,16 @@ impl Session<'_> {
         m
     }
 
-    /// Publishes everything in `self.out`. `false` when skiff is stopping.
-    async fn publish_out(&mut self) -> bool {
+    /// Turns everything in `self.out` into events and publishes them, in batches of up to
+    /// [`BATCH_EVENTS`] events or [`BATCH_BYTES`] bytes, or at once with `now` (the end of the
+    /// file for now, or the reader closing: nothing may wait). `false` when skiff is stopping.
+    ///
+    /// Publishing a batch rather than each event takes the clock, the queue's lock and its
+    /// consumer's wake-up once per batch; the bytes held meanwhile are bounded by the limits.
+    async fn publish_out(&mut self, now: bool) -> bool {
         let s = &self.ctx.settings;
         let mut out = std::mem::take(&mut self.out);
-        let mut ok = true;
         for msg in out.drain(..) {
-            if !ok {
-                break;
-            }
             let end = msg.end;
             let keep = !msg.is_empty()
                 && s.include.as_ref().is_none_or(|r| r.is_match(&msg.text))
@@ -167,21 +194,35 @@ impl Session<'_> {
                 self.stream.token(end).ack();
                 continue;
             }
-            let mut ev = Event::new(self.shared.clone(), String::new());
+            if self.batch.is_empty() {
+                self.batch_at = Timestamp::now();
+            }
+            self.batch_bytes += msg.text.len();
+            let mut ev = Event::new_at(self.batch_at, self.shared(), String::new());
             skiff_parsers::apply_to_event(msg, &mut ev);
             ev.ack = Some(self.stream.token(end));
-            self.ctx.events.inc();
-            tokio::select! {
-                biased;
-                r = self.ctx.publisher.publish(ev) => ok = r.is_ok(),
-                _ = self.ctx.cancel.cancelled() => ok = false,
-            }
+            self.batch.push(ev);
         }
         self.out = out;
+        let full = self.batch.len() >= BATCH_EVENTS || self.batch_bytes >= BATCH_BYTES;
+        if self.batch.is_empty() || !(now || full) {
+            return true;
+        }
+        self.ctx.events.add(self.batch.len() as u64);
+        let ok = tokio::select! {
+            biased;
+            // Boxed: the publishing future is large and only alive while publishing; inline,
+            // it would be part of every reader's state, idle or not (thousands of files).
+            r = Box::pin(self.ctx.publisher.publish_all(&mut self.batch)) => r.is_ok(),
+            _ = self.ctx.cancel.cancelled() => false,
+        };
+        self.batch_bytes = 0;
         ok
     }
 
+    /// Accounts the reader's buffer of `cap` bytes plus the batch being built.
     fn account(&mut self, cap: usize) {
+        let cap = cap + self.batch_bytes;
         if cap != self.accounted {
             if cap > self.accounted {
                 self.ctx.stage.add(cap - self.accounted);
@@ -260,16 +301,19 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
         Ok(c) => c,
         Err(e) => return Outcome::End(End::Error(format!("parsers: {e}"))),
     };
-    let stream = AckStream::new();
+    let stream = AckStream::with_activity(file.activity.clone());
     file.start_session(stream.clone(), start, reset);
     let mut sess = Session {
         ctx,
         file,
         stream,
         chain,
-        shared: file_shared(&ctx.base_shared, file),
+        shared: None,
         version: file.version.load(Ordering::Acquire),
         out: Vec::new(),
+        batch: Vec::new(),
+        batch_at: Timestamp::default(),
+        batch_bytes: 0,
         accounted: 0,
     };
     let mut reader = LineReader::new(f, start, s.term.clone(), s.max, s.chunk);
@@ -298,11 +342,10 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
             ctx.bytes.add(msg.end - msg.start);
             backoff = s.backoff_init;
             lines += 1;
-            sess.refresh_shared();
             let mut out = std::mem::take(&mut sess.out);
             sess.chain.feed(msg, &mut out);
             sess.out = out;
-            let ok = sess.publish_out().await;
+            let ok = sess.publish_out(false).await;
             file.read_offset.store(reader.offset(), Ordering::Release);
             if !ok {
                 return Outcome::End(End::Shutdown);
@@ -323,6 +366,10 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
             }
             continue;
         }
+        // At the end of the file for now: what was read goes out before anything waits.
+        if !sess.publish_out(true).await {
+            return Outcome::End(End::Shutdown);
+        }
         if reader.read_offset() != seen {
             // Part of a line arrived: the file is not quiet.
             seen = reader.read_offset();
@@ -334,7 +381,7 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
             let mut out = std::mem::take(&mut sess.out);
             sess.chain.flush_expired(now, &mut out);
             sess.out = out;
-            if !sess.publish_out().await {
+            if !sess.publish_out(true).await {
                 return Outcome::End(End::Shutdown);
             }
         }
@@ -347,7 +394,7 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
             let mut out = std::mem::take(&mut sess.out);
             sess.chain.feed(msg, &mut out);
             sess.out = out;
-            if !sess.publish_out().await {
+            if !sess.publish_out(true).await {
                 return Outcome::End(End::Shutdown);
             }
         }
@@ -392,8 +439,18 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
         }
         file.set_phase(Phase::Idle);
         reader.release();
+        sess.shared = None;
         sess.account(reader.capacity());
-        let mut wait = backoff.min(s.inactive.saturating_sub(last_data.elapsed()));
+        // With notifications working, no polling: only the deadlines below wake the reader.
+        let poll = if ctx.notified.load(Ordering::Acquire) {
+            s.inactive
+        } else {
+            backoff
+        };
+        let mut wait = poll.min(s.inactive.saturating_sub(last_data.elapsed()));
+        if let Some(d) = s.after_interval {
+            wait = wait.min(d.saturating_sub(opened.elapsed()));
+        }
         if let Some(d) = sess.chain.deadline() {
             wait = wait.min(d.saturating_duration_since(Instant::now()));
         }
@@ -408,6 +465,7 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
                 backoff = (backoff * 2).min(s.backoff_max);
             }
             _ = ctx.cancel.cancelled() => {}
+            _ = ctx.slot_wanted.notified() => {}
         }
         // Before reading what arrived: was the file truncated or rewritten meanwhile? (Reading
         // first would ship the middle of the new content, then all of it again.)
@@ -436,11 +494,16 @@ fn replaced(reader: &mut LineReader<std::fs::File>, file: &FileShared) -> std::i
     if size < read_to {
         return Ok(Check::Replaced);
     }
-    if size == read_to {
-        // Nothing new: a rewrite would have changed the size (checked again once it does).
+    let fp = file.fingerprint();
+    if size == read_to && (fp.is_full() || fp.len >= size) {
+        // Nothing new, and the fingerprint covers what was read: a rewrite would have changed
+        // the size (checked again once it does).
         return Ok(Check::Same(size));
     }
-    let fp = file.fingerprint();
+    // The fingerprint grows to cover what was read even when nothing new arrived: a reader
+    // that started on an empty (just truncated) file and read it to its end in one go would
+    // otherwise keep an empty fingerprint, and a later rewrite of the file would look like
+    // the same file grown (its new content read from the old offset, its head lost).
     if size > 0 {
         if !fp.is_full() && size > fp.len {
             if let Ok(nfp) = identity::head_fingerprint(f, size) {
@@ -462,5 +525,51 @@ async fn finish(sess: &mut Session<'_>) {
     let mut out = std::mem::take(&mut sess.out);
     sess.chain.finish(&mut out);
     sess.out = out;
-    sess.publish_out().await;
+    sess.publish_out(true).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A reader that started on an empty file and read what arrived in one go must still
+    /// notice a later rewrite: its fingerprint has to cover what it read (the race behind a
+    /// flaky copytruncate test: the new content was read from the old offset).
+    #[test]
+    fn a_rewrite_after_reading_from_an_empty_start_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        std::fs::write(&p, b"").unwrap();
+        let mut f = std::fs::File::open(&p).unwrap();
+        let meta = f.metadata().unwrap();
+        let fp = identity::head_fingerprint(&mut f, 0).unwrap();
+        let file = FileShared::new(FileKey::of(&meta), p.clone(), fp, 0, 0);
+        let mut reader = LineReader::new(f, 0, Terminator::auto_utf8(), 1 << 20, 4096);
+        // Lines arrive before the first read: the reader reads them to the end without an
+        // end-of-file check in between.
+        let old: String = (0..50).map(|i| format!("new {i:06}\n")).collect();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(old.as_bytes())
+            .unwrap();
+        let mut n = 0;
+        while reader.next_line().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 50);
+        assert!(matches!(
+            replaced(&mut reader, &file).unwrap(),
+            Check::Same(_)
+        ));
+        // Rewritten in place (same inode) with longer, different content.
+        let new: String = (0..300).map(|i| format!("third {i:06}\n")).collect();
+        std::fs::write(&p, new.as_bytes()).unwrap();
+        assert!(
+            matches!(replaced(&mut reader, &file).unwrap(), Check::Replaced),
+            "a rewritten file was taken for the same file grown"
+        );
+    }
 }

@@ -18,7 +18,8 @@
 //!   replaced-content detection; close conditions.
 //! * `lines`: the streaming line splitter, bounded by `message_max_bytes`.
 //! * `identity`: device + inode + a growing head fingerprint (see `docs/file-identity.md`).
-//! * `registry`: the crash-safe append-only state file and its compaction.
+//! * `registry`: the crash-safe append-only state file and its compaction (public, for tools
+//!   and benchmarks that read registry files).
 //! * `state`: a known file's shared state and its acknowledgement chain.
 //! * `status`: per-file progress for `GET /inputs/` and `skiff registry list`.
 //! * `watch`: inotify through the `notify` crate.
@@ -28,7 +29,7 @@ mod harvester;
 mod identity;
 mod lines;
 mod prospector;
-mod registry;
+pub mod registry;
 mod state;
 mod status;
 mod watch;
@@ -303,6 +304,8 @@ impl Input for FileInput {
             bytes: m.counter_with(&names::INPUT_BYTES, &[("input", &this.state_id)]),
             truncated: m.counter(&names::FILES_TRUNCATED_LINES),
             input_id: id.clone(),
+            notified: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            slot_wanted: tokio::sync::Notify::new(),
         });
         let table: prospector::FileTable = Arc::new(std::sync::Mutex::new(HashMap::new()));
         {
@@ -331,6 +334,7 @@ impl Input for FileInput {
             clean_removed: cfg.clean_removed,
             harvester_limit: limit,
             delete: cfg.delete.enabled.then_some(cfg.delete.grace_period.0),
+            registry_flush: cfg.registry.flush.0,
         };
         let meters = prospector::Meters {
             open: m.gauge(&names::FILES_OPEN),
@@ -339,6 +343,8 @@ impl Input for FileInput {
             closed: m.counter(&names::FILES_CLOSED),
             known: m.gauge(&names::FILES_KNOWN),
             unacked: m.gauge(&names::FILES_UNACKED_BYTES),
+            writes: m.counter(&names::REGISTRAR_WRITES),
+            write_failures: m.counter(&names::REGISTRAR_WRITE_FAILURES),
         };
         tracing::info!(input = %id, paths = ?cfg.paths, known_files = loaded.entries.len(), "file input started");
         let p = prospector::Prospector::new(

@@ -50,7 +50,9 @@ pub struct RawLine<'a> {
 pub struct LineReader<R> {
     src: R,
     term: Terminator,
-    finder: memchr::memmem::Finder<'static>,
+    /// The searcher for a multi-byte terminator (boxed, and absent for one byte: it is large,
+    /// and every open file has a reader).
+    finder: Option<Box<memchr::memmem::Finder<'static>>>,
     max: usize,
     chunk: usize,
     buf: Vec<u8>,
@@ -72,7 +74,8 @@ pub struct LineReader<R> {
 impl<R: Read> LineReader<R> {
     /// A reader starting at file offset `offset` (the source must be positioned there).
     pub fn new(src: R, offset: u64, term: Terminator, max: usize, chunk: usize) -> Self {
-        let finder = memchr::memmem::Finder::new(&term.seq).into_owned();
+        let finder = (term.seq.len() > 1)
+            .then(|| Box::new(memchr::memmem::Finder::new(&term.seq).into_owned()));
         let chunk = chunk.max(64);
         LineReader {
             src,
@@ -166,10 +169,12 @@ impl<R: Read> LineReader<R> {
             None => self.scanned.max(self.head),
         };
         while from < self.tail {
-            let idx = if tlen == 1 {
-                memchr::memchr(self.term.seq[0], &self.buf[from..self.tail])
-            } else {
-                self.finder.find(&self.buf[from..self.tail])
+            let idx = match &self.finder {
+                Some(f) => f.find(&self.buf[from..self.tail]),
+                None => memchr::memchr(
+                    self.term.seq.first().copied().unwrap_or(b'\n'),
+                    &self.buf[from..self.tail],
+                ),
             };
             let Some(idx) = idx else { break };
             let at = from + idx;
@@ -251,6 +256,9 @@ impl<R: Read> LineReader<R> {
                 .max(self.buf.len() * 2)
                 .min(self.max + tlen + self.chunk + 1);
             if want > self.buf.len() {
+                // Exactly: `resize` alone may double the capacity, and the documented bound
+                // is `message_max_bytes + buffer_size`, not twice that.
+                self.buf.reserve_exact(want - self.buf.len());
                 self.buf.resize(want, 0);
             }
         }

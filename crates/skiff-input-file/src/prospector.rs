@@ -2,11 +2,21 @@
 //!
 //! One task per input. It owns the table of known files (by device + inode) and is the only
 //! writer of the registry. Readers run as tasks of their own; the prospector starts them (within
-//! `harvester_limit`, first come first served), learns when they end, and once a second reads
-//! how far each file's events are acknowledged, appends what changed to the registry, cleans
-//! old entries and deletes shipped files when asked to.
+//! `harvester_limit`, first come first served), learns when they end, cleans old entries and
+//! deletes shipped files when asked to.
+//!
+//! # Saving acknowledged offsets (group commit)
+//!
+//! Every `registry.flush` (100ms by default) the prospector reads how far the files that are
+//! being read, or still have events in flight, are acknowledged, and saves every file that
+//! moved with ONE append and ONE fsync. So the cost is at most one fsync per interval per input
+//! while acknowledgements move, none while nothing moves, whatever the number of files; and a
+//! crash repeats about one interval of acknowledged lines. Only files that were read since they
+//! last settled are looked at then (the `active` set), so 100k idle entries cost nothing here;
+//! the once-a-second housekeeping pass over every entry catches renames, removals and cleaning,
+//! and queues its records for the same commit.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -37,7 +47,12 @@ pub(crate) struct Scan {
     pub clean_removed: bool,
     pub harvester_limit: usize,
     pub delete: Option<Duration>,
+    /// `registry.flush`: how long an acknowledged offset may wait to be saved.
+    pub registry_flush: Duration,
 }
+
+/// The shortest `registry.flush`: `0` means "as soon as possible", not a busy loop.
+pub(crate) const MIN_REGISTRY_FLUSH: Duration = Duration::from_millis(10);
 
 struct Entry {
     file: Arc<FileShared>,
@@ -63,6 +78,10 @@ pub(crate) struct Meters {
     pub closed: Counter,
     pub known: Gauge,
     pub unacked: Gauge,
+    /// Registry writes (each one write + fsync, or one compaction).
+    pub writes: Counter,
+    /// Registry writes that failed.
+    pub write_failures: Counter,
 }
 
 pub(crate) type FileTable = Arc<Mutex<HashMap<FileKey, Arc<FileShared>>>>;
@@ -84,6 +103,13 @@ pub(crate) struct Prospector {
     started: SystemTime,
     known_reported: i64,
     unacked_reported: i64,
+    /// Files whose acknowledged offset may still move: read since they last settled.
+    active: HashSet<FileKey>,
+    /// Records waiting for the next commit.
+    pending: Vec<Record>,
+    /// The last write failed: the file may end in a torn record and a failed fsync may have
+    /// dropped pages, so the next commit rewrites it whole (compaction) instead of appending.
+    rewrite: bool,
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -157,6 +183,9 @@ impl Prospector {
             started: SystemTime::now(),
             known_reported: 0,
             unacked_reported: 0,
+            active: HashSet::new(),
+            pending: Vec::new(),
+            rewrite: false,
         }
     }
 
@@ -164,16 +193,29 @@ impl Prospector {
     pub(crate) async fn run(mut self) -> anyhow::Result<()> {
         let (mut watch, mut changes) = Watch::start(&self.scan.patterns);
         self.publish_table();
-        self.full_scan(&mut watch);
+        let scan_started = Instant::now();
+        let (found, added) = self.scan_found(&mut watch);
+        // Let the readers just started run before the check of every other known file: with a
+        // big registry of files that are gone (100k entries: ~150ms of stat calls) new lines
+        // already flow meanwhile. (A task spawned by a worker waits in that worker's own slot,
+        // which other workers cannot take, until the spawner yields.)
+        tokio::task::yield_now().await;
+        self.scan_missing(&found, added);
+        tracing::debug!(input = %self.id, known_files = self.entries.len(), queued = self.queue.len(), took_ms = scan_started.elapsed().as_millis() as u64, "first scan done");
         let cancel = self.hctx.cancel.clone();
         let mut scan_tick =
             tokio::time::interval(self.scan.check_interval.max(Duration::from_millis(10)));
         scan_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         scan_tick.reset();
-        let mut flush_tick = tokio::time::interval(
+        let mut house_tick = tokio::time::interval(
             Duration::from_secs(1).min(self.scan.check_interval.max(Duration::from_millis(50))),
         );
-        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        house_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut commit_tick =
+            tokio::time::interval(self.scan.registry_flush.max(MIN_REGISTRY_FLUSH));
+        // A slow fsync delays the next commit instead of queueing a burst of them.
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        commit_tick.reset();
         let mut scan_soon: Option<tokio::time::Instant> = None;
         loop {
             let soon = async {
@@ -189,7 +231,8 @@ impl Prospector {
                     scan_soon = None;
                     self.full_scan(&mut watch);
                 }
-                _ = flush_tick.tick() => {
+                _ = commit_tick.tick() => self.commit(),
+                _ = house_tick.tick() => {
                     if watch.overflow.swap(false, Ordering::AcqRel) {
                         self.full_scan(&mut watch);
                         for e in self.entries.values() {
@@ -329,7 +372,20 @@ impl Prospector {
     }
 
     fn full_scan(&mut self, watch: &mut Watch) {
+        let (found, added) = self.scan_found(watch);
+        self.scan_missing(&found, added);
+    }
+
+    /// The first half of a scan: files the patterns match now, new ones registered, readers
+    /// started. Returns what was found and whether new files were added.
+    fn scan_found(
+        &mut self,
+        watch: &mut Watch,
+    ) -> (HashMap<FileKey, (PathBuf, std::fs::Metadata)>, bool) {
         watch.refresh();
+        self.hctx
+            .notified
+            .store(watch.complete(), Ordering::Release);
         let found = self.discover();
         let first = std::mem::replace(&mut self.first_scan, false);
         let since = match self.scan.ignore_inactive.as_deref() {
@@ -360,6 +416,11 @@ impl Prospector {
                     e.file.set_phase(Phase::Closed);
                 }
                 e.changed = e.changed.max(changed);
+                if e.harvesting && size != e.file.size.load(Ordering::Acquire) {
+                    // The safety net for a lost notification: idle readers do not poll while
+                    // notifications work.
+                    e.file.wake.notify_one();
+                }
                 if !e.harvesting {
                     e.file.size.store(size, Ordering::Release);
                     let off = e.file.read_offset.load(Ordering::Acquire);
@@ -404,7 +465,16 @@ impl Prospector {
                 self.enqueue(*key);
             }
         }
-        // Known files not found: removed, or moved out of `paths`.
+        self.dispatch();
+        (found, added)
+    }
+
+    /// The second half of a scan: known files not found are removed, or moved out of `paths`.
+    fn scan_missing(
+        &mut self,
+        found: &HashMap<FileKey, (PathBuf, std::fs::Metadata)>,
+        added: bool,
+    ) {
         for (key, e) in &mut self.entries {
             if found.contains_key(key) || e.file.removed.load(Ordering::Acquire) {
                 continue;
@@ -452,6 +522,7 @@ impl Prospector {
                 continue;
             }
             e.harvesting = true;
+            self.active.insert(key);
             e.file.renamed.store(false, Ordering::Release);
             self.running += 1;
             self.meters.open.inc_by(1);
@@ -464,7 +535,11 @@ impl Prospector {
                 (key, end)
             });
         }
-        self.hctx.waiting.store(self.queue.len(), Ordering::Release);
+        let was = self.hctx.waiting.swap(self.queue.len(), Ordering::AcqRel);
+        if was == 0 && !self.queue.is_empty() {
+            // Idle readers may be waiting without a timer: ask them to give up their slots.
+            self.hctx.slot_wanted.notify_waiters();
+        }
     }
 
     fn reader_ended(&mut self, key: FileKey, end: End) {
@@ -504,7 +579,81 @@ impl Prospector {
         }
     }
 
-    /// Once a second: acknowledged offsets to the registry, cleaning, deleting, gauges.
+    /// Every `registry.flush`: saves what moved since the last commit, in one write + fsync.
+    fn commit(&mut self) {
+        self.collect_active();
+        self.write_pending();
+    }
+
+    /// Queues a record for every active file whose acknowledged offset moved, and forgets the
+    /// files that settled (no reader, nothing in flight): their offset cannot move any more
+    /// until a reader is started again, which makes them active again.
+    fn collect_active(&mut self) {
+        let mut settled: Vec<FileKey> = Vec::new();
+        for key in &self.active {
+            let Some(e) = self.entries.get_mut(key) else {
+                settled.push(*key);
+                continue;
+            };
+            // Looked at before the offset is read: an ack that lands in between is then
+            // included in the offset, never lost by settling too early.
+            let quiet = !e.harvesting && e.file.unacked_events() == 0;
+            let acked = e.file.refresh_acked();
+            if let Some(r) = changed_record(&self.id, *key, e, acked) {
+                self.pending.push(r);
+            }
+            if quiet {
+                settled.push(*key);
+            }
+        }
+        for key in &settled {
+            self.active.remove(key);
+        }
+    }
+
+    /// Writes the queued records with one append and one fsync, or rewrites the file whole
+    /// (compaction) when it would hold many stale records or the last write failed.
+    fn write_pending(&mut self) {
+        if self.pending.is_empty() && !self.rewrite {
+            return;
+        }
+        let result = if self.rewrite
+            || self
+                .store
+                .wants_compaction(self.pending.len(), self.entries.len())
+        {
+            // The entries' `written` state already holds every queued record, and a rewrite is
+            // due anyway: appending first would only write (and fsync) the records twice. This
+            // is what happens when 100k removed files are cleaned at start-up.
+            self.pending.clear();
+            let live = self.live_records();
+            self.store.compact(live.iter())
+        } else {
+            let r = self.store.append(&self.pending);
+            self.pending.clear();
+            r
+        };
+        match result {
+            Ok(()) => {
+                self.meters.writes.inc();
+                if std::mem::replace(&mut self.rewrite, false) {
+                    tracing::info!(input = %self.id, file = %self.store.path().display(), "registry written again after a failure");
+                }
+            }
+            Err(e) => {
+                self.meters.write_failures.inc();
+                // Logged once per failure streak; the commit is retried every interval.
+                if !std::mem::replace(&mut self.rewrite, true) {
+                    tracing::error!(input = %self.id, file = %self.store.path().display(), error = %e, "cannot write the registry; retrying at every commit, and rewriting the file whole once it works; until then a crash repeats more lines");
+                } else {
+                    tracing::debug!(input = %self.id, error = %e, "registry write failed again");
+                }
+            }
+        }
+    }
+
+    /// Once a second: every entry's state (renames, removals, offsets) queued for the next
+    /// commit, cleaning, deleting, gauges.
     fn housekeeping(&mut self) {
         let mut records: Vec<Record> = Vec::new();
         let mut drop_keys: Vec<FileKey> = Vec::new();
@@ -515,7 +664,6 @@ impl Prospector {
             let acked = e.file.refresh_acked();
             let size = e.file.size.load(Ordering::Acquire);
             unacked_bytes += size.saturating_sub(acked);
-            let phase = e.file.phase();
             let removed = e.file.removed.load(Ordering::Acquire);
             let settled = !e.harvesting && !e.queued && e.file.unacked_events() == 0;
             if settled && removed && self.scan.clean_removed {
@@ -561,42 +709,12 @@ impl Prospector {
                     }
                 }
             }
-            let phase_w = if matches!(phase, Phase::Removed) {
-                Phase::Removed
-            } else {
-                Phase::Closed
-            };
-            // The path and fingerprint are compared through the file's version counter: no
-            // copy per file per second.
-            let version = e.file.version.load(Ordering::Acquire);
-            let changed_state = match &e.written {
-                None => true,
-                Some((o, _, ph, _)) => {
-                    *o != acked || *ph != phase_w || version != e.written_version
-                }
-            };
-            if changed_state {
-                let path = e.file.path();
-                let fp = e.file.fingerprint();
-                e.written_version = version;
-                records.push(Record {
-                    input: self.id.to_string(),
-                    dev: key.dev,
-                    ino: key.ino,
-                    deleted: false,
-                    path: path.to_string_lossy().into_owned(),
-                    offset: acked,
-                    size,
-                    fp_len: fp.len,
-                    fp: fp.hash,
-                    phase: phase_w,
-                    changed: e.changed,
-                    created: None,
-                });
-                e.written = Some((acked, path, phase_w, fp));
+            if let Some(r) = changed_record(&self.id, *key, e, acked) {
+                records.push(r);
             }
         }
         for key in &drop_keys {
+            self.active.remove(key);
             if let Some(e) = self.entries.remove(key) {
                 tracing::debug!(input = %self.id, path = %e.file.path().display(), "file state cleaned");
                 if e.written.is_some() {
@@ -620,20 +738,9 @@ impl Prospector {
         if !drop_keys.is_empty() {
             self.publish_table();
         }
-        if let Err(e) = self.store.append(&records) {
-            tracing::error!(input = %self.id, error = %e, "cannot write the registry; offsets will be saved at the next attempt");
-            for r in &records {
-                if let Some(e) = self.entries.get_mut(&r.key()) {
-                    e.written = None;
-                }
-            }
-        }
-        if self.store.wants_compaction(self.entries.len()) {
-            let live: Vec<Record> = self.live_records();
-            if let Err(e) = self.store.compact(live.iter()) {
-                tracing::warn!(input = %self.id, error = %e, "cannot compact the registry; will retry");
-            }
-        }
+        // Written by the next commit, within `registry.flush`, together with the offsets of the
+        // files being read: still one fsync per interval.
+        self.pending.append(&mut records);
         let known = self.entries.len() as i64;
         self.meters.known.add(known - self.known_reported);
         self.known_reported = known;
@@ -646,21 +753,8 @@ impl Prospector {
         self.entries
             .iter()
             .filter_map(|(key, e)| {
-                let (offset, path, phase, fp) = e.written.clone()?;
-                Some(Record {
-                    input: self.id.to_string(),
-                    dev: key.dev,
-                    ino: key.ino,
-                    deleted: false,
-                    path: path.to_string_lossy().into_owned(),
-                    offset,
-                    size: e.file.size.load(Ordering::Acquire),
-                    fp_len: fp.len,
-                    fp: fp.hash,
-                    phase,
-                    changed: e.changed,
-                    created: None,
-                })
+                let (offset, path, phase, fp) = e.written.as_ref()?;
+                Some(record(&self.id, *key, e, *offset, path, *phase, *fp))
             })
             .collect()
     }
@@ -687,11 +781,65 @@ impl Prospector {
             e.queued = false;
         }
         self.housekeeping();
+        self.commit();
         self.meters.known.add(-self.known_reported);
         self.meters.unacked.add(-self.unacked_reported);
         self.known_reported = 0;
         self.unacked_reported = 0;
         tracing::debug!(input = %self.id, files = self.entries.len(), "file input stopped; registry saved");
+    }
+}
+
+/// The record to save for `e`, whose acknowledged offset is `acked`, if the registry's copy is
+/// out of date; `e.written` then becomes that record. `acked` must come from the file's
+/// acknowledgement chain: only delivered offsets are ever saved.
+fn changed_record(input: &str, key: FileKey, e: &mut Entry, acked: u64) -> Option<Record> {
+    let phase = if e.file.phase() == Phase::Removed {
+        Phase::Removed
+    } else {
+        Phase::Closed
+    };
+    // The path and fingerprint are compared through the file's version counter: no copy per
+    // file per pass.
+    let version = e.file.version.load(Ordering::Acquire);
+    let unchanged = e
+        .written
+        .as_ref()
+        .is_some_and(|(o, _, ph, _)| *o == acked && *ph == phase && version == e.written_version);
+    if unchanged {
+        return None;
+    }
+    let path = e.file.path();
+    let fp = e.file.fingerprint();
+    e.written_version = version;
+    let r = record(input, key, e, acked, &path, phase, fp);
+    e.written = Some((acked, path, phase, fp));
+    Some(r)
+}
+
+/// The registry record of `e` saved at `offset` under `path`, `phase` and `fp`.
+fn record(
+    input: &str,
+    key: FileKey,
+    e: &Entry,
+    offset: u64,
+    path: &std::path::Path,
+    phase: Phase,
+    fp: Fingerprint,
+) -> Record {
+    Record {
+        input: input.to_owned(),
+        dev: key.dev,
+        ino: key.ino,
+        deleted: false,
+        path: path.to_string_lossy().into_owned(),
+        offset,
+        size: e.file.size.load(Ordering::Acquire),
+        fp_len: fp.len,
+        fp: fp.hash,
+        phase,
+        changed: e.changed,
+        created: None,
     }
 }
 

@@ -1,9 +1,10 @@
 //! The registry: where each file's acknowledged offset is kept across restarts.
 //!
 //! One file per input, `<path.data>/registry/filestream/<input id>.ndjson`, one JSON record per
-//! line. Changes are appended and fsynced (at most once a second, and at shutdown); when the
-//! file holds many more records than there are live entries, it is rewritten to a temporary
-//! file, fsynced, and renamed over the old one (atomic on POSIX), then the directory is fsynced.
+//! line. Changes are appended and fsynced in groups (one write and one fsync per `registry.flush`
+//! interval while acknowledgements move, and at shutdown); when the file would hold many more
+//! records than there are live entries, it is rewritten instead to a temporary file, fsynced,
+//! and renamed over the old one (atomic on POSIX), then the directory is fsynced.
 //!
 //! A crash can leave a torn last line; a disk problem or a hand edit can leave garbage. Loading
 //! skips every line it cannot read, logs how many and which, keeps the rest, and rewrites the
@@ -219,6 +220,11 @@ impl Store {
         Ok((store, loaded))
     }
 
+    /// The registry file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Appends records and fsyncs.
     pub fn append(&mut self, records: &[Record]) -> std::io::Result<()> {
         if records.is_empty() {
@@ -235,9 +241,10 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the file holds enough stale records to be worth rewriting.
-    pub fn wants_compaction(&self, live: usize) -> bool {
-        self.appended > 4096.max(live * 2)
+    /// Whether the file would hold enough stale records, once `more` are appended, to be
+    /// worth rewriting with the `live` ones only.
+    pub fn wants_compaction(&self, more: usize, live: usize) -> bool {
+        self.appended + more > 4096.max(live * 2)
     }
 
     /// Rewrites the file with only `live` records: temp file, fsync, rename, fsync directory.

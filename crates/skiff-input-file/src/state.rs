@@ -92,6 +92,10 @@ pub struct FileShared {
     /// Offset read up to (next line start).
     pub read_offset: AtomicU64,
     acks: Mutex<AckChain>,
+    /// Bumped by this file's ack streams when their prefix moves, and by a new session.
+    pub activity: Arc<AtomicU64>,
+    /// `activity` when the committed offset was last recomputed.
+    refreshed: AtomicU64,
     /// Mirror of the committed offset, for lock-free status reads.
     pub acked: AtomicU64,
     phase: AtomicU8,
@@ -124,6 +128,8 @@ impl FileShared {
                 committed: offset,
             }),
             acked: AtomicU64::new(offset),
+            activity: Arc::new(AtomicU64::new(1)),
+            refreshed: AtomicU64::new(0),
             phase: AtomicU8::new(Phase::Closed as u8),
             renamed: AtomicBool::new(false),
             removed: AtomicBool::new(false),
@@ -182,12 +188,23 @@ impl FileShared {
             self.acked.store(offset, Ordering::Release);
         }
         g.streams.push((stream, offset));
+        drop(g);
+        self.activity.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Recomputes the committed (acknowledged) offset and returns it.
+    /// Recomputes the committed (acknowledged) offset and returns it. Cheap when nothing was
+    /// acknowledged since the last call (no lock): the prospector calls it for every known
+    /// file, often, and most files are idle.
     pub fn refresh_acked(&self) -> u64 {
+        let a = self.activity.load(Ordering::Acquire);
+        if a == self.refreshed.load(Ordering::Acquire) {
+            return self.acked.load(Ordering::Acquire);
+        }
+        // Read `activity` before recomputing: a bump in between only makes the next call
+        // recompute again.
         let c = lock(&self.acks).refresh();
         self.acked.store(c, Ordering::Release);
+        self.refreshed.store(a, Ordering::Release);
         c
     }
 

@@ -110,6 +110,11 @@ impl Watch {
     }
 
     /// Starts watching directories that did not exist before (called at every scan).
+    /// True when every directory of the patterns is watched: a write anywhere is notified.
+    pub(crate) fn complete(&self) -> bool {
+        self.watcher.is_some() && self.dirs.iter().all(|(_, _, on)| *on)
+    }
+
     pub(crate) fn refresh(&mut self) {
         let Some(w) = self.watcher.as_mut() else {
             return;

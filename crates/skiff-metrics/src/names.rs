@@ -106,6 +106,10 @@ defs! {
     FILES_UNACKED_BYTES = Gauge "skiff.input.file.unacked_bytes" "Bytes of known files not yet acknowledged by the output (size minus acknowledged offset, summed).";
     /// Lines truncated.
     FILES_TRUNCATED_LINES = Counter "skiff.input.file.truncated_lines" "Lines longer than message_max_bytes, cut at the limit and flagged.";
+    /// Registry writes.
+    REGISTRAR_WRITES = Counter "registrar.writes.success" "Registry writes of the file inputs (each one append + fsync, or one rewrite), summed over inputs.";
+    /// Registry writes that failed.
+    REGISTRAR_WRITE_FAILURES = Counter "registrar.writes.fail" "Registry writes of the file inputs that failed (retried at the next commit).";
     /// Events read by inputs.
     INPUT_EVENTS = Counter "skiff.input.events" "Events read by inputs, by input id (label `input`).";
     /// Bytes read by inputs.

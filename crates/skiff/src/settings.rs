@@ -240,11 +240,46 @@ struct FilebeatSection {
     #[serde(default)]
     shutdown_timeout: Option<Duration>,
     #[serde(default)]
-    registry: Option<serde_json::Value>,
+    registry: Option<FilebeatRegistry>,
     #[serde(default)]
     config: Option<serde_json::Value>,
     #[serde(default)]
     modules: Option<serde_json::Value>,
+}
+
+/// `filebeat.registry.*`: Filebeat's registry settings. Only `flush` means something to skiff
+/// (each file input keeps its own registry under `path.data/registry`); the others are accepted
+/// so that a Filebeat configuration loads, and ignored with a warning.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilebeatRegistry {
+    /// `flush`: the default `registry.flush` of every `filestream` and `log` input.
+    #[serde(default)]
+    flush: Option<Duration>,
+    #[serde(default)]
+    path: Option<serde_json::Value>,
+    #[serde(default)]
+    file_permissions: Option<serde_json::Value>,
+    #[serde(default)]
+    migrate_file: Option<serde_json::Value>,
+}
+
+/// Gives every file input without its own `registry.flush` the one of `filebeat.registry.flush`
+/// (`flush`, the node as written, so that its errors point at the right line).
+fn default_registry_flush(inputs: &mut [Node], flush: &Node) {
+    for input in inputs {
+        let is_file = matches!(
+            input.get("type").map(|n| &n.value),
+            Some(NodeValue::String(t)) if t == "filestream" || t == "log"
+        );
+        if is_file
+            && matches!(input.value, NodeValue::Map(_))
+            && input.get("registry.flush").is_none()
+        {
+            let mark = flush.mark.clone();
+            input.insert("registry.flush", flush.clone(), &mark);
+        }
+    }
 }
 
 /// `setup.*`: index template and ILM settings for the Elasticsearch output. Kibana and
@@ -314,13 +349,22 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
         }
     }
     let mut fb_shutdown = None;
+    let mut fb_flush = None;
     if let Some(mut fb) = root.remove("filebeat") {
         take_inputs(fb.remove("inputs"), &mut errors);
         match fb.deserialize::<FilebeatSection>() {
             Ok(sec) => {
                 fb_shutdown = sec.shutdown_timeout;
-                if sec.registry.is_some() {
-                    warnings.push("filebeat.registry.* is ignored: skiff keeps its registry under path.data/registry".into());
+                if let Some(reg) = &sec.registry {
+                    if reg.flush.is_some() {
+                        fb_flush = fb.get("registry.flush").cloned();
+                    }
+                    if reg.path.is_some()
+                        || reg.file_permissions.is_some()
+                        || reg.migrate_file.is_some()
+                    {
+                        warnings.push("filebeat.registry.path, .file_permissions and .migrate_file are ignored: skiff keeps its registry under path.data/registry".into());
+                    }
                 }
                 if sec.config.is_some() || sec.modules.is_some() {
                     warnings.push("filebeat.config.* and filebeat.modules are not supported yet and are ignored: configure inputs directly".into());
@@ -328,6 +372,9 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
             }
             Err(e) => errors.push(e),
         }
+    }
+    if let Some(flush) = &fb_flush {
+        default_registry_flush(&mut inputs, flush);
     }
     let processors = root.remove("processors");
     let setup = match root.remove("setup").map(|n| n.deserialize::<SetupConfig>()) {
@@ -496,6 +543,28 @@ mod tests {
         assert_eq!(p.inputs.len(), 1);
         assert_eq!(p.settings.shutdown_timeout.unwrap().0.as_secs(), 5);
         assert!(p.settings.http.enabled);
+    }
+
+    #[test]
+    fn filebeat_registry_flush_is_the_default_of_file_inputs() {
+        let p = parts(
+            "filebeat.registry.flush: 250ms\nfilebeat.registry.path: /var/lib/x\ninputs:\n- {type: filestream, id: a, paths: [/x]}\n- {type: log, paths: [/y], registry.flush: 1s}\n- {type: stdin}\noutput.console: {}\n",
+        )
+        .unwrap();
+        let flush = |i: usize| p.inputs[i].get("registry.flush").map(|n| n.value.clone());
+        assert_eq!(flush(0), Some(NodeValue::String("250ms".into())));
+        assert_eq!(flush(1), Some(NodeValue::String("1s".into())));
+        assert_eq!(flush(2), None);
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("filebeat.registry.path"))
+        );
+        // A misspelt registry key is an error, like everywhere else.
+        let e = parts("filebeat.registry.flsh: 1s\noutput.console: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("flsh"), "{e}");
     }
 
     #[test]

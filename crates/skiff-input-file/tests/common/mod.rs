@@ -12,31 +12,16 @@ use skiff_config::{Node, NodeValue};
 use skiff_event::{Event, Map};
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
 use skiff_pipeline::{
-    AgentInfo, Budget, BuildContext, InputCommon, InputContext, Outcome, Output, OutputSet,
-    OutputSettings, Paths, Publisher, Queue, StatusBoard,
+    BuildContext, InputCommon, InputContext, Outcome, Output, OutputSet, OutputSettings, Publisher,
+    Queue,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub fn ctx(data: &Path) -> BuildContext {
-    let metrics = skiff_metrics::Registry::new();
-    BuildContext {
-        agent: Arc::new(AgentInfo {
-            name: "t".into(),
-            hostname: "h".into(),
-            id: "id".into(),
-            ephemeral_id: "eid".into(),
-            version: "0.0.0".into(),
-        }),
-        paths: Paths {
-            data: data.to_path_buf(),
-            ..Paths::default()
-        },
-        metrics: metrics.clone(),
-        budget: Budget::new(metrics),
-        status: StatusBoard::default(),
-        global: InputCommon::default(),
-    }
+    let mut ctx = BuildContext::standalone("h", "0.0.0", &skiff_metrics::Registry::new());
+    ctx.paths.data = data.to_path_buf();
+    ctx
 }
 
 /// The output: records every event it is sent (as JSON); can be paused (fails every send).
@@ -282,4 +267,26 @@ pub fn path_of(dir: &Path, name: &str) -> PathBuf {
 
 pub fn map() -> Map {
     Map::new()
+}
+
+/// Waits (30 s at most, a safety net) until the registry file, read as `skiff registry list`
+/// reads it, says `f` for every one of `n` files.
+pub async fn wait_registry(
+    data: &std::path::Path,
+    n: usize,
+    what: &str,
+    f: impl Fn(&skiff_input_file::FileStatus) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let reg = skiff_input_file::list_registry(data).unwrap();
+        if reg.len() == n && reg.iter().all(&f) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for the registry to say {what}: {reg:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
