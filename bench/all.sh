@@ -18,6 +18,24 @@ run --config bench/configs/file-discard.yml --input "$work/lines.log"
 run --config bench/configs/file-file.yml --input "$work/lines.log"
 run --config bench/configs/file-disk-discard.yml --input "$work/lines.log"
 
+# The floor under file -> file: the kernel writing the same number of bytes into the page cache
+# from one core (dd, 1 MiB writes), reported as a run of its own for the ratios below.
+python3 - "$work" <<'PY' | tee -a "$work/results.ndjson"
+import json, os, resource, subprocess, sys
+work = sys.argv[1]
+rows = [json.loads(l) for l in open(os.path.join(work, "results.ndjson"))]
+ff = next(r for r in rows if r["label"] == "file-file")
+mib = ff["output_bytes"] >> 20
+out = os.path.join(work, "dd.out")
+subprocess.run(["taskset", "-c", "0", "dd", "if=/dev/zero", f"of={out}", "bs=1M", f"count={mib}"],
+               check=True, stderr=subprocess.DEVNULL)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+os.remove(out)
+cpu = ru.ru_utime + ru.ru_stime
+print(json.dumps({"label": "dd-page-cache-floor", "output_bytes": mib << 20, "cpu_s": round(cpu, 3),
+                  "events_per_s": round(ff["events"] / cpu)}))
+PY
+
 export BENCH_ES_PORT=$(free_port)
 python3 ../shared/tools/es-standin/es_standin.py --port "$BENCH_ES_PORT" --fast >/dev/null 2>&1 &
 sleep 1
@@ -37,6 +55,9 @@ if command -v tansu >/dev/null || [ -x ~/.cargo/bin/tansu ]; then
     run --config bench/configs/file-kafka.yml --input "$work/quarter.log"
 fi
 
+# Watching 10,000 idle files: CPU share and RSS once everything is read.
+python3 bench/idle_files.py --files 10000 --measure 30 | tee -a "$work/results.ndjson"
+
 python3 - "$work/results.ndjson" <<'PY'
 import json, sys
 rows = {r["label"]: r for r in map(json.loads, open(sys.argv[1]))}
@@ -45,6 +66,7 @@ def ratio(a, b):
         print(f"{a} / {b}: {rows[a]['events_per_s'] / rows[b]['events_per_s']:.2f}")
 ratio("file-disk-discard", "file-discard")
 ratio("file-file", "file-discard")
+ratio("file-file", "dd-page-cache-floor")
 ratio("stdin-file", "stdin-discard")
 ratio("file-discard", "stdin-discard")
 PY

@@ -86,9 +86,15 @@ def main():
         "mb_per_s": round(size / wall / 1e6, 1),
         "events_per_s": round(lines / wall),
         "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
+        "user_s": round(ru.ru_utime, 3),
+        "sys_s": round(ru.ru_stime, 3),
         "peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
         "exit": status,
     }
+    out_dir = os.path.join(work, "out")
+    if os.path.isdir(out_dir):
+        result["output_bytes"] = sum(
+            os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out_dir) for f in fs)
     print(json.dumps(result))
     shutil.rmtree(work, ignore_errors=True)
 
