@@ -13,25 +13,11 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stats(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=2) as r:
-            return json.load(r)
-    except Exception:
-        return None
+from run import free_port, stats
 
 
 def cpu_ticks(pid):

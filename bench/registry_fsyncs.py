@@ -21,18 +21,8 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-from run import free_port
-
-
-def stats(port):
-    """The /stats document, or None while skiff is not up."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=2) as r:
-            return json.load(r)
-    except Exception:
-        return None
+from run import free_port, stats
 
 
 def writer(paths, rate, seconds, stop):

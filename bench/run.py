@@ -29,13 +29,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def acked(port):
+def stats(port):
+    """The /stats document, or None while skiff is not up."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=2) as r:
-            stats = json.load(r)
-        return stats["libbeat"]["output"]["events"]["acked"]
+            return json.load(r)
     except Exception:
-        return -1
+        return None
+
+
+def acked(port):
+    s = stats(port)
+    return -1 if s is None else s["libbeat"]["output"]["events"]["acked"]
 
 
 def main():
