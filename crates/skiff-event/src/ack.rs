@@ -172,11 +172,14 @@ impl AckStream {
         }
         if moved {
             let pos = st.progress.acked_position.unwrap_or(u64::MAX);
-            drop(st);
             self.acked_position.store(pos, Ordering::Release);
+            // Bumped before the lock is released: whoever then sees `pending() == 0` under the
+            // lock also sees the bump, so an owner that skips streams whose activity did not
+            // move never misses the last acknowledgement of a stream it is about to forget.
             if let Some(a) = &self.activity {
                 a.fetch_add(1, Ordering::Release);
             }
+            drop(st);
             self.changed.notify_waiters();
         }
     }

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::identity::{self, FileKey};
 use crate::lines::{LineReader, RawLine, Terminator};
-use crate::state::{FileShared, Phase};
+use crate::state::{FileShared, Phase, lock};
 
 /// Reader settings shared by every reader of an input.
 pub(crate) struct Settings {
@@ -89,6 +89,9 @@ pub(crate) struct Ctx {
     pub notified: Arc<AtomicBool>,
     /// Signalled when files start waiting for a reader slot (`harvester_limit`).
     pub slot_wanted: tokio::sync::Notify,
+    /// Files whose readers created acknowledgement tokens while the prospector no longer
+    /// counted them active ([`FileShared::track`]); drained at each registry commit.
+    pub activated: std::sync::Mutex<Vec<FileKey>>,
 }
 
 fn decode(bytes: &[u8], enc: &'static encoding_rs::Encoding) -> String {
@@ -204,6 +207,10 @@ impl Session<'_> {
             self.batch.push(ev);
         }
         self.out = out;
+        // After the tokens exist (see `FileShared::track`).
+        if self.file.track() {
+            lock(&self.ctx.activated).push(self.file.key);
+        }
         let full = self.batch.len() >= BATCH_EVENTS || self.batch_bytes >= BATCH_BYTES;
         if self.batch.is_empty() || !(now || full) {
             return true;

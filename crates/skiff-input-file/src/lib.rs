@@ -306,6 +306,7 @@ impl Input for FileInput {
             input_id: id.clone(),
             notified: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             slot_wanted: tokio::sync::Notify::new(),
+            activated: std::sync::Mutex::new(Vec::new()),
         });
         let table: prospector::FileTable = Arc::new(std::sync::Mutex::new(HashMap::new()));
         {

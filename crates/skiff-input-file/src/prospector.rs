@@ -11,8 +11,10 @@
 //! being read, or still have events in flight, are acknowledged, and saves every file that
 //! moved with ONE append and ONE fsync. So the cost is at most one fsync per interval per input
 //! while acknowledgements move, none while nothing moves, whatever the number of files; and a
-//! crash repeats about one interval of acknowledged lines. Only files that were read since they
-//! last settled are looked at then (the `active` set), so 100k idle entries cost nothing here;
+//! crash repeats about one interval of acknowledged lines. Only files with events published
+//! since they last settled are looked at then (the `active` set), so 100k idle entries, or 10k
+//! open readers with nothing to read, cost nothing here; a reader hands its file back to the
+//! set when it publishes again ([`FileShared::track`](crate::state::FileShared::track));
 //! the once-a-second housekeeping pass over every entry catches renames, removals and cleaning,
 //! and queues its records for the same commit.
 
@@ -29,7 +31,7 @@ use tokio::task::JoinSet;
 use crate::harvester::{self, End};
 use crate::identity::{self, FileKey, Fingerprint};
 use crate::registry::{Record, Store};
-use crate::state::{FileShared, Phase};
+use crate::state::{FileShared, Phase, lock};
 use crate::watch::{Change, Watch};
 
 /// The prospector's settings.
@@ -120,6 +122,18 @@ fn unix(t: SystemTime) -> i64 {
 fn mtime(meta: &std::fs::Metadata) -> i64 {
     meta.modified().map_or(0, unix)
 }
+
+/// A file a scan found: what the scan needs of its metadata. Not the whole `Metadata` (about
+/// 150 bytes): a scan of 10,000 files holds one of these per file.
+struct Seen {
+    path: PathBuf,
+    size: u64,
+    /// Modification time, when the file system knows it.
+    modified: Option<SystemTime>,
+}
+
+/// Files found by a scan, by identity.
+type Found = HashMap<FileKey, Seen>;
 
 impl Prospector {
     #[allow(clippy::too_many_arguments)]
@@ -302,8 +316,8 @@ impl Prospector {
         false
     }
 
-    fn discover(&self) -> HashMap<FileKey, (PathBuf, std::fs::Metadata)> {
-        let mut found: HashMap<FileKey, (PathBuf, std::fs::Metadata)> = HashMap::new();
+    fn discover(&self) -> Found {
+        let mut found = Found::new();
         let opts = glob::MatchOptions {
             case_sensitive: true,
             require_literal_separator: true,
@@ -363,7 +377,14 @@ impl Prospector {
                     // The same file through a link and directly: keep the real path.
                     Some(_) if is_link => {}
                     _ => {
-                        found.insert(key, (path, meta));
+                        found.insert(
+                            key,
+                            Seen {
+                                path,
+                                size: meta.len(),
+                                modified: meta.modified().ok(),
+                            },
+                        );
                     }
                 }
             }
@@ -378,10 +399,7 @@ impl Prospector {
 
     /// The first half of a scan: files the patterns match now, new ones registered, readers
     /// started. Returns what was found and whether new files were added.
-    fn scan_found(
-        &mut self,
-        watch: &mut Watch,
-    ) -> (HashMap<FileKey, (PathBuf, std::fs::Metadata)>, bool) {
+    fn scan_found(&mut self, watch: &mut Watch) -> (Found, bool) {
         watch.refresh();
         self.hctx
             .notified
@@ -396,10 +414,10 @@ impl Prospector {
         let now = SystemTime::now();
         self.by_path.clear();
         let mut added = false;
-        for (key, (path, meta)) in &found {
+        for (key, seen) in &found {
+            let (path, size) = (&seen.path, seen.size);
+            let changed = seen.modified.map_or(0, unix);
             self.by_path.insert(path.clone(), *key);
-            let size = meta.len();
-            let changed = mtime(meta);
             if let Some(e) = self.entries.get_mut(key) {
                 if !e.file.path_is(path) {
                     tracing::debug!(input = %self.id, from = %e.file.path().display(), to = %path.display(), "file renamed");
@@ -433,7 +451,7 @@ impl Prospector {
             }
             // A new file.
             let old = self.scan.ignore_older.is_some_and(|d| {
-                now.duration_since(meta.modified().unwrap_or(now))
+                now.duration_since(seen.modified.unwrap_or(now))
                     .unwrap_or_default()
                     > d
             }) || since.is_some_and(|s| changed < s);
@@ -470,11 +488,7 @@ impl Prospector {
     }
 
     /// The second half of a scan: known files not found are removed, or moved out of `paths`.
-    fn scan_missing(
-        &mut self,
-        found: &HashMap<FileKey, (PathBuf, std::fs::Metadata)>,
-        added: bool,
-    ) {
+    fn scan_missing(&mut self, found: &Found, added: bool) {
         for (key, e) in &mut self.entries {
             if found.contains_key(key) || e.file.removed.load(Ordering::Acquire) {
                 continue;
@@ -522,6 +536,7 @@ impl Prospector {
                 continue;
             }
             e.harvesting = true;
+            e.file.track();
             self.active.insert(key);
             e.file.renamed.store(false, Ordering::Release);
             self.running += 1;
@@ -586,18 +601,26 @@ impl Prospector {
     }
 
     /// Queues a record for every active file whose acknowledged offset moved, and forgets the
-    /// files that settled (no reader, nothing in flight): their offset cannot move any more
-    /// until a reader is started again, which makes them active again.
+    /// files that settled (nothing in flight): their offset cannot move any more until their
+    /// reader publishes again, which hands them back (`activated`).
     fn collect_active(&mut self) {
+        self.active
+            .extend(std::mem::take(&mut *lock(&self.hctx.activated)));
         let mut settled: Vec<FileKey> = Vec::new();
         for key in &self.active {
             let Some(e) = self.entries.get_mut(key) else {
                 settled.push(*key);
                 continue;
             };
+            // Untracked before looking for events in flight: a reader that publishes after
+            // the look hands the file back (see `FileShared::track`).
+            e.file.untrack();
             // Looked at before the offset is read: an ack that lands in between is then
             // included in the offset, never lost by settling too early.
-            let quiet = !e.harvesting && e.file.unacked_events() == 0;
+            let quiet = e.file.unacked_events() == 0;
+            if !quiet {
+                e.file.track();
+            }
             let acked = e.file.refresh_acked();
             if let Some(r) = changed_record(&self.id, *key, e, acked) {
                 self.pending.push(r);
@@ -633,6 +656,8 @@ impl Prospector {
             self.pending.clear();
             r
         };
+        // A burst (10,000 files registered at once) should not pin its records' room.
+        self.pending.shrink_to(1024);
         match result {
             Ok(()) => {
                 self.meters.writes.inc();

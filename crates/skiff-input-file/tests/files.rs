@@ -478,6 +478,49 @@ async fn acknowledged_offsets_are_saved_while_running_and_only_those() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_appended_to_an_idle_open_file_are_saved_while_running() {
+    // An open reader with nothing to read drops out of the set of files looked at every
+    // `registry.flush`; when it reads again, its new offsets must still reach the registry
+    // while it runs. (The hand-back itself is unit-tested in `state.rs`; here the periodic
+    // housekeeping pass would also save them, later: this checks the outcome.)
+    let logs = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let p = logs.path().join("app.log");
+    std::fs::write(&p, numbered("line", 0, 10)).unwrap();
+    let r = start(
+        &cfg("$DIR/*.log", "registry.flush: 20ms\n"),
+        logs.path(),
+        data.path(),
+    );
+    r.wait_count(10).await;
+    let first = std::fs::metadata(&p).unwrap().len();
+    wait_registry(data.path(), 1, "the first lines acknowledged", |f| {
+        f.acked_offset == first
+    })
+    .await;
+    for round in 1..=3usize {
+        // Long enough for several commits to find the file settled.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        append(&p, numbered("line", round * 10, round * 10 + 10).as_bytes());
+        let size = std::fs::metadata(&p).unwrap().len();
+        r.wait_count(10 + round * 10).await;
+        wait_registry(data.path(), 1, "the appended lines acknowledged", |f| {
+            f.acked_offset == size
+        })
+        .await;
+        // The case under test: the same reader, kept open, read the new lines.
+        let st = r.status();
+        let file = &st["files"][0];
+        assert!(
+            file["state"] == "reading" || file["state"] == "idle",
+            "the reader should still be open: {st}"
+        );
+    }
+    let ev = r.stop().await;
+    assert_exactly_once(&ev, "line ", 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_registry_is_reported_and_the_input_keeps_running() {
     let logs = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
