@@ -521,6 +521,32 @@ async fn lines_appended_to_an_idle_open_file_are_saved_while_running() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_no_notification_reports_is_found_by_the_scan() {
+    // While inotify covers every watched directory, idle readers do not poll: they wait for a
+    // notification. A write through a hard link in another directory notifies only that
+    // directory's watchers, i.e. nobody here: a lost notification, for real. The periodic scan
+    // must see the size change and wake the reader.
+    let logs = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir_in(logs.path().parent().unwrap()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let p = logs.path().join("app.log");
+    std::fs::write(&p, numbered("line", 0, 5)).unwrap();
+    let link = elsewhere.path().join("app.log");
+    std::fs::hard_link(&p, &link).unwrap();
+    let r = start(
+        &cfg("$DIR/*.log", "close.on_state_change.inactive: 1h\n"),
+        logs.path(),
+        data.path(),
+    );
+    r.wait_count(5).await;
+    r.wait_status(&p, "idle", |f| f["state"] == "idle").await;
+    append(&link, numbered("line", 5, 10).as_bytes());
+    r.wait_count(10).await;
+    let ev = r.stop().await;
+    assert_exactly_once(&ev, "line ", 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_registry_is_reported_and_the_input_keeps_running() {
     let logs = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
