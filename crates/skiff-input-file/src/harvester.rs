@@ -310,6 +310,11 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
     };
     let stream = AckStream::with_activity(file.activity.clone());
     file.start_session(stream.clone(), start, reset);
+    // A reset moves the committed offset back without any event: make sure the next registry
+    // commit looks at this file even if it let it go since the reader was started.
+    if file.track() {
+        lock(&ctx.activated).push(file.key);
+    }
     let mut sess = Session {
         ctx,
         file,
