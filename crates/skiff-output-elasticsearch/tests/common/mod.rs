@@ -108,10 +108,13 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// The documents the stand-in has stored so far. It may be appending while this reads: a last
+/// line without its newline is still being written and is left for the next look.
 pub fn docs(dump: &Path, name: &str) -> Vec<Value> {
     match std::fs::read_to_string(dump.join(format!("{name}.ndjson"))) {
         Ok(s) => s
-            .lines()
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
             .map(|l| serde_json::from_str(l).unwrap())
             .collect(),
         Err(_) => Vec::new(),
