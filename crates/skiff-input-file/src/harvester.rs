@@ -94,6 +94,17 @@ pub(crate) struct Ctx {
     pub activated: std::sync::Mutex<Vec<FileKey>>,
 }
 
+impl Ctx {
+    /// Makes sure the prospector's next registry commit looks at `file` (see
+    /// [`FileShared::track`]): called after a reader created acknowledgement tokens or moved
+    /// the file's committed offset.
+    fn hand_back(&self, file: &FileShared) {
+        if file.track() {
+            lock(&self.activated).push(file.key);
+        }
+    }
+}
+
 fn decode(bytes: &[u8], enc: &'static encoding_rs::Encoding) -> String {
     if enc == encoding_rs::UTF_8 {
         match std::str::from_utf8(bytes) {
@@ -187,6 +198,7 @@ impl Session<'_> {
     async fn publish_out(&mut self, now: bool) -> bool {
         let s = &self.ctx.settings;
         let mut out = std::mem::take(&mut self.out);
+        let tokens = !out.is_empty();
         for msg in out.drain(..) {
             let end = msg.end;
             let keep = !msg.is_empty()
@@ -207,9 +219,9 @@ impl Session<'_> {
             self.batch.push(ev);
         }
         self.out = out;
-        // After the tokens exist (see `FileShared::track`).
-        if self.file.track() {
-            lock(&self.ctx.activated).push(self.file.key);
+        // After the tokens exist (see `FileShared::track`); nothing to hand back without any.
+        if tokens {
+            self.ctx.hand_back(self.file);
         }
         let full = self.batch.len() >= BATCH_EVENTS || self.batch_bytes >= BATCH_BYTES;
         if self.batch.is_empty() || !(now || full) {
@@ -312,9 +324,7 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
     file.start_session(stream.clone(), start, reset);
     // A reset moves the committed offset back without any event: make sure the next registry
     // commit looks at this file even if it let it go since the reader was started.
-    if file.track() {
-        lock(&ctx.activated).push(file.key);
-    }
+    ctx.hand_back(file);
     let mut sess = Session {
         ctx,
         file,
