@@ -25,6 +25,8 @@
 pub mod budget;
 pub mod component;
 pub mod dead_letter;
+pub mod failure;
+pub mod fault;
 pub mod publisher;
 pub mod queue;
 pub mod worker;
@@ -35,5 +37,6 @@ pub use component::{
     Output, OutputPlugin, OutputSet, OutputSettings, Paths, ProbeStep, Processor, ProcessorPlugin,
     StatusBoard, Verdict,
 };
+pub use failure::{Failure, FailureKind};
 pub use publisher::Publisher;
 pub use queue::{Closed, Queue};

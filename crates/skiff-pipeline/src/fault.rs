@@ -1,0 +1,90 @@
+//! Fault points: named places where a test can make skiff fail on purpose (a panic in a file
+//! reader, in an output's send), to show that supervision restarts the component and loses
+//! nothing.
+//!
+//! A point fires only when armed, either in-process with [`arm`] or, for tests that run the
+//! binary, by the environment variable `SKIFF_TEST_FAULTS` read once at the first check:
+//! `SKIFF_TEST_FAULTS="output.send.panic=2,file.reader.panic=1"` fires `output.send.panic` the
+//! first two times it is reached and `file.reader.panic` once. An unarmed point costs one
+//! relaxed atomic load, so points may sit on hot paths.
+//!
+//! Points in use (add yours here):
+//! * `output.send.panic`: the output worker panics inside a batch's send.
+//! * `file.reader.panic`: a file reader panics after publishing a batch.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The variable tests set to arm points in a child process.
+pub const ENV: &str = "SKIFF_TEST_FAULTS";
+
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+fn table() -> &'static Mutex<HashMap<String, u64>> {
+    static TABLE: OnceLock<Mutex<HashMap<String, u64>>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut m = HashMap::new();
+        if let Ok(spec) = std::env::var(ENV) {
+            for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let (name, times) = match item.split_once('=') {
+                    Some((n, t)) => (n.trim(), t.trim().parse().unwrap_or(1)),
+                    None => (item, 1),
+                };
+                m.insert(name.to_owned(), times);
+            }
+        }
+        if !m.is_empty() {
+            ARMED.store(true, Ordering::Relaxed);
+        }
+        Mutex::new(m)
+    })
+}
+
+/// Arms `point` to fire the next `times` times it is reached (in this process).
+pub fn arm(point: &str, times: u64) {
+    let mut t = table().lock().unwrap_or_else(|p| p.into_inner());
+    t.insert(point.to_owned(), times);
+    ARMED.store(true, Ordering::Relaxed);
+}
+
+/// Whether `point` fires now (and counts it down). False unless a test armed it.
+pub fn fires(point: &str) -> bool {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = table();
+    });
+    if !ARMED.load(Ordering::Relaxed) {
+        return false;
+    }
+    let mut t = table().lock().unwrap_or_else(|p| p.into_inner());
+    match t.get_mut(point) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Panics with a message naming `point` if it fires: `fault::panic_point("output.send.panic")`.
+pub fn panic_point(point: &str) {
+    if fires(point) {
+        panic!("injected fault: {point}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_armed_point_fires_as_often_as_asked_then_never() {
+        assert!(!fires("test.point.a"));
+        arm("test.point.a", 2);
+        assert!(fires("test.point.a"));
+        assert!(fires("test.point.a"));
+        assert!(!fires("test.point.a"));
+        assert!(!fires("test.point.b"));
+    }
+}
