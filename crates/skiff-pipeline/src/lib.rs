@@ -29,6 +29,7 @@ pub mod failure;
 pub mod fault;
 pub mod publisher;
 pub mod queue;
+pub mod supervise;
 pub mod worker;
 
 pub use budget::Budget;
