@@ -12,7 +12,8 @@
 //! * [`output`]: the client: windows, partial ACKs, keep-alive ACKs, `slow_start`,
 //!   `pipelining`, `ttl`, TLS, and the `skiff test output` probe (an empty-window round trip).
 //! * [`input`]: the server: TLS with client certificates, keep-alive ACKs while our pipeline is
-//!   backpressured, ACKs that follow our own outputs' acknowledgements.
+//!   backpressured, ACKs that follow our own outputs' acknowledgements, and limits on what a
+//!   client can make it hold (connections, unacknowledged events and bytes, timeouts).
 //!
 //! Written by hand rather than with a library because it is the data path and faces untrusted
 //! input: every allocation is bounded by configuration and nothing panics on garbage.

@@ -114,6 +114,12 @@ defs! {
     INPUT_EVENTS = Counter "skiff.input.events" "Events read by inputs, by input id (label `input`).";
     /// Bytes read by inputs.
     INPUT_BYTES = Counter "skiff.input.bytes" "Bytes read by inputs, by input id (label `input`).";
+    /// Lumberjack clients refused over max_connections.
+    LUMBERJACK_REFUSED = Counter "skiff.input.lumberjack.connections.refused" "Connections the lumberjack input closed at once because it already served max_connections clients (label `input`).";
+    /// Lumberjack connections closed by the input, by reason.
+    LUMBERJACK_CLOSED = Counter "skiff.input.lumberjack.connections.closed" "Connections the lumberjack input closed on its side (labels `input` and `reason`: handshake_timeout, idle_timeout, read_timeout, write_timeout, protocol_error).";
+    /// Lumberjack connections that stopped reading at their limits.
+    LUMBERJACK_PAUSES = Counter "skiff.input.lumberjack.backpressure.waits" "Times a lumberjack connection stopped reading because its unacknowledged events reached max_window_size or max_batch_size, or the input reached max_pending_bytes (label `input`).";
 
     /// Resident set size.
     PROCESS_RSS_BYTES = Gauge "beat.memstats.rss" "Resident set size of the skiff process, in bytes.";

@@ -32,15 +32,31 @@ pub struct InputConfig {
     /// whole window as one). Default 64MiB.
     #[serde(default = "sixty_four_mib")]
     pub max_batch_size: ByteSize,
-    /// `max_connections`: clients served at once; more wait to be accepted. 0 = no limit.
-    /// Default 0 (as Filebeat); memory is at most about `max_connections x max_batch_size x 2`.
-    #[serde(default)]
+    /// `max_connections`: clients served at once; a client connecting beyond it is closed at
+    /// once (logged, counted in `skiff.input.lumberjack.connections.refused`) and retries later,
+    /// as Beats do. 0 = no limit. Default 1024 (raise the open-files limit with it).
+    #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// `max_window_size`: the most events of one connection received and not yet acknowledged
+    /// to its client. A client announcing a larger window (or `W 4294967295`) gets partial ACKs
+    /// as our outputs deliver, and the connection stops reading at this many. Default 16384.
+    #[serde(default = "default_max_window_size")]
+    pub max_window_size: u32,
+    /// `max_pending_bytes`: the memory limit of the input (the `input.lumberjack` stage): read
+    /// buffers and events received but not yet acknowledged to their clients, summed over its
+    /// connections. A connection stops reading while the stage is at the limit. Default 256MiB.
+    #[serde(default = "default_max_pending_bytes")]
+    pub max_pending_bytes: ByteSize,
+    /// `handshake_timeout` (alias Logstash's `ssl_handshake_timeout`): how long a new
+    /// connection has to finish its TLS handshake and send its first whole frame. Default 10s.
+    #[serde(default = "ten_seconds", alias = "ssl_handshake_timeout")]
+    pub handshake_timeout: Duration,
     /// `keepalive`: while a window waits for our outputs, repeat the last ACK this often so
     /// the client does not time out. Default 3s.
     #[serde(default = "three_seconds")]
     pub keepalive: Duration,
-    /// `timeout`: how long a client may pause in the middle of a window. Default 30s.
+    /// `timeout`: how long a client may pause in the middle of a window, and how long writing
+    /// an ACK may wait for a client that does not read them (write timeout). Default 30s.
     #[serde(default = "thirty_seconds")]
     pub timeout: Duration,
     /// `client_inactivity_timeout`: close a connection that sends nothing for this long while
@@ -60,6 +76,18 @@ fn ten_mib() -> ByteSize {
 }
 fn sixty_four_mib() -> ByteSize {
     ByteSize(64 << 20)
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_window_size() -> u32 {
+    16384
+}
+fn default_max_pending_bytes() -> ByteSize {
+    ByteSize(256 << 20)
+}
+fn ten_seconds() -> Duration {
+    Duration(std::time::Duration::from_secs(10))
 }
 fn three_seconds() -> Duration {
     Duration(std::time::Duration::from_secs(3))
@@ -123,6 +151,21 @@ pub fn validate(cfg: &InputConfig, node: &Node) -> Vec<ConfigError> {
             "must be between 1 byte and 4GiB".into(),
         ));
     }
+    if cfg.max_window_size == 0 {
+        errs.push(at(
+            "max_window_size",
+            "must be at least 1 (the events a connection may have unacknowledged)".into(),
+        ));
+    }
+    if cfg.max_pending_bytes.0 < 64 << 10 {
+        errs.push(at(
+            "max_pending_bytes",
+            "must be at least 64KiB (one read buffer)".into(),
+        ));
+    }
+    if cfg.handshake_timeout.0.is_zero() {
+        errs.push(at("handshake_timeout", "must be more than 0".into()));
+    }
     if cfg.keepalive.0.is_zero() || cfg.timeout.0.is_zero() {
         errs.push(at(
             "keepalive",
@@ -171,5 +214,26 @@ mod tests {
         let errs = validate(&c, &node);
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].to_string().contains("v3"));
+        let node =
+            skiff_config::parse_str("max_window_size: 0\nmax_pending_bytes: 1KiB", None).unwrap();
+        let errs = validate(&node.deserialize().unwrap(), &node);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+    }
+
+    #[test]
+    fn defaults_bound_a_public_listener() {
+        let c = cfg("{}");
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.max_window_size, 16384);
+        assert_eq!(c.max_pending_bytes.0, 256 << 20);
+        assert_eq!(c.handshake_timeout.0.as_secs(), 10);
+        assert_eq!(c.client_inactivity_timeout.0.as_secs(), 60);
+        assert_eq!(
+            cfg("ssl_handshake_timeout: 2s")
+                .handshake_timeout
+                .0
+                .as_secs(),
+            2
+        );
     }
 }

@@ -2,30 +2,38 @@
 //! only once *our* outputs acknowledged its events.
 //!
 //! Two halves run at once. The reader decodes frames and publishes every event with a token of
-//! the connection's [`AckStream`] (waiting while the queue is full). The ACK writer follows the
-//! stream's acknowledged prefix: for every event that became delivered it knows the frame's
-//! sequence number and whether it ended a window, and sends `A seq` (partial ACKs included).
-//! While events are outstanding it repeats the current window's last ACK every `keepalive`, so
-//! the client does not time out while our pipeline is backpressured.
+//! the connection's [`AckStream`] (waiting while the queue is full). The ACK writer
+//! ([`acks::ack_loop`]) follows the stream's acknowledged prefix: for every event that became
+//! delivered it knows the frame's sequence number and whether it ended a window, and sends
+//! `A seq` (partial ACKs included). While events are outstanding it repeats the current
+//! window's last ACK every `keepalive`, so the client does not time out while our pipeline is
+//! backpressured.
+//!
+//! Limits, so that a hostile or broken client costs a bounded amount and never stalls others:
+//! the reader stops reading while the connection holds too much (see [`acks`]); a connection
+//! must finish its TLS handshake and send a first whole frame within `handshake_timeout`, may
+//! not stay silent longer than `client_inactivity_timeout` while nothing of it is pending, nor
+//! pause mid-window longer than `timeout`; an ACK write waits at most `timeout`.
 
-use std::collections::VecDeque;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use skiff_event::{AckStream, Event, Map, Value};
 use skiff_metrics::Counter;
 use skiff_pipeline::Publisher;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::input::acks::{self, AckHalf, Outstanding, Pending, lock};
 use crate::input::event;
 use crate::protocol::{self, Decoder, Frame, Limits, ProtocolError};
+
+/// The most one socket read adds to the read buffer: the slack of the stage limit check.
+pub const READ_MAX: usize = 64 << 10;
 
 /// What every connection of one input shares.
 pub struct Shared {
@@ -35,43 +43,81 @@ pub struct Shared {
     pub fields: Arc<Map>,
     /// Configured tags, appended to each event's own.
     pub tags: Vec<Value>,
-    /// Decoder limits.
+    /// Decoder limits (`max_decompressed` also caps the bytes a connection holds).
     pub limits: Limits,
     /// Whether `D` frames are accepted.
     pub accept_v1: bool,
     /// Keep-alive ACK period.
     pub keepalive: Duration,
-    /// Mid-window read timeout.
+    /// Mid-window read timeout and ACK write timeout.
     pub timeout: Duration,
     /// Idle timeout (zero: none).
     pub inactivity: Duration,
+    /// TLS handshake + first frame timeout.
+    pub handshake: Duration,
+    /// Events a connection may hold unacknowledged to its client.
+    pub max_window: u64,
     /// Events received.
     pub events: Counter,
     /// Bytes received.
     pub bytes: Counter,
+    /// Times a connection stopped reading at its limits.
+    pub pauses: Counter,
+    /// Connections closed by us, by reason.
+    pub closed: ClosedCounters,
     /// The input's id, for logs.
     pub id: String,
-    /// Memory accounting of the connections' read buffers.
+    /// Memory accounting of the connections' read buffers and held events.
     pub mem: skiff_pipeline::budget::Stage,
+    /// Woken when any connection releases held bytes (others may be waiting on the stage).
+    pub released: Notify,
 }
 
-/// One published event waiting for its acknowledgement.
-#[derive(Clone, Copy, Debug)]
-struct Pending {
-    /// Events published on this connection including this one (0 for an empty window marker).
-    end: u64,
-    /// Its frame's sequence number.
-    seq: u32,
-    /// Whether it completes its window.
-    last: bool,
-    /// The protocol version of its window (ACKs answer in the same version).
-    version: u8,
+/// `skiff.input.lumberjack.connections.closed`, one counter per reason.
+pub struct ClosedCounters(pub [Counter; Reason::ALL.len()]);
+
+impl ClosedCounters {
+    /// Counts one connection closed for `r`.
+    pub fn inc(&self, r: Reason) {
+        self.0[r as usize].inc();
+    }
 }
 
-/// The queue of outstanding events shared by the two halves.
-#[derive(Default)]
-struct Outstanding {
-    q: VecDeque<Pending>,
+/// Why we closed a connection (the metric's `reason` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// No TLS handshake and first frame within `handshake_timeout`.
+    HandshakeTimeout = 0,
+    /// Silent for `client_inactivity_timeout` with nothing pending.
+    IdleTimeout = 1,
+    /// Silent for `timeout` in the middle of a window.
+    ReadTimeout = 2,
+    /// Did not read our ACKs for `timeout`.
+    WriteTimeout = 3,
+    /// Not lumberjack, or not within our limits.
+    ProtocolError = 4,
+}
+
+impl Reason {
+    /// Every reason, in the order of their discriminants.
+    pub const ALL: [Reason; 5] = [
+        Reason::HandshakeTimeout,
+        Reason::IdleTimeout,
+        Reason::ReadTimeout,
+        Reason::WriteTimeout,
+        Reason::ProtocolError,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::HandshakeTimeout => "handshake_timeout",
+            Reason::IdleTimeout => "idle_timeout",
+            Reason::ReadTimeout => "read_timeout",
+            Reason::WriteTimeout => "write_timeout",
+            Reason::ProtocolError => "protocol_error",
+        }
+    }
 }
 
 /// How a connection ended.
@@ -80,12 +126,31 @@ pub enum End {
     Closed,
     /// skiff is stopping.
     Shutdown,
-    /// Something was wrong; the message says what.
-    Error(String),
+    /// We closed it; `why` says what was wrong.
+    Error {
+        /// The metric label.
+        reason: Reason,
+        /// For the log line.
+        why: String,
+    },
 }
 
-/// Serves one connection until the client leaves, an error, or shutdown.
-pub async fn serve<S>(io: S, peer: SocketAddr, sh: Arc<Shared>, shutdown: CancellationToken) -> End
+fn protocol_error(why: impl Into<String>) -> End {
+    End::Error {
+        reason: Reason::ProtocolError,
+        why: why.into(),
+    }
+}
+
+/// Serves one connection until the client leaves, an error, or shutdown. The client must have
+/// sent its first whole frame by `first_frame` (the TLS handshake, if any, counts against it).
+pub async fn serve<S>(
+    io: S,
+    peer: SocketAddr,
+    sh: Arc<Shared>,
+    shutdown: CancellationToken,
+    first_frame: Instant,
+) -> End
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -93,254 +158,272 @@ where
     let stream = AckStream::new();
     let out = Arc::new(Mutex::new(Outstanding::default()));
     let wake = Arc::new(Notify::new());
+    let released = Arc::new(Notify::new());
     let stop_acks = CancellationToken::new();
-    let acker = tokio::spawn(ack_loop(
+    let half = AckHalf {
         wr,
-        stream.clone(),
-        out.clone(),
-        wake.clone(),
-        sh.keepalive,
-        stop_acks.clone(),
-    ));
-    let mut accounted = 0usize;
-    let end = read_loop(rd, &stream, &out, &wake, &sh, &shutdown, &mut accounted).await;
-    sh.mem.sub(accounted);
+        stream: stream.clone(),
+        out: out.clone(),
+        wake: wake.clone(),
+        released: released.clone(),
+        stop: stop_acks.clone(),
+    };
+    // The ACK half cancels `acker_gone` when it gives up, so a reader waiting on it wakes.
+    let acker_gone = CancellationToken::new();
+    let acker = {
+        let (sh, gone) = (sh.clone(), acker_gone.clone());
+        tokio::spawn(async move {
+            let end = acks::ack_loop(half, sh).await;
+            gone.cancel();
+            end
+        })
+    };
+    let mut conn = Conn {
+        stream: &stream,
+        out: &out,
+        wake: &wake,
+        released: &released,
+        sh: &sh,
+        shutdown: &shutdown,
+        acker_gone: &acker_gone,
+        accounted: 0,
+    };
+    let end = conn.read_loop(rd, first_frame).await;
+    let accounted = conn.accounted;
     if matches!(end, End::Shutdown) {
         // Give our outputs a chance to deliver what this client sent, so it hears the ACKs and
         // does not send the events again to the next server.
-        let deadline = tokio::time::Instant::now() + sh.publisher.shutdown_timeout();
+        let deadline = Instant::now() + sh.publisher.shutdown_timeout();
         stream.wait_all_acked(deadline).await;
         wake.notify_one();
         tokio::task::yield_now().await;
     }
     stop_acks.cancel();
-    let _ = acker.await;
+    let acker_end = acker.await.ok().flatten();
+    sh.mem.sub(accounted + lock(&out).held_bytes());
+    sh.released.notify_waiters();
     tracing::debug!(input = %sh.id, peer = %peer, "lumberjack connection closed");
-    end
+    match (end, acker_end) {
+        // The reader stopped because the ACK half gave up: its reason is the one.
+        (End::Closed, Some(e)) => e,
+        (end, _) => end,
+    }
 }
 
-fn lock(o: &Mutex<Outstanding>) -> std::sync::MutexGuard<'_, Outstanding> {
-    o.lock().unwrap_or_else(|p| p.into_inner())
+/// The reader half's view of the connection.
+struct Conn<'a> {
+    stream: &'a Arc<AckStream>,
+    out: &'a Mutex<Outstanding>,
+    wake: &'a Notify,
+    released: &'a Notify,
+    sh: &'a Shared,
+    shutdown: &'a CancellationToken,
+    acker_gone: &'a CancellationToken,
+    /// Read buffer bytes accounted in the stage.
+    accounted: usize,
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(
-    mut rd: R,
-    stream: &Arc<AckStream>,
-    out: &Mutex<Outstanding>,
-    wake: &Notify,
-    sh: &Shared,
-    shutdown: &CancellationToken,
-    accounted: &mut usize,
-) -> End {
-    let mut dec = Decoder::new(sh.limits);
-    let mut buf = BytesMut::with_capacity(64 << 10);
-    // The read buffer holds at most one frame (bounded by the limits) plus one read.
-    let mut account = |cap: usize| {
-        if cap > *accounted {
-            sh.mem.add(cap - *accounted);
+impl Conn<'_> {
+    fn account(&mut self, cap: usize) {
+        if cap > self.accounted {
+            self.sh.mem.add(cap - self.accounted);
         } else {
-            sh.mem.sub(*accounted - cap);
+            self.sh.mem.sub(self.accounted - cap);
         }
-        *accounted = cap;
-    };
-    account(buf.capacity());
-    let mut published: u64 = 0;
-    // The current window: declared size and frames received.
-    let mut expected: u32 = 0;
-    let mut received: u32 = 0;
-    let mut version = protocol::VERSION_2;
-    loop {
-        // Take out every whole frame first.
+        self.accounted = cap;
+    }
+
+    /// Accounts `bytes` for an event (or marker) and records it as outstanding.
+    fn hold(&self, p: Pending) {
+        self.sh.mem.add(p.bytes);
+        lock(self.out).push(p);
+    }
+
+    /// Waits while the connection holds as much as it may, keeping `headroom` bytes of the
+    /// stage free (for the next read). `Err` when the connection must end.
+    async fn wait_for_room(&self, headroom: usize) -> Result<(), End> {
+        let mut counted = false;
         loop {
-            // The version byte of the next frame on the wire (frames taken out of a compressed
-            // frame belong to the window already seen).
-            let next_version = if dec.has_pending() {
-                None
-            } else {
-                buf.first().copied()
-            };
-            let frame = match dec.decode(&mut buf) {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => return End::Error(e.to_string()),
-            };
-            let ev = match frame {
-                Frame::Window(n) => {
-                    if received < expected && received > 0 {
-                        tracing::warn!(input = %sh.id, expected, received, "new window before the previous one was complete; acknowledging what arrived");
-                        if let Some(p) = lock(out).q.back_mut() {
-                            p.last = true;
+            // Register before checking, so a release in between is not missed.
+            let mine = self.released.notified();
+            let any = self.sh.released.notified();
+            if !lock(self.out).must_wait(self.sh, headroom) {
+                return Ok(());
+            }
+            if !counted {
+                self.sh.pauses.inc();
+                counted = true;
+            }
+            tokio::select! {
+                _ = mine => {}
+                _ = any => {}
+                // Another input sharing the stage does not notify us: look again now and then.
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = self.acker_gone.cancelled() => return Err(End::Closed),
+                _ = self.shutdown.cancelled() => return Err(End::Shutdown),
+            }
+        }
+    }
+
+    async fn read_loop<R: AsyncRead + Unpin>(&mut self, mut rd: R, first_frame: Instant) -> End {
+        let sh = self.sh;
+        let mut dec = Decoder::new(sh.limits);
+        let mut buf = BytesMut::with_capacity(READ_MAX);
+        self.account(buf.capacity());
+        let mut published: u64 = 0;
+        let mut got_frame = false;
+        // The current window: declared size and frames received.
+        let mut expected: u32 = 0;
+        let mut received: u32 = 0;
+        let mut version = protocol::VERSION_2;
+        loop {
+            // Take out every whole frame first.
+            loop {
+                // A read can hold many small frames: the limits apply between frames too.
+                if let Err(end) = self.wait_for_room(0).await {
+                    return end;
+                }
+                // The version byte of the next frame on the wire (frames taken out of a
+                // compressed frame belong to the window already seen).
+                let next_version = if dec.has_pending() || dec.in_frame() {
+                    None
+                } else {
+                    buf.first().copied()
+                };
+                let frame = match dec.decode(&mut buf) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return protocol_error(e.to_string()),
+                };
+                got_frame = true;
+                let (seq, mut ev, bytes): (u32, Event, usize) = match frame {
+                    Frame::Window(n) => {
+                        if received < expected && received > 0 {
+                            tracing::warn!(input = %sh.id, expected, received, "new window before the previous one was complete; acknowledging what arrived");
+                            if let Some(p) = lock(self.out).q.back_mut() {
+                                p.last = true;
+                            }
                         }
+                        expected = n;
+                        received = 0;
+                        version = next_version.unwrap_or(protocol::VERSION_2);
+                        if n == 0 {
+                            // Logstash answers an empty window with ACK 0 (a liveness check).
+                            // The marker counts against the window limit like an event, so a
+                            // flood of `W 0` from a client that never reads stops being read.
+                            self.hold(Pending {
+                                end: published,
+                                seq: 0,
+                                last: true,
+                                version,
+                                bytes: protocol::ACK_LEN,
+                            });
+                            self.wake.notify_one();
+                        }
+                        continue;
                     }
-                    expected = n;
-                    received = 0;
-                    version = next_version.unwrap_or(protocol::VERSION_2);
-                    if n == 0 {
-                        // Logstash answers an empty window with ACK 0 (a liveness check).
-                        lock(out).q.push_back(Pending {
-                            end: published,
-                            seq: 0,
-                            last: true,
-                            version,
-                        });
-                        wake.notify_one();
-                    }
-                    continue;
-                }
-                Frame::Ack(_) => {
-                    return End::Error(ProtocolError::Unexpected("ACK", "client").to_string());
-                }
-                Frame::Json { seq, payload } => {
-                    sh.bytes.add(payload.len() as u64);
-                    (seq, event::from_json(&payload, &sh.fields, &sh.tags))
-                }
-                Frame::Data { seq, pairs } => {
-                    if !sh.accept_v1 {
-                        return End::Error(
-                            "lumberjack v1 data frame, but `versions` does not include v1".into(),
+                    Frame::Ack(_) => {
+                        return protocol_error(
+                            ProtocolError::Unexpected("ACK", "client").to_string(),
                         );
                     }
-                    (seq, event::from_pairs(pairs, &sh.fields, &sh.tags))
+                    Frame::Json { seq, payload } => {
+                        sh.bytes.add(payload.len() as u64);
+                        let ev = event::from_json(&payload, &sh.fields, &sh.tags);
+                        (seq, ev, payload.len())
+                    }
+                    Frame::Data { seq, pairs } => {
+                        if !sh.accept_v1 {
+                            return protocol_error(
+                                "lumberjack v1 data frame, but `versions` does not include v1",
+                            );
+                        }
+                        let len = pairs.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+                        sh.bytes.add(len as u64);
+                        (seq, event::from_pairs(pairs, &sh.fields, &sh.tags), len)
+                    }
+                };
+                if expected == 0 {
+                    return protocol_error(
+                        "data frame outside a window (before any window frame, or after an empty window `W 0`): the client is not speaking lumberjack v2",
+                    );
+                }
+                published += 1;
+                received = received.saturating_add(1);
+                ev.ack = Some(self.stream.token(published));
+                self.hold(Pending {
+                    end: published,
+                    seq,
+                    last: received >= expected,
+                    version,
+                    bytes,
+                });
+                sh.events.inc();
+                tokio::select! {
+                    r = sh.publisher.publish(ev) => if r.is_err() { return End::Shutdown },
+                    _ = self.shutdown.cancelled() => return End::Shutdown,
+                }
+            }
+            if buf.capacity() - buf.len() < 16 << 10 {
+                buf.reserve(READ_MAX);
+            }
+            self.account(buf.capacity());
+            if let Err(end) = self.wait_for_room(READ_MAX).await {
+                return end;
+            }
+            let mid_window = received < expected;
+            let (deadline, reason) = if !got_frame {
+                (Some(first_frame), Reason::HandshakeTimeout)
+            } else if mid_window {
+                (Some(Instant::now() + sh.timeout), Reason::ReadTimeout)
+            } else if !sh.inactivity.is_zero() {
+                (Some(Instant::now() + sh.inactivity), Reason::IdleTimeout)
+            } else {
+                (None, Reason::ReadTimeout)
+            };
+            let read = async {
+                let mut room = (&mut buf).limit(READ_MAX);
+                match deadline {
+                    Some(t) => tokio::time::timeout_at(t, rd.read_buf(&mut room))
+                        .await
+                        .ok(),
+                    None => Some(rd.read_buf(&mut room).await),
                 }
             };
-            if expected == 0 {
-                return End::Error(
-                    "data frame before any window frame: the client is not speaking lumberjack v2"
-                        .into(),
-                );
-            }
-            let (seq, mut ev): (u32, Event) = ev;
-            published += 1;
-            received = received.saturating_add(1);
-            ev.ack = Some(stream.token(published));
-            lock(out).q.push_back(Pending {
-                end: published,
-                seq,
-                last: received >= expected,
-                version,
-            });
-            sh.events.inc();
-            tokio::select! {
-                r = sh.publisher.publish(ev) => if r.is_err() { return End::Shutdown },
-                _ = shutdown.cancelled() => return End::Shutdown,
-            }
-        }
-        let mid_window = received < expected;
-        let idle = lock(out).q.is_empty();
-        let limit = if mid_window {
-            Some(sh.timeout)
-        } else if idle && !sh.inactivity.is_zero() {
-            Some(sh.inactivity)
-        } else {
-            None
-        };
-        if buf.capacity() - buf.len() < 16 << 10 {
-            buf.reserve(64 << 10);
-        }
-        account(buf.capacity());
-        let read = async {
-            match limit {
-                Some(t) => tokio::time::timeout(t, rd.read_buf(&mut buf)).await.ok(),
-                None => Some(rd.read_buf(&mut buf).await),
-            }
-        };
-        let r = tokio::select! {
-            r = read => r,
-            _ = shutdown.cancelled() => return End::Shutdown,
-        };
-        match r {
-            None if mid_window => {
-                return End::Error(format!(
-                    "client sent {received} of {expected} events of a window, then nothing for {:?} (timeout)",
-                    sh.timeout
-                ));
-            }
-            None => return End::Closed,
-            Some(Ok(0)) => {
-                if !buf.is_empty() || dec.has_pending() {
-                    return End::Error("connection closed in the middle of a frame".into());
+            let r = tokio::select! {
+                r = read => r,
+                _ = self.shutdown.cancelled() => return End::Shutdown,
+                _ = self.acker_gone.cancelled() => return End::Closed,
+            };
+            match r {
+                // A client waiting for our outputs to deliver its window is not idle.
+                None if reason == Reason::IdleTimeout && !lock(self.out).q.is_empty() => {}
+                None => {
+                    let why = match reason {
+                        Reason::HandshakeTimeout => format!(
+                            "no TLS handshake and first whole frame within {:?} (handshake_timeout)",
+                            sh.handshake
+                        ),
+                        Reason::IdleTimeout => format!(
+                            "the client sent nothing for {:?} (client_inactivity_timeout)",
+                            sh.inactivity
+                        ),
+                        _ => format!(
+                            "client sent {received} of {expected} events of a window, then nothing for {:?} (timeout)",
+                            sh.timeout
+                        ),
+                    };
+                    return End::Error { reason, why };
                 }
-                return End::Closed;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return End::Error(format!("read failed: {e}")),
-        }
-    }
-}
-
-/// Sends ACKs as the acknowledged prefix grows, and keep-alives while events are outstanding.
-async fn ack_loop<W: AsyncWrite + Unpin>(
-    mut wr: W,
-    stream: Arc<AckStream>,
-    out: Arc<Mutex<Outstanding>>,
-    wake: Arc<Notify>,
-    keepalive: Duration,
-    stop: CancellationToken,
-) {
-    // The sequence acknowledged so far in the oldest incomplete window (0: none yet), and the
-    // protocol version to answer in.
-    let mut window_seq: u32 = 0;
-    let mut version = protocol::VERSION_2;
-    let mut frames = Vec::with_capacity(64);
-    loop {
-        // Register for the next change *before* reading the progress, so no ack is missed.
-        let mut changed = pin!(stream.changed());
-        let mut fired = false;
-        std::future::poll_fn(|cx| {
-            fired = changed.as_mut().poll(cx).is_ready();
-            Poll::Ready(())
-        })
-        .await;
-        let acked = stream.progress().acked;
-        frames.clear();
-        {
-            let mut o = lock(&out);
-            let mut last_popped: Option<Pending> = None;
-            while let Some(p) = o.q.front().copied() {
-                if p.end > acked {
-                    break;
+                Some(Ok(0)) => {
+                    if !buf.is_empty() || dec.has_pending() || dec.in_frame() {
+                        return protocol_error("connection closed in the middle of a frame");
+                    }
+                    return End::Closed;
                 }
-                o.q.pop_front();
-                version = p.version;
-                if p.last {
-                    frames.extend_from_slice(&protocol::ack_frame_v(p.version, p.seq));
-                    window_seq = 0;
-                } else {
-                    window_seq = p.seq;
-                }
-                last_popped = Some(p);
-            }
-            if let Some(p) = last_popped
-                && !p.last
-            {
-                frames.extend_from_slice(&protocol::ack_frame_v(p.version, p.seq));
-            }
-            if let Some(p) = o.q.front() {
-                version = p.version;
-            }
-        }
-        if !frames.is_empty() && write(&mut wr, &frames).await.is_err() {
-            return;
-        }
-        if fired {
-            continue;
-        }
-        tokio::select! {
-            _ = changed => {}
-            _ = wake.notified() => {}
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(keepalive) => {
-                if !lock(&out).q.is_empty()
-                    && write(&mut wr, &protocol::ack_frame_v(version, window_seq)).await.is_err()
-                {
-                    return;
-                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return protocol_error(format!("read failed: {e}")),
             }
         }
     }
-}
-
-async fn write<W: AsyncWrite + Unpin>(wr: &mut W, b: &[u8]) -> std::io::Result<()> {
-    wr.write_all(b).await?;
-    wr.flush().await
 }

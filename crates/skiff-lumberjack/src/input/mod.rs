@@ -10,6 +10,7 @@
 //! Received events keep the sender's fields (`agent`, `host`, `log`, ...); see
 //! [`event::received_shared`].
 
+pub mod acks;
 pub mod config;
 pub mod conn;
 pub mod event;
@@ -26,7 +27,7 @@ use tokio::task::JoinSet;
 
 use crate::protocol::Limits;
 use config::InputConfig;
-use conn::{End, Shared};
+use conn::{ClosedCounters, End, Reason, Shared};
 
 /// `type: lumberjack`.
 pub static INPUT: InputPlugin = InputPlugin {
@@ -121,15 +122,33 @@ async fn run_listener(
         keepalive: cfg.keepalive.0,
         timeout: cfg.timeout.0,
         inactivity: cfg.client_inactivity_timeout.0,
+        handshake: cfg.handshake_timeout.0,
+        max_window: u64::from(cfg.max_window_size),
         events: ctx.build.metrics.counter_with(&names::INPUT_EVENTS, &label),
         bytes: ctx.build.metrics.counter_with(&names::INPUT_BYTES, &label),
+        pauses: ctx
+            .build
+            .metrics
+            .counter_with(&names::LUMBERJACK_PAUSES, &label),
+        closed: ClosedCounters(Reason::ALL.map(|r| {
+            ctx.build.metrics.counter_with(
+                &names::LUMBERJACK_CLOSED,
+                &[("input", ctx.id.as_str()), ("reason", r.label())],
+            )
+        })),
         id: ctx.id.clone(),
-        mem: ctx.build.budget.stage(
-            "input.lumberjack",
-            // The worst case: every allowed connection holding its largest compressed frame.
-            (cfg.max_connections as u64).saturating_mul(cfg.max_batch_size.0 + (64 << 10)),
-        ),
+        mem: ctx
+            .build
+            .budget
+            .stage("input.lumberjack", cfg.max_pending_bytes.0),
+        released: tokio::sync::Notify::new(),
     });
+    let refused = ctx
+        .build
+        .metrics
+        .counter_with(&names::LUMBERJACK_REFUSED, &label);
+    let mut last_refusal_log: Option<std::time::Instant> = None;
+    let mut refused_since_log = 0u64;
     let open = Arc::new(AtomicU64::new(0));
     let total = Arc::new(AtomicU64::new(0));
     {
@@ -145,16 +164,9 @@ async fn run_listener(
     }
     let limit = (cfg.max_connections > 0)
         .then(|| Arc::new(tokio::sync::Semaphore::new(cfg.max_connections)));
-    tracing::info!(input = %ctx.id, listen = %local, tls = tls.is_some(), "lumberjack input listening");
+    tracing::info!(input = %ctx.id, listen = %local, tls = tls.is_some(), max_connections = cfg.max_connections, "lumberjack input listening");
     let mut conns = JoinSet::new();
     loop {
-        let permit = match &limit {
-            None => None,
-            Some(s) => tokio::select! {
-                p = s.clone().acquire_owned() => p.ok(),
-                _ = ctx.shutdown.cancelled() => break,
-            },
-        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = ctx.shutdown.cancelled() => break,
@@ -169,6 +181,26 @@ async fn run_listener(
                 continue;
             }
         };
+        let permit = match &limit {
+            None => None,
+            Some(s) => match s.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    // Closed at once rather than left in the backlog: the client sees the
+                    // refusal, backs off and retries (Beats do), and the clients already
+                    // served keep their share. One log line per 10s, every refusal counted.
+                    drop(tcp);
+                    refused.inc();
+                    refused_since_log += 1;
+                    if last_refusal_log.is_none_or(|t| t.elapsed().as_secs() >= 10) {
+                        tracing::warn!(input = %ctx.id, peer = %peer, max_connections = cfg.max_connections, refused = refused_since_log, "lumberjack connection refused: max_connections clients are connected already (raise max_connections, or spread the clients over more inputs)");
+                        last_refusal_log = Some(std::time::Instant::now());
+                        refused_since_log = 0;
+                    }
+                    continue;
+                }
+            },
+        };
         let _ = tcp.set_nodelay(true);
         let (sh, tls, shutdown, open, id) = (
             sh.clone(),
@@ -181,17 +213,35 @@ async fn run_listener(
         conns.spawn(async move {
             let _permit = permit;
             open.fetch_add(1, Ordering::Relaxed);
+            // The TLS handshake and the first frame share one deadline.
+            let first_frame = tokio::time::Instant::now() + sh.handshake;
             let end = match tls {
-                None => conn::serve(tcp, peer, sh, shutdown).await,
-                Some(acc) => match tokio::time::timeout(sh.timeout, acc.accept(tcp)).await {
-                    Ok(Ok(s)) => conn::serve(s, peer, sh, shutdown).await,
-                    Ok(Err(e)) => End::Error(format!("TLS handshake failed: {}", tls_reason(&e))),
-                    Err(_) => End::Error("TLS handshake timed out".into()),
+                None => conn::serve(tcp, peer, sh.clone(), shutdown, first_frame).await,
+                Some(acc) => match tokio::time::timeout_at(first_frame, acc.accept(tcp)).await {
+                    Ok(Ok(s)) => conn::serve(s, peer, sh.clone(), shutdown, first_frame).await,
+                    Ok(Err(e)) => End::Error {
+                        reason: Reason::ProtocolError,
+                        why: format!("TLS handshake failed: {}", tls_reason(&e)),
+                    },
+                    Err(_) => End::Error {
+                        reason: Reason::HandshakeTimeout,
+                        why: format!(
+                            "TLS handshake not finished within {:?} (handshake_timeout)",
+                            sh.handshake
+                        ),
+                    },
                 },
             };
             open.fetch_sub(1, Ordering::Relaxed);
             match end {
-                End::Error(why) => tracing::warn!(input = %id, peer = %peer, error = %why, "lumberjack connection closed"),
+                End::Error { reason, why } => {
+                    sh.closed.inc(reason);
+                    if reason == Reason::IdleTimeout {
+                        tracing::info!(input = %id, peer = %peer, reason = reason.label(), "lumberjack connection closed: {why}");
+                    } else {
+                        tracing::warn!(input = %id, peer = %peer, reason = reason.label(), "lumberjack connection closed: {why}");
+                    }
+                }
                 End::Closed => tracing::debug!(input = %id, peer = %peer, "lumberjack client disconnected"),
                 End::Shutdown => {}
             }

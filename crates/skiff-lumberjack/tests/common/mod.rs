@@ -50,11 +50,16 @@ pub fn node(yaml: &str) -> skiff_config::Node {
 pub struct Collector {
     pub seen: Arc<Mutex<Vec<Value>>>,
     pub delay: Duration,
+    /// When set, every send waits until it holds `true` (an output that is down).
+    pub gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[async_trait]
 impl Output for Collector {
     async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+        if let Some(g) = &mut self.gate {
+            let _ = g.wait_for(|open| *open).await;
+        }
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -79,6 +84,16 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn new(delay: Duration) -> Self {
+        Self::build(delay, None)
+    }
+
+    /// A receiver whose output holds every batch until the returned gate is set to `true`.
+    pub fn gated() -> (Self, tokio::sync::watch::Sender<bool>) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (Self::build(Duration::ZERO, Some(rx)), tx)
+    }
+
+    fn build(delay: Duration, gate: Option<tokio::sync::watch::Receiver<bool>>) -> Self {
         let ctx = ctx("aggregator");
         let queue = queue(&ctx.metrics);
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -87,6 +102,7 @@ impl Receiver {
             clients: vec![Box::new(Collector {
                 seen: seen.clone(),
                 delay,
+                gate,
             })],
             settings: OutputSettings {
                 bulk_max_size: 1000,
