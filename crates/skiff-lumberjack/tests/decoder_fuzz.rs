@@ -67,7 +67,7 @@ fn mixed_window(docs: &[Doc], level: u32) -> Vec<u8> {
                 protocol::write_json_frame(&mut frames, seq, |o| o.extend_from_slice(j.as_bytes()))
             }
             Doc::Pairs(pairs) => {
-                frames.extend_from_slice(&[b'1', b'D']);
+                frames.extend_from_slice(b"1D");
                 frames.extend_from_slice(&seq.to_be_bytes());
                 frames.extend_from_slice(&(pairs.len() as u32).to_be_bytes());
                 for (k, v) in pairs {

@@ -172,11 +172,15 @@ where
     let acker_gone = CancellationToken::new();
     let acker = {
         let (sh, gone) = (sh.clone(), acker_gone.clone());
-        tokio::spawn(async move {
-            let end = acks::ack_loop(half, sh).await;
-            gone.cancel();
-            end
-        })
+        let name = skiff_pipeline::supervise::current().map_or_else(
+            || format!("input/{}: ACKs", sh.id),
+            |n| format!("{n}: ACKs"),
+        );
+        tokio::spawn(skiff_pipeline::supervise::named(name, async move {
+            // Cancels on return and on a panic alike: the reader never waits for a dead half.
+            let _gone = gone.drop_guard();
+            acks::ack_loop(half, sh).await
+        }))
     };
     let mut conn = Conn {
         stream: &stream,

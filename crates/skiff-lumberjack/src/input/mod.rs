@@ -171,8 +171,13 @@ async fn run_listener(
             a = listener.accept() => a,
             _ = ctx.shutdown.cancelled() => break,
         };
-        // Reap finished connection tasks so the set does not grow.
-        while conns.try_join_next().is_some() {}
+        // Reap finished connection tasks so the set does not grow (a panic was logged by the
+        // panic hook with the connection's name; this says it ended the connection).
+        while let Some(r) = conns.try_join_next() {
+            if let Err(e) = r {
+                tracing::error!(input = %ctx.id, "lumberjack connection task failed: {}", skiff_pipeline::supervise::join_error_message(e));
+            }
+        }
         let (tcp, peer) = match accepted {
             Ok(v) => v,
             Err(e) => {
@@ -210,7 +215,8 @@ async fn run_listener(
             ctx.id.clone(),
         );
         total.fetch_add(1, Ordering::Relaxed);
-        conns.spawn(async move {
+        let name = format!("input/{}: lumberjack client {peer}", ctx.id);
+        conns.spawn(skiff_pipeline::supervise::named(name, async move {
             let _permit = permit;
             open.fetch_add(1, Ordering::Relaxed);
             // The TLS handshake and the first frame share one deadline.
@@ -245,7 +251,7 @@ async fn run_listener(
                 End::Closed => tracing::debug!(input = %id, peer = %peer, "lumberjack client disconnected"),
                 End::Shutdown => {}
             }
-        });
+        }));
     }
     tracing::info!(input = %ctx.id, "lumberjack input stopping");
     // Connections watch the same shutdown token; each waits up to shutdown_timeout for its ACKs.
