@@ -344,3 +344,27 @@ async fn memory_stays_within_the_stage_limit_while_the_output_is_blocked() {
     assert_eq!(rx.counts().len(), n as usize);
     wait_until("the stage to return to zero", || stage(&rx).0 == 0).await;
 }
+
+/// An input task aborted while its connections hold events (a stop that does not wait) gives
+/// every accounted byte back: the connection futures release what they hold when dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_input_gives_its_memory_back() {
+    let (rx, _gate) = Receiver::gated();
+    let (port, (_stop, input)) = {
+        let port = free_port();
+        (port, rx.start_input("", port, Duration::ZERO).await)
+    };
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(&window(5, 1, 5, 1000)).await.unwrap();
+    wait_until("the events to be held", || {
+        counter(&rx, &names::INPUT_EVENTS, None) == 5
+    })
+    .await;
+    assert!(stage(&rx).0 > 5000, "{:?}", stage(&rx));
+    input.abort();
+    assert!(closed_by_server(&mut s).await);
+    wait_until("the aborted connection to give its memory back", || {
+        stage(&rx).0 == 0
+    })
+    .await;
+}

@@ -192,8 +192,10 @@ where
         acker_gone: &acker_gone,
         accounted: 0,
     };
+    // Declared after `conn`, so dropped before it: if this future is dropped or unwinds (an
+    // aborted task, a panic), the ACK half stops first, then `conn` gives the memory back.
+    let _stop_acks_on_exit = stop_acks.clone().drop_guard();
     let end = conn.read_loop(rd, first_frame).await;
-    let accounted = conn.accounted;
     if matches!(end, End::Shutdown) {
         // Give our outputs a chance to deliver what this client sent, so it hears the ACKs and
         // does not send the events again to the next server.
@@ -204,8 +206,8 @@ where
     }
     stop_acks.cancel();
     let acker_end = acker.await.ok().flatten();
-    sh.mem.sub(accounted + lock(&out).held_bytes());
-    sh.released.notify_waiters();
+    // `conn` (dropped at the end of this function, after the ACK half ended) releases what the
+    // connection still holds.
     tracing::debug!(input = %sh.id, peer = %peer, "lumberjack connection closed");
     match (end, acker_end) {
         // The reader stopped because the ACK half gave up: its reason is the one.
@@ -225,6 +227,15 @@ struct Conn<'a> {
     acker_gone: &'a CancellationToken,
     /// Read buffer bytes accounted in the stage.
     accounted: usize,
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        self.sh
+            .mem
+            .sub(self.accounted + lock(self.out).held_bytes());
+        self.sh.released.notify_waiters();
+    }
 }
 
 impl Conn<'_> {
