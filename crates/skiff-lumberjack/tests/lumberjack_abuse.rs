@@ -19,7 +19,18 @@ use tokio::net::TcpStream;
 /// Starts the input with `yaml` on a free port; the test keeps the returned guard alive.
 async fn listen(rx: &Receiver, yaml: &str) -> (u16, impl Sized) {
     let port = free_port();
-    (port, rx.start_input(yaml, port, Duration::ZERO).await)
+    let input = rx.start_input(yaml, port, Duration::ZERO).await;
+    // start_input's readiness probe took a slot and a read buffer: wait until they are back,
+    // so the tests count only their own connections.
+    wait_until(
+        "the readiness probe's connection to be accepted and end",
+        || {
+            let st = &rx.ctx.status.snapshot()["lj"];
+            st["connections_total"] == 1 && st["connections"] == 0
+        },
+    )
+    .await;
+    (port, input)
 }
 
 /// Polls `cond` until it holds, or panics with `what` after 30 s.
@@ -40,6 +51,19 @@ fn counter(rx: &Receiver, def: &'static skiff_metrics::names::Def, reason: Optio
         labels.push(("reason", r));
     }
     rx.ctx.metrics.counter_with(def, &labels).get()
+}
+
+/// Waits until the counter reaches `n` (the client may see the close before it is counted).
+async fn wait_count(
+    rx: &Receiver,
+    def: &'static skiff_metrics::names::Def,
+    reason: Option<&str>,
+    n: u64,
+) {
+    let what = format!("{} {reason:?} to reach {n}", def.name);
+    wait_until(&what, || counter(rx, def, reason) == n).await;
+    // And it stays there: nothing else in the test closes a connection that way.
+    assert_eq!(counter(rx, def, reason), n, "{what}");
 }
 
 /// `(used, limit)` of the `input.lumberjack` stage.
@@ -146,10 +170,7 @@ async fn a_client_that_never_reads_acks_is_bounded_and_closed_by_the_write_timeo
         .expect("the server never closed the client that does not read")
         .unwrap();
     assert!(sent > 0);
-    assert_eq!(
-        counter(&rx, &names::LUMBERJACK_CLOSED, Some("write_timeout")),
-        1
-    );
+    wait_count(&rx, &names::LUMBERJACK_CLOSED, Some("write_timeout"), 1).await;
     drop((bad_rd, tx));
     wait_until("the closed connections to give their memory back", || {
         stage(&rx).0 == 0
@@ -173,10 +194,7 @@ async fn empty_and_huge_windows_stay_within_the_window_limit() {
     protocol::write_json_frame(&mut b, 1, |o| o.extend_from_slice(b"{}"));
     s.write_all(&b).await.unwrap();
     assert!(closed_by_server(&mut s).await);
-    assert_eq!(
-        counter(&rx, &names::LUMBERJACK_CLOSED, Some("protocol_error")),
-        1
-    );
+    wait_count(&rx, &names::LUMBERJACK_CLOSED, Some("protocol_error"), 1).await;
 
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     s.write_all(&window(u32::MAX, 1, 50, 100)).await.unwrap();
@@ -185,7 +203,7 @@ async fn empty_and_huge_windows_stay_within_the_window_limit() {
     })
     .await;
     // Paused with the output down: nothing can change the count until the gate opens.
-    assert_eq!(counter(&rx, &names::INPUT_EVENTS, None), 10);
+    wait_count(&rx, &names::INPUT_EVENTS, None, 10).await;
     gate.send(true).unwrap();
     read_acks_until(&mut s, 50).await;
     assert_eq!(rx.counts().len(), 50);
@@ -235,11 +253,6 @@ async fn a_data_frame_trickled_byte_by_byte_is_received() {
 async fn clients_over_max_connections_are_refused_and_the_others_keep_working() {
     let rx = Receiver::new(Duration::ZERO);
     let (port, _input) = listen(&rx, "max_connections: 2").await;
-    // start_input's readiness probe used (and released) a slot; wait until it is free again.
-    wait_until("the readiness probe's connection to end", || {
-        rx.ctx.status.snapshot()["lj"]["connections"] == 0
-    })
-    .await;
     let mut a = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let mut b = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     a.write_all(&window(1, 1, 1, 50)).await.unwrap();
@@ -249,7 +262,7 @@ async fn clients_over_max_connections_are_refused_and_the_others_keep_working() 
 
     let mut c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     assert!(closed_by_server(&mut c).await, "the third client is closed");
-    assert_eq!(counter(&rx, &names::LUMBERJACK_REFUSED, None), 1);
+    wait_count(&rx, &names::LUMBERJACK_REFUSED, None, 1).await;
 
     a.write_all(&window(2, 1, 2, 50)).await.unwrap();
     read_acks_until(&mut a, 2).await;
@@ -265,7 +278,7 @@ async fn clients_over_max_connections_are_refused_and_the_others_keep_working() 
     let mut d = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     d.write_all(&window(1, 1, 1, 50)).await.unwrap();
     read_acks_until(&mut d, 1).await;
-    assert_eq!(counter(&rx, &names::LUMBERJACK_REFUSED, None), 1);
+    wait_count(&rx, &names::LUMBERJACK_REFUSED, None, 1).await;
 }
 
 /// (e) A client silent after its window is closed after `client_inactivity_timeout`; one that
@@ -282,19 +295,13 @@ async fn silent_clients_are_closed_after_the_idle_and_handshake_timeouts() {
     idle.write_all(&window(1, 1, 1, 50)).await.unwrap();
     read_acks_until(&mut idle, 1).await;
     assert!(closed_by_server(&mut idle).await, "idle client not closed");
-    assert_eq!(
-        counter(&rx, &names::LUMBERJACK_CLOSED, Some("idle_timeout")),
-        1
-    );
+    wait_count(&rx, &names::LUMBERJACK_CLOSED, Some("idle_timeout"), 1).await;
 
     let mut mute = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     // Half a window frame: the first whole frame never comes.
     mute.write_all(b"2W\0").await.unwrap();
     assert!(closed_by_server(&mut mute).await, "mute client not closed");
-    assert_eq!(
-        counter(&rx, &names::LUMBERJACK_CLOSED, Some("handshake_timeout")),
-        1
-    );
+    wait_count(&rx, &names::LUMBERJACK_CLOSED, Some("handshake_timeout"), 1).await;
 }
 
 /// (f) With the output down, a client sending 2 MB of events makes the input hold at most

@@ -215,10 +215,12 @@ async fn run_listener(
             ctx.id.clone(),
         );
         total.fetch_add(1, Ordering::Relaxed);
+        // Counted here, with the permit taken, so `connections` never reads below the slots
+        // in use; both are given back when the task ends, panics or is aborted.
+        let slot = Slot::take(open, permit);
         let name = format!("input/{}: lumberjack client {peer}", ctx.id);
         conns.spawn(skiff_pipeline::supervise::named(name, async move {
-            let _permit = permit;
-            open.fetch_add(1, Ordering::Relaxed);
+            let _slot = slot;
             // The TLS handshake and the first frame share one deadline.
             let first_frame = tokio::time::Instant::now() + sh.handshake;
             let end = match tls {
@@ -238,7 +240,6 @@ async fn run_listener(
                     },
                 },
             };
-            open.fetch_sub(1, Ordering::Relaxed);
             match end {
                 End::Error { reason, why } => {
                     sh.closed.inc(reason);
@@ -257,6 +258,28 @@ async fn run_listener(
     // Connections watch the same shutdown token; each waits up to shutdown_timeout for its ACKs.
     while conns.join_next().await.is_some() {}
     Ok(())
+}
+
+/// One connection's place: its `max_connections` permit and its count in `connections`.
+struct Slot {
+    open: Arc<AtomicU64>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    fn take(open: Arc<AtomicU64>, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Slot {
+            open,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Why a TLS client was refused, in words.
