@@ -140,6 +140,12 @@ impl Copies {
         }
     }
 
+    /// Whether every known file may be an original, not only those a scan still finds at
+    /// their key (`file_identity.path` and `inode_marker` link a new key to a vanished one).
+    pub(crate) fn wants_vanished(&self) -> bool {
+        matches!(self.link, Link::SamePath | Link::SameInode)
+    }
+
     /// A reader found `file` truncated or replaced after reading it up to `read_to`; `stream`
     /// holds the acknowledgements of what it read. Called before the file's fingerprint and
     /// offset are reset.
@@ -163,8 +169,8 @@ impl Copies {
     }
 
     /// Decides, for each new file `(key, path, size)`, whether it is a copy of a known file
-    /// (`known`: every known file and whether a reader has it open). Files not in the answer
-    /// are new files. `known` is only walked when some new file could be a copy.
+    /// (`known`: the known files that may be originals, and whether a reader has each open).
+    /// Files not in the answer are new files. `known` is only walked when there is a new file.
     pub(crate) fn decide<'a>(
         &self,
         new: impl Iterator<Item = (FileKey, &'a Path, u64)>,
@@ -177,28 +183,32 @@ impl Copies {
         let mut known = Some(known);
         let mut index: Option<Index<'a>> = None;
         let now = Instant::now();
-        {
+        let no_notes = {
             let mut notes = lock(&self.notes);
             notes.retain(|n| now.duration_since(n.at) < NOTE_KEEP);
-        }
+            notes.is_empty()
+        };
         for (key, path, size) in new {
             if size == 0 {
                 continue;
+            }
+            let idx = index.get_or_insert_with(|| {
+                Index::build(known.take().into_iter().flatten(), &self.link)
+            });
+            if no_notes && idx.is_empty() {
+                // Nothing it could be a copy of: no head to read (10,000 new files at
+                // start-up cost no extra I/O).
+                break;
             }
             let Some(head) = read_head(path, key, size) else {
                 continue;
             };
             let verdict = match self.against_notes(key, path, &head, size) {
                 Some(v) => v,
-                None => {
-                    let idx = index.get_or_insert_with(|| {
-                        Index::build(known.take().into_iter().flatten(), &self.link)
-                    });
-                    match self.against_known(idx, key, path, &head, size) {
-                        Some(v) => v,
-                        None => continue,
-                    }
-                }
+                None => match self.against_known(idx, key, path, &head, size) {
+                    Some(v) => v,
+                    None => continue,
+                },
             };
             if let Some(d) = self.bounded(key, verdict, now) {
                 if let Decision::From { offset, .. } = d {
@@ -422,6 +432,10 @@ impl<'a> Index<'a> {
             }
         }
         Index { by_hash, linked }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_hash.is_empty() && self.linked.is_empty()
     }
 
     /// The best candidate: matching head and allowed; open ones first, then the furthest read.

@@ -425,7 +425,13 @@ impl Prospector {
                     })
                 })
                 .map(|(k, seen)| (*k, seen.path.as_path(), seen.size)),
-            self.entries.values().map(|e| (&e.file, e.harvesting)),
+            // An original is still in `paths` (copies sit next to it), unless the identity
+            // settings link a new key to a vanished one: 100k entries of gone files are not
+            // looked at.
+            self.entries
+                .iter()
+                .filter(|(k, _)| found.contains_key(k) || self.hctx.copies.wants_vanished())
+                .map(|(_, e)| (&e.file, e.harvesting)),
         );
         self.by_path.clear();
         let mut added = false;
