@@ -122,6 +122,8 @@ pub(crate) struct Copies {
     notes: Mutex<VecDeque<Note>>,
     /// New files waiting for a decision: since when, and for which original.
     waiting: Mutex<HashMap<FileKey, (Instant, FileKey)>>,
+    /// The size of each waiting file at the last look.
+    sizes: Mutex<HashMap<FileKey, u64>>,
 }
 
 /// A known file that a new one may be a copy of.
@@ -137,6 +139,7 @@ impl Copies {
             link,
             notes: Mutex::new(VecDeque::new()),
             waiting: Mutex::new(HashMap::new()),
+            sizes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -168,12 +171,14 @@ impl Copies {
         });
     }
 
-    /// Decides, for each new file `(key, path, size)`, whether it is a copy of a known file
+    /// Decides, for each new file `(key, path, size, None)`, or known file renamed while no
+    /// reader had it open `(key, path, size, Some(its fingerprint))` (its inode may have been
+    /// reused by a copy), whether it is a copy of a known file
     /// (`known`: the known files that may be originals, and whether a reader has each open).
     /// Files not in the answer are new files. `known` is only walked when there is a new file.
     pub(crate) fn decide<'a>(
         &self,
-        new: impl Iterator<Item = (FileKey, &'a Path, u64)>,
+        new: impl Iterator<Item = (FileKey, &'a Path, u64, Option<Fingerprint>)>,
         known: impl Iterator<Item = (&'a Arc<FileShared>, bool)>,
     ) -> HashMap<FileKey, Decision> {
         let mut out = HashMap::new();
@@ -188,7 +193,7 @@ impl Copies {
             notes.retain(|n| now.duration_since(n.at) < NOTE_KEEP);
             notes.is_empty()
         };
-        for (key, path, size) in new {
+        for (key, path, size, own) in new {
             if size == 0 {
                 continue;
             }
@@ -200,9 +205,19 @@ impl Copies {
                 // start-up cost no extra I/O).
                 break;
             }
-            let Some(head) = read_head(path, key, size) else {
+            let Some((head, size)) = read_head(path, key) else {
+                // Renamed since the scan listed it (the next rotation shifting it): look again
+                // at the next scan rather than take it for a new file under the wrong path. (A
+                // known file keeps its state: nothing to decide.)
+                if own.is_none() {
+                    out.insert(key, Decision::Wait);
+                }
                 continue;
             };
+            if own.is_some_and(|fp| matches(&head, &fp) || fp.len == 0) {
+                // A known file renamed with its content: not a new file.
+                continue;
+            }
             let verdict = match self.against_notes(key, path, &head, size) {
                 Some(v) => v,
                 None => match self.against_known(idx, key, path, &head, size) {
@@ -219,6 +234,7 @@ impl Copies {
         }
         let mut waiting = lock(&self.waiting);
         waiting.retain(|_, (since, _)| now.duration_since(*since) < MAX_WAIT * 2);
+        lock(&self.sizes).retain(|k, _| waiting.contains_key(k));
         out
     }
 
@@ -282,12 +298,12 @@ impl Copies {
     /// A known file whose content was replaced (its inode reused by a new file, typically the
     /// next copy after the oldest copy was deleted): whether it is a copy of a file a reader
     /// found truncated, and from where to read it. Not waited for: the reader is starting.
-    pub(crate) fn replaced(&self, file: &FileShared, size: u64) -> Option<u64> {
+    pub(crate) fn replaced(&self, file: &FileShared) -> Option<u64> {
         if !self.enabled {
             return None;
         }
         let path = file.path();
-        let head = read_head(&path, file.key, size)?;
+        let (head, size) = read_head(&path, file.key)?;
         match self.against_notes(file.key, &path, &head, size)? {
             Verdict::From(Decision::From { offset, .. })
             | Verdict::Wait {
@@ -348,7 +364,16 @@ impl Copies {
                     return None;
                 }
                 if size <= read_to {
-                    Some(Verdict::From(at(size)))
+                    // Everything in it was read from the original, but it may be a copy still
+                    // being written: decided once two looks saw the same size.
+                    if self.seen_at(key, size) {
+                        Some(Verdict::From(at(size)))
+                    } else {
+                        Some(Verdict::Wait {
+                            original: o.key,
+                            fallback: Some(at(size)),
+                        })
+                    }
                 } else {
                     // The original's reader is behind: it will read these lines itself, or
                     // note the truncation first.
@@ -372,6 +397,11 @@ impl Copies {
             None if size >= read_to => Some(Verdict::From(at(read_to))),
             None => None,
         }
+    }
+
+    /// Whether the last look at waiting file `key` saw it `size` long; remembers `size`.
+    fn seen_at(&self, key: FileKey, size: u64) -> bool {
+        lock(&self.sizes).insert(key, size) == Some(size)
     }
 
     /// Whether a known file `(fp, o_path, o_key)` may be the original of a new file at `path`.
@@ -467,13 +497,18 @@ fn matches(head: &[u8], fp: &Fingerprint) -> bool {
     fp.len > 0 && (head.len() as u64) >= fp.len && Fingerprint::of(&head[..fp.len as usize]) == *fp
 }
 
-/// The first `min(size, 1 KiB)` bytes of the file at `path`, if it is still `key`.
-fn read_head(path: &Path, key: FileKey, size: u64) -> Option<Vec<u8>> {
+/// The first `min(size, 1 KiB)` bytes of the file at `path`, if it is still `key`,
+/// and its size now (the scan's may be stale: a copy still being written).
+fn read_head(path: &Path, key: FileKey) -> Option<(Vec<u8>, u64)> {
     let f = std::fs::File::open(path).ok()?;
-    if FileKey::of(&f.metadata().ok()?) != key {
+    let m = f.metadata().ok()?;
+    if FileKey::of(&m) != key {
         return None;
     }
-    read_range_file(&f, 0, size.min(FINGERPRINT_MAX))
+    Some((
+        read_range_file(&f, 0, m.len().min(FINGERPRINT_MAX))?,
+        m.len(),
+    ))
 }
 
 fn read_range(path: &Path, start: u64, end: u64) -> Option<Vec<u8>> {
@@ -522,16 +557,20 @@ mod tests {
         let nsize = std::fs::metadata(&n).unwrap().len();
         let known = [(&file, false)];
         let d = copies.decide(
-            [(key(&n), n.as_path(), nsize)].into_iter(),
+            [(key(&n), n.as_path(), nsize, None)].into_iter(),
             known.iter().map(|(f, h)| (*f, *h)),
         );
         assert!(d.is_empty(), "{d:?}");
-        // A real copy of it is one.
+        // A real copy of it is one, once its size was seen twice (not a copy in progress).
         std::fs::copy(&o, &n).unwrap();
-        let d = copies.decide(
-            [(key(&n), n.as_path(), osize)].into_iter(),
-            known.iter().map(|(f, h)| (*f, *h)),
-        );
+        let look = || {
+            copies.decide(
+                [(key(&n), n.as_path(), osize, None)].into_iter(),
+                known.iter().map(|(f, h)| (*f, *h)),
+            )
+        };
+        assert_eq!(look().get(&key(&n)), Some(&Decision::Wait));
+        let d = look();
         assert_eq!(
             d.get(&key(&n)),
             Some(&Decision::From {

@@ -306,7 +306,7 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
             "file was truncated or replaced by different content; reading it again from the start");
         // Unless the new content is a rotated copy of a file found truncated (an inode reused
         // by the next copy): then from where that file was read to.
-        start = ctx.copies.replaced(file, size).unwrap_or(0);
+        start = ctx.copies.replaced(file).unwrap_or(0);
         reset = true;
     }
     match identity::head_fingerprint(&mut f, size) {

@@ -416,15 +416,17 @@ impl Prospector {
         let mut copies = self.hctx.copies.decide(
             found
                 .iter()
-                .filter(|(k, seen)| {
-                    // New, or a removed file's inode reused under another path.
-                    self.entries.get(k).is_none_or(|e| {
-                        !e.harvesting
-                            && e.file.removed.load(Ordering::Acquire)
-                            && !e.file.path_is(&seen.path)
-                    })
-                })
-                .map(|(k, seen)| (*k, seen.path.as_path(), seen.size)),
+                .filter_map(|(k, seen)| match self.entries.get(k) {
+                    None => Some((*k, seen.path.as_path(), seen.size, None)),
+                    // Renamed while closed: maybe a deleted file's inode reused by a copy.
+                    Some(e) if !e.harvesting && !e.file.path_is(&seen.path) => Some((
+                        *k,
+                        seen.path.as_path(),
+                        seen.size,
+                        Some(e.file.fingerprint()),
+                    )),
+                    Some(_) => None,
+                }),
             // An original is still in `paths` (copies sit next to it), unless the identity
             // settings link a new key to a vanished one: 100k entries of gone files are not
             // looked at.
@@ -440,7 +442,7 @@ impl Prospector {
             let changed = seen.modified.map_or(0, unix);
             self.by_path.insert(path.clone(), *key);
             if copies.contains_key(key) && self.entries.remove(key).is_some() {
-                // A removed file's inode, reused by a rotated copy: a new file from here on.
+                // A deleted file's inode, reused by a rotated copy: a new file from here on.
                 self.active.remove(key);
             } else if let Some(e) = self.entries.get_mut(key) {
                 if !e.file.path_is(path) {
