@@ -34,7 +34,7 @@ fn write_registry(data: &Path, logs: &Path, entries: u64) -> u64 {
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     writeln!(
         f,
-        "{{\"input\":\"\",\"dev\":0,\"ino\":0,\"created\":1700000000}}"
+        "{{\"input\":\"\",\"dev\":0,\"ino\":0,\"created\":1700000000,\"format\":2}}"
     )
     .unwrap();
     for i in 0..entries {

@@ -91,11 +91,12 @@ pub struct FilestreamConfig {
     /// file has been quiet this long (0: never; wait for the terminator). Default 5s.
     #[serde(default = "default_line_flush")]
     pub line_flush_timeout: ConfDuration,
-    /// `file_identity`: accepted for compatibility; skiff always uses device + inode confirmed
-    /// by a fingerprint (see docs/file-identity.md).
+    /// `file_identity`: `native` (default), `fingerprint`, `path` or `inode_marker.path`; read
+    /// by [`file_identity`] (what each does: docs/file-identity.md).
     #[serde(default)]
     pub file_identity: Option<serde_json::Value>,
-    /// `rotation`: accepted for compatibility; copytruncate is detected without it.
+    /// `rotation.external.strategy.copytruncate` (`suffix_regex`, `dateformat`); read by
+    /// [`copytruncate_suffix`]. Copies are detected by content without it.
     #[serde(default)]
     pub rotation: Option<serde_json::Value>,
     /// `take_over`: accepted for compatibility (there is no Filebeat state to take over).
@@ -526,5 +527,167 @@ pub fn encoding(name: &str) -> Option<&'static encoding_rs::Encoding> {
         "utf-16be" | "utf-16be-bom" => Some(encoding_rs::UTF_16BE),
         "ascii" => Some(encoding_rs::WINDOWS_1252),
         other => encoding_rs::Encoding::for_label(other.replace("iso8859", "iso-8859").as_bytes()),
+    }
+}
+
+/// `file_identity`: how a file is recognised besides device + inode + head fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileIdentity {
+    /// Device + inode, confirmed by the head fingerprint (the default).
+    Native,
+    /// As native; a file under a known path whose inode changed continues from the known
+    /// file's offset when its head matches.
+    Path,
+    /// As native, but device ids are not trusted: a file with a known inode on another device
+    /// id continues when its head matches. The marker file's path is kept for the message.
+    InodeMarker(String),
+    /// As native (the fingerprint already confirms every file and follows copies).
+    Fingerprint,
+}
+
+/// Reads `file_identity` (Filebeat's shape: exactly one of `native`, `path`, `fingerprint`,
+/// `inode_marker: {path: ...}`).
+pub fn file_identity(v: Option<&serde_json::Value>) -> Result<FileIdentity, String> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(FileIdentity::Native);
+    };
+    let serde_json::Value::Object(m) = v else {
+        return Err(
+            "file_identity must be a map with one of native, path, fingerprint, inode_marker"
+                .into(),
+        );
+    };
+    let mut keys = m.keys();
+    let (Some(k), None) = (keys.next(), keys.next()) else {
+        return Err(
+            "file_identity takes exactly one of native, path, fingerprint, inode_marker".into(),
+        );
+    };
+    match k.as_str() {
+        "native" => Ok(FileIdentity::Native),
+        "path" => Ok(FileIdentity::Path),
+        "fingerprint" => Ok(FileIdentity::Fingerprint),
+        "inode_marker" => match m[k].get("path").and_then(|p| p.as_str()) {
+            Some(p) if !p.is_empty() => Ok(FileIdentity::InodeMarker(p.to_owned())),
+            _ => Err("file_identity.inode_marker needs `path`: the marker file".into()),
+        },
+        other => Err(format!(
+            "unknown file_identity `{other}`; use native, path, fingerprint or inode_marker"
+        )),
+    }
+}
+
+/// Reads `rotation.external.strategy.copytruncate`: the regular expression matching the
+/// suffix of rotated copies, or `None` when the strategy is not set. `suffix_regex` wins;
+/// else `dateformat` (a Go layout such as `-20060102`) becomes one; else `\.\d+$`.
+pub fn copytruncate_suffix(v: Option<&serde_json::Value>) -> Result<Option<String>, String> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let strategy = v
+        .get("external")
+        .and_then(|e| e.get("strategy"))
+        .ok_or("rotation takes `external.strategy.copytruncate` (Filebeat's only strategy)")?;
+    let serde_json::Value::Object(sm) = strategy else {
+        return Err("rotation.external.strategy must be a map".into());
+    };
+    if let Some(k) = sm.keys().find(|k| *k != "copytruncate") {
+        return Err(format!(
+            "unknown rotation strategy `{k}`; only copytruncate exists"
+        ));
+    }
+    let Some(ct) = sm.get("copytruncate") else {
+        return Ok(None);
+    };
+    let field = |k: &str| ct.get(k).and_then(|s| s.as_str()).filter(|s| !s.is_empty());
+    if let serde_json::Value::Object(cm) = ct
+        && let Some(k) = cm
+            .keys()
+            .find(|k| *k != "suffix_regex" && *k != "dateformat")
+    {
+        return Err(format!(
+            "unknown rotation.external.strategy.copytruncate setting `{k}`; use suffix_regex or dateformat"
+        ));
+    }
+    let re = match (field("suffix_regex"), field("dateformat")) {
+        (Some(r), _) => r.to_owned(),
+        (None, Some(d)) => format!("{}$", go_layout_regex(d)),
+        (None, None) => r"\.\d+$".to_owned(),
+    };
+    regex::Regex::new(&re).map_err(|e| format!("invalid copytruncate suffix_regex {re:?}: {e}"))?;
+    Ok(Some(re))
+}
+
+/// A regular expression matching what the Go time layout `layout` prints (digits for the
+/// date and time fields, everything else literally).
+fn go_layout_regex(layout: &str) -> String {
+    const FIELDS: &[(&str, &str)] = &[
+        ("2006", r"\d{4}"),
+        ("01", r"\d{2}"),
+        ("02", r"\d{2}"),
+        ("15", r"\d{2}"),
+        ("04", r"\d{2}"),
+        ("05", r"\d{2}"),
+        ("06", r"\d{2}"),
+    ];
+    let mut out = String::new();
+    let mut rest = layout;
+    'outer: while !rest.is_empty() {
+        for (f, re) in FIELDS {
+            if let Some(r) = rest.strip_prefix(f) {
+                out.push_str(re);
+                rest = r;
+                continue 'outer;
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push_str(&regex::escape(&c.to_string()));
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn file_identity_and_rotation_settings() {
+        assert_eq!(file_identity(None), Ok(FileIdentity::Native));
+        assert_eq!(
+            file_identity(Some(&json!({"path": null}))),
+            Ok(FileIdentity::Path)
+        );
+        assert_eq!(
+            file_identity(Some(&json!({"inode_marker": {"path": "/logs/.m"}}))),
+            Ok(FileIdentity::InodeMarker("/logs/.m".into()))
+        );
+        assert!(file_identity(Some(&json!({"inode_marker": {}}))).is_err());
+        assert!(file_identity(Some(&json!({"native": null, "path": null}))).is_err());
+        assert!(file_identity(Some(&json!({"inode": null}))).is_err());
+        let ct = |v| copytruncate_suffix(Some(&v));
+        assert_eq!(
+            ct(json!({"external": {"strategy": {"copytruncate": null}}})),
+            Ok(Some(r"\.\d+$".into()))
+        );
+        assert_eq!(
+            ct(json!({"external": {"strategy": {"copytruncate": {"dateformat": "-20060102"}}}})),
+            Ok(Some(r"\-\d{4}\d{2}\d{2}$".into()))
+        );
+        let re = regex::Regex::new(
+            &ct(json!({"external": {"strategy": {"copytruncate": {"dateformat": "-20060102"}}}}))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(re.is_match("/l/app.log-20240131"));
+        assert!(!re.is_match("/l/app.log"));
+        assert!(ct(json!({"external": {"strategy": {"rename": {}}}})).is_err());
+        assert!(
+            ct(json!({"external": {"strategy": {"copytruncate": {"suffix_regex": "("}}}})).is_err()
+        );
+        assert!(ct(json!({"external": {"strategy": {"copytruncate": {"suffix": "x"}}}})).is_err());
+        assert_eq!(copytruncate_suffix(None), Ok(None));
     }
 }

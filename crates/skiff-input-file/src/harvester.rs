@@ -92,6 +92,8 @@ pub(crate) struct Ctx {
     /// Files whose readers created acknowledgement tokens while the prospector no longer
     /// counted them active ([`FileShared::track`]); drained at each registry commit.
     pub activated: std::sync::Mutex<Vec<FileKey>>,
+    /// Rotated-copy detection: readers note the truncations they find.
+    pub copies: crate::copytruncate::Copies,
 }
 
 impl Ctx {
@@ -299,9 +301,12 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
     let known = file.fingerprint();
     let same_head = identity::head_matches(&mut f, size, &known).unwrap_or(false);
     if start > 0 && (size < start || !same_head) {
+        ctx.copies.note(file, start, None);
         tracing::info!(input = %ctx.input_id, path = %path.display(), offset = start, size,
             "file was truncated or replaced by different content; reading it again from the start");
-        start = 0;
+        // Unless the new content is a rotated copy of a file found truncated (an inode reused
+        // by the next copy): then from where that file was read to.
+        start = ctx.copies.replaced(file).unwrap_or(0);
         reset = true;
     }
     match identity::head_fingerprint(&mut f, size) {
@@ -426,6 +431,11 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
             Ok(Check::Same(size)) => size,
             Ok(Check::Replaced) => {
                 finish(&mut sess).await;
+                ctx.copies.note(
+                    file,
+                    file.read_offset.load(Ordering::Acquire),
+                    Some(sess.stream.clone()),
+                );
                 return Outcome::Restart;
             }
             Err(e) => {
@@ -493,6 +503,11 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
         // first would ship the middle of the new content, then all of it again.)
         if let Ok(Check::Replaced) = replaced(&mut reader, file) {
             finish(&mut sess).await;
+            ctx.copies.note(
+                file,
+                file.read_offset.load(Ordering::Acquire),
+                Some(sess.stream.clone()),
+            );
             return Outcome::Restart;
         }
         file.set_phase(Phase::Reading);

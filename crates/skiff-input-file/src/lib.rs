@@ -17,6 +17,8 @@
 //! * `harvester`: one reader per open file: lines -> parsers -> events; truncation and
 //!   replaced-content detection; close conditions.
 //! * `lines`: the streaming line splitter, bounded by `message_max_bytes`.
+//! * `copytruncate`: a new file that is a rotated copy of a known one continues from the
+//!   known one's offset.
 //! * `identity`: device + inode + a growing head fingerprint (see `docs/file-identity.md`).
 //! * `registry`: the crash-safe append-only state file and its compaction (public, for tools
 //!   and benchmarks that read registry files).
@@ -25,6 +27,7 @@
 //! * `watch`: inotify through the `notify` crate.
 
 mod config;
+mod copytruncate;
 mod harvester;
 mod identity;
 mod lines;
@@ -212,6 +215,12 @@ fn build(node: &Node, id: String, ctx: &BuildContext) -> Result<Box<dyn Input>, 
             format!("unknown ignore_inactive `{v}`; use since_first_start or since_last_start"),
         ));
     }
+    if let Err(m) = config::file_identity(cfg.file_identity.as_ref()) {
+        errors.push(err(node.get("file_identity").unwrap_or(&node), m));
+    }
+    if let Err(m) = config::copytruncate_suffix(cfg.rotation.as_ref()) {
+        errors.push(err(node.get("rotation").unwrap_or(&node), m));
+    }
     if let Err(e) =
         skiff_parsers::ParserChain::build(parsers.as_ref(), ctx, cfg.message_max_bytes.0 as usize)
     {
@@ -307,6 +316,7 @@ impl Input for FileInput {
             notified: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             slot_wanted: tokio::sync::Notify::new(),
             activated: std::sync::Mutex::new(Vec::new()),
+            copies: copytruncate::Copies::new(true, copytruncate::link(cfg)),
         });
         let table: prospector::FileTable = Arc::new(std::sync::Mutex::new(HashMap::new()));
         {

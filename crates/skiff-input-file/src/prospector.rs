@@ -28,6 +28,7 @@ use regex::RegexSet;
 use skiff_metrics::{Counter, Gauge};
 use tokio::task::JoinSet;
 
+use crate::copytruncate::Decision;
 use crate::harvester::{self, End};
 use crate::identity::{self, FileKey, Fingerprint};
 use crate::registry::{Record, Store};
@@ -412,13 +413,38 @@ impl Prospector {
             _ => None,
         };
         let now = SystemTime::now();
+        let mut copies = self.hctx.copies.decide(
+            found
+                .iter()
+                .filter_map(|(k, seen)| match self.entries.get(k) {
+                    None => Some((*k, seen.path.as_path(), seen.size, None)),
+                    // Renamed while closed: maybe a deleted file's inode reused by a copy.
+                    Some(e) if !e.harvesting && !e.file.path_is(&seen.path) => Some((
+                        *k,
+                        seen.path.as_path(),
+                        seen.size,
+                        Some(e.file.fingerprint()),
+                    )),
+                    Some(_) => None,
+                }),
+            // An original is still in `paths` (copies sit next to it), unless the identity
+            // settings link a new key to a vanished one: 100k entries of gone files are not
+            // looked at.
+            self.entries
+                .iter()
+                .filter(|(k, _)| found.contains_key(k) || self.hctx.copies.wants_vanished())
+                .map(|(_, e)| (&e.file, e.harvesting)),
+        );
         self.by_path.clear();
         let mut added = false;
         for (key, seen) in &found {
             let (path, size) = (&seen.path, seen.size);
             let changed = seen.modified.map_or(0, unix);
             self.by_path.insert(path.clone(), *key);
-            if let Some(e) = self.entries.get_mut(key) {
+            if copies.contains_key(key) && self.entries.remove(key).is_some() {
+                // A deleted file's inode, reused by a rotated copy: a new file from here on.
+                self.active.remove(key);
+            } else if let Some(e) = self.entries.get_mut(key) {
                 if !e.file.path_is(path) {
                     tracing::debug!(input = %self.id, from = %e.file.path().display(), to = %path.display(), "file renamed");
                     e.file.set_path(path.clone());
@@ -449,14 +475,20 @@ impl Prospector {
                 }
                 continue;
             }
-            // A new file.
+            // A new file, or a rotated copy of a known one (see `copytruncate`).
+            let copy = copies.remove(key);
+            if copy == Some(Decision::Wait) {
+                continue;
+            }
             let old = self.scan.ignore_older.is_some_and(|d| {
                 now.duration_since(seen.modified.unwrap_or(now))
                     .unwrap_or_default()
                     > d
             }) || since.is_some_and(|s| changed < s);
             let from_end = old || (first && self.scan.tail_files);
-            let (offset, fp) = if from_end {
+            let (offset, fp) = if let Some(Decision::From { offset, fp }) = copy {
+                (offset, fp)
+            } else if from_end {
                 let fp = std::fs::File::open(path)
                     .and_then(|mut f| identity::head_fingerprint(&mut f, size))
                     .unwrap_or_default();
