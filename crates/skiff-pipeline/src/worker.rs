@@ -301,8 +301,9 @@ impl Worker {
                     Err(p) => p,
                 };
                 // `pending` holds every event of the batch not yet resolved: none was acked
-                // by the send that panicked.
+                // by the send that panicked. The panic counts as an attempt of the batch.
                 panics = panics.saturating_add(1);
+                attempt = attempt.saturating_add(1);
                 let msg = supervise::payload_message(&*payload);
                 self.m.error(FailureKind::Panic);
                 self.m.restarts.inc();
@@ -372,8 +373,10 @@ impl Worker {
     /// empty). Returns the attempts so far when the whole send failed and peers can take over
     /// (`pending` then holds the events left).
     ///
-    /// Events stay in `pending` until resolved, so a panic anywhere in here leaves the
-    /// unresolved ones to the caller to send again.
+    /// Events stay in `pending` until resolved, so a panic in the client's send leaves all of
+    /// them to the caller to send again. A panic in the worker's own settling of an outcome
+    /// (a skiff bug) drops the events not yet settled: their tokens resolve as failed, never
+    /// as delivered, and the input sees them unacknowledged.
     async fn deliver(
         &mut self,
         pending: &mut Vec<Event>,
