@@ -75,13 +75,15 @@ async fn wrong_acks_never_count_as_delivered_and_the_real_input_gets_everything_
     let mut tasks = tokio::task::JoinSet::new();
     worker::spawn_supervised(&mut tasks, q, out, None, &reg, RestartPolicy::default());
 
-    let served = tokio::time::timeout(Duration::from_secs(60), standin)
-        .await
+    let served = tokio::time::timeout(Duration::from_secs(60), standin).await;
+    // Checked first: a client that took a wrong answer for delivery stops retrying, and the
+    // stand-in then waits in vain.
+    let acked = reg.counter(&names::OUTPUT_EVENTS_ACKED);
+    assert_eq!(acked.get(), 0, "a wrong ACK counted events as delivered");
+    let served = served
         .expect("the client stopped retrying against the broken server")
         .unwrap();
     assert_eq!(served, expected);
-    let acked = reg.counter(&names::OUTPUT_EVENTS_ACKED);
-    assert_eq!(acked.get(), 0, "a wrong ACK counted events as delivered");
     assert_eq!(stream.progress().acked, 0);
 
     // skiff's own lumberjack input takes over the port.

@@ -95,13 +95,15 @@ async fn wrong_replies_never_count_as_delivered_and_the_real_server_gets_everyth
     let mut tasks = tokio::task::JoinSet::new();
     worker::spawn_supervised(&mut tasks, q, out, None, &reg, RestartPolicy::default());
 
-    let served = tokio::time::timeout(Duration::from_secs(60), standin)
-        .await
+    let served = tokio::time::timeout(Duration::from_secs(60), standin).await;
+    // Checked first: a client that took a wrong reply for delivery stops retrying, and the
+    // stand-in then waits in vain.
+    let acked = reg.counter(&names::OUTPUT_EVENTS_ACKED);
+    assert_eq!(acked.get(), 0, "a wrong reply counted events as delivered");
+    let served = served
         .expect("the client stopped retrying against the broken server")
         .unwrap();
     assert_eq!(served, expected_connections);
-    let acked = reg.counter(&names::OUTPUT_EVENTS_ACKED);
-    assert_eq!(acked.get(), 0, "a wrong reply counted events as delivered");
     assert_eq!(stream.progress().acked, 0);
 
     // The real server takes over the port.
