@@ -40,7 +40,7 @@ struct Count(Arc<AtomicU64>);
 
 #[async_trait]
 impl Output for Count {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, skiff_pipeline::Failure> {
         self.0.fetch_add(events.len() as u64, Ordering::Relaxed);
         Ok(Outcome::delivered())
     }

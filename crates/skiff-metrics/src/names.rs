@@ -86,6 +86,10 @@ defs! {
     OUTPUT_RETRIES = Counter "skiff.output.retries" "Times a batch (or part of it) was sent again after a failure.";
     /// Dead-lettered events.
     OUTPUT_DEAD_LETTERED = Counter "skiff.output.dead_lettered" "Events the output rejected permanently and that were written to the dead-letter file.";
+    /// Failed sends by class.
+    OUTPUT_ERRORS = Counter "skiff.output.errors" "Whole-batch send failures of the outputs, by class (label `kind`: connect, tls, auth, rejected, protocol, overloaded, timeout, io, panic, other).";
+    /// Output worker restarts.
+    OUTPUT_WORKER_RESTARTS = Counter "skiff.output.worker.restarts" "Times an output worker recovered from a panic in its client (client reset, batch retried).";
 
     /// Accounted bytes per memory stage.
     MEMORY_ACCOUNTED = Gauge "skiff.memory.accounted.bytes" "Bytes held in accounted buffers, by stage (label `stage`).";

@@ -4,12 +4,10 @@
 //! Documents are written once into one buffer, in event order, so any contiguous run of events
 //! (half a batch after a 413) is a slice of it: splitting costs no re-encoding.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::Range;
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use skiff_event::fastjson::{self, SharedCache};
 use skiff_event::{Event, json};
 
@@ -113,63 +111,102 @@ pub struct ItemResults {
     pub rejected: Vec<(usize, String)>,
 }
 
+/// A `_bulk` response as skiff's `filter_path` leaves it: `errors` and, per item, its action
+/// with `status` (and `error` when it failed).
 #[derive(Deserialize)]
-struct Quick {
-    #[serde(default)]
+struct Response {
     errors: bool,
-    #[serde(default)]
-    #[allow(dead_code)]
-    items: IgnoredAny,
+    items: Vec<Action>,
 }
 
+/// One item: an object with exactly one key, the action it answers (serde refuses a second key).
 #[derive(Deserialize)]
-struct Full {
-    #[serde(default)]
-    items: Vec<BTreeMap<String, Item>>,
+#[serde(rename_all = "lowercase")]
+enum Action {
+    Create(Item),
+    Index(Item),
+    Update(Item),
+    Delete(Item),
 }
 
 #[derive(Deserialize)]
 struct Item {
-    #[serde(default)]
-    status: u16,
+    status: Option<u16>,
     #[serde(default)]
     error: Option<serde_json::Value>,
 }
 
 /// Reads a 200 bulk response for `spans` (the events of that request, in order).
+///
+/// Nothing is taken on trust: the response must be the JSON object `_bulk` answers with,
+/// with exactly one item per document sent, in order, each naming the action that was sent
+/// (`create` or `index`) and carrying an HTTP status. Anything else (`{"errors":false,
+/// "items":[]}` from a proxy, an HTML page, truncated JSON, extra or missing items) is an
+/// error: the caller fails the whole request, so no document of it counts as delivered.
 pub fn read_response(body: &[u8], spans: &[Span]) -> Result<ItemResults, String> {
-    let quick: Quick = serde_json::from_slice(body)
-        .map_err(|e| format!("the bulk response is not the expected JSON: {e}"))?;
-    if !quick.errors {
-        return Ok(ItemResults::default());
-    }
-    let full: Full = serde_json::from_slice(body)
-        .map_err(|e| format!("the bulk response is not the expected JSON: {e}"))?;
-    if full.items.len() != spans.len() {
+    let resp: Response = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "the bulk response is not the JSON `_bulk` answers with ({e}); it starts with {:?}: is a proxy or something else answering for Elasticsearch?",
+            preview(body)
+        )
+    })?;
+    if resp.items.len() != spans.len() {
         return Err(format!(
-            "the bulk response has {} items for {} documents",
-            full.items.len(),
-            spans.len()
+            "the bulk response has {} items for the {} documents sent (errors: {}): is a proxy or a broken node answering for the cluster?",
+            resp.items.len(),
+            spans.len(),
+            resp.errors
         ));
     }
     let mut out = ItemResults::default();
-    for (item, span) in full.items.iter().zip(spans) {
-        let Some(item) = item.values().next() else {
-            out.retry.push(span.event);
-            continue;
+    let mut failed = false;
+    for (k, (action, span)) in resp.items.iter().zip(spans).enumerate() {
+        let (name, item) = match action {
+            Action::Create(i) => ("create", i),
+            Action::Index(i) => ("index", i),
+            Action::Update(i) => ("update", i),
+            Action::Delete(i) => ("delete", i),
         };
-        match item.status {
+        let sent = if span.create { "create" } else { "index" };
+        if name != sent {
+            return Err(format!(
+                "item {k} of the bulk response answers `{name}`, but `{sent}` was sent"
+            ));
+        }
+        let Some(status) = item.status else {
+            return Err(format!("item {k} of the bulk response has no status"));
+        };
+        match status {
             200..=299 => {}
             // `create` of a document that is already there: delivered before (a retry after a
             // lost response, or a deliberate `_id` for deduplication).
             409 if span.create => {}
-            429 | 500..=599 => out.retry.push(span.event),
-            s => out
-                .rejected
-                .push((span.event, reason(s, item.error.as_ref()))),
+            100..=199 | 300..=399 | 600.. => {
+                return Err(format!(
+                    "item {k} of the bulk response has status {status}, which `_bulk` never gives an item"
+                ));
+            }
+            429 | 500..=599 => {
+                failed = true;
+                out.retry.push(span.event);
+            }
+            s => {
+                failed = true;
+                out.rejected
+                    .push((span.event, reason(s, item.error.as_ref())));
+            }
         }
     }
+    if failed && !resp.errors {
+        tracing::debug!("bulk response says errors:false but has failed items; trusting the items");
+    }
     Ok(out)
+}
+
+/// The start of a body, for messages.
+fn preview(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(80)]);
+    s.into_owned()
 }
 
 /// `status type: reason (caused by type: reason)` from an Elasticsearch error object.
@@ -238,6 +275,36 @@ mod tests {
         assert_eq!(r.unwrap(), ItemResults::default());
         assert!(read_response(b"<html>", &spans(1)).is_err());
         assert!(read_response(br#"{"errors":true,"items":[]}"#, &spans(1)).is_err());
+    }
+
+    /// Regression: a 200 `{"errors":false,"items":[]}` for a batch was taken as delivered.
+    #[test]
+    fn an_empty_item_list_for_a_non_empty_batch_is_an_error() {
+        assert!(read_response(br#"{"took":3,"errors":false,"items":[]}"#, &spans(2)).is_err());
+        assert!(read_response(br#"{"errors":false}"#, &spans(1)).is_err());
+    }
+
+    #[test]
+    fn items_must_match_what_was_sent() {
+        let ok =
+            br#"{"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}"#;
+        assert!(read_response(ok, &spans(2)).is_ok());
+        // Extra, missing, wrong action, no status, two actions in one item, truncated.
+        for bad in [
+            &br#"{"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}},{"create":{"status":201}}]}"#[..],
+            br#"{"errors":false,"items":[{"create":{"status":201}}]}"#,
+            br#"{"errors":false,"items":[{"index":{"status":201}},{"create":{"status":201}}]}"#,
+            br#"{"errors":false,"items":[{"create":{}},{"create":{"status":201}}]}"#,
+            br#"{"errors":false,"items":[{"create":{"status":201},"index":{"status":201}},{"create":{"status":201}}]}"#,
+            br#"{"errors":false,"items":[{"create":{"status":201}},{"create":{"sta"#,
+            br#"{"errors":false,"items":[{"create":{"status":201}},{"create":{"status":302}}]}"#,
+            br#"{"errors":"no","items":[{"create":{"status":201}},{"create":{"status":201}}]}"#,
+            br#"{"items":[{"create":{"status":201}},{"create":{"status":201}}]}"#,
+            b"<html><body>502 Bad Gateway</body></html>",
+            b"",
+        ] {
+            assert!(read_response(bad, &spans(2)).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use skiff_event::Event;
 use skiff_event::template::Template;
 use skiff_metrics::Counter;
-use skiff_pipeline::{Outcome, Output};
+use skiff_pipeline::{Failure, FailureKind, Outcome, Output};
 
 use crate::partition::Partitioner;
 use skiff_processors::select::Selector;
@@ -94,6 +94,33 @@ fn code_of(e: &KafkaError) -> Option<RDKafkaErrorCode> {
     }
 }
 
+/// The class of a produce error that is not permanent.
+pub fn kind_of(e: &KafkaError) -> FailureKind {
+    use RDKafkaErrorCode::*;
+    match code_of(e) {
+        Some(MessageTimedOut | RequestTimedOut) => FailureKind::Timeout,
+        Some(
+            QueueFull | NotEnoughReplicas | NotEnoughReplicasAfterAppend | ThrottlingQuotaExceeded,
+        ) => FailureKind::Overloaded,
+        Some(
+            SaslAuthenticationFailed
+            | Authentication
+            | TopicAuthorizationFailed
+            | ClusterAuthorizationFailed,
+        ) => FailureKind::Auth,
+        Some(SSL) => FailureKind::Tls,
+        Some(
+            BrokerTransportFailure
+            | AllBrokersDown
+            | NetworkException
+            | Resolve
+            | BrokerNotAvailable,
+        ) => FailureKind::Connect,
+        Some(InvalidMessage | BadMessage | BadCompression) => FailureKind::Protocol,
+        _ => FailureKind::Other,
+    }
+}
+
 /// A plain-words explanation of a produce error.
 fn explain(e: &KafkaError, topic: &str) -> String {
     let hint = match code_of(e) {
@@ -116,7 +143,7 @@ fn explain(e: &KafkaError, topic: &str) -> String {
 
 #[async_trait]
 impl Output for KafkaClient {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, Failure> {
         let mut outcome = Outcome::default();
         let mut pending = Vec::with_capacity(events.len());
         let mut bytes = 0u64;
@@ -178,7 +205,11 @@ impl Output for KafkaClient {
             }
         }
         self.write_bytes.add(bytes);
-        let mut first_error: Option<String> = None;
+        // An event counts as delivered only on its own delivery report with success: every
+        // event handed to librdkafka has its future here, and every other outcome (an error
+        // report, a cancelled future when the producer goes away) puts it in `retry` or
+        // `rejected`.
+        let mut first_error: Option<(FailureKind, String)> = None;
         for (i, fut) in pending {
             match fut.await {
                 Ok(Ok(_)) => {}
@@ -188,7 +219,7 @@ impl Output for KafkaClient {
                         outcome.rejected.push((i, explain(&e, &topic)));
                     } else {
                         if first_error.is_none() {
-                            first_error = Some(explain(&e, &topic));
+                            first_error = Some((kind_of(&e), explain(&e, &topic)));
                         }
                         if code_of(&e) == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
                             || code_of(&e) == Some(RDKafkaErrorCode::UnknownPartition)
@@ -202,8 +233,12 @@ impl Output for KafkaClient {
                 Err(_canceled) => outcome.retry.push(i),
             }
         }
-        if let Some(e) = first_error {
-            tracing::warn!(output = %self.describe(), events = outcome.retry.len(), error = %e, "kafka did not acknowledge some events; will retry");
+        if let Some((kind, e)) = first_error {
+            if outcome.retry.len() == events.len() {
+                // Nothing went through: a failure of the whole batch, counted by its class.
+                return Err(Failure::new(kind, e));
+            }
+            tracing::warn!(output = %self.describe(), kind = %kind, events = outcome.retry.len(), error = %e, "kafka did not acknowledge some events; will retry");
         }
         Ok(outcome)
     }

@@ -88,7 +88,7 @@ impl Console {
 
 #[async_trait]
 impl Output for Console {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, skiff_pipeline::Failure> {
         let mut buf = std::mem::take(&mut self.buf);
         let rejected = encode_batch(
             &self.codec,

@@ -42,7 +42,7 @@ pub struct Discard;
 
 #[async_trait]
 impl Output for Discard {
-    async fn send(&mut self, _events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, _events: &[Event]) -> Result<Outcome, skiff_pipeline::Failure> {
         Ok(Outcome::delivered())
     }
 

@@ -241,7 +241,7 @@ pub struct FileOutput {
 
 #[async_trait]
 impl Output for FileOutput {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, skiff_pipeline::Failure> {
         let mut buf = std::mem::take(&mut self.buf);
         let mut ends = std::mem::take(&mut self.ends);
         let rejected = encode_batch(

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
 use async_trait::async_trait;
 use skiff_event::Event;
 use skiff_metrics::Counter;
-use skiff_pipeline::{Outcome, Output};
+use skiff_pipeline::{Failure, Outcome, Output};
 use tokio::net::TcpStream;
 
 use crate::config::{DataType, Host};
+use crate::error::RedisError;
 use crate::resp::{self, Conn, Reply};
 use skiff_processors::select::Selector;
 
@@ -35,33 +35,38 @@ pub struct Target {
 
 impl Target {
     /// Connects, authenticates and selects the database.
-    pub async fn connect(&self) -> anyhow::Result<Conn> {
+    pub async fn connect(&self) -> Result<Conn, RedisError> {
         let (mut conn, _) = self.open().await?;
         let addr = self.host.addr();
         tokio::time::timeout(self.timeout, self.login(&mut conn))
             .await
             .map_err(|_| {
-                anyhow!(
+                RedisError::Timeout(format!(
                     "redis at {addr} did not answer AUTH/SELECT within {:?}",
                     self.timeout
-                )
+                ))
             })??;
         Ok(conn)
     }
 
     /// Opens the TCP connection and, with TLS, completes the handshake; returns what the
     /// server's certificate says (for `skiff test output`).
-    pub async fn open(&self) -> anyhow::Result<(Conn, Option<skiff_tls::PeerInfo>)> {
+    pub async fn open(&self) -> Result<(Conn, Option<skiff_tls::PeerInfo>), RedisError> {
         let addr = self.host.addr();
         let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(&addr))
             .await
             .map_err(|_| {
-                anyhow!(
+                RedisError::Timeout(format!(
                     "connecting to redis at {addr} timed out after {:?}: check the host, the port and any firewall",
                     self.timeout
-                )
+                ))
             })?
-            .map_err(|e| anyhow!("cannot connect to redis at {addr}: {}", skiff_tls::explain(&e, &self.host.host)))?;
+            .map_err(|e| {
+                RedisError::Connect(format!(
+                    "cannot connect to redis at {addr}: {}",
+                    skiff_tls::explain(&e, &self.host.host)
+                ))
+            })?;
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &self.tls else {
             return Ok((Conn::new(Box::new(tcp)), None));
@@ -72,32 +77,37 @@ impl Target {
         )
         .await
         .map_err(|_| {
-            anyhow!(
+            RedisError::Tls(format!(
                 "TLS handshake with redis at {addr} timed out after {:?}: is TLS enabled on that port (redis-server --tls-port)?",
                 self.timeout
-            )
+            ))
         })?
         .map_err(|e| {
-            anyhow!(
+            RedisError::Tls(format!(
                 "TLS handshake with redis at {addr} failed: {}",
                 skiff_tls::explain(&e, &self.host.host)
-            )
+            ))
         })?;
         Ok((Conn::new(Box::new(stream)), peer))
     }
 
-    async fn login(&self, conn: &mut Conn) -> anyhow::Result<()> {
+    /// AUTH (with a password) and SELECT (with a `db`): each must answer exactly `+OK`.
+    async fn login(&self, conn: &mut Conn) -> Result<(), RedisError> {
         let addr = self.host.addr();
         if let Some(pw) = &self.password {
             let reply = match &self.username {
                 Some(u) => conn.call(&[b"AUTH", u.as_bytes(), pw.as_bytes()]).await,
                 None => conn.call(&[b"AUTH", pw.as_bytes()]).await,
             }
-            .with_context(|| format!("redis at {addr}: AUTH"))?;
-            if let Reply::Error(e) = reply {
-                bail!(
-                    "redis at {addr} refused the login: {e}: check `password` (and `username` for ACL users)"
-                );
+            .map_err(|e| RedisError::io(&format!("redis at {addr}: AUTH"), &e))?;
+            match reply {
+                Reply::Status(s) if s == "OK" => {}
+                Reply::Error(e) => {
+                    return Err(RedisError::Auth(format!(
+                        "redis at {addr} refused the login: {e}: check `password` (and `username` for ACL users)"
+                    )));
+                }
+                other => return Err(unexpected(&addr, "AUTH", "+OK", &other)),
             }
         }
         if self.db != 0 {
@@ -105,15 +115,40 @@ impl Target {
             let reply = conn
                 .call(&[b"SELECT", db.as_bytes()])
                 .await
-                .with_context(|| format!("redis at {addr}: SELECT {db}"))?;
-            if let Reply::Error(e) = reply {
-                bail!(
-                    "redis at {addr} refused `SELECT {db}`: {e}: check `db` (the server's `databases` setting bounds it)"
-                );
+                .map_err(|e| RedisError::io(&format!("redis at {addr}: SELECT {db}"), &e))?;
+            match reply {
+                Reply::Status(s) if s == "OK" => {}
+                Reply::Error(e) if fatal(&e) => {
+                    return Err(RedisError::Auth(format!(
+                        "redis at {addr} refused `SELECT {db}`: {e}: check `password`, `username` and the user's ACL"
+                    )));
+                }
+                Reply::Error(e) => {
+                    return Err(RedisError::Rejected(format!(
+                        "redis at {addr} refused `SELECT {db}`: {e}: check `db` (the server's `databases` setting bounds it)"
+                    )));
+                }
+                other => return Err(unexpected(&addr, &format!("SELECT {db}"), "+OK", &other)),
             }
         }
         Ok(())
     }
+}
+
+/// A reply of the wrong type or value: the whole exchange is void.
+fn unexpected(addr: &str, command: &str, expected: &str, got: &Reply) -> RedisError {
+    let mut got = format!("{got:?}");
+    if got.len() > 120 {
+        let cut = (0..=120)
+            .rev()
+            .find(|&i| got.is_char_boundary(i))
+            .unwrap_or(0);
+        got.truncate(cut);
+        got.push_str("...");
+    }
+    RedisError::Protocol(format!(
+        "redis at {addr} answered {command} with {got}, expected {expected}: is this a Redis server (or a proxy in the way)?"
+    ))
 }
 
 /// A client of one server: one connection, reopened after any failure.
@@ -142,7 +177,7 @@ struct Cmd {
 
 #[async_trait]
 impl Output for RedisClient {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, Failure> {
         let mut outcome = Outcome::default();
         let cmds = self.route(events, &mut outcome);
         if cmds.is_empty() {
@@ -155,19 +190,46 @@ impl Output for RedisClient {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 self.conn = None;
-                return Err(e);
+                return Err(e.into());
             }
             Err(_) => {
                 self.conn = None;
-                bail!(
+                return Err(RedisError::Timeout(format!(
                     "redis at {addr} did not answer within {timeout:?} (timeout): the server may be overloaded or the network slow"
-                );
+                ))
+                .into());
             }
         };
-        let verb = match self.datatype {
-            DataType::List => "RPUSH",
-            DataType::Channel => "PUBLISH",
-        };
+        // Every reply is checked before any event counts as delivered: one reply that is not
+        // what its command requires voids the whole batch.
+        let verb = self.datatype.verb();
+        let mut errors = Vec::new();
+        for (cmd, reply) in cmds.iter().zip(&replies) {
+            match (reply, self.datatype) {
+                (Reply::Int(n), DataType::List) if *n >= cmd.events.len() as i64 => {}
+                (Reply::Int(n), DataType::Channel) if *n >= 0 => {}
+                (Reply::Error(e), _) => errors.push(e),
+                (other, _) => {
+                    self.conn = None;
+                    let expected = match self.datatype {
+                        DataType::List => {
+                            format!("an integer >= {} (the list's new length)", cmd.events.len())
+                        }
+                        DataType::Channel => "an integer >= 0 (the receivers)".to_owned(),
+                    };
+                    return Err(unexpected(
+                        &addr,
+                        &format!("{verb} `{}`", cmd.key),
+                        &expected,
+                        other,
+                    )
+                    .into());
+                }
+            }
+        }
+        if errors.is_empty() {
+            return Ok(outcome);
+        }
         for (cmd, reply) in cmds.into_iter().zip(replies) {
             let Reply::Error(e) = reply else { continue };
             if retriable(&e) {
@@ -176,10 +238,11 @@ impl Output for RedisClient {
             } else if fatal(&e) {
                 // A login or permission problem is not the events' fault: keep them.
                 self.conn = None;
-                bail!(
+                return Err(RedisError::Auth(format!(
                     "redis at {addr} refused {verb} to `{}`: {e}: check `password`, `username` and the user's ACL",
                     cmd.key
-                );
+                ))
+                .into());
             } else {
                 let why = format!("redis refused {verb} to key `{}`: {e}", cmd.key);
                 outcome
@@ -192,6 +255,12 @@ impl Output for RedisClient {
 
     fn describe(&self) -> String {
         format!("redis({})", self.target.host.addr())
+    }
+
+    async fn reset(&mut self) {
+        self.conn = None;
+        self.buf = Vec::new();
+        self.scratch = Vec::new();
     }
 
     async fn close(&mut self) {
@@ -235,10 +304,7 @@ impl RedisClient {
     /// Writes every command of the batch into `self.buf`.
     fn encode(&mut self, events: &[Event], cmds: &[Cmd]) {
         self.buf.clear();
-        let verb: &[u8] = match self.datatype {
-            DataType::List => b"RPUSH",
-            DataType::Channel => b"PUBLISH",
-        };
+        let verb = self.datatype.verb().as_bytes();
         for c in cmds {
             resp::command_header(&mut self.buf, 2 + c.events.len());
             resp::arg(&mut self.buf, verb);
@@ -253,18 +319,27 @@ impl RedisClient {
     }
 
     /// Sends `self.buf` and reads `n` replies, connecting first if needed.
-    async fn round_trip(&mut self, n: usize) -> anyhow::Result<Vec<Reply>> {
+    async fn round_trip(&mut self, n: usize) -> Result<Vec<Reply>, RedisError> {
+        let addr = self.target.host.addr();
+        if let Some(conn) = self.conn.as_mut()
+            && let Some(what) = conn.unsolicited()
+        {
+            // Replies nobody waits for would be taken for this batch's: start afresh.
+            tracing::debug!(output = %self.describe(), found = %what, "idle connection not clean; reconnecting");
+            self.conn = None;
+        }
         if self.conn.is_none() {
             self.conn = Some(self.target.connect().await?);
         }
-        let addr = self.target.host.addr();
         let Some(conn) = self.conn.as_mut() else {
-            bail!("redis at {addr}: no connection");
+            return Err(RedisError::Connect(format!(
+                "redis at {addr}: no connection"
+            )));
         };
         conn.write(&self.buf).await.map_err(|e| {
-            anyhow!(
+            RedisError::Connect(format!(
                 "sending to redis at {addr} failed: {e}: the connection was lost; will reconnect"
-            )
+            ))
         })?;
         self.write_bytes.add(self.buf.len() as u64);
         // Keep the buffer from pinning a huge batch's memory forever.
@@ -274,9 +349,21 @@ impl RedisClient {
         let mut replies = Vec::with_capacity(n);
         for _ in 0..n {
             let r = conn.read().await.map_err(|e| {
-                anyhow!("reading redis's reply from {addr} failed: {e}; will reconnect")
+                RedisError::io(
+                    &format!(
+                        "reading redis's reply {} of {n} from {addr} failed",
+                        replies.len() + 1
+                    ),
+                    &e,
+                )
             })?;
             replies.push(r);
+        }
+        if let Some(what) = conn.unsolicited() {
+            // More replies than commands: whatever the server did, its answer is not ours.
+            return Err(RedisError::Protocol(format!(
+                "redis at {addr} sent more than the {n} replies to the batch's {n} commands ({what})"
+            )));
         }
         Ok(replies)
     }

@@ -84,6 +84,16 @@ pub enum DataType {
     Channel,
 }
 
+impl DataType {
+    /// The command that carries events.
+    pub fn verb(self) -> &'static str {
+        match self {
+            DataType::List => "RPUSH",
+            DataType::Channel => "PUBLISH",
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }

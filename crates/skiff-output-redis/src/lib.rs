@@ -10,8 +10,12 @@
 //! * `datatype: list` (default): one `RPUSH key e1 e2 ...` per distinct key in the batch;
 //! * `datatype: channel`: one `PUBLISH key e` per event.
 //!
-//! A batch is acknowledged only after Redis replied to every command. Replies are checked one by
-//! one: `LOADING`/`OOM`/`READONLY`-style errors retry those events, login errors retry the whole
+//! A batch is acknowledged only after Redis replied to every command, each with exactly what its
+//! command requires (`RPUSH`: an integer at least the number of events pushed; `PUBLISH`: an
+//! integer >= 0; `AUTH`/`SELECT`: `+OK`). Any other reply voids the whole batch (a
+//! [`error::RedisError::Protocol`]): a server, or something posing as one, that answers `*-7` or
+//! `+OK` to an RPUSH has confirmed nothing. Error replies are sorted one by one:
+//! `LOADING`/`OOM`/`READONLY`-style errors retry those events, login errors retry the whole
 //! batch (the events are not at fault), anything else (`WRONGTYPE`) rejects those events with
 //! Redis's reason into the dead-letter file. A lost connection fails the batch; the worker
 //! retries it on a new connection, so events may be pushed twice but never lost.
@@ -33,6 +37,7 @@
 
 pub mod client;
 pub mod config;
+pub mod error;
 pub mod resp;
 
 use std::sync::Arc;

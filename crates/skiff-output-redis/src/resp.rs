@@ -4,18 +4,23 @@
 //! a simple string, an error, an integer, a bulk string or an array. Commands are written into
 //! one buffer and sent together (pipelining), then their replies are read in order.
 //!
-//! Replies come from the network, so reading is bounded: a bulk string larger than
-//! [`MAX_BULK`] or an array longer than [`MAX_ARRAY`] is a protocol error rather than an
-//! allocation the server chooses.
+//! Replies come from the network, so reading is bounded and never panics: a bulk string larger
+//! than [`MAX_BULK`], an array longer than [`MAX_ARRAY`] or nested deeper than [`MAX_DEPTH`], a
+//! negative length other than RESP's nil (`-1`), a line that is not RESP at all (binary garbage,
+//! an HTTP answer, a multi-byte character where the type byte belongs) is a protocol error
+//! rather than an allocation the server chooses. Memory grows only with bytes that actually
+//! arrive: a bulk string is read as it comes, never allocated from its announced length.
 
 use std::io;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 /// The largest bulk reply accepted (the output itself only reads short replies).
-pub const MAX_BULK: usize = 64 << 20;
+pub const MAX_BULK: usize = 16 << 20;
 /// The most elements accepted in one array reply.
 pub const MAX_ARRAY: usize = 1 << 20;
+/// The deepest nesting of arrays accepted (the output's replies are never nested).
+pub const MAX_DEPTH: usize = 8;
 /// The longest status line (`+OK`, `-ERR ...`, `:12`) accepted.
 const MAX_LINE: usize = 64 << 10;
 
@@ -106,17 +111,35 @@ impl Conn {
         self.read().await
     }
 
+    /// Whether the server sent something nobody asked for (or closed the connection) while
+    /// no command was outstanding. Checked before each batch: replies left over from an earlier
+    /// exchange must never be taken for this batch's.
+    pub fn unsolicited(&mut self) -> Option<String> {
+        if !self.io.buffer().is_empty() {
+            return Some(format!("{} bytes nobody asked for", self.io.buffer().len()));
+        }
+        match futures_util::FutureExt::now_or_never(self.io.fill_buf()) {
+            None => None,
+            Some(Ok([])) => Some("the server closed the connection".into()),
+            Some(Ok(b)) => Some(format!("{} bytes nobody asked for", b.len())),
+            Some(Err(e)) => Some(e.to_string()),
+        }
+    }
+
     /// Reads one reply.
     pub async fn read(&mut self) -> io::Result<Reply> {
         // Arrays nest; keep a stack instead of recursing on server-controlled depth.
         let mut stack: Vec<(usize, Vec<Reply>)> = Vec::new();
         loop {
             let mut r = match self.read_one().await? {
-                Partial::Array(n, items) if n > 0 => {
-                    stack.push((n, items));
+                Partial::Array(n) if n > 0 => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(bad(&format!("arrays nested deeper than {MAX_DEPTH}")));
+                    }
+                    stack.push((n, Vec::new()));
                     continue;
                 }
-                Partial::Array(_, items) => Reply::Array(Some(items)),
+                Partial::Array(_) => Reply::Array(Some(Vec::new())),
                 Partial::Done(r) => r,
             };
             loop {
@@ -139,55 +162,67 @@ impl Conn {
 
     async fn read_one(&mut self) -> io::Result<Partial> {
         let line = self.line().await?;
-        let (kind, rest) = line.split_at(1);
+        let Some((&kind, rest)) = line.split_first() else {
+            return Err(bad("empty reply line"));
+        };
+        let text = || String::from_utf8_lossy(rest).into_owned();
+        // A length or an integer: ASCII digits with an optional sign, nothing else.
         let int = || -> io::Result<i64> {
-            rest.parse::<i64>()
-                .map_err(|_| bad(&format!("bad number in reply line {line:?}")))
+            std::str::from_utf8(rest)
+                .ok()
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or_else(|| bad(&format!("bad number in reply line {:?}", shown(&line))))
+        };
+        // RESP2's only negative length is nil (-1).
+        let len = |n: i64, max: usize, what: &str| -> io::Result<Option<usize>> {
+            match n {
+                -1 => Ok(None),
+                n if n < 0 => Err(bad(&format!("{what} of negative length {n}"))),
+                n => match usize::try_from(n) {
+                    Ok(n) if n <= max => Ok(Some(n)),
+                    _ => Err(bad(&format!("{what} of {n} exceeds {max}"))),
+                },
+            }
         };
         Ok(match kind {
-            "+" => Partial::Done(Reply::Status(rest.to_owned())),
-            "-" => Partial::Done(Reply::Error(rest.to_owned())),
-            ":" => Partial::Done(Reply::Int(int()?)),
-            "$" => {
-                let n = int()?;
-                if n < 0 {
+            b'+' => Partial::Done(Reply::Status(text())),
+            b'-' => Partial::Done(Reply::Error(text())),
+            b':' => Partial::Done(Reply::Int(int()?)),
+            b'$' => {
+                let Some(n) = len(int()?, MAX_BULK, "bulk reply")? else {
                     return Ok(Partial::Done(Reply::Bulk(None)));
+                };
+                // Read what arrives rather than allocate what the header announces.
+                let mut data = Vec::new();
+                let want = n as u64 + 2;
+                (&mut self.io).take(want).read_to_end(&mut data).await?;
+                if data.len() as u64 != want {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection in the middle of a bulk reply",
+                    ));
                 }
-                let n = n as usize;
-                if n > MAX_BULK {
-                    return Err(bad(&format!("bulk reply of {n} bytes exceeds {MAX_BULK}")));
-                }
-                let mut data = vec![0; n + 2];
-                self.io.read_exact(&mut data).await?;
                 if !data.ends_with(b"\r\n") {
                     return Err(bad("bulk reply not terminated by CRLF"));
                 }
                 data.truncate(n);
                 Partial::Done(Reply::Bulk(Some(data)))
             }
-            "*" => {
-                let n = int()?;
-                if n < 0 {
-                    return Ok(Partial::Done(Reply::Array(None)));
-                }
-                let n = n as usize;
-                if n > MAX_ARRAY {
-                    return Err(bad(&format!(
-                        "array reply of {n} items exceeds {MAX_ARRAY}"
-                    )));
-                }
-                Partial::Array(n, Vec::with_capacity(n.min(1024)))
-            }
+            b'*' => match len(int()?, MAX_ARRAY, "array reply")? {
+                None => Partial::Done(Reply::Array(None)),
+                Some(n) => Partial::Array(n),
+            },
             _ => {
                 return Err(bad(&format!(
-                    "unexpected reply {line:?}: is this a Redis server?"
+                    "unexpected reply {:?}: is this a Redis server?",
+                    shown(&line)
                 )));
             }
         })
     }
 
     /// Reads a CRLF-terminated line, bounded by [`MAX_LINE`].
-    async fn line(&mut self) -> io::Result<String> {
+    async fn line(&mut self) -> io::Result<Vec<u8>> {
         let mut buf = Vec::new();
         loop {
             let avail = self.io.fill_buf().await?;
@@ -210,16 +245,22 @@ impl Conn {
             }
         }
         if !buf.ends_with(b"\r\n") || buf.len() < 3 {
-            return Err(bad("malformed reply line"));
+            return Err(bad(&format!("malformed reply line {:?}", shown(&buf))));
         }
         buf.truncate(buf.len() - 2);
-        String::from_utf8(buf).map_err(|_| bad("reply line is not UTF-8"))
+        Ok(buf)
     }
 }
 
 enum Partial {
     Done(Reply),
-    Array(usize, Vec<Reply>),
+    Array(usize),
+}
+
+/// The start of a reply line as text for messages (at most 60 characters, lossy).
+fn shown(line: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&line[..line.len().min(60)]);
+    s.into_owned()
 }
 
 fn memchr(b: u8, s: &[u8]) -> Option<usize> {
@@ -270,6 +311,31 @@ mod tests {
         assert!(parse(b"HTTP/1.1 200 OK\r\n").await.is_err());
         assert!(parse(b"$3\r\nab").await.is_err());
         assert!(parse(b"").await.is_err());
+    }
+
+    /// Regression: a reply line starting with a multi-byte character panicked in `split_at(1)`.
+    #[tokio::test]
+    async fn a_multibyte_first_character_is_an_error_not_a_panic() {
+        assert!(parse("é not redis\r\n".as_bytes()).await.is_err());
+        assert!(parse(b"\xff\xfe\r\n").await.is_err());
+        assert!(parse("+é\r\n".as_bytes()).await.is_ok());
+    }
+
+    /// Regression: `*-7` was taken for a nil array (and then for a delivered batch).
+    #[tokio::test]
+    async fn negative_lengths_other_than_nil_are_errors() {
+        assert!(parse(b"*-7\r\n").await.is_err());
+        assert!(parse(b"$-2\r\n").await.is_err());
+        assert_eq!(parse(b"*-1\r\n").await.unwrap(), Reply::Array(None));
+    }
+
+    #[tokio::test]
+    async fn deep_nesting_is_refused() {
+        assert!(
+            parse(b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n")
+                .await
+                .is_err()
+        );
     }
 
     #[test]

@@ -2,161 +2,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use skiff_config::Node;
 use skiff_event::{AckStream, Event, Map, Value};
 use skiff_metrics::Registry;
-use skiff_output_redis::resp::{Conn, Reply};
+use skiff_output_redis::resp::Reply;
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
 use skiff_pipeline::{Budget, BuildContext, OutputSet, Queue};
-use tokio::net::TcpStream;
 
-/// A redis-server of our own, killed on drop.
-struct Server {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-    extra: Vec<String>,
-    tls: bool,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let mut s = Server {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            tls: false,
-        };
-        s.spawn();
-        s
-    }
-
-    /// A TLS-only server with a certificate for `localhost` (no IP SAN) signed by a test CA;
-    /// returns the CA's PEM file.
-    fn start_tls() -> (Server, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "skiff test CA");
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, ca.pem()).unwrap();
-        std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
-        let d = dir.path().to_owned();
-        let arg = |f: &str| d.join(f).to_string_lossy().into_owned();
-        let mut s = Server {
-            child: None,
-            port: free_port(),
-            extra: vec![
-                "--tls-cert-file".into(),
-                arg("server.pem"),
-                "--tls-key-file".into(),
-                arg("server.key"),
-                "--tls-ca-cert-file".into(),
-                arg("ca.pem"),
-                "--tls-auth-clients".into(),
-                "no".into(),
-            ],
-            dir,
-            tls: true,
-        };
-        s.spawn();
-        (s, ca_file)
-    }
-
-    fn spawn(&mut self) {
-        let port = self.port.to_string();
-        let port_args: Vec<&str> = if self.tls {
-            vec!["--port", "0", "--tls-port", &port]
-        } else {
-            vec!["--port", &port]
-        };
-        let child = Command::new("redis-server")
-            .args(&port_args)
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--dir"])
-            .arg(self.dir.path())
-            .args(if self.extra.iter().any(|a| a == "--appendonly") {
-                vec![]
-            } else {
-                vec!["--appendonly", "no"]
-            })
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (Debian package redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    async fn client(&self, password: Option<&str>) -> Conn {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
-        let mut c = Conn::new(Box::new(tcp));
-        if let Some(p) = password {
-            assert_eq!(
-                c.call(&[b"AUTH", p.as_bytes()]).await.unwrap(),
-                Reply::Status("OK".into())
-            );
-        }
-        c
-    }
-
-    async fn lrange(&self, key: &str, password: Option<&str>) -> Vec<Value> {
-        let mut c = self.client(password).await;
-        match c
-            .call(&[b"LRANGE", key.as_bytes(), b"0", b"-1"])
-            .await
-            .unwrap()
-        {
-            Reply::Array(Some(items)) => items
-                .into_iter()
-                .map(|r| match r {
-                    Reply::Bulk(Some(b)) => serde_json::from_slice(&b).unwrap(),
-                    other => panic!("unexpected item {other:?}"),
-                })
-                .collect(),
-            other => panic!("unexpected LRANGE reply {other:?}"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+mod common;
+use common::{Server, free_port};
 
 fn ctx(reg: &Registry) -> BuildContext {
     BuildContext::standalone("t", "9.9.9", reg)

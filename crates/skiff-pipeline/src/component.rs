@@ -17,7 +17,7 @@ use skiff_event::{Event, Map, Value};
 use skiff_metrics::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Budget, Publisher};
+use crate::{Budget, Failure, Publisher};
 
 /// Who is shipping: stamped into every event's `agent.*` and `host.*`.
 #[derive(Clone, Debug)]
@@ -343,9 +343,21 @@ impl Outcome {
 /// client only sends and reports.
 #[async_trait]
 pub trait Output: Send + 'static {
-    /// Sends `events`. `Err` means the batch as a whole failed (connection refused, timeout):
-    /// all of it is retried after a backoff. Make the error say what to check: it is logged as is.
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome>;
+    /// Sends `events`. `Err` means the batch as a whole failed (connection refused, timeout, a
+    /// reply that broke the protocol): all of it is retried after a backoff, and nothing of it
+    /// counts as delivered. The [`Failure`]'s kind is what the worker logs (`kind=`) and counts
+    /// (`skiff.output.errors{kind}`); make its message say what to check: it is logged as is.
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, Failure>;
+
+    /// Puts the client back in a known state after it panicked inside [`Output::send`]: drop
+    /// any connection (it may be half-way through a reply) and per-batch state. The worker
+    /// calls it before retrying the batch; the next send starts afresh. The default does
+    /// nothing, which is right for clients that keep no state between sends.
+    ///
+    /// Why reset rather than rebuild: every client's state that a panic can leave broken is its
+    /// connection and its scratch buffers; its configuration (hosts, TLS, routing) is immutable
+    /// after `build`, so a rebuild would only redo what cannot have changed.
+    async fn reset(&mut self) {}
 
     /// A short name for logs and metrics: `elasticsearch(https://es1:9200)`.
     fn describe(&self) -> String;

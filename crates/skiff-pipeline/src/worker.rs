@@ -11,18 +11,40 @@
 //! * rejected for good: write it to the dead-letter file with the reason, then ack it.
 //!
 //! The queue's accounting for the batch is released only when all of it is resolved.
+//!
+//! A whole-batch failure is a [`Failure`]: logged with `kind=` and counted in
+//! `skiff.output.errors{kind}`, so an operator sees "auth" or "protocol" before reading a
+//! message.
+//!
+//! **Supervision.** A panic inside a client's `send` (or in the worker's handling of a batch)
+//! does not kill the worker: the panic is caught, logged with the component's name (the task
+//! runs inside [`supervise::named`]), counted as [`FailureKind::Panic`] and in
+//! `skiff.output.worker.restarts`; the client is [reset](Output::reset) and the events of the
+//! batch not yet resolved are sent again after the usual backoff. Nothing of a batch is acked
+//! because of a panic. The [`RestartPolicy`] bounds how many panics in a row (without a
+//! batch delivered in between) a worker takes; by default it takes them forever, like Beats,
+//! with the backoff capped at `backoff.max`. A worker that gives up ends with a
+//! [`WorkerFailed`] (see [`spawn_supervised`]) so that the agent can stop with that reason and
+//! a non-zero exit code.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use skiff_event::Event;
 use skiff_metrics::{Counter, Gauge, Registry, names};
 use tokio::task::JoinSet;
 
 use crate::dead_letter::DeadLetter;
 use crate::queue::Batch;
-use crate::{Outcome, Output, OutputSet, OutputSettings, Queue};
+use crate::{
+    Failure, FailureKind, Outcome, Output, OutputSet, OutputSettings, Queue, fault, supervise,
+};
+
+/// The fault point that makes the worker panic inside a batch's send (see [`fault`]).
+pub const SEND_PANIC_POINT: &str = "output.send.panic";
 
 /// Metrics a worker records.
 #[derive(Clone)]
@@ -35,6 +57,9 @@ struct Meters {
     active: Gauge,
     retries: Counter,
     write_errors: Counter,
+    restarts: Counter,
+    /// `skiff.output.errors{kind}`, in the order of [`FailureKind::ALL`].
+    errors: Vec<Counter>,
 }
 
 impl Meters {
@@ -48,11 +73,51 @@ impl Meters {
             active: m.gauge(&names::OUTPUT_EVENTS_ACTIVE),
             retries: m.counter(&names::OUTPUT_RETRIES),
             write_errors: m.counter(&names::OUTPUT_WRITE_ERRORS),
+            restarts: m.counter(&names::OUTPUT_WORKER_RESTARTS),
+            // Every kind exists from the start, so a dashboard sees 0 rather than no series.
+            errors: FailureKind::ALL
+                .iter()
+                .map(|k| m.counter_with(&names::OUTPUT_ERRORS, &[("kind", k.as_str())]))
+                .collect(),
+        }
+    }
+
+    fn error(&self, kind: FailureKind) {
+        if let Some(i) = FailureKind::ALL.iter().position(|k| *k == kind)
+            && let Some(c) = self.errors.get(i)
+        {
+            c.inc();
         }
     }
 }
 
+/// How many panics in a row an output worker recovers from before it gives up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Panics in a row (no batch delivered in between) after which the worker stops with
+    /// [`WorkerFailed`]; `None` (the default): never give up, back off up to `backoff.max`.
+    pub max_consecutive_panics: Option<u32>,
+}
+
+/// Why an output worker stopped before its queue was drained: the agent should stop with this
+/// reason and a non-zero exit code (its events are not acknowledged).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "output worker {output} gave up after {panics} panics in a row (last: {last}); its in-flight events were not acknowledged"
+)]
+pub struct WorkerFailed {
+    /// The output client (`redis(127.0.0.1:6379)`).
+    pub output: String,
+    /// Panics in a row when it gave up.
+    pub panics: u32,
+    /// The last panic's message.
+    pub last: String,
+}
+
 /// Starts the workers of an output on `tasks`. They end when the queue is closed and drained.
+///
+/// Workers restart after panics forever ([`RestartPolicy::default`]), so they never end with
+/// an error; use [`spawn_supervised`] to bound restarts and learn when a worker gave up.
 pub fn spawn(
     tasks: &mut JoinSet<()>,
     queue: Arc<dyn Queue>,
@@ -60,8 +125,81 @@ pub fn spawn(
     dead_letter: Option<Arc<DeadLetter>>,
     metrics: &Registry,
 ) {
+    for w in workers(
+        queue,
+        output,
+        dead_letter,
+        metrics,
+        RestartPolicy::default(),
+    ) {
+        tasks.spawn(async move {
+            if let Err(e) = w.await {
+                tracing::error!(error = %e, "output worker stopped");
+            }
+        });
+    }
+}
+
+/// Starts the workers of an output on `tasks`, each ending with `Ok(())` when the queue is
+/// closed and drained, or with [`WorkerFailed`] when it gave up under `policy`. Whoever joins
+/// `tasks` must treat an `Err` (or a `JoinError`) as fatal for the agent.
+pub fn spawn_supervised(
+    tasks: &mut JoinSet<Result<(), WorkerFailed>>,
+    queue: Arc<dyn Queue>,
+    output: OutputSet,
+    dead_letter: Option<Arc<DeadLetter>>,
+    metrics: &Registry,
+    policy: RestartPolicy,
+) {
+    for w in workers(queue, output, dead_letter, metrics, policy) {
+        tasks.spawn(w);
+    }
+}
+
+/// Joins every worker of `tasks` (started by [`spawn_supervised`]): `Ok` once all drained
+/// their queue, else the first that failed. A task that died outside the worker's own panic
+/// handling (or was cancelled) counts as a failure too, named `(unknown)`.
+pub async fn join_all(tasks: &mut JoinSet<Result<(), WorkerFailed>>) -> Result<(), WorkerFailed> {
+    let mut first = None;
+    while let Some(r) = tasks.join_next().await {
+        let r = r.unwrap_or_else(|e| {
+            Err(WorkerFailed {
+                output: "(unknown)".into(),
+                panics: 1,
+                last: supervise::join_error_message(e),
+            })
+        });
+        if let Err(e) = r {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// `skiff.output.errors{kind}` in `metrics`: how many whole-batch failures of that class.
+pub fn error_count(metrics: &Registry, kind: FailureKind) -> u64 {
+    metrics
+        .counter_with(&names::OUTPUT_ERRORS, &[("kind", kind.as_str())])
+        .get()
+}
+
+type WorkerFuture = std::pin::Pin<Box<dyn Future<Output = Result<(), WorkerFailed>> + Send>>;
+
+/// One future per worker, each running inside [`supervise::named`]`("output/<client>")`.
+fn workers(
+    queue: Arc<dyn Queue>,
+    output: OutputSet,
+    dead_letter: Option<Arc<DeadLetter>>,
+    metrics: &Registry,
+    policy: RestartPolicy,
+) -> Vec<WorkerFuture> {
     let meters = Meters::new(metrics);
     let OutputSet { clients, settings } = output;
+    let mut out: Vec<WorkerFuture> = Vec::new();
+    let mut add = |w: Worker, queue: Arc<dyn Queue>| {
+        let name = format!("output/{}", w.client.describe());
+        out.push(Box::pin(supervise::named(name, w.run(queue))));
+    };
     if settings.loadbalance || clients.len() <= 1 {
         // With several clients, a client that fails hands its batch to the others instead of
         // holding it until its host comes back.
@@ -74,8 +212,9 @@ pub fn spawn(
                 m: meters.clone(),
                 handoff: handoff.clone(),
                 fails: 0,
+                policy,
             };
-            tasks.spawn(w.run(queue.clone()));
+            add(w, queue.clone());
         }
     } else {
         let client: Box<dyn Output> = Box::new(Failover {
@@ -89,9 +228,11 @@ pub fn spawn(
             m: meters,
             handoff: None,
             fails: 0,
+            policy,
         };
-        tasks.spawn(w.run(queue));
+        add(w, queue);
     }
+    out
 }
 
 /// A batch in transit between workers: its events, the queue's hold on it, and how many
@@ -130,17 +271,65 @@ struct Worker {
     handoff: Option<Arc<Handoff>>,
     /// Consecutive whole-batch failures of this client (its own backoff).
     fails: u32,
+    policy: RestartPolicy,
+}
+
+/// Keeps `libbeat.output.events.active` right even when a send panics.
+struct Active<'a>(&'a Gauge, i64);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.sub(self.1);
+    }
 }
 
 impl Worker {
-    async fn run(mut self, queue: Arc<dyn Queue>) {
+    async fn run(mut self, queue: Arc<dyn Queue>) -> Result<(), WorkerFailed> {
         let name = self.client.describe();
         tracing::debug!(output = %name, "output worker started");
-        while let Some((events, batch, attempt)) = self.next(queue.as_ref()).await {
-            if let Some((rest, attempt)) = self.deliver(events, attempt, &name).await {
+        let mut panics = 0u32;
+        while let Some((mut pending, batch, mut attempt)) = self.next(queue.as_ref()).await {
+            let handed = loop {
+                let step = AssertUnwindSafe(self.deliver(&mut pending, &mut attempt, &name))
+                    .catch_unwind()
+                    .await;
+                let payload = match step {
+                    Ok(handed) => {
+                        panics = 0;
+                        break handed;
+                    }
+                    Err(p) => p,
+                };
+                // `pending` holds every event of the batch not yet resolved: none was acked
+                // by the send that panicked. The panic counts as an attempt of the batch.
+                panics = panics.saturating_add(1);
+                attempt = attempt.saturating_add(1);
+                let msg = supervise::payload_message(&*payload);
+                self.m.error(FailureKind::Panic);
+                self.m.restarts.inc();
+                if self
+                    .policy
+                    .max_consecutive_panics
+                    .is_some_and(|max| panics > max)
+                {
+                    tracing::error!(output = %name, kind = %FailureKind::Panic, panics, events = pending.len(), "output worker gives up: too many panics in a row");
+                    self.client.close().await;
+                    return Err(WorkerFailed {
+                        output: name,
+                        panics,
+                        last: msg,
+                    });
+                }
+                let delay = backoff(&self.settings, panics);
+                tracing::error!(output = %name, kind = %FailureKind::Panic, panic = %msg, events = pending.len(), retry_in = ?delay, "output client panicked; resetting it and retrying the batch");
+                // A reset that panics too is one more panic of the same restart.
+                let _ = AssertUnwindSafe(self.client.reset()).catch_unwind().await;
+                tokio::time::sleep(delay).await;
+            };
+            if let Some(attempt) = handed {
                 // This client failed and peers exist: let them send it, and rest a while.
                 if let Some(h) = &self.handoff {
-                    h.give((rest, batch, attempt));
+                    h.give((pending, batch, attempt));
                 }
                 let delay = backoff(&self.settings, self.fails);
                 tracing::debug!(output = %name, retry_in = ?delay, "handed the batch to another worker");
@@ -151,6 +340,7 @@ impl Worker {
         }
         self.client.close().await;
         tracing::debug!(output = %name, "output worker stopped: queue drained");
+        Ok(())
     }
 
     /// The next batch: one handed over by a failing peer first, else from the queue.
@@ -179,61 +369,71 @@ impl Worker {
         }
     }
 
-    /// Sends until every event is acked, dead-lettered or given up on. Returns the events left
-    /// (and the attempts so far) when the whole send failed and peers can take over.
+    /// Sends until every event of `pending` is acked, dead-lettered or given up on (it is left
+    /// empty). Returns the attempts so far when the whole send failed and peers can take over
+    /// (`pending` then holds the events left).
+    ///
+    /// Events stay in `pending` until resolved, so a panic in the client's send leaves all of
+    /// them to the caller to send again. A panic in the worker's own settling of an outcome
+    /// (a skiff bug) drops the events not yet settled: their tokens resolve as failed, never
+    /// as delivered, and the input sees them unacknowledged.
     async fn deliver(
         &mut self,
-        mut pending: Vec<Event>,
-        mut attempt: u32,
+        pending: &mut Vec<Event>,
+        attempt: &mut u32,
         name: &str,
-    ) -> Option<(Vec<Event>, u32)> {
-        if attempt == 0 {
+    ) -> Option<u32> {
+        if *attempt == 0 {
             self.m.batches.inc();
         }
         while !pending.is_empty() {
             let n = pending.len() as u64;
             self.m.total.add(n);
             self.m.active.add(n as i64);
-            let result = self.client.send(&pending).await;
-            self.m.active.sub(n as i64);
-            let reason = match result {
+            let result = {
+                let _active = Active(&self.m.active, n as i64);
+                fault::panic_point(SEND_PANIC_POINT);
+                self.client.send(pending).await
+            };
+            let (kind, reason) = match result {
                 Ok(outcome) => {
                     let progressed = outcome.retry.len() < pending.len();
                     self.fails = 0;
-                    pending = self.settle(pending, outcome, name).await;
+                    *pending = self.settle(std::mem::take(pending), outcome, name).await;
                     if pending.is_empty() {
                         return None;
                     }
                     if progressed {
-                        attempt = 0;
+                        *attempt = 0;
                     }
                     self.m.failed.add(pending.len() as u64);
-                    format!("the server asked to retry {} events", pending.len())
+                    let why = format!("the server asked to retry {} events", pending.len());
+                    ("-", why)
                 }
                 Err(e) => {
                     self.m.failed.add(n);
                     self.m.write_errors.inc();
+                    self.m.error(e.kind);
                     self.fails = self.fails.saturating_add(1);
-                    let reason = format!("{e:#}");
-                    if self.handoff.is_some() && !self.over_retries(attempt + 1) {
-                        tracing::warn!(output = %name, events = pending.len(), error = %reason, "send failed; another worker will retry");
+                    if self.handoff.is_some() && !self.over_retries(*attempt + 1) {
+                        tracing::warn!(output = %name, kind = %e.kind, events = pending.len(), error = %e, "send failed; another worker will retry");
                         self.m.retries.inc();
-                        return Some((pending, attempt + 1));
+                        return Some(*attempt + 1);
                     }
-                    reason
+                    (e.kind.as_str(), e.message)
                 }
             };
-            attempt = attempt.saturating_add(1);
-            if self.over_retries(attempt) {
-                let why = format!("gave up after {} attempts: {reason}", attempt);
-                tracing::error!(output = %name, events = pending.len(), error = %reason, "dropping events: out of retries (max_retries)");
-                for ev in pending.drain(..) {
+            *attempt = attempt.saturating_add(1);
+            if self.over_retries(*attempt) {
+                let why = format!("gave up after {} attempts: {reason}", *attempt);
+                tracing::error!(output = %name, kind, events = pending.len(), error = %reason, "dropping events: out of retries (max_retries)");
+                for ev in std::mem::take(pending) {
                     self.reject(ev, &why, name).await;
                 }
                 return None;
             }
-            let delay = backoff(&self.settings, attempt);
-            tracing::warn!(output = %name, events = pending.len(), attempt, retry_in = ?delay, error = %reason, "send failed; will retry");
+            let delay = backoff(&self.settings, *attempt);
+            tracing::warn!(output = %name, kind, events = pending.len(), attempt = *attempt, retry_in = ?delay, error = %reason, "send failed; nothing of it counts as delivered; will retry");
             self.m.retries.inc();
             tokio::time::sleep(delay).await;
         }
@@ -318,7 +518,7 @@ struct Failover {
 
 #[async_trait]
 impl Output for Failover {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, Failure> {
         let n = self.clients.len();
         let result = self.clients[self.current].send(events).await;
         if result.is_err() {
@@ -331,6 +531,10 @@ impl Output for Failover {
 
     fn describe(&self) -> String {
         self.clients[self.current].describe()
+    }
+
+    async fn reset(&mut self) {
+        self.clients[self.current].reset().await;
     }
 
     async fn close(&mut self) {
@@ -357,7 +561,7 @@ mod tests {
 
     #[async_trait]
     impl Output for Scripted {
-        async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+        async fn send(&mut self, events: &[Event]) -> Result<Outcome, Failure> {
             self.seen
                 .lock()
                 .unwrap()
@@ -368,7 +572,7 @@ mod tests {
                 self.script.remove(0)
             } {
                 Ok(o) => Ok(o),
-                Err(e) => Err(anyhow::anyhow!(e)),
+                Err(e) => Err(Failure::new(FailureKind::Connect, e)),
             }
         }
         fn describe(&self) -> String {
@@ -435,6 +639,16 @@ mod tests {
         assert_eq!(stream.progress().acked, 3);
         assert_eq!(reg.counter(&names::OUTPUT_RETRIES).get(), 2);
         assert_eq!(reg.counter(&names::OUTPUT_EVENTS_ACKED).get(), 3);
+        let kind = |k: FailureKind| {
+            reg.counter_with(&names::OUTPUT_ERRORS, &[("kind", k.as_str())])
+                .get()
+        };
+        assert_eq!(
+            kind(FailureKind::Connect),
+            2,
+            "failures are counted by class"
+        );
+        assert_eq!(kind(FailureKind::Protocol), 0);
     }
 
     #[tokio::test]
@@ -460,8 +674,8 @@ mod tests {
 
     #[async_trait]
     impl Output for Down {
-        async fn send(&mut self, _: &[Event]) -> anyhow::Result<Outcome> {
-            Err(anyhow::anyhow!("connection refused"))
+        async fn send(&mut self, _: &[Event]) -> Result<Outcome, Failure> {
+            Err(Failure::new(FailureKind::Connect, "connection refused"))
         }
         fn describe(&self) -> String {
             "down".into()

@@ -28,7 +28,7 @@ struct Blocking(Arc<Gate>);
 
 #[async_trait]
 impl Output for Blocking {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, skiff_pipeline::Failure> {
         loop {
             let notified = self.0.opened.notified();
             if self.0.open.load(Ordering::SeqCst) {

@@ -17,7 +17,7 @@ struct Discard;
 
 #[async_trait]
 impl Output for Discard {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, skiff_pipeline::Failure> {
         std::hint::black_box(events.len());
         Ok(Outcome::delivered())
     }

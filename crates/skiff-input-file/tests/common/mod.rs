@@ -33,10 +33,13 @@ pub struct Collect {
 
 #[async_trait]
 impl Output for Collect {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, skiff_pipeline::Failure> {
         if self.paused.load(Ordering::Acquire) {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            anyhow::bail!("paused");
+            return Err(skiff_pipeline::Failure::new(
+                skiff_pipeline::FailureKind::Connect,
+                "paused",
+            ));
         }
         let mut g = self.events.lock().unwrap();
         for e in events {

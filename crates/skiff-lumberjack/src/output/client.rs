@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use skiff_event::{Event, Value};
 use skiff_metrics::{Counter, Registry, names};
-use skiff_pipeline::{Outcome, Output};
+use skiff_pipeline::{Failure, FailureKind, Outcome, Output};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 
@@ -76,9 +75,9 @@ impl LumberjackClient {
 
     /// Sends `events` in windows over the open connection; returns how many events (a prefix)
     /// the server acknowledged, and the error that stopped it, if any.
-    async fn transfer(&mut self, events: &[Event]) -> (usize, anyhow::Result<()>) {
+    async fn transfer(&mut self, events: &[Event]) -> (usize, Result<(), Failure>) {
         let Some((conn, _)) = self.conn.as_mut() else {
-            return (0, Err(anyhow::anyhow!("not connected")));
+            return (0, Err(Failure::new(FailureKind::Connect, "not connected")));
         };
         let s = &*self.settings;
         let chunks: Vec<&[Event]> = events
@@ -96,7 +95,7 @@ impl LumberjackClient {
                 permits
                     .acquire()
                     .await
-                    .map_err(|_| anyhow::anyhow!("window accounting closed"))?
+                    .map_err(|_| Failure::new(FailureKind::Other, "window accounting closed"))?
                     .forget();
                 buf.clear();
                 encoder.encode(buf, chunk.len() as u32, |i, out| {
@@ -107,15 +106,25 @@ impl LumberjackClient {
                     wr.flush().await
                 };
                 match tokio::time::timeout(s.timeout, write).await {
-                    Err(_) => anyhow::bail!(
-                        "writing {} bytes to {addr} timed out after {:?}: the server stopped reading (overloaded Logstash, or a network problem)",
-                        buf.len(),
-                        s.timeout
-                    ),
-                    Ok(Err(e)) => anyhow::bail!(
-                        "writing to {addr} failed: {}",
-                        skiff_tls::explain(&e, &addr)
-                    ),
+                    Err(_) => {
+                        return Err(Failure::new(
+                            FailureKind::Timeout,
+                            format!(
+                                "writing {} bytes to {addr} timed out after {:?}: the server stopped reading (overloaded Logstash, or a network problem)",
+                                buf.len(),
+                                s.timeout
+                            ),
+                        ));
+                    }
+                    Ok(Err(e)) => {
+                        return Err(Failure::new(
+                            FailureKind::of_io(&e),
+                            format!(
+                                "writing to {addr} failed: {}",
+                                skiff_tls::explain(&e, &addr)
+                            ),
+                        ));
+                    }
                     Ok(Ok(())) => {}
                 }
                 write_bytes.add(buf.len() as u64);
@@ -125,7 +134,7 @@ impl LumberjackClient {
             if buf.capacity() > 32 << 20 {
                 *buf = Vec::new();
             }
-            anyhow::Ok(())
+            Ok::<(), Failure>(())
         };
 
         let reader = async {
@@ -133,26 +142,20 @@ impl LumberjackClient {
             for (k, chunk) in chunks.iter().enumerate() {
                 // The ACK deadline runs from the moment the window is on the wire.
                 if written_rx.wait_for(|w| *w > k).await.is_err() {
-                    anyhow::bail!("window was not written");
+                    return Err(Failure::new(FailureKind::Other, "window was not written"));
                 }
                 let n = chunk.len() as u32;
                 let mut got = 0u32;
                 while got < n {
                     let seq = read_ack(&mut rd, s.timeout, &addr, got, n).await?;
-                    if seq > n {
-                        anyhow::bail!(
-                            "{addr} acknowledged sequence {seq} of a window of {n} events: not a lumberjack v2 server, or a broken one"
-                        );
-                    }
-                    if seq > got {
-                        acked.fetch_add((seq - got) as usize, Ordering::Relaxed);
-                        got = seq;
-                    }
-                    // seq <= got: a keep-alive (Logstash repeats ACKs while it is busy).
+                    let next = ack_step(got, n, seq)
+                        .map_err(|e| Failure::protocol(format!("{addr} {e}")))?;
+                    acked.fetch_add((next - got) as usize, Ordering::Relaxed);
+                    got = next;
                 }
                 permits.add_permits(1);
             }
-            anyhow::Ok(())
+            Ok::<(), Failure>(())
         };
 
         let res = tokio::try_join!(writer, reader).map(|_| ());
@@ -171,6 +174,30 @@ fn window_for(n: usize, window: usize, s: &Settings) -> usize {
     w
 }
 
+/// Where an ACK of sequence `seq` leaves a window of `n` events of which `got` were
+/// acknowledged: the new count, or why the ACK breaks the protocol.
+///
+/// A window's events are numbered 1..=n and the server acknowledges the highest one it has
+/// taken. `0` and a repeat of the last sequence are keep-alives (Logstash sends them while its
+/// pipeline is busy). Anything beyond `n` acknowledges events never sent; anything between 1
+/// and `got - 1` takes back what was acknowledged: either is a server that cannot be trusted
+/// with this window, which is then sent again in full on a new connection.
+pub fn ack_step(got: u32, n: u32, seq: u32) -> Result<u32, String> {
+    if seq > n {
+        Err(format!(
+            "acknowledged sequence {seq} of a window of {n} events (ACK beyond what was sent): not a lumberjack v2 server, or a broken one"
+        ))
+    } else if seq == 0 || seq == got {
+        Ok(got)
+    } else if seq < got {
+        Err(format!(
+            "acknowledged sequence {seq} after {got} in a window of {n} events (ACK going backwards)"
+        ))
+    } else {
+        Ok(seq)
+    }
+}
+
 /// Reads one ACK frame within `timeout`.
 async fn read_ack<R: tokio::io::AsyncRead + Unpin>(
     rd: &mut R,
@@ -178,21 +205,33 @@ async fn read_ack<R: tokio::io::AsyncRead + Unpin>(
     addr: &str,
     got: u32,
     n: u32,
-) -> anyhow::Result<u32> {
+) -> Result<u32, Failure> {
     let mut f = [0u8; ACK_LEN];
     match tokio::time::timeout(timeout, rd.read_exact(&mut f)).await {
-        Err(_) => anyhow::bail!(
-            "no ACK from {addr} within {timeout:?} ({got} of {n} events acknowledged): Logstash is overloaded or its pipeline is blocked; check its log, or raise output.logstash.timeout"
-        ),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => anyhow::bail!(
-            "{addr} closed the connection after acknowledging {got} of {n} events: the server was stopped, restarted or refused the data (see its log)"
-        ),
-        Ok(Err(e)) => anyhow::bail!(
-            "reading the ACK from {addr} failed ({got} of {n} events acknowledged): {}",
-            skiff_tls::explain(&e, addr)
-        ),
-        Ok(Ok(_)) => protocol::parse_ack(&f)
-            .with_context(|| format!("unexpected reply from {addr} where an ACK was due")),
+        Err(_) => Err(Failure::new(
+            FailureKind::Timeout,
+            format!(
+                "no ACK from {addr} within {timeout:?} ({got} of {n} events acknowledged): Logstash is overloaded or its pipeline is blocked; check its log, or raise output.logstash.timeout"
+            ),
+        )),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Failure::new(
+            FailureKind::Connect,
+            format!(
+                "{addr} closed the connection after acknowledging {got} of {n} events: the server was stopped, restarted or refused the data (see its log)"
+            ),
+        )),
+        Ok(Err(e)) => Err(Failure::new(
+            FailureKind::of_io(&e),
+            format!(
+                "reading the ACK from {addr} failed ({got} of {n} events acknowledged): {}",
+                skiff_tls::explain(&e, addr)
+            ),
+        )),
+        Ok(Ok(_)) => protocol::parse_ack(&f).map_err(|e| {
+            Failure::protocol(format!(
+                "unexpected reply from {addr} where an ACK was due: {e}"
+            ))
+        }),
     }
 }
 
@@ -232,7 +271,7 @@ fn escape_html_from(out: &mut Vec<u8>, start: usize) {
 
 #[async_trait]
 impl Output for LumberjackClient {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, Failure> {
         if events.is_empty() {
             return Ok(Outcome::delivered());
         }
@@ -250,7 +289,17 @@ impl Output for LumberjackClient {
                 self.settings.tls.as_ref(),
                 self.settings.timeout,
             )
-            .await?;
+            .await
+            .map_err(|e| {
+                // `connect` says "TLS handshake" in every TLS failure it reports.
+                let msg = format!("{e:#}");
+                let kind = if msg.contains("TLS") {
+                    FailureKind::Tls
+                } else {
+                    FailureKind::Connect
+                };
+                Failure::new(kind, msg)
+            })?;
             tracing::info!(output = %self.describe(), "connected to logstash");
             self.conn = Some((c, Instant::now()));
         }
@@ -265,10 +314,12 @@ impl Output for LumberjackClient {
                 self.conn = None;
                 self.read_errors.inc();
                 self.window.shrink();
-                if acked == 0 {
+                // A server that broke the protocol is trusted for nothing in this batch, not
+                // even the ACKs it sent before: the whole batch is sent again.
+                if acked == 0 || e.kind == FailureKind::Protocol {
                     return Err(e);
                 }
-                tracing::warn!(output = %self.describe(), acked, resend = events.len() - acked, error = %format!("{e:#}"), "connection lost after a partial ACK; resending the rest");
+                tracing::warn!(output = %self.describe(), acked, resend = events.len() - acked, kind = %e.kind, error = %e, "connection lost after a partial ACK; resending the rest");
                 Ok(Outcome {
                     retry: (acked..events.len()).collect(),
                     rejected: Vec::new(),
@@ -279,6 +330,12 @@ impl Output for LumberjackClient {
 
     fn describe(&self) -> String {
         format!("logstash({})", self.host.addr())
+    }
+
+    async fn reset(&mut self) {
+        self.conn = None;
+        self.buf = Vec::new();
+        self.encoder = WindowEncoder::new(self.settings.compression_level);
     }
 
     async fn close(&mut self) {
@@ -311,6 +368,45 @@ mod tests {
         assert_eq!(window_for(2048, 2048, &s(1)), 2048);
         assert_eq!(window_for(100, 2048, &s(2)), 2048);
         assert_eq!(window_for(2048, 10, &s(2)), 10);
+    }
+
+    #[test]
+    fn acks_must_stay_inside_the_window_and_never_go_back() {
+        assert_eq!(ack_step(0, 10, 4), Ok(4));
+        assert_eq!(ack_step(4, 10, 0), Ok(4), "keep-alive");
+        assert_eq!(ack_step(4, 10, 4), Ok(4), "repeat");
+        assert_eq!(ack_step(4, 10, 10), Ok(10));
+        assert!(ack_step(4, 10, 11).is_err(), "beyond the window");
+        assert!(ack_step(4, 10, 3).is_err(), "backwards");
+        assert!(ack_step(0, 10, u32::MAX).is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever sequence of ACKs a server sends, the count only grows, never passes the
+        /// window, and only moves to a sequence the server named.
+        #[test]
+        fn any_ack_sequence_keeps_the_count_inside_the_window(
+            n in 1u32..50,
+            seqs in proptest::collection::vec(proptest::prelude::any::<u32>(), 0..20),
+            small in proptest::collection::vec(0u32..60, 0..20),
+        ) {
+            for seqs in [seqs, small] {
+                let mut got = 0;
+                for seq in seqs {
+                    match ack_step(got, n, seq) {
+                        Ok(next) => {
+                            proptest::prop_assert!(next >= got && next <= n);
+                            proptest::prop_assert!(next == got || next == seq);
+                            got = next;
+                        }
+                        Err(_) => {
+                            proptest::prop_assert!(seq > n || (seq != 0 && seq < got));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub struct Collector {
 
 #[async_trait]
 impl Output for Collector {
-    async fn send(&mut self, events: &[Event]) -> anyhow::Result<Outcome> {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, skiff_pipeline::Failure> {
         if let Some(g) = &mut self.gate {
             let _ = g.wait_for(|open| *open).await;
         }
@@ -245,4 +245,59 @@ impl Sender {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// What the broken stand-in answers a window of `n` events with.
+pub type Answer = fn(n: u32) -> Vec<u8>;
+
+/// Reads frames until one whole window has arrived; returns its size (None: the client hung up
+/// or sent something else).
+async fn read_one_window(s: &mut tokio::net::TcpStream) -> Option<u32> {
+    use skiff_lumberjack::protocol::{Decoder, Frame, Limits};
+    use tokio::io::AsyncReadExt;
+    let mut dec = Decoder::new(Limits::default());
+    let mut buf = bytes::BytesMut::new();
+    let (mut expected, mut seen) = (None, 0u32);
+    loop {
+        while let Some(f) = dec.decode(&mut buf).ok()? {
+            match f {
+                Frame::Window(n) => expected = Some(n),
+                Frame::Json { .. } => seen += 1,
+                _ => return None,
+            }
+            if expected == Some(seen) {
+                return expected;
+            }
+        }
+        if s.read_buf(&mut buf).await.ok()? == 0 {
+            return None;
+        }
+    }
+}
+
+/// **A deliberately broken stand-in, not a Logstash beats input.** It accepts one connection
+/// per answer on `listener`, reads one window and answers it with the answer's bytes, then
+/// keeps the connection open and silent until the client hangs up (a client waiting for more
+/// ACKs times out). After the last answer it stops listening, so that a real lumberjack input
+/// can take the port. Returns the windows it answered.
+pub async fn hostile(listener: tokio::net::TcpListener, answers: Vec<Answer>) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut served = 0;
+    for answer in answers {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let Some(n) = read_one_window(&mut s).await else {
+            continue;
+        };
+        served += 1;
+        let reply = answer(n);
+        if reply.is_empty() {
+            continue;
+        }
+        let _ = s.write_all(&reply).await;
+        tokio::spawn(async move {
+            let mut sink = [0u8; 4096];
+            while s.read(&mut sink).await.is_ok_and(|k| k > 0) {}
+        });
+    }
+    served
 }

@@ -220,3 +220,74 @@ pub async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// What the broken stand-in answers one `_bulk` request with, given the number of documents
+/// in the request.
+pub type Answer = fn(docs: usize) -> Vec<u8>;
+
+/// An HTTP response with `status`, `content_type` and `body`, closing the connection.
+pub fn http_response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// Reads one HTTP/1.1 request (headers and a `Content-Length` body); returns its body.
+async fn read_request(s: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 << 10];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(buf[head_end..head_end + len].to_vec())
+}
+
+/// **A deliberately broken stand-in, not Elasticsearch.** It accepts one connection per
+/// answer on `listener`, reads one uncompressed `_bulk` request and writes the answer for its
+/// number of documents, then stops listening so that the real stand-in can take the port.
+/// Returns the number of requests it answered.
+pub async fn hostile(listener: tokio::net::TcpListener, answers: Vec<Answer>) -> usize {
+    use tokio::io::AsyncWriteExt;
+    let mut served = 0;
+    for answer in answers {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let Some(body) = read_request(&mut s).await else {
+            continue;
+        };
+        served += 1;
+        let docs = body.iter().filter(|b| **b == b'\n').count() / 2;
+        let _ = s.write_all(&answer(docs)).await;
+        let _ = s.shutdown().await;
+    }
+    served
+}
+
+/// `n` bulk items, each `{"create":{"status":201}}`.
+pub fn created(n: usize) -> String {
+    vec![r#"{"create":{"status":201}}"#; n].join(",")
+}
