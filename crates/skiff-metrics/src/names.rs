@@ -114,6 +114,10 @@ defs! {
     INPUT_EVENTS = Counter "skiff.input.events" "Events read by inputs, by input id (label `input`).";
     /// Bytes read by inputs.
     INPUT_BYTES = Counter "skiff.input.bytes" "Bytes read by inputs, by input id (label `input`).";
+    /// Input restarts by the supervisor.
+    INPUT_RESTARTS = Counter "skiff.input.restarts" "Times an input was restarted after a panic or an error, by input id (label `input`).";
+    /// Input failures by kind.
+    INPUT_FAILURES = Counter "skiff.input.failures" "Input failures (panic or error return), by input id and failure kind (labels `input`, `kind`).";
 
     /// Resident set size.
     PROCESS_RSS_BYTES = Gauge "beat.memstats.rss" "Resident set size of the skiff process, in bytes.";

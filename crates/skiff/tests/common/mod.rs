@@ -51,8 +51,20 @@ impl Sandbox {
 
     /// Runs with `stdin` fed and waits.
     pub fn run_with_stdin(&self, config: &Path, args: &[&str], stdin: &[u8]) -> Output {
+        self.run_with_stdin_env(config, args, &[], stdin)
+    }
+
+    /// Runs with `stdin` fed and the environment variables `env` set, and waits.
+    pub fn run_with_stdin_env(
+        &self,
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: &[u8],
+    ) -> Output {
         let mut child = self
             .cmd(config, args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
