@@ -347,7 +347,7 @@ pub enum Drain {
 }
 
 /// How a stop went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     /// Events still unacknowledged when skiff stopped (queued or being sent).
     pub left: u64,
@@ -356,6 +356,9 @@ pub struct Report {
     pub resent: bool,
     /// Whether some input did not stop within `shutdown_timeout` and was aborted.
     pub inputs_aborted: bool,
+    /// An output worker that failed (panicked) while draining: its batch was not delivered,
+    /// whatever `left` says.
+    pub output_failure: Option<String>,
 }
 
 impl Report {
@@ -408,6 +411,9 @@ impl Running {
     pub async fn wait(&mut self) -> Ended {
         loop {
             tokio::select! {
+                // A supervisor sends its fatal reason before its task ends: looking at the
+                // channel first means "every input ended" is never taken for a failure's end.
+                biased;
                 Some(reason) = self.fatal_rx.recv() => return Ended::Fatal(reason),
                 r = self.inputs.join_next() => match r {
                     None => return Ended::InputsEnded,
@@ -459,7 +465,19 @@ impl Running {
         }
         self.queue.close();
         let outputs = &mut self.outputs;
-        let drained = async { while outputs.join_next().await.is_some() {} };
+        let mut output_failure = None;
+        let failure = &mut output_failure;
+        let drained = async {
+            while let Some(r) = outputs.join_next().await {
+                if let Err(e) = r {
+                    // Its batch is gone unacknowledged: the drain did not deliver everything.
+                    *failure = Some(format!(
+                        "an output worker failed while draining the queue: {}",
+                        supervise::join_error_message(e)
+                    ));
+                }
+            }
+        };
         let done = tokio::select! {
             done = async {
                 match drain {
@@ -469,7 +487,13 @@ impl Running {
             } => done,
             _ = interrupt => false,
         };
-        let left = if done { 0 } else { self.queue.stats().events };
+        let left = self.queue.stats().events;
+        if !done {
+            tracing::warn!(
+                events = left,
+                "the outputs did not drain the queue before the stop's limit"
+            );
+        }
         self.outputs.abort_all();
         while self.outputs.join_next().await.is_some() {}
         let resent = self.persists || self.replays;
@@ -478,10 +502,14 @@ impl Running {
                 self.health.set(&name, State::Stopped);
             }
         }
+        if let Some(why) = &output_failure {
+            tracing::error!("{why}");
+        }
         Report {
             left,
             resent,
             inputs_aborted,
+            output_failure,
         }
     }
 }

@@ -123,7 +123,7 @@ pub async fn run(parts: Parts, ctx: BuildContext, cli: &Global) -> anyhow::Resul
     let _ = cli;
     let acked = ctx.metrics.counter(&names::OUTPUT_EVENTS_ACKED).get();
     let published = ctx.metrics.counter(&names::PIPELINE_EVENTS_PUBLISHED).get();
-    if let Some(reason) = fatal {
+    if let Some(reason) = fatal.or(report.output_failure.clone()) {
         tracing::error!(acked, published, unacked = report.left, reason = %reason, "skiff stopped: {reason}");
         eprintln!("skiff: stopped because a component failed: {reason}");
         return Ok(EXIT_FAILED);
