@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, free_port, wait_with_timeout};
+use common::{Sandbox, free_port, sigterm, wait_with_timeout};
 
 const QUICK: &str =
     "supervision: {max_restarts: 3, restart_window: 1m, backoff: {init: 10ms, max: 50ms}}\n";
@@ -51,17 +51,55 @@ fn a_panicking_input_is_restarted_and_every_line_arrives_once() {
         "{stderr}"
     );
     assert_eq!(stderr.matches("input restarted").count(), 2, "{stderr}");
-    let mut got: Vec<String> = sb
-        .read_lines("out", "events")
-        .iter()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["message"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    got.sort_by_key(|m| m[5..].parse::<usize>().unwrap());
-    let want: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
-    assert_eq!(got, want, "every line exactly once");
+    assert_each_line_once(&sb.read_lines("out", "events"), 1000);
+}
+
+/// The same for a file input: restarted after its panic, it reads from its saved state (here:
+/// nothing saved yet, so from the start) and every line arrives once.
+#[test]
+fn a_panicking_file_input_is_restarted_and_every_line_arrives_once() {
+    let sb = Sandbox::new();
+    sb.write("logs/app.log", std::str::from_utf8(&lines(500)).unwrap());
+    let cfg = sb.write(
+        "skiff.yml",
+        &format!(
+            "inputs:\n  - type: filestream\n    id: app\n    paths: [$DIR/logs/*.log]\noutput.file: {{path: $DIR/out, filename: events}}\nqueue.mem: {{flush.timeout: 10ms}}\n{QUICK}"
+        ),
+    );
+    let child = sb
+        .cmd(&cfg, &[])
+        .env("SKIFF_TEST_FAULTS", "input.run.panic=2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shipped = || {
+        if sb.path().join("out").is_dir() {
+            sb.read_lines("out", "events")
+        } else {
+            Vec::new()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shipped().len() < 500 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} lines shipped",
+            shipped().len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sigterm(&child);
+    let out = wait_with_timeout(child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    assert_eq!(stderr.matches("input restarted").count(), 2, "{stderr}");
+    assert_each_line_once(&shipped(), 500);
 }
 
 /// An input that fails at every start cannot run: skiff must not retry it forever unseen, nor
@@ -148,11 +186,7 @@ fn stdin_events_left_unacknowledged_at_stop_make_a_non_zero_exit_with_their_coun
         child.try_wait().unwrap().is_none(),
         "skiff exited by itself"
     );
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child);
     let out = wait_with_timeout(child, Duration::from_secs(30));
     reader.join().unwrap();
     let stderr = log.lock().unwrap().clone();
@@ -161,6 +195,20 @@ fn stdin_events_left_unacknowledged_at_stop_make_a_non_zero_exit_with_their_coun
         stderr.contains("50 events were left unacknowledged and will not be sent again"),
         "{stderr}"
     );
+}
+
+/// `shipped` (the output file's JSON lines) are `line 0` .. `line n-1`, each exactly once.
+fn assert_each_line_once(shipped: &[String], n: usize) {
+    let mut got: Vec<String> = shipped
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    got.sort_by_key(|m| m[5..].parse::<usize>().unwrap());
+    let want: Vec<String> = (0..n).map(|i| format!("line {i}")).collect();
+    assert_eq!(got, want, "every line exactly once");
 }
 
 /// Runs skiff with `faults` armed and `data` on its standard input, and waits.

@@ -122,6 +122,16 @@ pub fn wait_with_timeout(mut child: Child, limit: std::time::Duration) -> Output
     }
 }
 
+/// Sends SIGTERM to `child` (via the `kill` command: no unsafe code needed).
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM failed");
+}
+
 /// A TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
