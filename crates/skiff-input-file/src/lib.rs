@@ -45,7 +45,7 @@ use async_trait::async_trait;
 use regex::RegexSet;
 use skiff_config::{ConfigError, ConfigErrors, Node};
 use skiff_metrics::names;
-use skiff_pipeline::{BuildContext, Input, InputCommon, InputContext, InputPlugin};
+use skiff_pipeline::{BuildContext, Failure, Input, InputCommon, InputContext, InputPlugin};
 
 pub use config::FilestreamConfig;
 pub use identity::{FileKey, Fingerprint};
@@ -264,7 +264,7 @@ fn fd_budget() -> usize {
 
 #[async_trait]
 impl Input for FileInput {
-    async fn run(self: Box<Self>, ctx: InputContext) -> anyhow::Result<()> {
+    async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), Failure> {
         let this = *self;
         let cfg = &this.cfg;
         let m = &ctx.build.metrics;
@@ -368,6 +368,11 @@ impl Input for FileInput {
             meters,
             ctx.publisher.shutdown_timeout(),
         );
-        p.run().await
+        Ok(p.run().await?)
+    }
+
+    fn replays_unacked(&self) -> bool {
+        // Unacknowledged lines are read again from the saved offset at the next start.
+        true
     }
 }

@@ -28,14 +28,13 @@ mod reader;
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use async_trait::async_trait;
 use regex::RegexSet;
 use serde::Deserialize;
 use skiff_config::{ByteSize, ConfigError, ConfigErrors, Node};
 use skiff_config::{Mark, NodeValue};
 use skiff_parsers::ParserChain;
-use skiff_pipeline::{BuildContext, Input, InputCommon, InputContext, InputPlugin};
+use skiff_pipeline::{BuildContext, Failure, Input, InputCommon, InputContext, InputPlugin};
 use tokio::io::{AsyncBufRead, AsyncRead, BufReader};
 
 pub use reader::Stats;
@@ -284,9 +283,9 @@ fn lines_filter(node: Option<&Node>, errors: &mut Vec<ConfigError>) -> Option<Re
 
 #[async_trait]
 impl Input for Stdin {
-    async fn run(self: Box<Self>, ctx: InputContext) -> anyhow::Result<()> {
+    async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), Failure> {
         let stdin = readahead::ReadAhead::spawn(std::io::stdin())
-            .context("cannot start the thread that reads standard input")?;
+            .map_err(|e| Failure::io("cannot start the thread that reads standard input", &e))?;
         let stats = self.run_with_buffered(stdin, ctx).await?;
         tracing::info!(
             lines = stats.lines,

@@ -124,6 +124,10 @@ defs! {
     LUMBERJACK_CLOSED = Counter "skiff.input.lumberjack.connections.closed" "Connections the lumberjack input closed on its side (labels `input` and `reason`: handshake_timeout, idle_timeout, read_timeout, write_timeout, protocol_error).";
     /// Lumberjack connections that stopped reading at their limits.
     LUMBERJACK_PAUSES = Counter "skiff.input.lumberjack.backpressure.waits" "Times a lumberjack connection stopped reading because its unacknowledged events reached max_window_size or max_batch_size, or the input reached max_pending_bytes (label `input`).";
+    /// Input restarts by the supervisor.
+    INPUT_RESTARTS = Counter "skiff.input.restarts" "Times an input was restarted after a panic or an error, by input id (label `input`).";
+    /// Input failures by kind.
+    INPUT_FAILURES = Counter "skiff.input.failures" "Input failures (panic or error return), by input id and failure kind (labels `input`, `kind`).";
 
     /// Resident set size.
     PROCESS_RSS_BYTES = Gauge "beat.memstats.rss" "Resident set size of the skiff process, in bytes.";

@@ -45,6 +45,7 @@ pub static PLUGIN: OutputPlugin = OutputPlugin {
     name: "elasticsearch",
     build,
     probe: Some(probe::probe),
+    setup: Some(template::setup),
 };
 
 /// Everything a client needs that is the same for all hosts.

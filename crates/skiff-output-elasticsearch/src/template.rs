@@ -264,6 +264,36 @@ pub async fn install_template(
     Err(last)
 }
 
+/// The output's setup step ([`crate::PLUGIN`]'s `setup`): reads `setup.template.*` and
+/// `setup.ilm.*` and installs the template. The topology runs it once at start with a time
+/// limit and only logs its outcome: events are sent whether or not it worked.
+pub fn setup(
+    output: &skiff_config::Node,
+    ctx: &skiff_pipeline::SetupContext,
+) -> skiff_pipeline::SetupFuture {
+    let output = output.clone();
+    let version = ctx.build.agent.version.clone();
+    let section = ctx.setup.clone();
+    Box::pin(async move {
+        let settings = |key: &str| section.get(key).cloned();
+        let t: TemplateSettings = match settings("template") {
+            Some(n) => n.deserialize().map_err(|e| {
+                skiff_pipeline::Failure::new(skiff_pipeline::FailureKind::Other, e.to_string())
+            })?,
+            None => TemplateSettings::default(),
+        };
+        let ilm: IlmSettings = match settings("ilm") {
+            Some(n) => n.deserialize().map_err(|e| {
+                skiff_pipeline::Failure::new(skiff_pipeline::FailureKind::Other, e.to_string())
+            })?,
+            None => IlmSettings::default(),
+        };
+        install_template(&output, &version, &t, &ilm)
+            .await
+            .map_err(skiff_pipeline::Failure::from)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

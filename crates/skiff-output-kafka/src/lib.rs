@@ -57,6 +57,7 @@ pub static PLUGIN: OutputPlugin = OutputPlugin {
     name: "kafka",
     build,
     probe: Some(|node, ctx| Box::pin(probe(node.clone(), ctx.clone()))),
+    setup: None,
 };
 
 struct Built {

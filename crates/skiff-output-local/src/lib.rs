@@ -25,6 +25,7 @@ pub static CONSOLE: OutputPlugin = OutputPlugin {
     name: "console",
     build: console::build,
     probe: None,
+    setup: None,
 };
 
 /// `output.file`.
@@ -32,6 +33,7 @@ pub static FILE: OutputPlugin = OutputPlugin {
     name: "file",
     build: file::build,
     probe: None,
+    setup: None,
 };
 
 /// `output.discard`.
@@ -39,6 +41,7 @@ pub static DISCARD: OutputPlugin = OutputPlugin {
     name: "discard",
     build: discard::build,
     probe: None,
+    setup: None,
 };
 
 /// `backoff.*`: the wait between retries of a failed batch.

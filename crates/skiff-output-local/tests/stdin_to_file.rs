@@ -1,17 +1,34 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-//! The whole pipeline without the binary: stdin input -> memory queue (small, so the input is
-//! held back) -> output worker -> rotating file output. Every line arrives exactly once, in
-//! order, with the ECS fields, and every event is acknowledged back to the input's stream.
+//! The whole pipeline without the binary, assembled by the topology: stdin input (fed from
+//! memory) -> memory queue (small, so the input is held back) -> output worker -> rotating file
+//! output. Every line arrives exactly once, in order, with the ECS fields, and every event is
+//! acknowledged back to the input's stream.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use skiff_config::Node;
-use skiff_input_stdin::Stdin;
+use skiff_input_stdin::{Stats, Stdin};
 use skiff_metrics::{Registry, names};
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
-use skiff_pipeline::{BuildContext, InputCommon, InputContext, Publisher, Queue, worker};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
+use skiff_pipeline::{BuildContext, Failure, Input, InputCommon, InputContext, Queue};
+use skiff_topology::{Drain, Ended, InputSpec, Topology};
+
+/// The stdin input reading `bytes` instead of the process's standard input.
+struct FromBytes {
+    input: Stdin,
+    bytes: Arc<Vec<u8>>,
+    stats: Arc<Mutex<Option<Stats>>>,
+}
+
+#[async_trait]
+impl Input for FromBytes {
+    async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), Failure> {
+        let stats = self.input.run_with(&self.bytes[..], ctx).await?;
+        *self.stats.lock().unwrap() = Some(stats);
+        Ok(())
+    }
+}
 
 fn ctx(data: &std::path::Path) -> BuildContext {
     let mut ctx = BuildContext::standalone("host-1", "0.1.0", &Registry::new());
@@ -44,29 +61,39 @@ async fn every_line_once_in_order_with_ecs_fields() {
     );
     let root = skiff_config::parse_str(&yaml, Some("t.yml")).unwrap();
     let out = (skiff_output_local::FILE.build)(root.get("output.file").unwrap(), &ctx).unwrap();
-    let mut workers = JoinSet::new();
-    worker::spawn(&mut workers, queue.clone(), out, None, &ctx.metrics);
-
     let common = InputCommon {
         kind: "stdin".into(),
         tags: vec!["piped".into()],
         ..Default::default()
     };
     let shared = Arc::new(ctx.shared_fields(&common, "stdin", "filebeat"));
-    let ictx = InputContext {
-        id: "stdin-0".into(),
-        publisher: Publisher::new(queue.clone(), Vec::new(), &ctx.metrics),
-        shutdown: CancellationToken::new(),
-        build: ctx.clone(),
-        shared,
+    let (bytes, stats) = (Arc::new(input_bytes), Arc::new(Mutex::new(None)));
+    let build = {
+        let (ctx, stats) = (ctx.clone(), stats.clone());
+        move || {
+            let input = Stdin::from_node(&Node::empty_map(), &ctx)
+                .map_err(|e| Failure::new(skiff_pipeline::FailureKind::Other, e.to_string()))?
+                .with_buffer_size(4096);
+            Ok(Box::new(FromBytes {
+                input,
+                bytes: bytes.clone(),
+                stats: stats.clone(),
+            }) as Box<dyn Input>)
+        }
     };
-    let input = Stdin::from_node(&Node::empty_map(), &ctx)
-        .unwrap()
-        .with_buffer_size(4096);
-    let stats = input.run_with(&input_bytes[..], ictx).await.unwrap();
-    assert!(stats.eof);
-    queue.close();
-    while workers.join_next().await.is_some() {}
+    let mut running = Topology::builder(ctx.clone())
+        .queue(queue, false)
+        .output("file", out)
+        .input(InputSpec::new("stdin-0", Arc::new(build)).shared(shared))
+        .build()
+        .start()
+        .await;
+    assert_eq!(running.wait().await, Ended::InputsEnded);
+    let report = running
+        .stop(Drain::Fully, std::future::pending::<()>())
+        .await;
+    assert_eq!(report.left, 0);
+    assert!(stats.lock().unwrap().as_ref().unwrap().eof);
 
     assert!(
         ctx.metrics.counter(&names::PIPELINE_BLOCKED).get() > 0,

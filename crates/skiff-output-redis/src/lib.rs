@@ -57,6 +57,7 @@ pub static PLUGIN: OutputPlugin = OutputPlugin {
     name: "redis",
     build,
     probe: Some(|node, ctx| Box::pin(probe(node.clone(), ctx.clone()))),
+    setup: None,
 };
 
 /// Everything `build` and `probe` need from the configuration.

@@ -270,10 +270,23 @@ pub struct InputContext {
 
 /// An input's runtime: reads from somewhere and publishes events until its source ends or
 /// `ctx.shutdown` is cancelled.
+///
+/// The topology supervises `run`: an `Err` or a panic is counted by its [`FailureKind`](crate::FailureKind)
+/// and the input is built again from its configuration and restarted after a backoff, so an
+/// input must be able to start again from its saved state.
 #[async_trait]
 pub trait Input: Send + 'static {
     /// Runs the input. Returning `Ok` means the source ended (stdin at EOF) or shutdown was asked.
-    async fn run(self: Box<Self>, ctx: InputContext) -> anyhow::Result<()>;
+    async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), Failure>;
+
+    /// Whether events still unacknowledged when skiff stops are read or sent again after the
+    /// next start without loss: true for a file input (it resumes from its saved offset) and a
+    /// Lumberjack input (the client resends its unacknowledged window); false (the default) for
+    /// stdin, whose lines cannot be read twice. Decides the exit code of a stop that leaves
+    /// events unacknowledged (docs/operations.md).
+    fn replays_unacked(&self) -> bool {
+        false
+    }
 }
 
 /// An input's build function: its own settings (common keys removed), the common ones, context.
@@ -425,7 +438,25 @@ pub struct OutputPlugin {
     pub build: fn(&Node, &BuildContext) -> Result<OutputSet, ConfigErrors>,
     /// Checks connectivity step by step for `skiff test output` (None: not supported).
     pub probe: Option<fn(&Node, &BuildContext) -> ProbeFuture>,
+    /// A step run once at start, before events are sent (the Elasticsearch index template and
+    /// ILM policy). The topology runs it with a time limit and logs its outcome; a failure is
+    /// not fatal (events are sent anyway, as the Beats do). None: nothing to set up.
+    pub setup: Option<fn(&Node, &SetupContext) -> SetupFuture>,
 }
+
+/// What an output's setup step gets besides its own configuration.
+#[derive(Clone, Debug)]
+pub struct SetupContext {
+    /// The build context (agent version, paths, metrics).
+    pub build: BuildContext,
+    /// The `setup.*` section of the configuration (an empty map when absent).
+    pub setup: Node,
+}
+
+/// The future of an output's setup step: what was done (logged at info), or why it failed
+/// (logged as a warning).
+pub type SetupFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Failure>> + Send>>;
 
 /// `backoff.*` of every network output: the wait after a failure, doubling from `init` to `max`.
 #[derive(Clone, Debug, Deserialize)]

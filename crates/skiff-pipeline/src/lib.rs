@@ -36,7 +36,7 @@ pub use budget::Budget;
 pub use component::{
     AgentInfo, BackoffConfig, BuildContext, Input, InputCommon, InputContext, InputPlugin, Outcome,
     Output, OutputPlugin, OutputSet, OutputSettings, Paths, ProbeStep, Processor, ProcessorPlugin,
-    StatusBoard, Verdict,
+    SetupContext, SetupFuture, StatusBoard, Verdict,
 };
 pub use failure::{Failure, FailureKind};
 pub use publisher::Publisher;

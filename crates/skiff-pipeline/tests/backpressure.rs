@@ -13,9 +13,8 @@ use skiff_event::{AckStream, Event, Map};
 use skiff_metrics::{Registry, names};
 use skiff_pipeline::queue::WhenFull;
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
-use skiff_pipeline::{
-    Budget, Outcome, Output, OutputSet, OutputSettings, Publisher, Queue, worker,
-};
+use skiff_pipeline::{Budget, BuildContext, Outcome, Output, OutputSet, OutputSettings, Queue};
+use skiff_topology::{Drain, Topology};
 use tokio::sync::Notify;
 
 struct Gate {
@@ -68,23 +67,24 @@ async fn a_blocked_output_pauses_the_input_within_the_byte_limit() {
         opened: Notify::new(),
         got: Mutex::new(Vec::new()),
     });
-    let mut tasks = tokio::task::JoinSet::new();
     let settings = OutputSettings {
         bulk_max_size: 50,
         ..Default::default()
     };
-    worker::spawn(
-        &mut tasks,
-        queue.clone(),
-        OutputSet {
-            clients: vec![Box::new(Blocking(gate.clone()))],
-            settings,
-        },
-        None,
-        &reg,
-    );
-
-    let publisher = Publisher::new(queue.clone(), Vec::new(), &reg);
+    let running = Topology::builder(BuildContext::standalone("t", "0.0.0", &reg))
+        .queue(queue.clone(), false)
+        .output(
+            "blocking",
+            OutputSet {
+                clients: vec![Box::new(Blocking(gate.clone()))],
+                settings,
+            },
+        )
+        .build()
+        .start()
+        .await;
+    // No input: the test publishes itself.
+    let publisher = running.publisher();
     let stream = AckStream::new();
     let total: u64 = 2000;
     let published = Arc::new(AtomicU64::new(0));
@@ -139,8 +139,10 @@ async fn a_blocked_output_pauses_the_input_within_the_byte_limit() {
         }
     });
     producer.await.unwrap();
-    queue.close();
-    while tasks.join_next().await.is_some() {}
+    let report = running
+        .stop(Drain::Fully, std::future::pending::<()>())
+        .await;
+    assert_eq!(report.left, 0);
     assert!(watcher.await.unwrap() <= limit);
     let got = gate.got.lock().unwrap().clone();
     assert_eq!(got, (0..total).collect::<Vec<_>>());

@@ -5,7 +5,7 @@ use skiff_config::ConfigErrors;
 
 use crate::cli::{Cli, Command, ExportCommand, Global, RegistryCommand, TestCommand};
 use crate::settings::{self, Parts};
-use crate::{logging, registry, run, wiring};
+use crate::{logging, registry, run};
 
 /// Runs the command; returns the exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -31,6 +31,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 g.debug.as_deref(),
                 &paths.logs,
             )?;
+            // A panic anywhere is logged with the component that panicked.
+            skiff_pipeline::supervise::install_panic_hook(false);
             let ctx = run::build_context(&parts, &g)?;
             runtime(parts.settings.max_procs)?.block_on(run::run(parts, ctx, &g))
         }
@@ -39,8 +41,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 return Ok(1);
             };
             let ctx = run::build_context(&parts, &g)?;
-            let result =
-                runtime(Some(1))?.block_on(async { wiring::build(&parts, &ctx, true).map(|_| ()) });
+            let result = runtime(Some(1))?.block_on(async {
+                skiff_topology::Topology::from_config(
+                    &parts.pipeline(),
+                    &registry::PLUGINS,
+                    &ctx,
+                    true,
+                )
+                .map(|_| ())
+            });
             match result {
                 Ok(()) => {
                     println!("Config OK");

@@ -1,5 +1,6 @@
 //! The monitoring endpoint (`http.*`): the Beats' `GET /` and `GET /stats`, plus
-//! `GET /metrics` (Prometheus) and `GET /inputs/` (per-file progress).
+//! `GET /metrics` (Prometheus), `GET /inputs/` (per-file progress) and `GET /health` (every
+//! component's state and restarts; 503 once one has failed for good).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,14 +15,23 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use skiff_metrics::Registry as Metrics;
 use skiff_pipeline::{AgentInfo, StatusBoard};
+use skiff_topology::Health;
 use tokio_util::sync::CancellationToken;
 
+/// What the endpoint reports.
 #[derive(Clone)]
-struct Ctx {
-    agent: Arc<AgentInfo>,
-    metrics: Metrics,
-    status: StatusBoard,
+pub struct Sources {
+    /// `GET /`.
+    pub agent: Arc<AgentInfo>,
+    /// `GET /stats`, `GET /metrics`.
+    pub metrics: Metrics,
+    /// `GET /inputs/`.
+    pub status: StatusBoard,
+    /// `GET /health`.
+    pub health: Health,
 }
+
+type Ctx = Sources;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -70,14 +80,20 @@ async fn inputs(State(c): State<Ctx>, q: Params) -> Response {
     json_response(Value::Object(snapshot), &q)
 }
 
+async fn health(State(c): State<Ctx>, q: Params) -> Response {
+    let mut r = json_response(c.health.json(), &q);
+    if !c.health.ok() {
+        *r.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    r
+}
+
 /// Binds the endpoint (failing now, with a hint, if the port is taken) and serves it until
 /// `stop` is cancelled.
 pub async fn serve(
     host: &str,
     port: u16,
-    agent: Arc<AgentInfo>,
-    metrics: Metrics,
-    status: StatusBoard,
+    sources: Sources,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind((host, port)).await.with_context(|| {
@@ -90,11 +106,8 @@ pub async fn serve(
         .route("/metrics", get(prometheus))
         .route("/inputs", get(inputs))
         .route("/inputs/", get(inputs))
-        .with_state(Ctx {
-            agent,
-            metrics,
-            status,
-        });
+        .route("/health", get(health))
+        .with_state(sources);
     let handle = tokio::spawn(async move {
         let server = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await });
@@ -102,6 +115,6 @@ pub async fn serve(
             tracing::error!(error = %e, "the monitoring endpoint stopped");
         }
     });
-    tracing::info!(address = %addr, "monitoring endpoint listening (/, /stats, /metrics, /inputs/)");
+    tracing::info!(address = %addr, "monitoring endpoint listening (/, /stats, /metrics, /inputs/, /health)");
     Ok((addr, handle))
 }

@@ -1,13 +1,13 @@
-//! The `skiff` binary: command line, configuration, wiring of inputs, queue and output, the
+//! The `skiff` binary: command line, configuration, the table of components, the
 //! HTTP monitoring endpoint, and orderly shutdown.
 //!
 //! Where things are:
 //! * `cli`: the command line (Beats' flags: `-c`, `-E`, `-e`, `-d`, `--path.*`).
 //! * `settings`: the top level of the configuration and the embedded default (`default.yml`).
 //! * `registry`: the table of every input, processor and output (one line each).
-//! * `wiring`: builds components from the configuration via the registry.
-//! * `run`: starts everything and stops it in order.
-//! * `http`: `/`, `/stats`, `/metrics`, `/inputs/`.
+//! * `run`: builds the topology (crate `skiff-topology`) from the configuration and the
+//!   registry, runs it, and chooses the exit code.
+//! * `http`: `/`, `/stats`, `/metrics`, `/inputs/`, `/health`.
 //! * `logging`: skiff's own logs and the periodic metrics line.
 //! * `agent`: `agent.id` persistence and process metrics.
 //! * `commands`: `test config`, `test output`, `export config|template`, `registry list`.
@@ -21,7 +21,6 @@ mod logging;
 mod registry;
 mod run;
 mod settings;
-mod wiring;
 
 use clap::Parser;
 

@@ -4,6 +4,7 @@
 //! here. A test checks the table (unique names).
 
 use skiff_pipeline::{InputPlugin, OutputPlugin, ProcessorPlugin};
+use skiff_topology::Plugins;
 
 /// Every input type.
 pub const INPUTS: &[&InputPlugin] = &[
@@ -24,6 +25,13 @@ pub const OUTPUTS: &[&OutputPlugin] = &[
     &skiff_output_elasticsearch::PLUGIN,
     &skiff_lumberjack::OUTPUT,
 ];
+
+/// The table the topology builds from.
+pub const PLUGINS: Plugins = Plugins {
+    inputs: INPUTS,
+    outputs: OUTPUTS,
+    processors: skiff_processors::build_list,
+};
 
 /// Every processor type.
 // `skiff_processors::build_list` resolves processor names in this same table.

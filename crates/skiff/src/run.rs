@@ -1,24 +1,26 @@
-//! `skiff run`: start everything, run until the inputs end or a signal arrives, stop in order.
+//! `skiff run`: build the [`Topology`] from the configuration, start it, run until the inputs
+//! end, a component fails for good, or a signal arrives; stop it in order; choose the exit code.
 //!
-//! Stopping: the first SIGINT/SIGTERM asks the inputs to stop reading; each waits up to
-//! `shutdown_timeout` for its events to be acknowledged and saves its state; the queue is closed
-//! and the outputs drain it for up to `shutdown_timeout`. Whatever is still unacknowledged then
-//! is sent again after the next start (at-least-once). A second signal exits at once. When every
-//! input ends by itself (stdin at EOF), the queue is drained completely before skiff exits.
+//! Exit codes (docs/operations.md): 0 stopped with nothing lost; 1 the configuration is invalid
+//! or start-up failed; 3 a component failed and could not be restarted (the reason is the last
+//! log line and on stderr); 4 events were left unacknowledged that nobody will send again
+//! (stdin with a memory queue); 130 a second signal.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_metrics::{Registry, names};
-use skiff_pipeline::{
-    Budget, BuildContext, InputCommon, InputContext, Publisher, StatusBoard, worker,
-};
-use tokio::task::JoinSet;
+use skiff_pipeline::{Budget, BuildContext, InputCommon, StatusBoard};
+use skiff_topology::{Drain, Ended, Topology};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
 use crate::settings::Parts;
-use crate::{agent, http, logging, wiring};
+use crate::{agent, http, logging, registry};
+
+/// A component failed and could not be restarted.
+pub const EXIT_FAILED: i32 = 3;
+/// Events were left unacknowledged and will not be sent again.
+pub const EXIT_UNACKED: i32 = 4;
 
 /// Everything needed to build components, from the loaded configuration.
 pub fn build_context(parts: &Parts, cli: &Global) -> anyhow::Result<BuildContext> {
@@ -47,8 +49,8 @@ pub async fn run(parts: Parts, ctx: BuildContext, cli: &Global) -> anyhow::Resul
     for w in &parts.warnings {
         tracing::warn!("{w}");
     }
-    let built = match wiring::build(&parts, &ctx, false) {
-        Ok(b) => b,
+    let topology = match Topology::from_config(&parts.pipeline(), &registry::PLUGINS, &ctx, false) {
+        Ok(t) => t,
         Err(errors) => {
             for e in errors.iter() {
                 eprintln!("{e}");
@@ -74,9 +76,12 @@ pub async fn run(parts: Parts, ctx: BuildContext, cli: &Global) -> anyhow::Resul
         http::serve(
             &h.host,
             h.port,
-            ctx.agent.clone(),
-            ctx.metrics.clone(),
-            ctx.status.clone(),
+            http::Sources {
+                agent: ctx.agent.clone(),
+                metrics: ctx.metrics.clone(),
+                status: ctx.status.clone(),
+                health: topology.health(),
+            },
             stop_http.clone(),
         )
         .await?;
@@ -88,119 +93,75 @@ pub async fn run(parts: Parts, ctx: BuildContext, cli: &Global) -> anyhow::Resul
             stop_http.clone(),
         ));
     }
-
-    if let Some((name, node)) = parts.output.as_ref().filter(|(n, _)| n == "elasticsearch") {
-        let t = parts.setup.template.clone().unwrap_or_default();
-        let ilm = parts.setup.ilm.clone().unwrap_or_default();
-        let install =
-            skiff_output_elasticsearch::template::install_template(node, agent::VERSION, &t, &ilm);
-        match tokio::time::timeout(Duration::from_secs(30), install).await {
-            Ok(Ok(msg)) => tracing::info!(output = %name, "{msg}"),
-            Ok(Err(e)) => {
-                tracing::warn!(output = %name, error = %format!("{e:#}"), "could not install the index template; events are sent anyway")
-            }
-            Err(_) => {
-                tracing::warn!(output = %name, "installing the index template timed out; events are sent anyway")
-            }
-        }
-    }
-    let queue = built.queue.clone();
-    {
-        let q = queue.clone();
-        ctx.metrics
-            .gauge_fn(&names::PIPELINE_EVENTS_ACTIVE, move || {
-                q.stats().events as f64
-            });
-    }
-    let (output_name, output) = built.output;
-    let mut outputs = JoinSet::new();
-    worker::spawn(
-        &mut outputs,
-        queue.clone(),
-        output,
-        built.dead_letter.clone(),
-        &ctx.metrics,
-    );
-
-    let publisher = Publisher::new(queue.clone(), built.processors, &ctx.metrics)
-        .with_shutdown_timeout(shutdown_timeout);
-    let stop_inputs = CancellationToken::new();
-    let mut inputs = JoinSet::new();
-    let n_inputs = built.inputs.len();
-    for b in built.inputs {
-        let ictx = InputContext {
-            id: b.id.clone(),
-            publisher: publisher.with_input_processors(b.processors),
-            shutdown: stop_inputs.clone(),
-            build: ctx.clone(),
-            shared: b.shared,
-        };
-        let id = b.id;
-        let input = b.input;
-        inputs.spawn(async move {
-            if let Err(e) = input.run(ictx).await {
-                tracing::error!(input = %id, error = %format!("{e:#}"), "input stopped with an error");
-            }
-        });
-    }
-    drop(publisher);
+    let n_inputs = topology.input_count();
+    let output_name = topology.output_name().unwrap_or_default().to_owned();
+    let mut running = topology.start().await;
     tracing::info!(inputs = n_inputs, output = %output_name, version = agent::VERSION, "skiff started");
 
-    let signalled = tokio::select! {
-        _ = async { while inputs.join_next().await.is_some() {} } => false,
-        _ = shutdown_signal() => true,
+    let ended = tokio::select! {
+        e = running.wait() => Some(e),
+        _ = shutdown_signal() => None,
     };
-    if signalled {
-        tracing::info!(shutdown_timeout = ?shutdown_timeout, "stopping: waiting for inputs to save their state");
-        tokio::spawn(async {
-            shutdown_signal().await;
-            eprintln!("skiff: second signal, exiting now");
-            std::process::exit(130);
-        });
-        stop_inputs.cancel();
-        let grace = shutdown_timeout + Duration::from_secs(5);
-        if tokio::time::timeout(grace, async { while inputs.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "inputs did not stop in time; their unacknowledged events will be sent again after a restart"
-            );
-            inputs.abort_all();
+    let (drain, fatal) = match ended {
+        None => {
+            tracing::info!(shutdown_timeout = ?shutdown_timeout, "stopping: waiting for inputs to save their state");
+            exit_on_second_signal();
+            (Drain::For(shutdown_timeout), None)
         }
-        queue.close();
-        if tokio::time::timeout(shutdown_timeout, async {
-            while outputs.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
-            let left = queue.stats().events;
-            tracing::info!(
-                events = left,
-                "shutdown_timeout reached; unacknowledged events will be sent again after a restart"
-            );
-            outputs.abort_all();
+        Some(Ended::InputsEnded) => {
+            tracing::info!("every input has ended; sending what is queued");
+            (Drain::Fully, None)
         }
-    } else {
-        tracing::info!("every input has ended; sending what is queued");
-        queue.close();
-        tokio::select! {
-            _ = async { while outputs.join_next().await.is_some() {} } => {}
-            _ = shutdown_signal() => {
-                tracing::warn!(events = queue.stats().events, "stopped before the queue was drained");
-                outputs.abort_all();
-            }
+        Some(Ended::Fatal(reason)) => {
+            tracing::error!(reason = %reason, "a component failed for good; stopping");
+            exit_on_second_signal();
+            (Drain::For(shutdown_timeout), Some(reason))
         }
-    }
+    };
+    let report = running.stop(drain, shutdown_signal()).await;
     stop_http.cancel();
     let _ = cli;
-    tracing::info!(
-        acked = ctx.metrics.counter(&names::OUTPUT_EVENTS_ACKED).get(),
-        published = ctx.metrics.counter(&names::PIPELINE_EVENTS_PUBLISHED).get(),
-        "skiff stopped"
-    );
+    let acked = ctx.metrics.counter(&names::OUTPUT_EVENTS_ACKED).get();
+    let published = ctx.metrics.counter(&names::PIPELINE_EVENTS_PUBLISHED).get();
+    if let Some(reason) = fatal.or(report.output_failure.clone()) {
+        tracing::error!(acked, published, unacked = report.left, reason = %reason, "skiff stopped: {reason}");
+        eprintln!("skiff: stopped because a component failed: {reason}");
+        return Ok(EXIT_FAILED);
+    }
+    if report.lost() > 0 {
+        let msg = format!(
+            "{} events were left unacknowledged and will not be sent again (their input cannot replay them)",
+            report.lost()
+        );
+        tracing::error!(
+            acked,
+            published,
+            unacked = report.left,
+            "skiff stopped: {msg}"
+        );
+        eprintln!("skiff: {msg}");
+        return Ok(EXIT_UNACKED);
+    }
+    if report.left > 0 {
+        tracing::info!(
+            acked,
+            published,
+            unacked = report.left,
+            "skiff stopped; the unacknowledged events will be sent again after the next start"
+        );
+    } else {
+        tracing::info!(acked, published, unacked = 0, "skiff stopped");
+    }
     Ok(0)
+}
+
+/// After the first signal, a second one exits at once.
+fn exit_on_second_signal() {
+    tokio::spawn(async {
+        shutdown_signal().await;
+        eprintln!("skiff: second signal, exiting now");
+        std::process::exit(130);
+    });
 }
 
 async fn shutdown_signal() {
@@ -218,7 +179,3 @@ async fn shutdown_signal() {
         _ = int.recv() => {}
     }
 }
-
-/// Keeps `Arc` in scope for doc links.
-#[allow(dead_code)]
-type _A = Arc<()>;

@@ -53,6 +53,9 @@ pub struct Settings {
     /// `monitoring.enabled: false` is accepted).
     #[serde(default)]
     pub monitoring: Option<MonitoringConfig>,
+    /// `supervision.*`: how failed inputs are restarted and when skiff gives up.
+    #[serde(default)]
+    pub supervision: skiff_topology::SupervisionConfig,
 }
 
 /// `monitoring.*`.
@@ -287,10 +290,13 @@ fn default_registry_flush(inputs: &mut [Node], flush: &Node) {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetupConfig {
-    /// `setup.template.*`.
+    /// `setup.template.*`: validated here so `skiff test config` reports its problems; the
+    /// output's setup step reads the section itself.
+    #[allow(dead_code)]
     #[serde(default)]
     pub template: Option<skiff_output_elasticsearch::template::TemplateSettings>,
-    /// `setup.ilm.*`.
+    /// `setup.ilm.*` (validated here, like `template`).
+    #[allow(dead_code)]
     #[serde(default)]
     pub ilm: Option<skiff_output_elasticsearch::template::IlmSettings>,
     /// `setup.kibana.*` (ignored).
@@ -314,8 +320,8 @@ pub struct Parts {
     pub output: Option<(String, Node)>,
     /// `queue.mem` or `queue.disk` (name and settings), if configured.
     pub queue: Option<(String, Node)>,
-    /// `setup.*`, for the Elasticsearch output's index template.
-    pub setup: SetupConfig,
+    /// `setup.*`, validated here and handed as is to the output's setup step.
+    pub setup: Option<Node>,
     /// Warnings to log once logging is up (deprecated or ignored keys).
     pub warnings: Vec<String>,
 }
@@ -377,22 +383,15 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
         default_registry_flush(&mut inputs, flush);
     }
     let processors = root.remove("processors");
-    let setup = match root.remove("setup").map(|n| n.deserialize::<SetupConfig>()) {
-        None => SetupConfig::default(),
-        Some(Ok(s)) => {
-            if s.kibana.is_some() || s.dashboards.is_some() {
-                warnings.push(
-                    "setup.kibana.* and setup.dashboards.* are ignored: skiff loads no dashboards"
-                        .into(),
-                );
-            }
-            s
-        }
-        Some(Err(e)) => {
-            errors.push(e);
-            SetupConfig::default()
-        }
-    };
+    let setup = root.remove("setup");
+    match setup.as_ref().map(|n| n.deserialize::<SetupConfig>()) {
+        None => {}
+        Some(Ok(s)) if s.kibana.is_some() || s.dashboards.is_some() => warnings.push(
+            "setup.kibana.* and setup.dashboards.* are ignored: skiff loads no dashboards".into(),
+        ),
+        Some(Ok(_)) => {}
+        Some(Err(e)) => errors.push(e),
+    }
 
     let mut output = None;
     if let Some(out) = root.remove("output") {
@@ -512,9 +511,23 @@ pub fn load(cli: &crate::cli::Global) -> Result<Node, ConfigErrors> {
     Ok(root)
 }
 
-/// An error for a node, with its path and mark.
-pub fn error_at(node: &Node, message: impl Into<String>) -> ConfigError {
-    ConfigError::new(node.path.clone(), node.mark.clone(), message)
+impl Parts {
+    /// What the topology is built from.
+    pub fn pipeline(&self) -> skiff_topology::PipelineConfig {
+        let s = &self.settings;
+        skiff_topology::PipelineConfig {
+            inputs: self.inputs.clone(),
+            processors: self.processors.clone(),
+            output: self.output.clone(),
+            queue: self.queue.clone(),
+            setup: self.setup.clone(),
+            shutdown_timeout: s
+                .shutdown_timeout
+                .map_or(std::time::Duration::ZERO, |d| d.0),
+            dead_letter: s.dead_letter.clone(),
+            supervision: s.supervision.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

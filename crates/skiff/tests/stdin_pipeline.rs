@@ -134,6 +134,11 @@ fn stats_and_metrics_agree_with_what_was_shipped() {
     assert!(prom.contains("# TYPE skiff_libbeat_output_events_acked_total counter"));
     let root: Value = serde_json::from_str(&http_get(port, "/").unwrap()).unwrap();
     assert_eq!(root["beat"], "skiff");
+    let health: Value = serde_json::from_str(&http_get(port, "/health").unwrap()).unwrap();
+    assert_eq!(health["ok"], true, "{health}");
+    assert_eq!(health["components"]["input/stdin-0"]["state"], "running");
+    assert_eq!(health["components"]["input/stdin-0"]["restarts"], 0);
+    assert_eq!(health["components"]["output/file"]["state"], "running");
     drop(stdin);
     let out = common::wait_with_timeout(child, Duration::from_secs(60));
     assert!(

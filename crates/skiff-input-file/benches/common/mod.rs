@@ -32,7 +32,7 @@ pub struct Running {
     queue: Arc<dyn Queue>,
     workers: tokio::task::JoinSet<()>,
     cancel: tokio_util::sync::CancellationToken,
-    input: tokio::task::JoinHandle<anyhow::Result<()>>,
+    input: tokio::task::JoinHandle<Result<(), skiff_pipeline::Failure>>,
 }
 
 /// Starts filestream input `id` configured by `yaml` (with `path.data` = `data`) on a memory

@@ -70,7 +70,7 @@ pub fn split(yaml: &str) -> (Node, InputCommon) {
 pub struct Running {
     pub out: Collect,
     pub cancel: CancellationToken,
-    pub input: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub input: tokio::task::JoinHandle<Result<(), skiff_pipeline::Failure>>,
     pub workers: JoinSet<()>,
     pub queue: Arc<dyn Queue>,
     pub ctx: BuildContext,

@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use skiff_config::{ConfigError, ConfigErrors, Node};
 use skiff_metrics::names;
-use skiff_pipeline::{BuildContext, Input, InputCommon, InputContext, InputPlugin};
+use skiff_pipeline::{
+    BuildContext, Failure, FailureKind, Input, InputCommon, InputContext, InputPlugin,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -74,20 +76,28 @@ pub struct LumberjackInput {
 
 #[async_trait]
 impl Input for LumberjackInput {
-    async fn run(self: Box<Self>, ctx: InputContext) -> anyhow::Result<()> {
+    async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), Failure> {
         let addr = self.cfg.bind_address();
         let listener = TcpListener::bind(&addr).await.map_err(|e| {
-            anyhow::anyhow!(
-                "lumberjack input {}: cannot listen on {addr}: {e}{}",
-                ctx.id,
-                if e.kind() == std::io::ErrorKind::AddrInUse {
-                    " (another process, maybe Logstash, uses that port: change listen_address)"
-                } else {
-                    ""
-                }
+            Failure::new(
+                FailureKind::of_io(&e),
+                format!(
+                    "lumberjack input {}: cannot listen on {addr}: {e}{}",
+                    ctx.id,
+                    if e.kind() == std::io::ErrorKind::AddrInUse {
+                        " (another process, maybe Logstash, uses that port: change listen_address)"
+                    } else {
+                        ""
+                    }
+                ),
             )
         })?;
-        run_listener(listener, *self, ctx).await
+        Ok(run_listener(listener, *self, ctx).await?)
+    }
+
+    fn replays_unacked(&self) -> bool {
+        // A Lumberjack client resends every event of a window it has no ACK for.
+        true
     }
 }
 

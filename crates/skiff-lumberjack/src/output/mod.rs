@@ -24,6 +24,7 @@ pub static OUTPUT: OutputPlugin = OutputPlugin {
     name: "logstash",
     build,
     probe: Some(|node, ctx| Box::pin(probe::probe(node.clone(), ctx.clone()))),
+    setup: None,
 };
 
 /// The validated configuration, the hosts and the shared client settings.

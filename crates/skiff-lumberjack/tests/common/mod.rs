@@ -128,7 +128,7 @@ impl Receiver {
         shutdown_timeout: Duration,
     ) -> (
         CancellationToken,
-        tokio::task::JoinHandle<anyhow::Result<()>>,
+        tokio::task::JoinHandle<Result<(), skiff_pipeline::Failure>>,
     ) {
         let yaml = format!("listen_address: '127.0.0.1:{port}'\n{yaml}");
         let common = InputCommon {

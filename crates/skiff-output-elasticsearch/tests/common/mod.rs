@@ -199,10 +199,19 @@ pub async fn run(set: OutputSet, events: Vec<Event>, reg: &Registry) -> Run {
         e.ack = Some(stream.token(i as u64));
         q.push(e).await.unwrap();
     }
-    q.close();
-    let mut tasks = tokio::task::JoinSet::new();
-    skiff_pipeline::worker::spawn(&mut tasks, q.clone(), set, Some(dl), reg);
-    while tasks.join_next().await.is_some() {}
+    let running = skiff_topology::Topology::builder(skiff_pipeline::BuildContext::standalone(
+        "t", "0.0.0", reg,
+    ))
+    .queue(q, false)
+    .output("elasticsearch", set)
+    .dead_letter(dl)
+    .build()
+    .start()
+    .await;
+    // No input: stopping closes the queue and the workers drain it completely.
+    running
+        .stop(skiff_topology::Drain::Fully, std::future::pending::<()>())
+        .await;
     Run {
         stream,
         dead_letter: dir,

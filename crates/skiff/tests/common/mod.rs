@@ -51,8 +51,20 @@ impl Sandbox {
 
     /// Runs with `stdin` fed and waits.
     pub fn run_with_stdin(&self, config: &Path, args: &[&str], stdin: &[u8]) -> Output {
+        self.run_with_stdin_env(config, args, &[], stdin)
+    }
+
+    /// Runs with `stdin` fed and the environment variables `env` set, and waits.
+    pub fn run_with_stdin_env(
+        &self,
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: &[u8],
+    ) -> Output {
         let mut child = self
             .cmd(config, args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -108,6 +120,16 @@ pub fn wait_with_timeout(mut child: Child, limit: std::time::Duration) -> Output
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Sends SIGTERM to `child` (via the `kill` command: no unsafe code needed).
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM failed");
 }
 
 /// A TCP port that was free a moment ago.
