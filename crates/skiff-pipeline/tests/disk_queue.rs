@@ -96,7 +96,7 @@ fn frames(bytes: &[u8]) -> Vec<(usize, usize, bool)> {
     let mut out = Vec::new();
     let mut p = 0;
     while p + 12 <= bytes.len() {
-        assert_eq!(&bytes[p..p + 4], &[0xF5, b'S', b'Q', 0x01]);
+        assert_eq!(&bytes[p..p + 4], &[0xF5, b'S', b'Q', 0x02]);
         let len = u32::from_le_bytes(bytes[p + 4..p + 8].try_into().unwrap()) as usize;
         out.push((p, p + 12 + len, bytes[p + 12] == 2));
         p += 12 + len;

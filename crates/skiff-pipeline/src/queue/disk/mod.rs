@@ -48,6 +48,9 @@ use super::{Batch, Closed, Queue, QueueStats, WhenFull};
 use crate::budget::{Budget, Stage};
 use config::Settings;
 
+/// `(seq, queued ms)` samples kept for the oldest-age gauge.
+const MAX_AGES: usize = 4096;
+
 /// One segment file as the threads see it.
 #[derive(Debug)]
 struct Seg {
@@ -90,6 +93,23 @@ struct Store {
     writer_done: bool,
     /// The reader reached the end after `writer_done`.
     reader_done: bool,
+    /// The reader has read everything visible and waits at `(segment id, offset)`: the writer may
+    /// hand the events it just wrote there straight to the read-ahead buffer (see `writer`).
+    reader_idle: Option<(u64, u64)>,
+    /// What the writer handed over since the reader last looked.
+    handed: Option<Handed>,
+}
+
+/// Events the writer put in the read-ahead buffer itself, so that the reader skips them on disk.
+#[derive(Debug)]
+struct Handed {
+    /// The segment, and the offset after the last handed event's frame.
+    seg: u64,
+    pos: u64,
+    /// The last handed event.
+    seq: u64,
+    /// Shared-field maps whose frames were in the handed part.
+    shared: Vec<(u32, Arc<skiff_event::Map>)>,
 }
 
 struct Meters {

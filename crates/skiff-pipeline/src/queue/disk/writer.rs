@@ -8,6 +8,14 @@
 //! and the OS error; the group is kept, the segment abandoned (its good part stays readable), and
 //! the group is written again in a new segment after `retry_interval`, doubling up to
 //! `max_retry_interval`. Sequence numbers of a group are fixed only once it is written.
+//!
+//! When the reader has read everything and waits at the end of the segment being written (the
+//! outputs keep up, the usual case), the writer hands the group it just wrote straight to the
+//! read-ahead buffer, as far as that buffer's bounds allow, instead of dropping the events and
+//! having the reader read and decode them again. The events are on disk all the same (written,
+//! and fsynced per `sync.mode`, before they are handed on), so a crash replays them like any
+//! other; the reader only skips their bytes. The rest of a group that does not fit is read from
+//! disk as usual.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -20,7 +28,7 @@ use std::time::{Duration, Instant};
 use skiff_event::{AckToken, Event, Map};
 
 use super::config::SyncMode;
-use super::{Inner, Seg, frame, lock, nap, now_ms, segment, state};
+use super::{Handed, Inner, MAX_AGES, Seg, Store, frame, lock, nap, now_ms, segment, state};
 
 /// Sources whose shared fields one segment refers to before a new segment is started.
 const MAX_SHARED: usize = 4096;
@@ -52,6 +60,15 @@ pub(super) struct Writer {
     last_sync: Instant,
     buf: Vec<u8>,
     tmp: Vec<u8>,
+    /// Per event encoded in `buf`, the end of its frame in `buf`.
+    ends: Vec<usize>,
+    /// Shared-field frames in `buf`: `(index of the event they precede, id, map)`.
+    new_shared: Vec<(usize, u32, Arc<Map>)>,
+    /// The queued-at time of the group in `buf`.
+    queued_ms: u64,
+    /// The group being committed, and its inputs' tokens (reused).
+    group: Vec<(Event, usize)>,
+    tokens: Vec<AckToken>,
 }
 
 impl Writer {
@@ -72,6 +89,11 @@ impl Writer {
             last_sync: Instant::now(),
             buf: Vec::new(),
             tmp: Vec::new(),
+            ends: Vec::new(),
+            new_shared: Vec::new(),
+            queued_ms: 0,
+            group: Vec::new(),
+            tokens: Vec::new(),
         };
         w.open_segment().map_err(|(path, e)| {
             anyhow::anyhow!(
@@ -203,7 +225,16 @@ impl Writer {
         }
         let first = self.next_seq;
         let last = first + n as u64 - 1;
-        {
+        let mut group = std::mem::take(&mut self.group);
+        group.extend(carry.drain(..n));
+        let mut bytes = 0;
+        let mut tokens = std::mem::take(&mut self.tokens);
+        for (ev, size) in &mut group {
+            bytes += *size;
+            tokens.extend(ev.ack.take());
+        }
+        self.inner.write_stage.sub(bytes);
+        let handed = {
             let mut st = lock(&self.inner.s);
             if let Some(s) = st.segs.iter_mut().find(|s| s.id == self.seg_id) {
                 s.end = self.seg_len;
@@ -213,28 +244,93 @@ impl Writer {
             st.disk_bytes += self.seg_len - self.seg_pub;
             st.last_seq = last;
             self.inner.publish_gauges(&st);
-        }
+            self.hand_off(&mut st, &mut group, first)
+        };
         self.seg_pub = self.seg_len;
         self.next_seq = last + 1;
         self.buf.clear();
-        self.inner.read_cv.notify_one();
-        let mut bytes = 0;
-        for (mut ev, size) in carry.drain(..n) {
-            bytes += size;
-            if let Some(t) = ev.ack.take() {
-                match self.mode() {
-                    SyncMode::Interval => self.unsynced.push(t),
-                    _ => t.ack(),
-                }
-            }
+        self.ends.clear();
+        self.new_shared.clear();
+        group.clear();
+        self.group = group;
+        // Acknowledged to the inputs only once the store says the events are there.
+        match self.mode() {
+            SyncMode::Interval => self.unsynced.append(&mut tokens),
+            _ => skiff_event::ack_all(tokens.drain(..)),
         }
-        self.inner.write_stage.sub(bytes);
+        self.tokens = tokens;
+        if handed > 0 {
+            self.inner.not_empty.notify_one();
+        }
+        if handed < n {
+            self.inner.read_cv.notify_one();
+        }
         if self.mode() == SyncMode::Interval
             && self.last_sync.elapsed() >= self.inner.cfg.sync_interval
         {
             self.sync_now()?;
         }
         Ok(())
+    }
+
+    /// Moves the head of the group just written (`group`, sequence numbers from `first`) to the
+    /// read-ahead buffer if the reader waits right where it starts, as far as the buffer's
+    /// bounds allow (one event even alone past the byte bound, as the reader would). Returns how
+    /// many events were handed over.
+    fn hand_off(&self, st: &mut Store, group: &mut Vec<(Event, usize)>, first: u64) -> usize {
+        if st.reader_idle != Some((self.seg_id, self.seg_pub)) || group.is_empty() {
+            return 0;
+        }
+        let cfg = &self.inner.cfg;
+        let (mut k, mut bytes) = (0, 0);
+        for (_, size) in group.iter() {
+            let fits = st.ahead.len() + k < cfg.read_ahead
+                && st.ahead_bytes + bytes + size <= cfg.max_ahead_bytes;
+            let alone = st.ahead.is_empty() && k == 0;
+            if !(fits || alone) {
+                break;
+            }
+            bytes += size;
+            k += 1;
+        }
+        let Some(&end) = k.checked_sub(1).and_then(|i| self.ends.get(i)) else {
+            return 0;
+        };
+        for (i, (mut ev, size)) in group.drain(..k).enumerate() {
+            let seq = first + i as u64;
+            ev.ack = Some(self.inner.stream.token(seq));
+            st.ahead.push_back((ev, size, seq));
+        }
+        st.ahead_bytes += bytes;
+        self.inner.read_stage.add(bytes);
+        if st.ages.len() < MAX_AGES {
+            st.ages.push_back((first, self.queued_ms));
+        }
+        let pos = self.seg_pub + end as u64;
+        let last = first + k as u64 - 1;
+        let shared = self
+            .new_shared
+            .iter()
+            .take_while(|(i, _, _)| *i < k)
+            .map(|(_, id, m)| (*id, m.clone()));
+        match &mut st.handed {
+            Some(h) if h.seg == self.seg_id => {
+                h.pos = pos;
+                h.seq = last;
+                h.shared.extend(shared);
+            }
+            h => {
+                *h = Some(Handed {
+                    seg: self.seg_id,
+                    pos,
+                    seq: last,
+                    shared: shared.collect(),
+                })
+            }
+        }
+        // Still waiting at the end if everything was handed over: the next group may follow.
+        st.reader_idle = group.is_empty().then_some((self.seg_id, self.seg_len));
+        k
     }
 
     /// Writes as much of `carry` as `max_size` allows.
@@ -246,7 +342,10 @@ impl Writer {
         let (max_size, seg_size) = (cfg.max_size, cfg.segment_size);
         let mut disk = lock(&self.inner.s).disk_bytes;
         let queued = now_ms();
+        self.queued_ms = queued;
         self.buf.clear();
+        self.ends.clear();
+        self.new_shared.clear();
         let mut i = 0;
         while i < carry.len() {
             let ev = &carry[i].0;
@@ -289,8 +388,10 @@ impl Writer {
                 return Ok(Wrote::Full);
             }
             self.buf.extend_from_slice(&self.tmp);
+            self.ends.push(self.buf.len());
             if known.is_none() {
                 self.table.insert(key, (sid, ev.shared.clone()));
+                self.new_shared.push((i, sid, ev.shared.clone()));
                 self.next_shared = self.next_shared.wrapping_add(1);
             }
             i += 1;
