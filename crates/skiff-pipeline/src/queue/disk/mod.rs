@@ -487,9 +487,14 @@ impl Queue for DiskQueue {
                     st.ahead_bytes -= bytes;
                     st.popped_seq = st.popped_seq.max(last);
                     let more = !st.ahead.is_empty();
+                    // A reader waiting at the end has nothing to read whatever the room: the
+                    // writer wakes it for new data.
+                    let wake_reader = st.reader_idle.is_none();
                     drop(st);
                     self.inner.read_stage.sub(bytes);
-                    self.inner.read_cv.notify_one();
+                    if wake_reader {
+                        self.inner.read_cv.notify_one();
+                    }
                     if more {
                         self.inner.not_empty.notify_one();
                     }

@@ -59,7 +59,6 @@ pub(super) struct Writer {
     unsynced: Vec<AckToken>,
     last_sync: Instant,
     buf: Vec<u8>,
-    tmp: Vec<u8>,
     /// Per event encoded in `buf`, the end of its frame in `buf`.
     ends: Vec<usize>,
     /// Shared-field frames in `buf`: `(index of the event they precede, id, map)`.
@@ -88,7 +87,6 @@ impl Writer {
             unsynced: Vec::new(),
             last_sync: Instant::now(),
             buf: Vec::new(),
-            tmp: Vec::new(),
             ends: Vec::new(),
             new_shared: Vec::new(),
             queued_ms: 0,
@@ -353,13 +351,15 @@ impl Writer {
             let key = Arc::as_ptr(&ev.shared) as usize;
             let known = self.table.get(&key).map(|(id, _)| *id);
             let sid = known.unwrap_or(self.next_shared);
-            self.tmp.clear();
+            // Encoded in place; taken back out if it does not go into this write.
+            let mark = self.buf.len();
             let encoded = match known {
                 Some(_) => Ok(()),
-                None => frame::put_shared(&mut self.tmp, sid, &ev.shared),
+                None => frame::put_shared(&mut self.buf, sid, &ev.shared),
             }
-            .and_then(|()| frame::put_event(&mut self.tmp, seq, sid, queued, ev));
+            .and_then(|()| frame::put_event(&mut self.buf, seq, sid, queued, ev));
             if let Err(e) = encoded {
+                self.buf.truncate(mark);
                 // Cannot be queued at all (larger than the frame limit): drop it loudly rather
                 // than block the pipeline forever.
                 tracing::error!(error = %e, "disk queue: dropping an event that cannot be stored");
@@ -370,11 +370,12 @@ impl Writer {
                 self.inner.m.dropped.inc();
                 continue;
             }
-            let need = self.tmp.len() as u64;
-            let used = self.seg_len + self.buf.len() as u64;
+            let need = (self.buf.len() - mark) as u64;
+            let used = self.seg_len + mark as u64;
             if used > 0
                 && (used + need > seg_size || (known.is_none() && self.table.len() >= MAX_SHARED))
             {
+                self.buf.truncate(mark);
                 let before = self.seg_len;
                 self.commit(carry, i)?;
                 disk += self.seg_len - before;
@@ -382,12 +383,12 @@ impl Writer {
                 self.roll()?;
                 continue;
             }
-            let on_disk = disk + self.buf.len() as u64;
+            let on_disk = disk + mark as u64;
             if on_disk > 0 && on_disk + need > max_size {
+                self.buf.truncate(mark);
                 self.commit(carry, i)?;
                 return Ok(Wrote::Full);
             }
-            self.buf.extend_from_slice(&self.tmp);
             self.ends.push(self.buf.len());
             if known.is_none() {
                 self.table.insert(key, (sid, ev.shared.clone()));
