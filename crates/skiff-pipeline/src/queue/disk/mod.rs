@@ -6,8 +6,10 @@
 //! 1. [`push`](Queue::push) puts it in the *write-ahead* buffer (bounded by `write_ahead` events
 //!    and `max_ahead_bytes`; a full buffer makes the input wait).
 //! 2. The `writer` thread takes everything waiting as one group, appends it to the current
-//!    segment as checksummed frames (`frame`), fsyncs once (group commit, per `sync.mode`), and
-//!    only then acknowledges the group's tokens: the input may now commit its file offsets. At
+//!    segment as checksummed frames (`frame`); once it is fsynced (group commit, per
+//!    `sync.mode`; in `batch` mode by the `syncer` thread, which covers everything written while
+//!    the previous fsync ran) the group's tokens are acknowledged: the input may now commit its
+//!    file offsets. At
 //!    `max_size` the writer waits for space (backpressure); on an I/O error (disk full, read-only)
 //!    it logs the path and the OS error and retries with a growing interval, keeping the group.
 //! 3. The `reader` thread streams the segments into the *read-ahead* buffer (bounded by
@@ -28,6 +30,7 @@ mod reader;
 mod recovery;
 mod segment;
 mod state;
+mod syncer;
 mod writer;
 
 pub use config::{DiskQueueConfig, SyncConfig, SyncMode};
@@ -145,6 +148,8 @@ struct Inner {
     write_stage: Stage,
     read_stage: Stage,
     m: Meters,
+    /// `sync.mode: batch`: the fsync thread's side.
+    syncer: Option<Arc<syncer::Syncer>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -178,6 +183,9 @@ impl Inner {
         self.not_full.notify_waiters();
         self.not_empty.notify_waiters();
         self.not_empty.notify_one();
+        if let Some(s) = &self.syncer {
+            s.wake();
+        }
     }
 }
 
@@ -273,12 +281,18 @@ impl DiskQueue {
             stop: AtomicBool::new(false),
             fail_writes: AtomicU64::new(0),
             m,
+            syncer: (cfg.sync == SyncMode::Batch).then(Arc::default),
             cfg,
         });
         inner.publish_gauges(&lock(&inner.s));
         // The first segment of this run is created now, so that an unwritable directory is an
         // error at start rather than a retry loop.
-        let w = writer::Writer::start(inner.clone(), rec.next_id, rec.next_seq)?;
+        let w = writer::Writer::start(
+            inner.clone(),
+            inner.syncer.clone(),
+            rec.next_id,
+            rec.next_seq,
+        )?;
         let r = reader::Reader::new(inner.clone(), rec.acked);
         let a = acker::Acker::new(inner.clone(), rec.acked);
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -295,6 +309,10 @@ impl DiskQueue {
         let mut handles = Vec::new();
         handles.push(spawn("dq-writer", Box::new(move || w.run()))?);
         handles.push(spawn("dq-reader", Box::new(move || r.run()))?);
+        if let Some(s) = inner.syncer.clone() {
+            let i = inner.clone();
+            handles.push(spawn("dq-syncer", Box::new(move || s.run(&i)))?);
+        }
         let persist = Arc::downgrade(&threads);
         handles.push(spawn(
             "dq-acker",

@@ -1,8 +1,9 @@
 //! The writer thread: group commit of pushed events into segment files.
 //!
 //! It takes everything pushed so far (up to `write_ahead` events) as one group, encodes it,
-//! appends it to the current segment with one `write`, fsyncs once (per `sync.mode`), makes it
-//! visible to the reader, and only then acknowledges the group's tokens to the inputs. A group
+//! appends it to the current segment with one `write`, makes it visible to the reader, and
+//! acknowledges the group's tokens to the inputs once fsynced per `sync.mode` (`batch`: by the
+//! `syncer` thread, while the writer goes on with the next group). A group
 //! that would pass `max_size` is cut there; the rest waits for the acker to delete segments. A
 //! failed write or fsync (disk full, read-only file system, I/O error) is logged with the path
 //! and the OS error; the group is kept, the segment abandoned (its good part stays readable), and
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use skiff_event::{AckToken, Event, Map};
 
 use super::config::SyncMode;
+use super::syncer::Syncer;
 use super::{Handed, Inner, MAX_AGES, Seg, Store, frame, lock, nap, now_ms, segment, state};
 
 /// Sources whose shared fields one segment refers to before a new segment is started.
@@ -43,7 +45,9 @@ enum Wrote {
 
 pub(super) struct Writer {
     inner: Arc<Inner>,
-    file: Option<File>,
+    file: Option<Arc<File>>,
+    /// `sync.mode: batch`: the fsync thread.
+    syncer: Option<Arc<Syncer>>,
     seg_id: u64,
     seg_path: PathBuf,
     /// Bytes written to the current segment.
@@ -72,10 +76,16 @@ pub(super) struct Writer {
 
 impl Writer {
     /// A writer with its first segment created (so that an unwritable directory fails here).
-    pub(super) fn start(inner: Arc<Inner>, next_id: u64, next_seq: u64) -> anyhow::Result<Writer> {
+    pub(super) fn start(
+        inner: Arc<Inner>,
+        syncer: Option<Arc<Syncer>>,
+        next_id: u64,
+        next_seq: u64,
+    ) -> anyhow::Result<Writer> {
         let mut w = Writer {
             inner,
             file: None,
+            syncer,
             seg_id: 0,
             seg_path: PathBuf::new(),
             seg_len: 0,
@@ -129,7 +139,7 @@ impl Writer {
         if self.mode() != SyncMode::None {
             state::sync_dir(&self.inner.cfg.dir).map_err(|e| (self.inner.cfg.dir.clone(), e))?;
         }
-        self.file = Some(file);
+        self.file = Some(Arc::new(file));
         self.seg_id = id;
         self.seg_path = path.clone();
         self.seg_len = 0;
@@ -207,20 +217,17 @@ impl Writer {
         if n == 0 {
             return Ok(());
         }
-        let batch_sync = self.mode() == SyncMode::Batch;
+        if let Some(failed) = self.syncer.as_ref().and_then(|s| s.take_failure()) {
+            return Err(failed);
+        }
         let injected = self.injected();
-        let Some(f) = self.file.as_mut() else {
+        let Some(f) = self.file.clone() else {
             return Err((self.seg_path.clone(), io::Error::other("no open segment")));
         };
         injected
-            .and_then(|()| f.write_all(&self.buf))
+            .and_then(|()| (&*f).write_all(&self.buf))
             .map_err(|e| (self.seg_path.clone(), e))?;
         self.seg_len += self.buf.len() as u64;
-        if batch_sync {
-            f.sync_data().map_err(|e| (self.seg_path.clone(), e))?;
-            self.inner.m.syncs.inc();
-            self.last_sync = Instant::now();
-        }
         let first = self.next_seq;
         let last = first + n as u64 - 1;
         let mut group = std::mem::take(&mut self.group);
@@ -252,8 +259,9 @@ impl Writer {
         group.clear();
         self.group = group;
         // Acknowledged to the inputs only once the store says the events are there.
-        match self.mode() {
-            SyncMode::Interval => self.unsynced.append(&mut tokens),
+        match (self.mode(), &self.syncer) {
+            (SyncMode::Interval, _) => self.unsynced.append(&mut tokens),
+            (SyncMode::Batch, Some(s)) => s.submit(&f, &self.seg_path, &mut tokens),
             _ => skiff_event::ack_all(tokens.drain(..)),
         }
         self.tokens = tokens;
@@ -470,6 +478,9 @@ impl Writer {
                         self.abandon_segment();
                     }
                     if closing {
+                        if let Some(s) = &self.syncer {
+                            s.flush(&inner);
+                        }
                         let mut st = lock(&inner.s);
                         st.writer_done = true;
                         drop(st);
