@@ -24,8 +24,9 @@ pub struct DiskQueueConfig {
     /// at most 1GiB; never more than `max_size`.
     #[serde(default)]
     pub segment_size: Option<ByteSize>,
-    /// `read_ahead`: events read from disk and held in memory ahead of the outputs. Default 512
-    /// (as Beats).
+    /// `read_ahead`: events read from disk and held in memory ahead of the outputs. Default 2048
+    /// (Beats: 512): as many as one write group, so that a group just written can be handed to
+    /// the outputs whole instead of read back (see `writer`).
     #[serde(default = "default_read_ahead")]
     pub read_ahead: usize,
     /// `write_ahead`: events accepted from inputs and held in memory while waiting to be written;
@@ -87,7 +88,7 @@ fn default_max_size() -> ByteSize {
     ByteSize(10 << 30)
 }
 fn default_read_ahead() -> usize {
-    512
+    2048
 }
 fn default_write_ahead() -> usize {
     2048
@@ -198,7 +199,7 @@ mod tests {
         assert_eq!(s.dir, Path::new("/data/diskqueue"));
         assert_eq!(s.max_size, 10 << 30);
         assert_eq!(s.segment_size, 1 << 30);
-        assert_eq!((s.read_ahead, s.write_ahead), (512, 2048));
+        assert_eq!((s.read_ahead, s.write_ahead), (2048, 2048));
         assert_eq!(s.sync, SyncMode::Batch);
         let small = DiskQueueConfig {
             max_size: ByteSize(1000),

@@ -6,8 +6,10 @@
 //! 1. [`push`](Queue::push) puts it in the *write-ahead* buffer (bounded by `write_ahead` events
 //!    and `max_ahead_bytes`; a full buffer makes the input wait).
 //! 2. The `writer` thread takes everything waiting as one group, appends it to the current
-//!    segment as checksummed frames (`frame`), fsyncs once (group commit, per `sync.mode`), and
-//!    only then acknowledges the group's tokens: the input may now commit its file offsets. At
+//!    segment as checksummed frames (`frame`); once it is fsynced (group commit, per
+//!    `sync.mode`; in `batch` mode by the `syncer` thread, which covers everything written while
+//!    the previous fsync ran) the group's tokens are acknowledged: the input may now commit its
+//!    file offsets. At
 //!    `max_size` the writer waits for space (backpressure); on an I/O error (disk full, read-only)
 //!    it logs the path and the OS error and retries with a growing interval, keeping the group.
 //! 3. The `reader` thread streams the segments into the *read-ahead* buffer (bounded by
@@ -28,6 +30,7 @@ mod reader;
 mod recovery;
 mod segment;
 mod state;
+mod syncer;
 mod writer;
 
 pub use config::{DiskQueueConfig, SyncConfig, SyncMode};
@@ -47,6 +50,9 @@ use tokio::sync::Notify;
 use super::{Batch, Closed, Queue, QueueStats, WhenFull};
 use crate::budget::{Budget, Stage};
 use config::Settings;
+
+/// `(seq, queued ms)` samples kept for the oldest-age gauge.
+const MAX_AGES: usize = 4096;
 
 /// One segment file as the threads see it.
 #[derive(Debug)]
@@ -90,6 +96,23 @@ struct Store {
     writer_done: bool,
     /// The reader reached the end after `writer_done`.
     reader_done: bool,
+    /// The reader has read everything visible and waits at `(segment id, offset)`: the writer may
+    /// hand the events it just wrote there straight to the read-ahead buffer (see `writer`).
+    reader_idle: Option<(u64, u64)>,
+    /// What the writer handed over since the reader last looked.
+    handed: Option<Handed>,
+}
+
+/// Events the writer put in the read-ahead buffer itself, so that the reader skips them on disk.
+#[derive(Debug)]
+struct Handed {
+    /// The segment, and the offset after the last handed event's frame.
+    seg: u64,
+    pos: u64,
+    /// The last handed event.
+    seq: u64,
+    /// Shared-field maps whose frames were in the handed part.
+    shared: Vec<(u32, Arc<skiff_event::Map>)>,
 }
 
 struct Meters {
@@ -125,6 +148,8 @@ struct Inner {
     write_stage: Stage,
     read_stage: Stage,
     m: Meters,
+    /// `sync.mode: batch`: the fsync thread's side.
+    syncer: Option<Arc<syncer::Syncer>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -158,6 +183,9 @@ impl Inner {
         self.not_full.notify_waiters();
         self.not_empty.notify_waiters();
         self.not_empty.notify_one();
+        if let Some(s) = &self.syncer {
+            s.wake();
+        }
     }
 }
 
@@ -253,12 +281,18 @@ impl DiskQueue {
             stop: AtomicBool::new(false),
             fail_writes: AtomicU64::new(0),
             m,
+            syncer: (cfg.sync == SyncMode::Batch).then(Arc::default),
             cfg,
         });
         inner.publish_gauges(&lock(&inner.s));
         // The first segment of this run is created now, so that an unwritable directory is an
         // error at start rather than a retry loop.
-        let w = writer::Writer::start(inner.clone(), rec.next_id, rec.next_seq)?;
+        let w = writer::Writer::start(
+            inner.clone(),
+            inner.syncer.clone(),
+            rec.next_id,
+            rec.next_seq,
+        )?;
         let r = reader::Reader::new(inner.clone(), rec.acked);
         let a = acker::Acker::new(inner.clone(), rec.acked);
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -275,6 +309,10 @@ impl DiskQueue {
         let mut handles = Vec::new();
         handles.push(spawn("dq-writer", Box::new(move || w.run()))?);
         handles.push(spawn("dq-reader", Box::new(move || r.run()))?);
+        if let Some(s) = inner.syncer.clone() {
+            let i = inner.clone();
+            handles.push(spawn("dq-syncer", Box::new(move || s.run(&i)))?);
+        }
         let persist = Arc::downgrade(&threads);
         handles.push(spawn(
             "dq-acker",
@@ -467,9 +505,14 @@ impl Queue for DiskQueue {
                     st.ahead_bytes -= bytes;
                     st.popped_seq = st.popped_seq.max(last);
                     let more = !st.ahead.is_empty();
+                    // A reader waiting at the end has nothing to read whatever the room: the
+                    // writer wakes it for new data.
+                    let wake_reader = st.reader_idle.is_none();
                     drop(st);
                     self.inner.read_stage.sub(bytes);
-                    self.inner.read_cv.notify_one();
+                    if wake_reader {
+                        self.inner.read_cv.notify_one();
+                    }
                     if more {
                         self.inner.not_empty.notify_one();
                     }

@@ -6,6 +6,10 @@
 //! number as position, in order. Events at or below the last one handed out are skipped (the
 //! acknowledged ones after a restart, and copies left by a write that was retried). A damaged
 //! record is skipped to the next good frame, with a warning; nothing after it is lost.
+//!
+//! Waiting at the end of the segment being written, it says so (`Store::reader_idle`); the
+//! writer may then hand its next group to the read-ahead buffer itself, and the reader only
+//! moves its position past those events (`Store::handed`).
 
 use std::collections::HashMap;
 use std::io;
@@ -16,18 +20,18 @@ use std::time::Duration;
 use skiff_event::{Event, Map};
 
 use super::frame::{self, FrameReader, Next, Record};
-use super::{Inner, lock, nap};
+use super::{Handed, Inner, MAX_AGES, lock, nap};
 
 /// Frames read per round before the buffer is updated.
 const ROUND: usize = 256;
-/// `(seq, queued ms)` samples kept for the oldest-age gauge.
-const MAX_AGES: usize = 4096;
 
 pub(super) struct Reader {
     inner: Arc<Inner>,
     /// The segment being read, and where.
     cur: Option<(u64, PathBuf)>,
     fr: Option<FrameReader>,
+    /// Where to open the current segment when `fr` is `None`.
+    resume: u64,
     shared: HashMap<u32, Arc<Map>>,
     /// The last event handed on.
     delivered: u64,
@@ -47,6 +51,7 @@ impl Reader {
             inner,
             cur: None,
             fr: None,
+            resume: 0,
             shared: HashMap::new(),
             delivered: acked,
             scratch: Vec::new(),
@@ -59,13 +64,17 @@ impl Reader {
         let cfg = &inner.cfg;
         let mut st = lock(&inner.s);
         loop {
+            st.reader_idle = None;
+            if let Some(h) = st.handed.take() {
+                self.adopt(h);
+            }
             if inner.stopping() {
                 return Work::Stop;
             }
             let room = st.ahead.is_empty()
                 || (st.ahead.len() < cfg.read_ahead && st.ahead_bytes < cfg.max_ahead_bytes);
             if room {
-                let pos = self.fr.as_ref().map_or(0, FrameReader::pos);
+                let pos = self.pos();
                 let cur_id = self.cur.as_ref().map(|c| c.0);
                 // The current segment, or the first after it.
                 let seg = st.segs.iter().find(|s| cur_id.is_none_or(|c| s.id >= c));
@@ -75,12 +84,13 @@ impl Reader {
                         let bytes = cfg.max_ahead_bytes.saturating_sub(st.ahead_bytes).max(1);
                         return Work::Read(s.id, s.path.clone(), s.end, n, bytes);
                     }
-                    Some(s) if Some(s.id) == cur_id && !s.finished => {}
+                    Some(s) if Some(s.id) == cur_id && !s.finished => {
+                        st.reader_idle = Some((s.id, pos));
+                    }
                     Some(s) if Some(s.id) != cur_id => {
                         // Move on to the next segment.
                         self.cur = Some((s.id, s.path.clone()));
-                        self.fr = None;
-                        self.shared.clear();
+                        self.new_segment();
                         continue;
                     }
                     Some(s) => {
@@ -88,8 +98,7 @@ impl Reader {
                         let id = s.id;
                         if let Some(n) = st.segs.iter().find(|n| n.id > id) {
                             self.cur = Some((n.id, n.path.clone()));
-                            self.fr = None;
-                            self.shared.clear();
+                            self.new_segment();
                             continue;
                         }
                     }
@@ -102,6 +111,39 @@ impl Reader {
                 }
             }
             st = nap(&inner.read_cv, st, Duration::from_secs(1));
+        }
+    }
+
+    fn new_segment(&mut self) {
+        self.fr = None;
+        self.resume = 0;
+        self.shared.clear();
+    }
+
+    /// The offset of the next frame to read in the current segment.
+    fn pos(&self) -> u64 {
+        self.fr.as_ref().map_or(self.resume, FrameReader::pos)
+    }
+
+    /// Moves past events the writer handed over.
+    fn adopt(&mut self, h: Handed) {
+        if self.cur.as_ref().map(|c| c.0) != Some(h.seg) || h.seq <= self.delivered {
+            // Cannot happen (the writer hands over only where the reader waits); reading the
+            // frames instead would deliver them twice, never lose them.
+            tracing::debug!(
+                segment = h.seg,
+                "disk queue: hand-over for another position ignored"
+            );
+            return;
+        }
+        self.delivered = h.seq;
+        self.shared.extend(h.shared);
+        match self.fr.as_mut().map(|f| f.seek(h.pos)) {
+            Some(Ok(())) => {}
+            Some(Err(_)) | None => {
+                self.fr = None;
+                self.resume = h.pos;
+            }
         }
     }
 
@@ -121,6 +163,7 @@ impl Reader {
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "disk queue: cannot read a segment; retrying");
                     self.fr = None;
+                    self.resume = 0;
                     let st = lock(&self.inner.s);
                     let _st = nap(&self.inner.read_cv, st, self.inner.cfg.retry_interval);
                 }
@@ -137,8 +180,7 @@ impl Reader {
         }
         drop(st);
         let _ = end;
-        self.fr = None;
-        self.shared.clear();
+        self.new_segment();
     }
 
     fn read(
@@ -149,7 +191,7 @@ impl Reader {
         room_bytes: usize,
     ) -> io::Result<()> {
         if self.fr.is_none() {
-            self.fr = Some(FrameReader::open(path, 0)?);
+            self.fr = Some(FrameReader::open(path, self.resume)?);
         }
         let Some(fr) = self.fr.as_mut() else {
             return Ok(());
@@ -198,7 +240,7 @@ impl Reader {
                 // copy): skip without decoding.
                 Next::Frame(_)
                     if frame::event_seq(&self.scratch).is_some_and(|s| s <= self.delivered) => {}
-                Next::Frame(at) => match frame::decode(&self.scratch) {
+                Next::Frame(at) => match frame::decode(fr.version(), &self.scratch) {
                     Ok(Record::Shared(id, map)) => {
                         self.shared.insert(id, Arc::new(map));
                     }
@@ -233,6 +275,7 @@ impl Reader {
         }
         if let Some(e) = failed {
             self.fr = None;
+            self.resume = 0;
             // Reading again from the segment's start skips what was handed out already.
             self.push(out, first_age);
             return Err(e);

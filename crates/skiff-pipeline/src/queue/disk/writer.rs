@@ -1,13 +1,22 @@
 //! The writer thread: group commit of pushed events into segment files.
 //!
 //! It takes everything pushed so far (up to `write_ahead` events) as one group, encodes it,
-//! appends it to the current segment with one `write`, fsyncs once (per `sync.mode`), makes it
-//! visible to the reader, and only then acknowledges the group's tokens to the inputs. A group
+//! appends it to the current segment with one `write`, makes it visible to the reader, and
+//! acknowledges the group's tokens to the inputs once fsynced per `sync.mode` (`batch`: by the
+//! `syncer` thread, while the writer goes on with the next group). A group
 //! that would pass `max_size` is cut there; the rest waits for the acker to delete segments. A
 //! failed write or fsync (disk full, read-only file system, I/O error) is logged with the path
 //! and the OS error; the group is kept, the segment abandoned (its good part stays readable), and
 //! the group is written again in a new segment after `retry_interval`, doubling up to
 //! `max_retry_interval`. Sequence numbers of a group are fixed only once it is written.
+//!
+//! When the reader has read everything and waits at the end of the segment being written (the
+//! outputs keep up, the usual case), the writer hands the group it just wrote straight to the
+//! read-ahead buffer, as far as that buffer's bounds allow, instead of dropping the events and
+//! having the reader read and decode them again. The events are on disk all the same (written,
+//! and fsynced per `sync.mode`, before they are handed on), so a crash replays them like any
+//! other; the reader only skips their bytes. The rest of a group that does not fit is read from
+//! disk as usual.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -20,7 +29,8 @@ use std::time::{Duration, Instant};
 use skiff_event::{AckToken, Event, Map};
 
 use super::config::SyncMode;
-use super::{Inner, Seg, frame, lock, nap, now_ms, segment, state};
+use super::syncer::Syncer;
+use super::{Handed, Inner, MAX_AGES, Seg, Store, frame, lock, nap, now_ms, segment, state};
 
 /// Sources whose shared fields one segment refers to before a new segment is started.
 const MAX_SHARED: usize = 4096;
@@ -35,7 +45,9 @@ enum Wrote {
 
 pub(super) struct Writer {
     inner: Arc<Inner>,
-    file: Option<File>,
+    file: Option<Arc<File>>,
+    /// `sync.mode: batch`: the fsync thread.
+    syncer: Option<Arc<Syncer>>,
     seg_id: u64,
     seg_path: PathBuf,
     /// Bytes written to the current segment.
@@ -51,15 +63,29 @@ pub(super) struct Writer {
     unsynced: Vec<AckToken>,
     last_sync: Instant,
     buf: Vec<u8>,
-    tmp: Vec<u8>,
+    /// Per event encoded in `buf`, the end of its frame in `buf`.
+    ends: Vec<usize>,
+    /// Shared-field frames in `buf`: `(index of the event they precede, id, map)`.
+    new_shared: Vec<(usize, u32, Arc<Map>)>,
+    /// The queued-at time of the group in `buf`.
+    queued_ms: u64,
+    /// The group being committed, and its inputs' tokens (reused).
+    group: Vec<(Event, usize)>,
+    tokens: Vec<AckToken>,
 }
 
 impl Writer {
     /// A writer with its first segment created (so that an unwritable directory fails here).
-    pub(super) fn start(inner: Arc<Inner>, next_id: u64, next_seq: u64) -> anyhow::Result<Writer> {
+    pub(super) fn start(
+        inner: Arc<Inner>,
+        syncer: Option<Arc<Syncer>>,
+        next_id: u64,
+        next_seq: u64,
+    ) -> anyhow::Result<Writer> {
         let mut w = Writer {
             inner,
             file: None,
+            syncer,
             seg_id: 0,
             seg_path: PathBuf::new(),
             seg_len: 0,
@@ -71,7 +97,11 @@ impl Writer {
             unsynced: Vec::new(),
             last_sync: Instant::now(),
             buf: Vec::new(),
-            tmp: Vec::new(),
+            ends: Vec::new(),
+            new_shared: Vec::new(),
+            queued_ms: 0,
+            group: Vec::new(),
+            tokens: Vec::new(),
         };
         w.open_segment().map_err(|(path, e)| {
             anyhow::anyhow!(
@@ -109,7 +139,7 @@ impl Writer {
         if self.mode() != SyncMode::None {
             state::sync_dir(&self.inner.cfg.dir).map_err(|e| (self.inner.cfg.dir.clone(), e))?;
         }
-        self.file = Some(file);
+        self.file = Some(Arc::new(file));
         self.seg_id = id;
         self.seg_path = path.clone();
         self.seg_len = 0;
@@ -187,23 +217,29 @@ impl Writer {
         if n == 0 {
             return Ok(());
         }
-        let batch_sync = self.mode() == SyncMode::Batch;
+        if let Some(failed) = self.syncer.as_ref().and_then(|s| s.take_failure()) {
+            return Err(failed);
+        }
         let injected = self.injected();
-        let Some(f) = self.file.as_mut() else {
+        let Some(f) = self.file.clone() else {
             return Err((self.seg_path.clone(), io::Error::other("no open segment")));
         };
         injected
-            .and_then(|()| f.write_all(&self.buf))
+            .and_then(|()| (&*f).write_all(&self.buf))
             .map_err(|e| (self.seg_path.clone(), e))?;
         self.seg_len += self.buf.len() as u64;
-        if batch_sync {
-            f.sync_data().map_err(|e| (self.seg_path.clone(), e))?;
-            self.inner.m.syncs.inc();
-            self.last_sync = Instant::now();
-        }
         let first = self.next_seq;
         let last = first + n as u64 - 1;
-        {
+        let mut group = std::mem::take(&mut self.group);
+        group.extend(carry.drain(..n));
+        let mut bytes = 0;
+        let mut tokens = std::mem::take(&mut self.tokens);
+        for (ev, size) in &mut group {
+            bytes += *size;
+            tokens.extend(ev.ack.take());
+        }
+        self.inner.write_stage.sub(bytes);
+        let handed = {
             let mut st = lock(&self.inner.s);
             if let Some(s) = st.segs.iter_mut().find(|s| s.id == self.seg_id) {
                 s.end = self.seg_len;
@@ -213,28 +249,94 @@ impl Writer {
             st.disk_bytes += self.seg_len - self.seg_pub;
             st.last_seq = last;
             self.inner.publish_gauges(&st);
-        }
+            self.hand_off(&mut st, &mut group, first)
+        };
         self.seg_pub = self.seg_len;
         self.next_seq = last + 1;
         self.buf.clear();
-        self.inner.read_cv.notify_one();
-        let mut bytes = 0;
-        for (mut ev, size) in carry.drain(..n) {
-            bytes += size;
-            if let Some(t) = ev.ack.take() {
-                match self.mode() {
-                    SyncMode::Interval => self.unsynced.push(t),
-                    _ => t.ack(),
-                }
-            }
+        self.ends.clear();
+        self.new_shared.clear();
+        group.clear();
+        self.group = group;
+        // Acknowledged to the inputs only once the store says the events are there.
+        match (self.mode(), &self.syncer) {
+            (SyncMode::Interval, _) => self.unsynced.append(&mut tokens),
+            (SyncMode::Batch, Some(s)) => s.submit(&f, &self.seg_path, &mut tokens),
+            _ => skiff_event::ack_all(tokens.drain(..)),
         }
-        self.inner.write_stage.sub(bytes);
+        self.tokens = tokens;
+        if handed > 0 {
+            self.inner.not_empty.notify_one();
+        }
+        if handed < n {
+            self.inner.read_cv.notify_one();
+        }
         if self.mode() == SyncMode::Interval
             && self.last_sync.elapsed() >= self.inner.cfg.sync_interval
         {
             self.sync_now()?;
         }
         Ok(())
+    }
+
+    /// Moves the head of the group just written (`group`, sequence numbers from `first`) to the
+    /// read-ahead buffer if the reader waits right where it starts, as far as the buffer's
+    /// bounds allow (one event even alone past the byte bound, as the reader would). Returns how
+    /// many events were handed over.
+    fn hand_off(&self, st: &mut Store, group: &mut Vec<(Event, usize)>, first: u64) -> usize {
+        if st.reader_idle != Some((self.seg_id, self.seg_pub)) || group.is_empty() {
+            return 0;
+        }
+        let cfg = &self.inner.cfg;
+        let (mut k, mut bytes) = (0, 0);
+        for (_, size) in group.iter() {
+            let fits = st.ahead.len() + k < cfg.read_ahead
+                && st.ahead_bytes + bytes + size <= cfg.max_ahead_bytes;
+            let alone = st.ahead.is_empty() && k == 0;
+            if !(fits || alone) {
+                break;
+            }
+            bytes += size;
+            k += 1;
+        }
+        let Some(&end) = k.checked_sub(1).and_then(|i| self.ends.get(i)) else {
+            return 0;
+        };
+        for (i, (mut ev, size)) in group.drain(..k).enumerate() {
+            let seq = first + i as u64;
+            ev.ack = Some(self.inner.stream.token(seq));
+            st.ahead.push_back((ev, size, seq));
+        }
+        st.ahead_bytes += bytes;
+        self.inner.read_stage.add(bytes);
+        if st.ages.len() < MAX_AGES {
+            st.ages.push_back((first, self.queued_ms));
+        }
+        let pos = self.seg_pub + end as u64;
+        let last = first + k as u64 - 1;
+        let shared = self
+            .new_shared
+            .iter()
+            .take_while(|(i, _, _)| *i < k)
+            .map(|(_, id, m)| (*id, m.clone()));
+        match &mut st.handed {
+            Some(h) if h.seg == self.seg_id => {
+                h.pos = pos;
+                h.seq = last;
+                h.shared.extend(shared);
+            }
+            h => {
+                *h = Some(Handed {
+                    seg: self.seg_id,
+                    pos,
+                    seq: last,
+                    shared: shared.collect(),
+                })
+            }
+        }
+        // Still waiting at the end if everything was handed over: the next group may follow.
+        st.reader_idle = group.is_empty().then_some((self.seg_id, self.seg_len));
+        k
     }
 
     /// Writes as much of `carry` as `max_size` allows.
@@ -246,7 +348,10 @@ impl Writer {
         let (max_size, seg_size) = (cfg.max_size, cfg.segment_size);
         let mut disk = lock(&self.inner.s).disk_bytes;
         let queued = now_ms();
+        self.queued_ms = queued;
         self.buf.clear();
+        self.ends.clear();
+        self.new_shared.clear();
         let mut i = 0;
         while i < carry.len() {
             let ev = &carry[i].0;
@@ -254,13 +359,15 @@ impl Writer {
             let key = Arc::as_ptr(&ev.shared) as usize;
             let known = self.table.get(&key).map(|(id, _)| *id);
             let sid = known.unwrap_or(self.next_shared);
-            self.tmp.clear();
+            // Encoded in place; taken back out if it does not go into this write.
+            let mark = self.buf.len();
             let encoded = match known {
                 Some(_) => Ok(()),
-                None => frame::put_shared(&mut self.tmp, sid, &ev.shared),
+                None => frame::put_shared(&mut self.buf, sid, &ev.shared),
             }
-            .and_then(|()| frame::put_event(&mut self.tmp, seq, sid, queued, ev));
+            .and_then(|()| frame::put_event(&mut self.buf, seq, sid, queued, ev));
             if let Err(e) = encoded {
+                self.buf.truncate(mark);
                 // Cannot be queued at all (larger than the frame limit): drop it loudly rather
                 // than block the pipeline forever.
                 tracing::error!(error = %e, "disk queue: dropping an event that cannot be stored");
@@ -271,11 +378,12 @@ impl Writer {
                 self.inner.m.dropped.inc();
                 continue;
             }
-            let need = self.tmp.len() as u64;
-            let used = self.seg_len + self.buf.len() as u64;
+            let need = (self.buf.len() - mark) as u64;
+            let used = self.seg_len + mark as u64;
             if used > 0
                 && (used + need > seg_size || (known.is_none() && self.table.len() >= MAX_SHARED))
             {
+                self.buf.truncate(mark);
                 let before = self.seg_len;
                 self.commit(carry, i)?;
                 disk += self.seg_len - before;
@@ -283,14 +391,16 @@ impl Writer {
                 self.roll()?;
                 continue;
             }
-            let on_disk = disk + self.buf.len() as u64;
+            let on_disk = disk + mark as u64;
             if on_disk > 0 && on_disk + need > max_size {
+                self.buf.truncate(mark);
                 self.commit(carry, i)?;
                 return Ok(Wrote::Full);
             }
-            self.buf.extend_from_slice(&self.tmp);
+            self.ends.push(self.buf.len());
             if known.is_none() {
                 self.table.insert(key, (sid, ev.shared.clone()));
+                self.new_shared.push((i, sid, ev.shared.clone()));
                 self.next_shared = self.next_shared.wrapping_add(1);
             }
             i += 1;
@@ -368,6 +478,9 @@ impl Writer {
                         self.abandon_segment();
                     }
                     if closing {
+                        if let Some(s) = &self.syncer {
+                            s.flush(&inner);
+                        }
                         let mut st = lock(&inner.s);
                         st.writer_done = true;
                         drop(st);
