@@ -11,6 +11,8 @@
 //! Points in use (add yours here):
 //! * `output.send.panic`: the output worker panics inside a batch's send.
 //! * `file.reader.panic`: a file reader panics after publishing a batch.
+//! * `file.registry.stall` ([`stall_point`]): the file input's registry writer blocks before
+//!   each write while the point is armed (a stuck disk).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +69,21 @@ pub fn fires(point: &str) -> bool {
     }
 }
 
+/// Blocks the calling thread while `point` is armed: `arm(point, 1)` holds whoever reaches it,
+/// `arm(point, 0)` lets it go. Not counted down. For dedicated or blocking threads only: it
+/// sleeps (10ms steps) the thread it holds, and takes a lock even when unarmed (keep it off
+/// hot paths).
+pub fn stall_point(point: &str) {
+    while table()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(point)
+        .is_some_and(|n| *n > 0)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Panics with a message naming `point` if it fires: `fault::panic_point("output.send.panic")`.
 pub fn panic_point(point: &str) {
     if fires(point) {
@@ -77,6 +94,20 @@ pub fn panic_point(point: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stall_point_holds_until_disarmed() {
+        stall_point("test.stall.a");
+        arm("test.stall.a", 1);
+        let h = std::thread::spawn(|| stall_point("test.stall.a"));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(
+            !h.is_finished(),
+            "an armed stall point let the thread through"
+        );
+        arm("test.stall.a", 0);
+        h.join().unwrap();
+    }
 
     #[test]
     fn an_armed_point_fires_as_often_as_asked_then_never() {
