@@ -37,6 +37,9 @@ mod status;
 mod watch;
 mod writer;
 
+#[cfg(test)]
+mod offset_model;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;

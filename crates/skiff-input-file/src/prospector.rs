@@ -69,8 +69,9 @@ pub(crate) struct Scan {
 /// The shortest `registry.flush`: `0` means "as soon as possible", not a busy loop.
 pub(crate) const MIN_REGISTRY_FLUSH: Duration = Duration::from_millis(10);
 
-struct Entry {
-    file: Arc<FileShared>,
+/// The prospector's view of one known file.
+pub(crate) struct Entry {
+    pub(crate) file: Arc<FileShared>,
     harvesting: bool,
     queued: bool,
     /// Unix seconds of the last change seen (mtime).
@@ -87,6 +88,51 @@ struct Entry {
     reopen_at: Option<Instant>,
     /// Panics of this file's readers in a row (the backoff before reopening).
     panics: u32,
+}
+
+impl Entry {
+    /// A file the registry knows, at its saved offset.
+    pub(crate) fn loaded(key: FileKey, r: &Record, commits: &Arc<CommitSet>) -> Entry {
+        let file = FileShared::new(
+            key,
+            PathBuf::from(&r.path),
+            r.fingerprint(),
+            r.size,
+            r.offset,
+            commits.clone(),
+        );
+        file.set_phase(if r.phase == Phase::Removed {
+            Phase::Removed
+        } else {
+            Phase::Closed
+        });
+        Entry {
+            written: Some((
+                r.offset,
+                PathBuf::from(&r.path),
+                file.phase(),
+                r.fingerprint(),
+            )),
+            written_version: file.version.load(Ordering::Acquire),
+            ..Entry::found(file, r.changed)
+        }
+    }
+
+    /// A file a scan found that the registry does not know yet (nothing written).
+    pub(crate) fn found(file: Arc<FileShared>, changed: i64) -> Entry {
+        Entry {
+            file,
+            harvesting: false,
+            queued: false,
+            changed,
+            written: None,
+            written_version: u64::MAX,
+            shipped_since: None,
+            retry_at: None,
+            reopen_at: None,
+            panics: 0,
+        }
+    }
 }
 
 /// Metrics of the file input.
@@ -190,39 +236,7 @@ impl Prospector {
         let commits = Arc::new(CommitSet::default());
         let mut entries = HashMap::with_capacity(loaded.len());
         for (key, r) in loaded {
-            let file = FileShared::new(
-                key,
-                PathBuf::from(&r.path),
-                r.fingerprint(),
-                r.size,
-                r.offset,
-                commits.clone(),
-            );
-            file.set_phase(if r.phase == Phase::Removed {
-                Phase::Removed
-            } else {
-                Phase::Closed
-            });
-            entries.insert(
-                key,
-                Entry {
-                    written: Some((
-                        r.offset,
-                        PathBuf::from(&r.path),
-                        file.phase(),
-                        r.fingerprint(),
-                    )),
-                    file,
-                    harvesting: false,
-                    queued: false,
-                    changed: r.changed,
-                    shipped_since: None,
-                    retry_at: None,
-                    reopen_at: None,
-                    panics: 0,
-                    written_version: 0,
-                },
-            );
+            entries.insert(key, Entry::loaded(key, &r, &commits));
         }
         let discover = Arc::new(Discover {
             id: id.clone(),
@@ -474,21 +488,7 @@ impl Prospector {
                 (0, Fingerprint::default())
             };
             let file = FileShared::new(*key, path.clone(), fp, size, offset, self.commits.clone());
-            self.entries.insert(
-                *key,
-                Entry {
-                    file,
-                    harvesting: false,
-                    queued: false,
-                    changed,
-                    written: None,
-                    shipped_since: None,
-                    retry_at: None,
-                    reopen_at: None,
-                    panics: 0,
-                    written_version: u64::MAX,
-                },
-            );
+            self.entries.insert(*key, Entry::found(file, changed));
             added = true;
             if offset != size {
                 self.enqueue(*key);
@@ -657,16 +657,12 @@ impl Prospector {
 
     /// Queues a record for every file the ack path marked whose committed offset moved.
     fn collect_moved(&mut self) {
-        for key in self.commits.drain() {
-            let Some(e) = self.entries.get_mut(&key) else {
-                continue;
-            };
-            // Read after the drain: a push happens after its new position is visible.
-            let committed = e.file.committed();
-            if let Some(r) = changed_record(&self.id, key, e, committed) {
-                self.pending.push(r);
-            }
-        }
+        collect_moved(
+            &self.id,
+            &self.commits,
+            &mut self.entries,
+            &mut self.pending,
+        );
     }
 
     /// Sends the queued records to the writer: one append and one fsync, or a rewrite of the
@@ -688,7 +684,7 @@ impl Prospector {
     /// those. (This is what happens when 100k removed files are cleaned at start-up.)
     fn send_compaction(&mut self) {
         self.pending = Vec::new();
-        let live = self.live_records();
+        let live = live_records(&self.id, &self.entries);
         self.writer.send(Job::Compact(live));
     }
 
@@ -839,16 +835,6 @@ impl Prospector {
         self.writer.close().await;
     }
 
-    fn live_records(&self) -> Vec<Record> {
-        self.entries
-            .iter()
-            .filter_map(|(key, e)| {
-                let (offset, path, phase, fp) = e.written.as_ref()?;
-                Some(record(&self.id, *key, e, *offset, path, *phase, *fp))
-            })
-            .collect()
-    }
-
     /// Stops the readers, waits (up to `shutdown_timeout`) for acknowledgements, saves state.
     async fn shutdown(&mut self) {
         for e in self.entries.values() {
@@ -884,6 +870,37 @@ impl Prospector {
         self.unacked_reported = 0;
         tracing::debug!(input = %self.id, files = self.entries.len(), "file input stopped; registry saved");
     }
+}
+
+/// Queues in `out` a record for every file in `commits` (drained) whose committed offset
+/// moved since it was last saved: the registry commit.
+pub(crate) fn collect_moved(
+    input: &str,
+    commits: &CommitSet,
+    entries: &mut HashMap<FileKey, Entry>,
+    out: &mut Vec<Record>,
+) {
+    for key in commits.drain() {
+        let Some(e) = entries.get_mut(&key) else {
+            continue;
+        };
+        // Read after the drain: a push happens after its new position is visible.
+        let committed = e.file.committed();
+        if let Some(r) = changed_record(input, key, e, committed) {
+            out.push(r);
+        }
+    }
+}
+
+/// What a rewrite of the registry holds: every entry as last saved.
+pub(crate) fn live_records(input: &str, entries: &HashMap<FileKey, Entry>) -> Vec<Record> {
+    entries
+        .iter()
+        .filter_map(|(key, e)| {
+            let (offset, path, phase, fp) = e.written.as_ref()?;
+            Some(record(input, *key, e, *offset, path, *phase, *fp))
+        })
+        .collect()
 }
 
 /// Deletes a file read to its end with every event acknowledged (`delete.*`), if it is still
