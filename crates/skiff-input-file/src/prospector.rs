@@ -603,12 +603,25 @@ impl Prospector {
         let backoff = Duration::from_secs(1 << e.panics.min(7).saturating_sub(1))
             .min(Duration::from_secs(60));
         e.reopen_at = Some(Instant::now() + backoff);
+        e.file.set_phase(Phase::Closed);
+        tracing::error!(input = %self.id, path = %e.file.path().display(), error = %message, offset = e.file.committed(), retry_in_s = backoff.as_secs(),
+            "file reader died; reading the file again from its acknowledged offset after the backoff (lines after it may be sent twice)");
+    }
+
+    /// The backoff after a reader died is over: the file is read again from its committed
+    /// offset as it is now (the dead reader's events in the queue moved it meanwhile, up to the
+    /// first one it held when it died), in a new generation so that those it held, never to
+    /// be acknowledged, do not hold the offset back.
+    fn reopen(&mut self, key: FileKey) {
+        let Some(e) = self.entries.get_mut(&key) else {
+            return;
+        };
+        e.reopen_at = None;
         let committed = e.file.committed();
         e.file.new_generation(committed);
         e.file.read_offset.store(committed, Ordering::Release);
-        e.file.set_phase(Phase::Closed);
-        tracing::error!(input = %self.id, path = %e.file.path().display(), error = %message, offset = committed, retry_in_s = backoff.as_secs(),
-            "file reader died; reading the file again from its acknowledged offset after the backoff (lines after it may be sent twice)");
+        tracing::info!(input = %self.id, path = %e.file.path().display(), offset = committed, "reading the file again after its reader died");
+        self.enqueue(key);
     }
 
     fn reader_ended(&mut self, key: FileKey, end: End) {
@@ -723,7 +736,6 @@ impl Prospector {
         let now_unix = unix(SystemTime::now());
         for (key, e) in &mut self.entries {
             if e.reopen_at.is_some_and(|t| t <= now) {
-                e.reopen_at = None;
                 reopen.push(*key);
             }
             let acked = e.file.committed();
@@ -793,7 +805,7 @@ impl Prospector {
         }
         if !reopen.is_empty() {
             for key in reopen {
-                self.enqueue(key);
+                self.reopen(key);
             }
             self.dispatch();
         }
