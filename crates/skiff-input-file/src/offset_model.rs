@@ -173,12 +173,12 @@ fn commit(p: &mut Process, rt: &tokio::runtime::Runtime) {
     collect_moved(INPUT, &p.commits, &mut p.entries, &mut records);
     let live = p.entries.len();
     rt.block_on(async {
-        p.writer.send(Job::Append { records, live });
+        assert!(p.writer.send(Job::Append { records, live }));
         loop {
             match p.writer.done().await {
                 Done::Written => break,
                 Done::CompactionWanted => {
-                    p.writer.send(Job::Compact(live_records(INPUT, &p.entries)))
+                    assert!(p.writer.send(Job::Compact(live_records(INPUT, &p.entries))))
                 }
                 Done::Failed(e) => panic!("registry write failed: {e}"),
             }

@@ -174,6 +174,8 @@ pub(crate) struct Prospector {
     discover: Arc<Discover>,
     /// A scan is running on the blocking pool.
     scanning: bool,
+    /// Why the input cannot go on (its registry writer died).
+    failed: Option<String>,
     first_scan: bool,
     started: SystemTime,
     known_reported: i64,
@@ -263,6 +265,7 @@ impl Prospector {
             task_files: HashMap::new(),
             discover,
             scanning: false,
+            failed: None,
             first_scan: true,
             started: SystemTime::now(),
             known_reported: 0,
@@ -306,6 +309,9 @@ impl Prospector {
                     None => std::future::pending().await,
                 }
             };
+            if self.failed.is_some() {
+                break;
+            }
             let scanning = self.scanning;
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -355,7 +361,10 @@ impl Prospector {
             }
         }
         self.shutdown().await;
-        Ok(())
+        match self.failed.take() {
+            Some(reason) => Err(anyhow::anyhow!(reason)),
+            None => Ok(()),
+        }
     }
 
     fn publish_table(&self) {
@@ -690,7 +699,19 @@ impl Prospector {
         }
         let records = std::mem::take(&mut self.pending);
         let live = self.entries.len();
-        self.writer.send(Job::Append { records, live });
+        let sent = self.writer.send(Job::Append { records, live });
+        self.writer_alive(sent);
+    }
+
+    /// A registry writer that is gone cannot be replaced (it owned the file): the input stops
+    /// with the reason rather than run on without saving offsets.
+    fn writer_alive(&mut self, sent: bool) {
+        if !sent && self.failed.is_none() {
+            self.failed = Some(format!(
+                "the registry writer of {} died; offsets can no longer be saved",
+                self.writer.path().display()
+            ));
+        }
     }
 
     /// The entries' `written` state already holds every queued record: a rewrite needs only
@@ -698,7 +719,8 @@ impl Prospector {
     fn send_compaction(&mut self) {
         self.pending = Vec::new();
         let live = live_records(&self.id, &self.entries);
-        self.writer.send(Job::Compact(live));
+        let sent = self.writer.send(Job::Compact(live));
+        self.writer_alive(sent);
     }
 
     /// The writer finished a job.

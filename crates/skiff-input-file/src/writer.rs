@@ -77,14 +77,13 @@ impl Writer {
         self.in_flight
     }
 
-    /// Sends a job; the caller must not send another before [`Writer::done`] returned.
-    pub(crate) fn send(&mut self, job: Job) {
+    /// Sends a job; the caller must not send another before [`Writer::done`] returned. False
+    /// when the thread is gone (it only ends when told to, or by a panic): offsets can no
+    /// longer be saved.
+    pub(crate) fn send(&mut self, job: Job) -> bool {
         let sent = self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
         self.in_flight = sent;
-        if !sent {
-            // The thread is gone (it only ends when the sender is dropped, or by a panic).
-            tracing::error!(file = %self.path.display(), "the registry writer thread is gone; offsets are no longer saved");
-        }
+        sent
     }
 
     /// Waits for the job in flight to end. Pending forever when none is.
