@@ -181,6 +181,11 @@ impl AckStream {
             moved = true;
         }
         if moved {
+            // A stream lives as long as its source (a file's stream, its whole content): a
+            // burst's room is given back once everything is acknowledged.
+            if st.window.is_empty() && st.window.capacity() > 1024 {
+                st.window.shrink_to(64);
+            }
             let pos = st.progress.acked_position.unwrap_or(u64::MAX);
             self.acked_position.store(pos, Ordering::Release);
             drop(st);
