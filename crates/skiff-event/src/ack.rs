@@ -15,6 +15,10 @@
 //! * A token dropped without `ack` (the event was lost in a crash path or at shutdown) is counted
 //!   as abandoned and holds the watermark back forever: the source will re-read it after a
 //!   restart. That is the at-least-once guarantee; nothing ever acks on drop.
+//! * An owner of many streams (the file input, one stream per file) learns which streams moved
+//!   by a hook ([`AckStream::with_on_advance`]) that the ack path runs each time a stream's
+//!   prefix advances: the file input pushes the file's key into its commit set there, and its
+//!   registry commit looks at those files only. No polling of idle streams.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,10 +60,12 @@ pub struct AckStream {
     state: Mutex<State>,
     acked_position: AtomicU64,
     changed: Notify,
-    /// Bumped whenever the acked prefix moves: lets an owner of many streams (an input with
-    /// thousands of files) skip the ones that did not move without taking their locks.
-    activity: Option<Arc<AtomicU64>>,
+    /// Run after the acked prefix moved (see [`AckStream::with_on_advance`]).
+    on_advance: Option<OnAdvance>,
 }
+
+/// The hook of [`AckStream::with_on_advance`].
+type OnAdvance = Box<dyn Fn() + Send + Sync>;
 
 impl Default for AckStream {
     fn default() -> Self {
@@ -67,7 +73,7 @@ impl Default for AckStream {
             state: Mutex::default(),
             acked_position: AtomicU64::new(u64::MAX),
             changed: Notify::new(),
-            activity: None,
+            on_advance: None,
         }
     }
 }
@@ -86,10 +92,14 @@ impl AckStream {
         Arc::new(AckStream::default())
     }
 
-    /// A new stream that bumps `activity` each time its acked prefix moves.
-    pub fn with_activity(activity: Arc<AtomicU64>) -> Arc<Self> {
+    /// A new stream that runs `on_advance` each time its acked prefix moves, on the thread that
+    /// acked, after the new position is visible through [`acked_position`](Self::acked_position)
+    /// and [`progress`](Self::progress): whoever reacts to the hook (and takes any lock the
+    /// hook took) reads the new position. It runs once per batch of acks of this stream
+    /// ([`ack_all`]), not per event; keep it cheap (push a key into a set).
+    pub fn with_on_advance(on_advance: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(AckStream {
-            activity: Some(activity),
+            on_advance: Some(Box::new(on_advance)),
             ..AckStream::default()
         })
     }
@@ -171,15 +181,17 @@ impl AckStream {
             moved = true;
         }
         if moved {
+            // A stream lives as long as its source (a file's stream, its whole content): a
+            // burst's room is given back once everything is acknowledged.
+            if st.window.is_empty() && st.window.capacity() > 1024 {
+                st.window.shrink_to(64);
+            }
             let pos = st.progress.acked_position.unwrap_or(u64::MAX);
             self.acked_position.store(pos, Ordering::Release);
-            // Bumped before the lock is released: whoever then sees `pending() == 0` under the
-            // lock also sees the bump, so an owner that skips streams whose activity did not
-            // move never misses the last acknowledgement of a stream it is about to forget.
-            if let Some(a) = &self.activity {
-                a.fetch_add(1, Ordering::Release);
-            }
             drop(st);
+            if let Some(hook) = &self.on_advance {
+                hook();
+            }
             self.changed.notify_waiters();
         }
     }
@@ -328,5 +340,40 @@ mod tests {
         assert_eq!(b.acked_position(), Some(300));
         let p = a.progress();
         assert_eq!((p.acked, p.abandoned, p.pending()), (2, 1, 2));
+    }
+
+    /// The file input's registry commit relies on it: the hook runs once per advance of the
+    /// prefix (not for an ack that leaves a gap), and the new position is visible in it.
+    #[test]
+    fn on_advance_runs_when_the_prefix_moves_and_sees_the_new_position() {
+        let seen: Arc<Mutex<Vec<Option<u64>>>> = Arc::default();
+        let slot: Arc<std::sync::OnceLock<std::sync::Weak<AckStream>>> = Arc::default();
+        let s = {
+            let (seen, slot) = (seen.clone(), slot.clone());
+            AckStream::with_on_advance(move || {
+                let pos = slot
+                    .get()
+                    .and_then(|w| w.upgrade())
+                    .and_then(|s| s.acked_position());
+                seen.lock().unwrap().push(pos);
+            })
+        };
+        let _ = slot.set(Arc::downgrade(&s));
+        let t: Vec<_> = (1..=4).map(|i| s.token(i * 10)).collect();
+        let mut t = t.into_iter();
+        let (a, b, c, d) = (
+            t.next().unwrap(),
+            t.next().unwrap(),
+            t.next().unwrap(),
+            t.next().unwrap(),
+        );
+        b.ack();
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "a gap: the prefix did not move"
+        );
+        a.ack();
+        ack_all(vec![d, c]);
+        assert_eq!(*seen.lock().unwrap(), vec![Some(20), Some(40)]);
     }
 }

@@ -552,7 +552,14 @@ mod tests {
             crate::identity::head_fingerprint(&mut f, 1024).unwrap()
         };
         let osize = std::fs::metadata(&o).unwrap().len();
-        let file = FileShared::new(key(&o), o.clone(), head(&o), osize, osize);
+        let file = FileShared::new(
+            key(&o),
+            o.clone(),
+            head(&o),
+            osize,
+            osize,
+            Default::default(),
+        );
         let copies = Copies::new(true, Link::None);
         let nsize = std::fs::metadata(&n).unwrap().len();
         let known = [(&file, false)];

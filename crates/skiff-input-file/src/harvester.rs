@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::identity::{self, FileKey};
 use crate::lines::{LineReader, RawLine, Terminator};
-use crate::state::{FileShared, Phase, lock};
+use crate::state::{FileShared, Phase};
 
 /// Reader settings shared by every reader of an input.
 pub(crate) struct Settings {
@@ -89,22 +89,8 @@ pub(crate) struct Ctx {
     pub notified: Arc<AtomicBool>,
     /// Signalled when files start waiting for a reader slot (`harvester_limit`).
     pub slot_wanted: tokio::sync::Notify,
-    /// Files whose readers created acknowledgement tokens while the prospector no longer
-    /// counted them active ([`FileShared::track`]); drained at each registry commit.
-    pub activated: std::sync::Mutex<Vec<FileKey>>,
     /// Rotated-copy detection: readers note the truncations they find.
     pub copies: crate::copytruncate::Copies,
-}
-
-impl Ctx {
-    /// Makes sure the prospector's next registry commit looks at `file` (see
-    /// [`FileShared::track`]): called after a reader created acknowledgement tokens or moved
-    /// the file's committed offset.
-    fn hand_back(&self, file: &FileShared) {
-        if file.track() {
-            lock(&self.activated).push(file.key);
-        }
-    }
 }
 
 fn decode(bytes: &[u8], enc: &'static encoding_rs::Encoding) -> String {
@@ -200,7 +186,6 @@ impl Session<'_> {
     async fn publish_out(&mut self, now: bool) -> bool {
         let s = &self.ctx.settings;
         let mut out = std::mem::take(&mut self.out);
-        let tokens = !out.is_empty();
         for msg in out.drain(..) {
             let end = msg.end;
             let keep = !msg.is_empty()
@@ -221,10 +206,6 @@ impl Session<'_> {
             self.batch.push(ev);
         }
         self.out = out;
-        // After the tokens exist (see `FileShared::track`); nothing to hand back without any.
-        if tokens {
-            self.ctx.hand_back(self.file);
-        }
         let full = self.batch.len() >= BATCH_EVENTS || self.batch_bytes >= BATCH_BYTES;
         if self.batch.is_empty() || !(now || full) {
             return true;
@@ -238,6 +219,8 @@ impl Session<'_> {
             _ = self.ctx.cancel.cancelled() => false,
         };
         self.batch_bytes = 0;
+        // Supervision tests: a reader dying with events in the queue and others in its hands.
+        skiff_pipeline::fault::panic_point("file.reader.panic");
         ok
     }
 
@@ -325,11 +308,10 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
         Ok(c) => c,
         Err(e) => return Outcome::End(End::Error(format!("parsers: {e}"))),
     };
-    let stream = AckStream::with_activity(file.activity.clone());
-    file.start_session(stream.clone(), start, reset);
-    // A reset moves the committed offset back without any event: make sure the next registry
-    // commit looks at this file even if it let it go since the reader was started.
-    ctx.hand_back(file);
+    if reset {
+        file.new_generation(start);
+    }
+    let stream = file.stream();
     let mut sess = Session {
         ctx,
         file,
@@ -581,7 +563,7 @@ mod tests {
         let mut f = std::fs::File::open(&p).unwrap();
         let meta = f.metadata().unwrap();
         let fp = identity::head_fingerprint(&mut f, 0).unwrap();
-        let file = FileShared::new(FileKey::of(&meta), p.clone(), fp, 0, 0);
+        let file = FileShared::new(FileKey::of(&meta), p.clone(), fp, 0, 0, Default::default());
         let mut reader = LineReader::new(f, 0, Terminator::auto_utf8(), 1 << 20, 4096);
         // Lines arrive before the first read: the reader reads them to the end without an
         // end-of-file check in between.

@@ -22,9 +22,11 @@
 //! * `identity`: device + inode + a growing head fingerprint (see `docs/file-identity.md`).
 //! * `registry`: the crash-safe append-only state file and its compaction (public, for tools
 //!   and benchmarks that read registry files).
-//! * `state`: a known file's shared state and its acknowledgement chain.
+//! * `state`: a known file's shared state, its acknowledgement stream, and the commit set the
+//!   ack path pushes a file's key into when its acknowledged offset moves.
 //! * `status`: per-file progress for `GET /inputs/` and `skiff registry list`.
 //! * `watch`: inotify through the `notify` crate.
+//! * `writer`: the thread that writes and fsyncs the registry, off the runtime.
 
 mod config;
 mod copytruncate;
@@ -36,6 +38,10 @@ pub mod registry;
 mod state;
 mod status;
 mod watch;
+mod writer;
+
+#[cfg(test)]
+mod offset_model;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,7 +51,9 @@ use async_trait::async_trait;
 use regex::RegexSet;
 use skiff_config::{ConfigError, ConfigErrors, Node};
 use skiff_metrics::names;
-use skiff_pipeline::{BuildContext, Failure, Input, InputCommon, InputContext, InputPlugin};
+use skiff_pipeline::{
+    BuildContext, Failure, FailureKind, Input, InputCommon, InputContext, InputPlugin, supervise,
+};
 
 pub use config::FilestreamConfig;
 pub use identity::{FileKey, Fingerprint};
@@ -269,7 +277,24 @@ impl Input for FileInput {
         let cfg = &this.cfg;
         let m = &ctx.build.metrics;
         let id: Arc<str> = Arc::from(this.state_id.as_str());
-        let (store, loaded) = registry::Store::open(&ctx.build.paths.data, &this.state_id)?;
+        // Reading (and maybe rewriting) the registry is blocking work: 100k entries take a while.
+        let (store, loaded) = {
+            let (data, sid) = (ctx.build.paths.data.clone(), this.state_id.clone());
+            tokio::task::spawn_blocking(move || registry::Store::open(&data, &sid))
+                .await
+                .map_err(|e| {
+                    Failure::new(
+                        FailureKind::Other,
+                        format!(
+                            "loading the registry failed: {}",
+                            supervise::join_error_message(e)
+                        ),
+                    )
+                })??
+        };
+        let created = store.created;
+        let writer = writer::Writer::spawn(store, &this.state_id)
+            .map_err(|e| Failure::io("cannot start the registry writer thread", &e))?;
         let max = cfg.message_max_bytes.0 as usize;
         let chunk = cfg.buffer_size.0 as usize;
         let fds = fd_budget();
@@ -315,7 +340,6 @@ impl Input for FileInput {
             input_id: id.clone(),
             notified: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             slot_wanted: tokio::sync::Notify::new(),
-            activated: std::sync::Mutex::new(Vec::new()),
             copies: copytruncate::Copies::new(true, copytruncate::link(cfg)),
         });
         let table: prospector::FileTable = Arc::new(std::sync::Mutex::new(HashMap::new()));
@@ -356,13 +380,14 @@ impl Input for FileInput {
             unacked: m.gauge(&names::FILES_UNACKED_BYTES),
             writes: m.counter(&names::REGISTRAR_WRITES),
             write_failures: m.counter(&names::REGISTRAR_WRITE_FAILURES),
+            reader_restarts: m.counter(&names::FILES_READER_RESTARTS),
         };
         tracing::info!(input = %id, paths = ?cfg.paths, known_files = loaded.entries.len(), "file input started");
         let p = prospector::Prospector::new(
             id,
             scan,
             hctx,
-            store,
+            (writer, created),
             loaded.entries,
             table,
             meters,

@@ -7,18 +7,30 @@
 //!
 //! # Saving acknowledged offsets (group commit)
 //!
-//! Every `registry.flush` (100ms by default) the prospector reads how far the files that are
-//! being read, or still have events in flight, are acknowledged, and saves every file that
-//! moved with ONE append and ONE fsync. So the cost is at most one fsync per interval per input
-//! while acknowledgements move, none while nothing moves, whatever the number of files; and a
-//! crash repeats about one interval of acknowledged lines. Only files with events published
-//! since they last settled are looked at then (the `active` set), so 100k idle entries, or 10k
-//! open readers with nothing to read, cost nothing here; a reader hands its file back to the
-//! set when it publishes again ([`FileShared::track`](crate::state::FileShared::track));
-//! the once-a-second housekeeping pass over every entry catches renames, removals and cleaning,
-//! and queues its records for the same commit.
+//! When a file's acknowledged prefix advances, the ack path pushes the file's key into the
+//! input's [`CommitSet`]. Every `registry.flush` (100ms by default) the prospector drains the
+//! set, reads those files' committed offsets and saves the ones that moved with ONE append and
+//! ONE fsync, on the registry writer's thread ([`crate::writer`]). So the cost is at most one
+//! fsync per interval per input while acknowledgements move, none while nothing moves, whatever
+//! the number of files; a crash repeats about one interval of acknowledged lines; 100k idle
+//! entries, or 10k open readers with nothing to read, cost nothing here. The once-a-second
+//! housekeeping pass over every entry catches renames, removals and cleaning, and queues its
+//! records for the same commit (with the offset last saved: offsets move only through the set).
+//!
+//! # Blocking work
+//!
+//! Registry writes and fsyncs run on the writer thread; glob scans, the stats of files a scan
+//! did not find, and deletions run on Tokio's blocking pool. The prospector's task only decides.
+//!
+//! # Dead readers
+//!
+//! A reader that panics is seen through its task's `JoinError`: logged (the panic hook names it
+//! `file/<input>:<path>`), counted (`skiff.input.file.reader_restarts`), and its file read again
+//! from its committed offset in a new acknowledgement generation, after a backoff (1s doubling
+//! to 60s while it keeps dying). Its events already in the queue are still delivered; those it
+//! held are read again: at-least-once.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -31,9 +43,10 @@ use tokio::task::JoinSet;
 use crate::copytruncate::Decision;
 use crate::harvester::{self, End};
 use crate::identity::{self, FileKey, Fingerprint};
-use crate::registry::{Record, Store};
-use crate::state::{FileShared, Phase, lock};
+use crate::registry::Record;
+use crate::state::{CommitSet, FileShared, Phase};
 use crate::watch::{Change, Watch};
+use crate::writer::{Done, Job, Writer};
 
 /// The prospector's settings.
 pub(crate) struct Scan {
@@ -57,8 +70,9 @@ pub(crate) struct Scan {
 /// The shortest `registry.flush`: `0` means "as soon as possible", not a busy loop.
 pub(crate) const MIN_REGISTRY_FLUSH: Duration = Duration::from_millis(10);
 
-struct Entry {
-    file: Arc<FileShared>,
+/// The prospector's view of one known file.
+pub(crate) struct Entry {
+    pub(crate) file: Arc<FileShared>,
     harvesting: bool,
     queued: bool,
     /// Unix seconds of the last change seen (mtime).
@@ -71,6 +85,55 @@ struct Entry {
     shipped_since: Option<Instant>,
     /// Do not restart a reader that failed before this.
     retry_at: Option<Instant>,
+    /// The reader died (a panic): read the file again from its committed offset at this time.
+    reopen_at: Option<Instant>,
+    /// Panics of this file's readers in a row (the backoff before reopening).
+    panics: u32,
+}
+
+impl Entry {
+    /// A file the registry knows, at its saved offset.
+    pub(crate) fn loaded(key: FileKey, r: &Record, commits: &Arc<CommitSet>) -> Entry {
+        let file = FileShared::new(
+            key,
+            PathBuf::from(&r.path),
+            r.fingerprint(),
+            r.size,
+            r.offset,
+            commits.clone(),
+        );
+        file.set_phase(if r.phase == Phase::Removed {
+            Phase::Removed
+        } else {
+            Phase::Closed
+        });
+        Entry {
+            written: Some((
+                r.offset,
+                PathBuf::from(&r.path),
+                file.phase(),
+                r.fingerprint(),
+            )),
+            written_version: file.version.load(Ordering::Acquire),
+            ..Entry::found(file, r.changed)
+        }
+    }
+
+    /// A file a scan found that the registry does not know yet (nothing written).
+    pub(crate) fn found(file: Arc<FileShared>, changed: i64) -> Entry {
+        Entry {
+            file,
+            harvesting: false,
+            queued: false,
+            changed,
+            written: None,
+            written_version: u64::MAX,
+            shipped_since: None,
+            retry_at: None,
+            reopen_at: None,
+            panics: 0,
+        }
+    }
 }
 
 /// Metrics of the file input.
@@ -85,6 +148,8 @@ pub(crate) struct Meters {
     pub writes: Counter,
     /// Registry writes that failed.
     pub write_failures: Counter,
+    /// Readers that died (panicked) and whose file was reopened.
+    pub reader_restarts: Counter,
 }
 
 pub(crate) type FileTable = Arc<Mutex<HashMap<FileKey, Arc<FileShared>>>>;
@@ -93,7 +158,9 @@ pub(crate) struct Prospector {
     pub id: Arc<str>,
     pub scan: Scan,
     pub hctx: Arc<harvester::Ctx>,
-    pub store: Store,
+    writer: Writer,
+    /// When the registry was first created (unix seconds; `ignore_inactive: since_first_start`).
+    created: i64,
     pub table: FileTable,
     pub meters: Meters,
     pub shutdown_timeout: Duration,
@@ -102,12 +169,20 @@ pub(crate) struct Prospector {
     queue: VecDeque<FileKey>,
     running: usize,
     tasks: JoinSet<(FileKey, End)>,
+    /// The file each reader task reads, to know which file a panicked task was reading.
+    task_files: HashMap<tokio::task::Id, FileKey>,
+    /// What a scan needs, shared with the blocking task that runs it.
+    discover: Arc<Discover>,
+    /// A scan is running on the blocking pool.
+    scanning: bool,
+    /// Why the input cannot go on (its registry writer died).
+    failed: Option<String>,
     first_scan: bool,
     started: SystemTime,
     known_reported: i64,
     unacked_reported: i64,
-    /// Files whose acknowledged offset may still move: read since they last settled.
-    active: HashSet<FileKey>,
+    /// Files whose committed offset moved since the last commit (pushed by the ack path).
+    commits: Arc<CommitSet>,
     /// Records waiting for the next commit.
     pending: Vec<Record>,
     /// The last write failed: the file may end in a torn record and a failed fsync may have
@@ -118,10 +193,6 @@ pub(crate) struct Prospector {
 fn unix(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn mtime(meta: &std::fs::Metadata) -> i64 {
-    meta.modified().map_or(0, unix)
 }
 
 /// A file a scan found: what the scan needs of its metadata. Not the whole `Metadata` (about
@@ -136,56 +207,54 @@ struct Seen {
 /// Files found by a scan, by identity.
 type Found = HashMap<FileKey, Seen>;
 
+/// What a scan needs of the settings, shared with the blocking task that runs it.
+struct Discover {
+    id: Arc<str>,
+    patterns: Vec<String>,
+    recursive_glob: bool,
+    exclude: Option<RegexSet>,
+    include: Option<RegexSet>,
+    symlinks: bool,
+}
+
+/// What a scan running on the blocking pool reports.
+struct ScanResult {
+    found: Found,
+    /// Known files the patterns did not match, and whether their path still leads to them.
+    missing: Vec<(FileKey, bool)>,
+}
+
 impl Prospector {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: Arc<str>,
         scan: Scan,
         hctx: Arc<harvester::Ctx>,
-        store: Store,
+        (writer, created): (Writer, i64),
         loaded: HashMap<FileKey, Record>,
         table: FileTable,
         meters: Meters,
         shutdown_timeout: Duration,
     ) -> Self {
+        let commits = Arc::new(CommitSet::default());
         let mut entries = HashMap::with_capacity(loaded.len());
         for (key, r) in loaded {
-            let file = FileShared::new(
-                key,
-                PathBuf::from(&r.path),
-                r.fingerprint(),
-                r.size,
-                r.offset,
-            );
-            file.set_phase(if r.phase == Phase::Removed {
-                Phase::Removed
-            } else {
-                Phase::Closed
-            });
-            entries.insert(
-                key,
-                Entry {
-                    written: Some((
-                        r.offset,
-                        PathBuf::from(&r.path),
-                        file.phase(),
-                        r.fingerprint(),
-                    )),
-                    file,
-                    harvesting: false,
-                    queued: false,
-                    changed: r.changed,
-                    shipped_since: None,
-                    retry_at: None,
-                    written_version: 0,
-                },
-            );
+            entries.insert(key, Entry::loaded(key, &r, &commits));
         }
+        let discover = Arc::new(Discover {
+            id: id.clone(),
+            patterns: scan.patterns.clone(),
+            recursive_glob: scan.recursive_glob,
+            exclude: scan.exclude.clone(),
+            include: scan.include.clone(),
+            symlinks: scan.symlinks,
+        });
         Prospector {
             id,
             scan,
             hctx,
-            store,
+            writer,
+            created,
             table,
             meters,
             shutdown_timeout,
@@ -194,11 +263,15 @@ impl Prospector {
             queue: VecDeque::new(),
             running: 0,
             tasks: JoinSet::new(),
+            task_files: HashMap::new(),
+            discover,
+            scanning: false,
+            failed: None,
             first_scan: true,
             started: SystemTime::now(),
             known_reported: 0,
             unacked_reported: 0,
-            active: HashSet::new(),
+            commits,
             pending: Vec::new(),
             rewrite: false,
         }
@@ -209,13 +282,11 @@ impl Prospector {
         let (mut watch, mut changes) = Watch::start(&self.scan.patterns);
         self.publish_table();
         let scan_started = Instant::now();
-        let (found, added) = self.scan_found(&mut watch);
-        // Let the readers just started run before the check of every other known file: with a
-        // big registry of files that are gone (100k entries: ~150ms of stat calls) new lines
-        // already flow meanwhile. (A task spawned by a worker waits in that worker's own slot,
-        // which other workers cannot take, until the spawner yields.)
-        tokio::task::yield_now().await;
-        self.scan_missing(&found, added);
+        let (scan_tx, mut scan_rx) = tokio::sync::mpsc::channel::<ScanResult>(1);
+        self.start_scan(&mut watch, &scan_tx);
+        if let Some(r) = scan_rx.recv().await {
+            self.scan_done(r);
+        }
         tracing::debug!(input = %self.id, known_files = self.entries.len(), queued = self.queue.len(), took_ms = scan_started.elapsed().as_millis() as u64, "first scan done");
         let cancel = self.hctx.cancel.clone();
         let mut scan_tick =
@@ -239,17 +310,25 @@ impl Prospector {
                     None => std::future::pending().await,
                 }
             };
+            if self.failed.is_some() {
+                break;
+            }
+            let scanning = self.scanning;
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = scan_tick.tick() => self.full_scan(&mut watch),
-                _ = soon => {
+                _ = scan_tick.tick(), if !scanning => self.start_scan(&mut watch, &scan_tx),
+                _ = soon, if !scanning => {
                     scan_soon = None;
-                    self.full_scan(&mut watch);
+                    self.start_scan(&mut watch, &scan_tx);
                 }
+                Some(r) = scan_rx.recv() => self.scan_done(r),
                 _ = commit_tick.tick() => self.commit(),
+                done = self.writer.done() => self.write_done(done),
                 _ = house_tick.tick() => {
                     if watch.overflow.swap(false, Ordering::AcqRel) {
-                        self.full_scan(&mut watch);
+                        if !scanning {
+                            self.start_scan(&mut watch, &scan_tx);
+                        }
                         for e in self.entries.values() {
                             e.file.wake.notify_one();
                         }
@@ -270,17 +349,23 @@ impl Prospector {
                         }
                     }
                 }
-                Some(res) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                Some(res) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     match res {
-                        Ok((key, end)) => self.reader_ended(key, end),
-                        Err(e) => tracing::error!(input = %self.id, error = %e, "file reader task failed"),
+                        Ok((id, (key, end))) => {
+                            self.task_files.remove(&id);
+                            self.reader_ended(key, end);
+                        }
+                        Err(e) => self.reader_died(e),
                     }
                     self.dispatch();
                 }
             }
         }
         self.shutdown().await;
-        Ok(())
+        match self.failed.take() {
+            Some(reason) => Err(anyhow::anyhow!(reason)),
+            None => Ok(()),
+        }
     }
 
     fn publish_table(&self) {
@@ -303,112 +388,59 @@ impl Prospector {
             e.file.wake.notify_one();
             return true;
         }
-        if let Ok(meta) = std::fs::metadata(path)
-            && FileKey::of(&meta) == key
-        {
-            e.file.size.store(meta.len(), Ordering::Release);
-            e.changed = mtime(&meta);
-            if meta.len() != e.file.read_offset.load(Ordering::Acquire) {
-                self.enqueue(key);
-                self.dispatch();
-            }
-            return true;
-        }
-        false
+        // No stat here (it would run on the runtime once per notification): the reader checks
+        // the file's identity, size and head when it opens it.
+        self.enqueue(key);
+        self.dispatch();
+        true
     }
 
-    fn discover(&self) -> Found {
-        let mut found = Found::new();
-        let opts = glob::MatchOptions {
-            case_sensitive: true,
-            require_literal_separator: true,
-            require_literal_leading_dot: false,
-        };
-        for pattern in &self.scan.patterns {
-            let pat = if self.scan.recursive_glob {
-                pattern.clone()
-            } else {
-                pattern.replace("**", "*")
-            };
-            let paths = match glob::glob_with(&pat, opts) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(input = %self.id, pattern = %pattern, error = %e, "invalid glob pattern");
-                    continue;
-                }
-            };
-            for path in paths.flatten() {
-                let text = path.to_string_lossy();
-                if self
-                    .scan
-                    .exclude
-                    .as_ref()
-                    .is_some_and(|r| r.is_match(&text))
-                {
-                    continue;
-                }
-                if self
-                    .scan
-                    .include
-                    .as_ref()
-                    .is_some_and(|r| !r.is_match(&text))
-                {
-                    continue;
-                }
-                let Ok(lmeta) = std::fs::symlink_metadata(&path) else {
-                    continue;
-                };
-                let is_link = lmeta.file_type().is_symlink();
-                let meta = if is_link {
-                    if !self.scan.symlinks {
-                        continue;
-                    }
-                    match std::fs::metadata(&path) {
-                        Ok(m) => m,
-                        Err(_) => continue,
-                    }
-                } else {
-                    lmeta
-                };
-                if !meta.is_file() {
-                    continue;
-                }
-                let key = FileKey::of(&meta);
-                match found.get(&key) {
-                    // The same file through a link and directly: keep the real path.
-                    Some(_) if is_link => {}
-                    _ => {
-                        found.insert(
-                            key,
-                            Seen {
-                                path,
-                                size: meta.len(),
-                                modified: meta.modified().ok(),
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        found
-    }
-
-    fn full_scan(&mut self, watch: &mut Watch) {
-        let (found, added) = self.scan_found(watch);
-        self.scan_missing(&found, added);
-    }
-
-    /// The first half of a scan: files the patterns match now, new ones registered, readers
-    /// started. Returns what was found and whether new files were added.
-    fn scan_found(&mut self, watch: &mut Watch) -> (Found, bool) {
+    /// Starts a scan on the blocking pool (globs and stats of many files must not stall the
+    /// runtime); its result comes back to `scan_done`.
+    fn start_scan(&mut self, watch: &mut Watch, done: &tokio::sync::mpsc::Sender<ScanResult>) {
         watch.refresh();
         self.hctx
             .notified
             .store(watch.complete(), Ordering::Release);
-        let found = self.discover();
+        self.scanning = true;
+        // Files that may be missing are looked up after the glob, on the same blocking task:
+        // a cheap handle per known file (no path copies), checked there.
+        let known: Vec<Arc<FileShared>> = self
+            .entries
+            .values()
+            .filter(|e| !e.file.removed.load(Ordering::Acquire))
+            .map(|e| e.file.clone())
+            .collect();
+        let spec = self.discover.clone();
+        let done = done.clone();
+        tokio::task::spawn_blocking(move || {
+            let found = discover(&spec);
+            let missing = known
+                .iter()
+                .filter(|f| !found.contains_key(&f.key))
+                .map(|f| {
+                    let still = std::fs::metadata(f.path()).is_ok_and(|m| FileKey::of(&m) == f.key);
+                    (f.key, still)
+                })
+                .collect();
+            // The receiver is gone only when the input stopped.
+            let _ = done.blocking_send(ScanResult { found, missing });
+        });
+    }
+
+    /// A scan's result: new files registered, readers started, missing files marked.
+    fn scan_done(&mut self, r: ScanResult) {
+        self.scanning = false;
+        let added = self.scan_found(&r.found);
+        self.scan_missing(&r.found, &r.missing, added);
+    }
+
+    /// The first half of a scan: new files registered, readers started. Returns whether new
+    /// files were added.
+    fn scan_found(&mut self, found: &Found) -> bool {
         let first = std::mem::replace(&mut self.first_scan, false);
         let since = match self.scan.ignore_inactive.as_deref() {
-            Some("since_first_start") => Some(self.store.created),
+            Some("since_first_start") => Some(self.created),
             Some("since_last_start") => Some(unix(self.started)),
             _ => None,
         };
@@ -437,13 +469,13 @@ impl Prospector {
         );
         self.by_path.clear();
         let mut added = false;
-        for (key, seen) in &found {
+        for (key, seen) in found {
             let (path, size) = (&seen.path, seen.size);
             let changed = seen.modified.map_or(0, unix);
             self.by_path.insert(path.clone(), *key);
             if copies.contains_key(key) && self.entries.remove(key).is_some() {
-                // A deleted file's inode, reused by a rotated copy: a new file from here on.
-                self.active.remove(key);
+                // A deleted file's inode, reused by a rotated copy: a new file from here on. A
+                // key of it still in the commit set reads the new entry's offset, never the old.
             } else if let Some(e) = self.entries.get_mut(key) {
                 if !e.file.path_is(path) {
                     tracing::debug!(input = %self.id, from = %e.file.path().display(), to = %path.display(), "file renamed");
@@ -496,36 +528,26 @@ impl Prospector {
             } else {
                 (0, Fingerprint::default())
             };
-            let file = FileShared::new(*key, path.clone(), fp, size, offset);
-            self.entries.insert(
-                *key,
-                Entry {
-                    file,
-                    harvesting: false,
-                    queued: false,
-                    changed,
-                    written: None,
-                    shipped_since: None,
-                    retry_at: None,
-                    written_version: u64::MAX,
-                },
-            );
+            let file = FileShared::new(*key, path.clone(), fp, size, offset, self.commits.clone());
+            self.entries.insert(*key, Entry::found(file, changed));
             added = true;
             if offset != size {
                 self.enqueue(*key);
             }
         }
         self.dispatch();
-        (found, added)
+        added
     }
 
     /// The second half of a scan: known files not found are removed, or moved out of `paths`.
-    fn scan_missing(&mut self, found: &Found, added: bool) {
-        for (key, e) in &mut self.entries {
-            if found.contains_key(key) || e.file.removed.load(Ordering::Acquire) {
+    fn scan_missing(&mut self, found: &Found, missing: &[(FileKey, bool)], added: bool) {
+        for &(key, still) in missing {
+            let Some(e) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            if found.contains_key(&key) || e.file.removed.load(Ordering::Acquire) {
                 continue;
             }
-            let still = std::fs::metadata(e.file.path()).is_ok_and(|m| FileKey::of(&m) == *key);
             if still && e.file.phase() != Phase::Removed {
                 // Excluded now or briefly invisible; it is not gone.
                 continue;
@@ -547,6 +569,8 @@ impl Prospector {
         if let Some(e) = self.entries.get_mut(&key)
             && !e.queued
             && !e.harvesting
+            // A reader died on this file: it is reopened after its backoff, not earlier.
+            && e.reopen_at.is_none()
         {
             e.queued = true;
             e.file.set_phase(Phase::Waiting);
@@ -568,8 +592,6 @@ impl Prospector {
                 continue;
             }
             e.harvesting = true;
-            e.file.track();
-            self.active.insert(key);
             e.file.renamed.store(false, Ordering::Release);
             self.running += 1;
             self.meters.open.inc_by(1);
@@ -577,10 +599,15 @@ impl Prospector {
             self.meters.started.inc();
             let ctx = self.hctx.clone();
             let file = e.file.clone();
-            self.tasks.spawn(async move {
-                let end = harvester::run(&ctx, &file).await;
-                (key, end)
-            });
+            // Named: the panic hook logs a panic in this reader with the file it was reading.
+            let name = format!("file/{}:{}", self.id, file.path().display());
+            let task = self
+                .tasks
+                .spawn(skiff_pipeline::supervise::named(name, async move {
+                    let end = harvester::run(&ctx, &file).await;
+                    (key, end)
+                }));
+            self.task_files.insert(task.id(), key);
         }
         let was = self.hctx.waiting.swap(self.queue.len(), Ordering::AcqRel);
         if was == 0 && !self.queue.is_empty() {
@@ -589,15 +616,62 @@ impl Prospector {
         }
     }
 
-    fn reader_ended(&mut self, key: FileKey, end: End) {
+    fn reader_gone(&mut self) {
         self.running = self.running.saturating_sub(1);
         self.meters.open.inc_by(-1);
         self.meters.running.inc_by(-1);
         self.meters.closed.inc();
+    }
+
+    /// A reader task failed (it panicked): its file is read again from its committed offset in
+    /// a new acknowledgement generation, after a backoff. Its events already in the queue are
+    /// still delivered (their acks no longer move the offset); those it held when it died are
+    /// read again. Nothing is lost; lines after the committed offset may be sent twice.
+    fn reader_died(&mut self, err: tokio::task::JoinError) {
+        let task = err.id();
+        let message = skiff_pipeline::supervise::join_error_message(err);
+        let Some(key) = self.task_files.remove(&task) else {
+            tracing::error!(input = %self.id, error = %message, "an unknown file reader task failed");
+            return;
+        };
+        self.reader_gone();
+        self.meters.reader_restarts.inc();
         let Some(e) = self.entries.get_mut(&key) else {
             return;
         };
         e.harvesting = false;
+        e.panics = e.panics.saturating_add(1);
+        let backoff = Duration::from_secs(1 << e.panics.min(7).saturating_sub(1))
+            .min(Duration::from_secs(60));
+        e.reopen_at = Some(Instant::now() + backoff);
+        e.file.set_phase(Phase::Closed);
+        tracing::error!(input = %self.id, path = %e.file.path().display(), error = %message, offset = e.file.committed(), retry_in_s = backoff.as_secs(),
+            "file reader died; reading the file again from its acknowledged offset after the backoff (lines after it may be sent twice)");
+    }
+
+    /// The backoff after a reader died is over: the file is read again from its committed
+    /// offset as it is now (the dead reader's events in the queue moved it meanwhile, up to the
+    /// first one it held when it died), in a new generation so that those it held, never to
+    /// be acknowledged, do not hold the offset back.
+    fn reopen(&mut self, key: FileKey) {
+        let Some(e) = self.entries.get_mut(&key) else {
+            return;
+        };
+        e.reopen_at = None;
+        let committed = e.file.committed();
+        e.file.new_generation(committed);
+        e.file.read_offset.store(committed, Ordering::Release);
+        tracing::info!(input = %self.id, path = %e.file.path().display(), offset = committed, "reading the file again after its reader died");
+        self.enqueue(key);
+    }
+
+    fn reader_ended(&mut self, key: FileKey, end: End) {
+        self.reader_gone();
+        let Some(e) = self.entries.get_mut(&key) else {
+            return;
+        };
+        e.harvesting = false;
+        e.panics = 0;
         let removed = e.file.removed.load(Ordering::Acquire);
         e.file.set_phase(if removed {
             Phase::Removed
@@ -626,82 +700,78 @@ impl Prospector {
         }
     }
 
-    /// Every `registry.flush`: saves what moved since the last commit, in one write + fsync.
+    /// Every `registry.flush`: saves what moved since the last commit, in one write + fsync
+    /// on the writer thread. While a write is in flight, records wait for the next one.
     fn commit(&mut self) {
-        self.collect_active();
-        self.write_pending();
-    }
-
-    /// Queues a record for every active file whose acknowledged offset moved, and forgets the
-    /// files that settled (nothing in flight): their offset cannot move any more until their
-    /// reader publishes again, which hands them back (`activated`).
-    fn collect_active(&mut self) {
-        self.active
-            .extend(std::mem::take(&mut *lock(&self.hctx.activated)));
-        let mut settled: Vec<FileKey> = Vec::new();
-        for key in &self.active {
-            let Some(e) = self.entries.get_mut(key) else {
-                settled.push(*key);
-                continue;
-            };
-            // Untracked before looking for events in flight: a reader that publishes after
-            // the look hands the file back (see `FileShared::track`).
-            e.file.untrack();
-            // Looked at before the offset is read: an ack that lands in between is then
-            // included in the offset, never lost by settling too early.
-            let quiet = e.file.unacked_events() == 0;
-            if !quiet {
-                e.file.track();
-            }
-            let acked = e.file.refresh_acked();
-            if let Some(r) = changed_record(&self.id, *key, e, acked) {
-                self.pending.push(r);
-            }
-            if quiet {
-                settled.push(*key);
-            }
-        }
-        for key in &settled {
-            self.active.remove(key);
+        self.collect_moved();
+        if !self.writer.busy() {
+            self.write_pending();
         }
     }
 
-    /// Writes the queued records with one append and one fsync, or rewrites the file whole
-    /// (compaction) when it would hold many stale records or the last write failed.
+    /// Queues a record for every file the ack path marked whose committed offset moved.
+    fn collect_moved(&mut self) {
+        collect_moved(
+            &self.id,
+            &self.commits,
+            &mut self.entries,
+            &mut self.pending,
+        );
+    }
+
+    /// Sends the queued records to the writer: one append and one fsync, or a rewrite of the
+    /// file whole (compaction) when it would hold many stale records or the last write failed.
     fn write_pending(&mut self) {
         if self.pending.is_empty() && !self.rewrite {
             return;
         }
-        let result = if self.rewrite
-            || self
-                .store
-                .wants_compaction(self.pending.len(), self.entries.len())
-        {
-            // The entries' `written` state already holds every queued record, and a rewrite is
-            // due anyway: appending first would only write (and fsync) the records twice. This
-            // is what happens when 100k removed files are cleaned at start-up.
-            self.pending.clear();
-            let live = self.live_records();
-            self.store.compact(live.iter())
-        } else {
-            let r = self.store.append(&self.pending);
-            self.pending.clear();
-            r
-        };
-        // A burst (10,000 files registered at once) should not pin its records' room.
-        self.pending.shrink_to(1024);
-        match result {
-            Ok(()) => {
+        if self.rewrite {
+            self.send_compaction();
+            return;
+        }
+        let records = std::mem::take(&mut self.pending);
+        let live = self.entries.len();
+        let sent = self.writer.send(Job::Append { records, live });
+        self.writer_alive(sent);
+    }
+
+    /// A registry writer that is gone cannot be replaced (it owned the file): the input stops
+    /// with the reason rather than run on without saving offsets.
+    fn writer_alive(&mut self, sent: bool) {
+        if !sent && self.failed.is_none() {
+            self.failed = Some(format!(
+                "the registry writer of {} died; offsets can no longer be saved",
+                self.writer.path().display()
+            ));
+        }
+    }
+
+    /// The entries' `written` state already holds every queued record: a rewrite needs only
+    /// those. (This is what happens when 100k removed files are cleaned at start-up.)
+    fn send_compaction(&mut self) {
+        self.pending = Vec::new();
+        let live = live_records(&self.id, &self.entries);
+        let sent = self.writer.send(Job::Compact(live));
+        self.writer_alive(sent);
+    }
+
+    /// The writer finished a job.
+    fn write_done(&mut self, done: Done) {
+        match done {
+            Done::Written => {
                 self.meters.writes.inc();
                 if std::mem::replace(&mut self.rewrite, false) {
-                    tracing::info!(input = %self.id, file = %self.store.path().display(), "registry written again after a failure");
+                    tracing::info!(input = %self.id, file = %self.writer.path().display(), "registry written again after a failure");
                 }
             }
-            Err(e) => {
+            Done::CompactionWanted => self.send_compaction(),
+            Done::Failed(e) => {
                 self.meters.write_failures.inc();
-                // Logged once per failure streak; the commit is retried every interval.
+                // The file may end in a torn record and a failed fsync may have dropped pages:
+                // the next commit rewrites it whole. Logged once per failure streak; the commit
+                // is retried every interval.
                 if !std::mem::replace(&mut self.rewrite, true) {
-                    tracing::error!(input = %self.id, file = %self.store.path().display(), error = %e, "cannot write the registry; retrying at every commit, and rewriting the file whole once it works; until then a crash repeats more lines");
+                    tracing::error!(input = %self.id, file = %self.writer.path().display(), error = %e, "cannot write the registry; retrying at every commit, and rewriting the file whole once it works; until then a crash repeats more lines");
                 } else {
                     tracing::debug!(input = %self.id, error = %e, "registry write failed again");
                 }
@@ -709,16 +779,20 @@ impl Prospector {
         }
     }
 
-    /// Once a second: every entry's state (renames, removals, offsets) queued for the next
-    /// commit, cleaning, deleting, gauges.
+    /// Once a second: every entry's state (renames, removals, phases) queued for the next
+    /// commit, cleaning, deleting, reopening files whose reader died, gauges.
     fn housekeeping(&mut self) {
         let mut records: Vec<Record> = Vec::new();
         let mut drop_keys: Vec<FileKey> = Vec::new();
+        let mut reopen: Vec<FileKey> = Vec::new();
         let mut unacked_bytes: u64 = 0;
         let now = Instant::now();
         let now_unix = unix(SystemTime::now());
         for (key, e) in &mut self.entries {
-            let acked = e.file.refresh_acked();
+            if e.reopen_at.is_some_and(|t| t <= now) {
+                reopen.push(*key);
+            }
+            let acked = e.file.committed();
             let size = e.file.size.load(Ordering::Acquire);
             unacked_bytes += size.saturating_sub(acked);
             let removed = e.file.removed.load(Ordering::Acquire);
@@ -747,31 +821,19 @@ impl Prospector {
                     .shipped_since
                     .is_some_and(|t| now.duration_since(t) >= grace)
                 {
-                    let path = e.file.path();
-                    match std::fs::metadata(&path) {
-                        Ok(m) if FileKey::of(&m) == *key && m.len() == size => {
-                            match std::fs::remove_file(&path) {
-                                Ok(()) => {
-                                    tracing::info!(input = %self.id, path = %path.display(), size, "deleted file: read to its end and every event acknowledged");
-                                    e.file.removed.store(true, Ordering::Release);
-                                    e.file.set_phase(Phase::Removed);
-                                }
-                                Err(err) => {
-                                    tracing::warn!(input = %self.id, path = %path.display(), error = %err, "cannot delete shipped file");
-                                    e.shipped_since = None;
-                                }
-                            }
-                        }
-                        _ => e.shipped_since = None,
-                    }
+                    // The grace period starts again: a failed deletion is retried after it.
+                    e.shipped_since = None;
+                    let (file, id) = (e.file.clone(), self.id.clone());
+                    tokio::task::spawn_blocking(move || delete_shipped(&id, &file, size));
                 }
             }
-            if let Some(r) = changed_record(&self.id, *key, e, acked) {
+            // Offsets move only through the commit set: the offset last saved.
+            let saved = e.written.as_ref().map_or(acked, |w| w.0);
+            if let Some(r) = changed_record(&self.id, *key, e, saved) {
                 records.push(r);
             }
         }
         for key in &drop_keys {
-            self.active.remove(key);
             if let Some(e) = self.entries.remove(key) {
                 tracing::debug!(input = %self.id, path = %e.file.path().display(), "file state cleaned");
                 if e.written.is_some() {
@@ -795,6 +857,12 @@ impl Prospector {
         if !drop_keys.is_empty() {
             self.publish_table();
         }
+        if !reopen.is_empty() {
+            for key in reopen {
+                self.reopen(key);
+            }
+            self.dispatch();
+        }
         // Written by the next commit, within `registry.flush`, together with the offsets of the
         // files being read: still one fsync per interval.
         self.pending.append(&mut records);
@@ -806,14 +874,31 @@ impl Prospector {
         self.unacked_reported = unacked;
     }
 
-    fn live_records(&self) -> Vec<Record> {
-        self.entries
-            .iter()
-            .filter_map(|(key, e)| {
-                let (offset, path, phase, fp) = e.written.as_ref()?;
-                Some(record(&self.id, *key, e, *offset, path, *phase, *fp))
-            })
-            .collect()
+    /// Waits for the write in flight, writes what is left, waits for that (a compaction may
+    /// follow), then stops the writer thread. Bounded by `deadline`: a disk that does not
+    /// answer must not hold skiff forever (the offsets not saved are read again at the next
+    /// start: lines repeated, none lost).
+    async fn last_write(&mut self, deadline: tokio::time::Instant) {
+        let finish = async {
+            let mut sent = false;
+            loop {
+                if self.writer.busy() {
+                    let d = self.writer.done().await;
+                    self.write_done(d);
+                } else if !sent {
+                    sent = true;
+                    self.write_pending();
+                } else {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout_at(deadline, finish).await.is_err() {
+            tracing::error!(input = %self.id, file = %self.writer.path().display(),
+                "the last registry write did not finish in time; the next start repeats the lines since the last saved offsets");
+            return;
+        }
+        self.writer.close().await;
     }
 
     /// Stops the readers, waits (up to `shutdown_timeout`) for acknowledgements, saves state.
@@ -821,9 +906,13 @@ impl Prospector {
         for e in self.entries.values() {
             e.file.wake.notify_one();
         }
-        while let Some(res) = self.tasks.join_next().await {
-            if let Ok((key, end)) = res {
-                self.reader_ended(key, end);
+        while let Some(res) = self.tasks.join_next_with_id().await {
+            match res {
+                Ok((id, (key, end))) => {
+                    self.task_files.remove(&id);
+                    self.reader_ended(key, end);
+                }
+                Err(e) => self.reader_died(e),
             }
         }
         let deadline = Instant::now() + self.shutdown_timeout;
@@ -838,7 +927,9 @@ impl Prospector {
             e.queued = false;
         }
         self.housekeeping();
-        self.commit();
+        self.collect_moved();
+        self.last_write(tokio::time::Instant::now() + self.shutdown_timeout)
+            .await;
         self.meters.known.add(-self.known_reported);
         self.meters.unacked.add(-self.unacked_reported);
         self.known_reported = 0;
@@ -847,9 +938,128 @@ impl Prospector {
     }
 }
 
+/// Queues in `out` a record for every file in `commits` (drained) whose committed offset
+/// moved since it was last saved: the registry commit.
+pub(crate) fn collect_moved(
+    input: &str,
+    commits: &CommitSet,
+    entries: &mut HashMap<FileKey, Entry>,
+    out: &mut Vec<Record>,
+) {
+    for key in commits.drain() {
+        let Some(e) = entries.get_mut(&key) else {
+            continue;
+        };
+        // Read after the drain: a push happens after its new position is visible.
+        let committed = e.file.committed();
+        if let Some(r) = changed_record(input, key, e, committed) {
+            out.push(r);
+        }
+    }
+}
+
+/// What a rewrite of the registry holds: every entry as last saved.
+pub(crate) fn live_records(input: &str, entries: &HashMap<FileKey, Entry>) -> Vec<Record> {
+    entries
+        .iter()
+        .filter_map(|(key, e)| {
+            let (offset, path, phase, fp) = e.written.as_ref()?;
+            Some(record(input, *key, e, *offset, path, *phase, *fp))
+        })
+        .collect()
+}
+
+/// Deletes a file read to its end with every event acknowledged (`delete.*`), if it is still
+/// that file at that size. Blocking: runs on the blocking pool.
+fn delete_shipped(input: &str, file: &FileShared, size: u64) {
+    let path = file.path();
+    match std::fs::metadata(&path) {
+        Ok(m) if FileKey::of(&m) == file.key && m.len() == size => {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(input = %input, path = %path.display(), size, "deleted file: read to its end and every event acknowledged");
+                    file.removed.store(true, Ordering::Release);
+                    file.set_phase(Phase::Removed);
+                }
+                Err(err) => {
+                    tracing::warn!(input = %input, path = %path.display(), error = %err, "cannot delete shipped file");
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Finds the files the patterns match now (blocking: globs and stats).
+fn discover(spec: &Discover) -> Found {
+    let mut found = Found::new();
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    for pattern in &spec.patterns {
+        let pat = if spec.recursive_glob {
+            pattern.clone()
+        } else {
+            pattern.replace("**", "*")
+        };
+        let paths = match glob::glob_with(&pat, opts) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(input = %spec.id, pattern = %pattern, error = %e, "invalid glob pattern");
+                continue;
+            }
+        };
+        for path in paths.flatten() {
+            let text = path.to_string_lossy();
+            if spec.exclude.as_ref().is_some_and(|r| r.is_match(&text)) {
+                continue;
+            }
+            if spec.include.as_ref().is_some_and(|r| !r.is_match(&text)) {
+                continue;
+            }
+            let Ok(lmeta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let is_link = lmeta.file_type().is_symlink();
+            let meta = if is_link {
+                if !spec.symlinks {
+                    continue;
+                }
+                match std::fs::metadata(&path) {
+                    Ok(m) => m,
+                    Err(_) => continue,
+                }
+            } else {
+                lmeta
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let key = FileKey::of(&meta);
+            match found.get(&key) {
+                // The same file through a link and directly: keep the real path.
+                Some(_) if is_link => {}
+                _ => {
+                    found.insert(
+                        key,
+                        Seen {
+                            path,
+                            size: meta.len(),
+                            modified: meta.modified().ok(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    found
+}
+
 /// The record to save for `e`, whose acknowledged offset is `acked`, if the registry's copy is
-/// out of date; `e.written` then becomes that record. `acked` must come from the file's
-/// acknowledgement chain: only delivered offsets are ever saved.
+/// out of date; `e.written` then becomes that record. `acked` must be the file's committed
+/// offset (or the one last saved): only delivered offsets are ever saved.
 fn changed_record(input: &str, key: FileKey, e: &mut Entry, acked: u64) -> Option<Record> {
     let phase = if e.file.phase() == Phase::Removed {
         Phase::Removed

@@ -1,5 +1,6 @@
 //! The state of one known file, shared between its reader, the prospector and the status API.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,42 +44,20 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The acknowledgement streams of one file's reading sessions, oldest first.
+/// The acknowledgement stream of a file's current content.
 ///
-/// A file may be read by several sessions in turn (closed when inactive, reopened when it
-/// grows); events of an earlier session may still be in flight when the next starts. The
-/// committed offset follows the oldest session until all of its events are acknowledged, then
-/// the next. A truncation or a replaced file clears the chain: acknowledgements of the old
-/// content no longer say anything about the new.
-#[derive(Default)]
-struct AckChain {
-    /// `(stream, offset the session started at)`.
-    streams: Vec<(Arc<AckStream>, u64)>,
-    /// The committed offset of the file.
-    committed: u64,
-}
-
-impl AckChain {
-    fn refresh(&mut self) -> u64 {
-        while let Some((s, start)) = self.streams.first() {
-            let p = s.progress();
-            let pos = p.acked_position.unwrap_or(*start).max(*start);
-            self.committed = pos;
-            if p.pending() == 0 && self.streams.len() > 1 {
-                self.streams.remove(0);
-                continue;
-            }
-            break;
-        }
-        self.committed
-    }
-
-    fn unacked_events(&self) -> u64 {
-        self.streams
-            .iter()
-            .map(|(s, _)| s.progress().pending())
-            .sum()
-    }
+/// Every reading session of the file (closed when inactive, reopened when it grows) takes its
+/// tokens from the same stream, so tokens are in file order across sessions and the stream's
+/// acked prefix is the file's committed offset. A truncation, a replaced file or a reader
+/// reopened after a panic starts a new generation: acknowledgements of the old one no longer
+/// say anything about what is committed (the old content is gone, or is read again from the
+/// new generation's start).
+struct Generation {
+    /// Created by the first reader of this generation: 100k registry entries of files that are
+    /// not read cost no stream.
+    stream: Option<Arc<AckStream>>,
+    /// The committed offset when the generation started.
+    start: u64,
 }
 
 /// One known file.
@@ -93,21 +72,14 @@ pub struct FileShared {
     pub size: AtomicU64,
     /// Offset read up to (next line start).
     pub read_offset: AtomicU64,
-    acks: Mutex<AckChain>,
-    /// Bumped by this file's ack streams when their prefix moves, and by a new session.
-    pub activity: Arc<AtomicU64>,
-    /// `activity` when the committed offset was last recomputed.
-    refreshed: AtomicU64,
-    /// Mirror of the committed offset, for lock-free status reads.
-    pub acked: AtomicU64,
+    acks: Mutex<Generation>,
+    /// Where this file's key goes when its committed offset moves: the input's commit set.
+    commits: Arc<CommitSet>,
     phase: AtomicU8,
     /// Set by the prospector: the file was renamed.
     pub renamed: AtomicBool,
     /// Set by the prospector: the file was removed.
     pub removed: AtomicBool,
-    /// Whether the prospector's set of active files (those whose offset may move, looked at
-    /// every `registry.flush`) holds this file. See [`FileShared::track`].
-    tracked: AtomicBool,
     /// Woken on a change notification for this file and at shutdown.
     pub wake: Notify,
 }
@@ -119,8 +91,16 @@ impl std::fmt::Debug for FileShared {
 }
 
 impl FileShared {
-    /// A file at `offset` (its committed offset from the registry, or 0).
-    pub fn new(key: FileKey, path: PathBuf, fp: Fingerprint, size: u64, offset: u64) -> Arc<Self> {
+    /// A file at `offset` (its committed offset from the registry, or 0) whose offset moves are
+    /// reported to `commits`.
+    pub fn new(
+        key: FileKey,
+        path: PathBuf,
+        fp: Fingerprint,
+        size: u64,
+        offset: u64,
+        commits: Arc<CommitSet>,
+    ) -> Arc<Self> {
         Arc::new(FileShared {
             key,
             path: Mutex::new(path),
@@ -128,17 +108,14 @@ impl FileShared {
             fingerprint: Mutex::new(fp),
             size: AtomicU64::new(size),
             read_offset: AtomicU64::new(offset),
-            acks: Mutex::new(AckChain {
-                streams: Vec::new(),
-                committed: offset,
+            acks: Mutex::new(Generation {
+                stream: None,
+                start: offset,
             }),
-            acked: AtomicU64::new(offset),
-            activity: Arc::new(AtomicU64::new(1)),
-            refreshed: AtomicU64::new(0),
+            commits,
             phase: AtomicU8::new(Phase::Closed as u8),
             renamed: AtomicBool::new(false),
             removed: AtomicBool::new(false),
-            tracked: AtomicBool::new(false),
             wake: Notify::new(),
         })
     }
@@ -184,62 +161,71 @@ impl FileShared {
         self.phase.store(p as u8, Ordering::Release);
     }
 
-    /// A reading session starts at `offset` with `stream`; `reset` when the content was
-    /// replaced (truncation, new file under the same inode): older sessions no longer count.
-    pub fn start_session(&self, stream: Arc<AckStream>, offset: u64, reset: bool) {
+    /// The stream a reader takes this file's tokens from (created at the first call of a
+    /// generation). Its acked prefix advancing pushes the file's key into the commit set.
+    pub fn stream(self: &Arc<Self>) -> Arc<AckStream> {
         let mut g = lock(&self.acks);
-        if reset {
-            g.streams.clear();
-            g.committed = offset;
-            self.acked.store(offset, Ordering::Release);
+        if let Some(s) = &g.stream {
+            return s.clone();
         }
-        g.streams.push((stream, offset));
+        let (key, commits) = (self.key, self.commits.clone());
+        let s = AckStream::with_on_advance(move || commits.push(key));
+        g.stream = Some(s.clone());
+        s
+    }
+
+    /// Starts a new generation committed at `offset`: the content was replaced (truncation, a
+    /// new file under the same inode; `offset` 0) or a reader died and the file is read again
+    /// from its committed offset. Tokens of the old generation still in flight no longer move
+    /// the committed offset. The key goes to the commit set at once: the offset may have moved
+    /// back without any acknowledgement.
+    pub fn new_generation(&self, offset: u64) {
+        let mut g = lock(&self.acks);
+        g.stream = None;
+        g.start = offset;
         drop(g);
-        self.activity.fetch_add(1, Ordering::AcqRel);
+        self.commits.push(self.key);
     }
 
-    /// Marks the file active; `true` when it was not, and the caller must then hand its key to
-    /// the prospector. A reader calls it after creating acknowledgement tokens, so that an idle
-    /// reader's file costs the prospector nothing at each commit (10,000 idle files were 6 % of
-    /// a core when every open file stayed active).
-    ///
-    /// Why nothing is missed: the prospector calls [`FileShared::untrack`] before it checks
-    /// that no event is in flight. Either the reader's tokens were created first (the check
-    /// sees them and the file stays active), or the reader's `track` comes after `untrack`
-    /// and returns `true`.
-    pub fn track(&self) -> bool {
-        !self.tracked.swap(true, Ordering::SeqCst)
+    /// The committed offset: everything before it is acknowledged. Only ever saved to the
+    /// registry, sent as status, or used to reopen a file.
+    pub fn committed(&self) -> u64 {
+        let g = lock(&self.acks);
+        g.stream
+            .as_ref()
+            .and_then(|s| s.acked_position())
+            .map_or(g.start, |p| p.max(g.start))
     }
 
-    /// Marks the file no longer active (the prospector, before deciding to forget it).
-    pub fn untrack(&self) {
-        self.tracked.store(false, Ordering::SeqCst);
-    }
-
-    /// Recomputes the committed (acknowledged) offset and returns it. Cheap when nothing was
-    /// acknowledged since the last call (no lock): the prospector calls it for every known
-    /// file, often, and most files are idle.
-    pub fn refresh_acked(&self) -> u64 {
-        let a = self.activity.load(Ordering::Acquire);
-        if a == self.refreshed.load(Ordering::Acquire) {
-            return self.acked.load(Ordering::Acquire);
-        }
-        // Read `activity` before recomputing: a bump in between only makes the next call
-        // recompute again.
-        let c = lock(&self.acks).refresh();
-        self.acked.store(c, Ordering::Release);
-        self.refreshed.store(a, Ordering::Release);
-        c
-    }
-
-    /// Events published from this file and not acknowledged yet.
+    /// Events of the current generation published and not acknowledged yet.
     pub fn unacked_events(&self) -> u64 {
-        lock(&self.acks).unacked_events()
+        lock(&self.acks)
+            .stream
+            .as_ref()
+            .map_or(0, |s| s.progress().pending())
+    }
+}
+
+/// The files whose committed offset may have moved since the registry commit last looked: the
+/// one way an offset change reaches the registry. Pushed to by the ack path (each time a file's
+/// acked prefix advances) and by [`FileShared::new_generation`]; drained by the commit every
+/// `registry.flush`, which saves those files only. An idle file is never looked at.
+///
+/// Why nothing is missed: a push happens after the new position is visible, and the commit
+/// reads positions after draining; an advance between the drain and the read is saved early
+/// and its key is looked at again next time (no change, nothing written).
+#[derive(Default)]
+pub struct CommitSet(Mutex<HashSet<FileKey>>);
+
+impl CommitSet {
+    /// Marks `key` for the next commit.
+    pub fn push(&self, key: FileKey) {
+        lock(&self.0).insert(key);
     }
 
-    /// The committed offset as last refreshed.
-    pub fn acked(&self) -> u64 {
-        self.acked.load(Ordering::Acquire)
+    /// Takes every marked key.
+    pub fn drain(&self) -> HashSet<FileKey> {
+        std::mem::take(&mut *lock(&self.0))
     }
 }
 
@@ -247,37 +233,35 @@ impl FileShared {
 mod tests {
     use super::*;
 
-    fn file() -> Arc<FileShared> {
-        let key = FileKey { dev: 1, ino: 2 };
-        FileShared::new(key, PathBuf::from("/x"), Fingerprint::default(), 0, 0)
-    }
-
     #[test]
-    fn a_reader_hands_back_a_file_the_prospector_let_go() {
-        let f = file();
-        let stream = AckStream::with_activity(f.activity.clone());
-        f.start_session(stream.clone(), 0, false);
-        // Started by the prospector: tracked, so the reader's first batch hands nothing back.
-        assert!(f.track());
-        let t = stream.token(10);
-        assert!(!f.track(), "already tracked: no hand-back");
-        // The prospector looks: events in flight, so it keeps the file (and tracks it again).
-        f.untrack();
-        assert_eq!(f.unacked_events(), 1);
-        f.track();
-        t.ack();
-        assert_eq!(f.refresh_acked(), 10);
-        // Next look: nothing in flight, the file is let go; the reader's next batch must hand
-        // it back exactly once.
-        f.untrack();
-        assert_eq!(f.unacked_events(), 0);
-        let t2 = stream.token(20);
-        assert!(
-            f.track(),
-            "the first batch after a let-go hands the file back"
+    fn an_ack_pushes_the_file_and_a_new_generation_forgets_the_old_stream() {
+        let commits = Arc::new(CommitSet::default());
+        let key = FileKey { dev: 1, ino: 2 };
+        let f = FileShared::new(
+            key,
+            PathBuf::from("/x"),
+            Fingerprint::default(),
+            0,
+            5,
+            commits.clone(),
         );
-        assert!(!f.track());
+        let s = f.stream();
+        let (t1, t2) = (s.token(10), s.token(20));
+        assert!(commits.drain().is_empty(), "tokens alone move nothing");
         t2.ack();
-        assert_eq!(f.refresh_acked(), 20);
+        assert!(commits.drain().is_empty(), "a gap: the prefix did not move");
+        assert_eq!(f.committed(), 5);
+        t1.ack();
+        assert_eq!(commits.drain().into_iter().collect::<Vec<_>>(), vec![key]);
+        assert_eq!(f.committed(), 20);
+        // Truncated: committed goes back to 0 and the file is marked; the old stream's late
+        // acks do not move it.
+        let t3 = s.token(30);
+        f.new_generation(0);
+        assert_eq!(commits.drain().len(), 1);
+        assert_eq!(f.committed(), 0);
+        t3.ack();
+        assert_eq!(f.committed(), 0);
+        assert_eq!(f.unacked_events(), 0);
     }
 }

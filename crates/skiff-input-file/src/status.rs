@@ -41,7 +41,7 @@ pub struct FileStatus {
 /// The status of a live file.
 pub(crate) fn live(input: &str, f: &FileShared) -> FileStatus {
     let size = f.size.load(Ordering::Acquire);
-    let acked = f.acked();
+    let acked = f.committed();
     let state = f.phase();
     FileStatus {
         input_id: input.to_owned(),

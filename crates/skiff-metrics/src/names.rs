@@ -110,6 +110,8 @@ defs! {
     FILES_UNACKED_BYTES = Gauge "skiff.input.file.unacked_bytes" "Bytes of known files not yet acknowledged by the output (size minus acknowledged offset, summed).";
     /// Lines truncated.
     FILES_TRUNCATED_LINES = Counter "skiff.input.file.truncated_lines" "Lines longer than message_max_bytes, cut at the limit and flagged.";
+    /// File readers that died and were reopened.
+    FILES_READER_RESTARTS = Counter "skiff.input.file.reader_restarts" "File readers that died (a panic) and whose file was read again from its acknowledged offset.";
     /// Registry writes.
     REGISTRAR_WRITES = Counter "registrar.writes.success" "Registry writes of the file inputs (each one append + fsync, or one rewrite), summed over inputs.";
     /// Registry writes that failed.

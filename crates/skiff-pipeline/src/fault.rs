@@ -13,6 +13,8 @@
 //! * `file.reader.panic`: a file reader panics after publishing a batch.
 //! * `input.run.panic`: an input's task panics as it starts, before its `run` reads anything
 //!   (the topology's supervisor, `skiff-topology`); each restart reaches it again.
+//! * `file.registry.stall` ([`stall_point`]): the file input's registry writer blocks before
+//!   each write while the point is armed (a stuck disk).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,6 +71,21 @@ pub fn fires(point: &str) -> bool {
     }
 }
 
+/// Blocks the calling thread while `point` is armed: `arm(point, 1)` holds whoever reaches it,
+/// `arm(point, 0)` lets it go. Not counted down. For dedicated or blocking threads only: it
+/// sleeps (10ms steps) the thread it holds, and takes a lock even when unarmed (keep it off
+/// hot paths).
+pub fn stall_point(point: &str) {
+    while table()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(point)
+        .is_some_and(|n| *n > 0)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Panics with a message naming `point` if it fires: `fault::panic_point("output.send.panic")`.
 pub fn panic_point(point: &str) {
     if fires(point) {
@@ -79,6 +96,20 @@ pub fn panic_point(point: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stall_point_holds_until_disarmed() {
+        stall_point("test.stall.a");
+        arm("test.stall.a", 1);
+        let h = std::thread::spawn(|| stall_point("test.stall.a"));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(
+            !h.is_finished(),
+            "an armed stall point let the thread through"
+        );
+        arm("test.stall.a", 0);
+        h.join().unwrap();
+    }
 
     #[test]
     fn an_armed_point_fires_as_often_as_asked_then_never() {
