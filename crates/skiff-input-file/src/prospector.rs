@@ -49,6 +49,13 @@ use crate::watch::{Change, Watch};
 use crate::writer::{Done, Job, Writer};
 
 /// The prospector's settings.
+
+/// How long the stopping input waits for its last registry write, whatever `shutdown_timeout`
+/// is (its default, 0, must not lose the last offsets): a write takes milliseconds, a disk that
+/// does not answer in this time is stuck. It fits in the 5 s the topology gives an input beyond
+/// `shutdown_timeout` to stop.
+const LAST_WRITE_LIMIT: Duration = Duration::from_secs(3);
+
 pub(crate) struct Scan {
     pub patterns: Vec<String>,
     pub recursive_glob: bool,
@@ -928,7 +935,7 @@ impl Prospector {
         }
         self.housekeeping();
         self.collect_moved();
-        self.last_write(tokio::time::Instant::now() + self.shutdown_timeout)
+        self.last_write(tokio::time::Instant::now() + LAST_WRITE_LIMIT)
             .await;
         self.meters.known.add(-self.known_reported);
         self.meters.unacked.add(-self.unacked_reported);

@@ -1,7 +1,8 @@
 //! The registry is written off the runtime: with the registry writer held (the fault point
 //! `file.registry.stall`, armed in this test binary only, a stand-in for a disk that does not
 //! answer), lines keep being read, published and delivered on a ONE-thread runtime, which a
-//! blocking write on the runtime would stop. Shutdown waits for the last write.
+//! blocking write on the runtime would stop. Shutdown waits for the last write, also with
+//! `shutdown_timeout: 0`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,12 +28,16 @@ async fn events_flow_while_the_registry_write_is_blocked_and_shutdown_waits_for_
     let path = logs.path().join("app.log");
     std::fs::write(&path, numbered("s", 0, LINES)).unwrap();
     skiff_pipeline::fault::arm(STALL, 1);
-    let r = start(
+    // `shutdown_timeout: 0`, the default: the last registry write is still waited for (a
+    // regression once lost the last offsets at every stop with the default).
+    let r = start_opts(
         &format!(
             "type: filestream\nid: stall\npaths: [\"$DIR/*.log\"]\n{FAST}registry.flush: 10ms\n"
         ),
         logs.path(),
         data.path(),
+        Collect::default(),
+        Duration::ZERO,
     );
     // Every line read and delivered (through the queue and the output worker, on this one
     // thread) while the registry writer is held.
