@@ -48,14 +48,13 @@ use crate::state::{CommitSet, FileShared, Phase};
 use crate::watch::{Change, Watch};
 use crate::writer::{Done, Job, Writer};
 
-/// The prospector's settings.
-
 /// How long the stopping input waits for its last registry write, whatever `shutdown_timeout`
 /// is (its default, 0, must not lose the last offsets): a write takes milliseconds, a disk that
 /// does not answer in this time is stuck. It fits in the 5 s the topology gives an input beyond
 /// `shutdown_timeout` to stop.
 const LAST_WRITE_LIMIT: Duration = Duration::from_secs(3);
 
+/// The prospector's settings.
 pub(crate) struct Scan {
     pub patterns: Vec<String>,
     pub recursive_glob: bool,
