@@ -382,13 +382,6 @@ async fn start(q: Arc<dyn Queue>, out: OutputSet, reg: &Registry) -> skiff_topol
         .await
 }
 
-/// Closes the queue and waits until the workers have drained it.
-async fn stop(running: skiff_topology::Running) {
-    running
-        .stop(skiff_topology::Drain::Fully, std::future::pending::<()>())
-        .await;
-}
-
 #[derive(Clone, Copy)]
 enum QueueKind {
     Memory,
@@ -447,7 +440,7 @@ async fn server_killed_mid_stream(kind: QueueKind) {
     srv.spawn();
     push(&q, &stream, &mut evs, 1000).await;
     wait_delivered(&reg, total as u64).await;
-    stop(running).await;
+    running.drain().await;
     assert_eq!(stream.progress().acked, total as u64);
     let docs = srv.lrange("logs", None).await;
     // At-least-once: a batch in flight at the kill may be stored and resent; nothing is lost.
@@ -493,7 +486,7 @@ async fn a_dead_host_is_failed_over() {
     let stream = AckStream::new();
     let mut evs = events(200, |_| "a");
     push(&q, &stream, &mut evs, 200).await;
-    stop(running).await;
+    running.drain().await;
     assert_eq!(stream.progress().acked, 200);
     assert_exactly_once(&srv.lrange(&key, None).await, 200);
 }

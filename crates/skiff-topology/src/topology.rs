@@ -445,6 +445,12 @@ impl Running {
         }
     }
 
+    /// Stops in order and drains the queue completely, without a limit or an interrupt: for
+    /// tests and benchmarks that push into the queue themselves and want every event sent.
+    pub async fn drain(self) -> Report {
+        self.stop(Drain::Fully, std::future::pending::<()>()).await
+    }
+
     /// Stops in order: inputs stop and save their state (up to `shutdown_timeout` plus a few
     /// seconds), the queue closes, the outputs drain it as `drain` says. `interrupt` (a second
     /// signal) cuts the drain short. Whatever is not acknowledged then is in the [`Report`].
