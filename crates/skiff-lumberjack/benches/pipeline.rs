@@ -14,11 +14,9 @@ use skiff_event::{AckStream, Event};
 use skiff_metrics::{Registry, names};
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
 use skiff_pipeline::{
-    Budget, BuildContext, InputCommon, InputContext, Outcome, Output, OutputSet, OutputSettings,
-    Publisher, Queue,
+    Budget, BuildContext, InputCommon, Outcome, Output, OutputSet, OutputSettings, Queue,
 };
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
+use skiff_topology::{InputSpec, Topology};
 
 fn ctx(name: &str) -> BuildContext {
     BuildContext::standalone(name, "9.9.9", &Registry::new())
@@ -72,35 +70,28 @@ async fn run(n: u64, level: u32, workers: u32) {
     let rctx = ctx("aggregator");
     let rq = queue(&rctx.metrics);
     let got = Arc::new(AtomicU64::new(0));
-    let mut tasks = JoinSet::new();
-    skiff_pipeline::worker::spawn(
-        &mut tasks,
-        rq.clone(),
-        OutputSet {
-            clients: vec![Box::new(Count(got.clone()))],
-            settings: OutputSettings::default(),
-        },
-        None,
-        &rctx.metrics,
-    );
     let common = InputCommon {
         kind: "lumberjack".into(),
         ..Default::default()
     };
     let node =
         skiff_config::parse_str(&format!("listen_address: '127.0.0.1:{port}'"), None).unwrap();
-    let input = (skiff_lumberjack::INPUT.build)(&node, &common, &rctx)
+    let input = InputSpec::from_plugin("lj", &skiff_lumberjack::INPUT, node, common, &rctx)
         .map_err(|e| e.to_string())
         .unwrap();
-    let shared = Arc::new(rctx.shared_fields(&common, "lumberjack", "filebeat"));
-    let stop = CancellationToken::new();
-    tokio::spawn(input.run(InputContext {
-        id: "lj".into(),
-        publisher: Publisher::new(rq.clone(), vec![], &rctx.metrics),
-        shutdown: stop.clone(),
-        build: rctx.clone(),
-        shared,
-    }));
+    let receiver = Topology::builder(rctx.clone())
+        .queue(rq, false)
+        .output(
+            "count",
+            OutputSet {
+                clients: vec![Box::new(Count(got.clone()))],
+                settings: OutputSettings::default(),
+            },
+        )
+        .input(input)
+        .build()
+        .start()
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Sender.
@@ -110,7 +101,12 @@ async fn run(n: u64, level: u32, workers: u32) {
     let out = (skiff_lumberjack::OUTPUT.build)(&node, &sctx)
         .map_err(|e| e.to_string())
         .unwrap();
-    skiff_pipeline::worker::spawn(&mut tasks, sq.clone(), out, None, &sctx.metrics);
+    let sender = Topology::builder(sctx.clone())
+        .queue(sq.clone(), false)
+        .output("logstash", out)
+        .build()
+        .start()
+        .await;
     let scommon = InputCommon {
         kind: "filestream".into(),
         ..Default::default()
@@ -161,5 +157,6 @@ async fn run(n: u64, level: u32, workers: u32) {
         wire as f64 / 1e6,
     );
     assert_eq!(got.load(Ordering::Relaxed), n);
-    stop.cancel();
+    sender.drain().await;
+    receiver.drain().await;
 }

@@ -11,7 +11,7 @@ use common::*;
 use skiff_lumberjack::protocol::{ack_frame, ack_frame_v};
 use skiff_metrics::names;
 use skiff_pipeline::FailureKind;
-use skiff_pipeline::worker::{self, RestartPolicy};
+use skiff_pipeline::worker;
 use tokio::net::TcpListener;
 
 fn acks(seqs: &[u32]) -> Vec<u8> {
@@ -72,8 +72,12 @@ async fn wrong_acks_never_count_as_delivered_and_the_real_input_gets_everything_
     )
     .map_err(|e| e.to_string())
     .unwrap();
-    let mut tasks = tokio::task::JoinSet::new();
-    worker::spawn_supervised(&mut tasks, q, out, None, &reg, RestartPolicy::default());
+    let running = skiff_topology::Topology::builder(sctx.clone())
+        .queue(q, false)
+        .output("logstash", out)
+        .build()
+        .start()
+        .await;
 
     let served = tokio::time::timeout(Duration::from_secs(60), standin).await;
     // Checked first: a client that took a wrong answer for delivery stops retrying, and the
@@ -89,10 +93,11 @@ async fn wrong_acks_never_count_as_delivered_and_the_real_input_gets_everything_
     // skiff's own lumberjack input takes over the port.
     let receiver = Receiver::new(Duration::ZERO);
     let (stop, input) = receiver.start_input("", port, Duration::from_secs(5)).await;
-    let joined = tokio::time::timeout(Duration::from_secs(60), worker::join_all(&mut tasks))
+    // The queue is closed: draining ends when the workers have delivered everything.
+    let report = tokio::time::timeout(Duration::from_secs(60), running.drain())
         .await
         .expect("the worker did not deliver everything within 60s of the input starting");
-    assert!(joined.is_ok(), "{joined:?}");
+    assert!(report.output_failure.is_none(), "{report:?}");
     assert_eq!(stream.progress().acked, total);
     assert_eq!(acked.get(), total);
     let counts = receiver.counts();

@@ -173,9 +173,15 @@ async fn end_to_end(n: usize, workers: usize) {
     q.close();
     let cpu0 = cpu_seconds();
     let t = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    skiff_pipeline::worker::spawn(&mut tasks, q, set, None, &reg);
-    while tasks.join_next().await.is_some() {}
+    // The queue is closed: draining ends when the workers have sent everything.
+    skiff_topology::Topology::builder(ctx)
+        .queue(q, false)
+        .output("elasticsearch", set)
+        .build()
+        .start()
+        .await
+        .drain()
+        .await;
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     assert_eq!(stream.progress().acked, n as u64);

@@ -108,8 +108,7 @@ async fn too_large_events_are_dead_lettered_with_the_reason() {
     let q = queue(&reg);
     let dir = tempfile::tempdir().unwrap();
     let dl = Arc::new(DeadLetter::new(dir.path(), 1 << 20, &reg));
-    let mut tasks = tokio::task::JoinSet::new();
-    skiff_pipeline::worker::spawn(&mut tasks, q.clone(), out, Some(dl), &reg);
+    let running = start(q.clone(), out, Some(dl), &reg).await;
     let stream = AckStream::new();
     let mut evs = events(20, 100);
     evs[7].message = Some("x".repeat(5000));
@@ -117,8 +116,7 @@ async fn too_large_events_are_dead_lettered_with_the_reason() {
         e.ack = Some(stream.token(e.offset.unwrap()));
         q.push(e).await.unwrap();
     }
-    q.close();
-    while tasks.join_next().await.is_some() {}
+    running.drain().await;
     assert_eq!(stream.progress().acked, 20);
     let recs = b.consume("logs", 1, 19);
     assert_eq!(recs.len(), 19);
@@ -129,6 +127,24 @@ async fn too_large_events_are_dead_lettered_with_the_reason() {
         dead.contains("max_message_bytes") && dead.contains("xxxxx"),
         "{dead}"
     );
+}
+
+/// Starts the output's workers over `q` (no input: the tests push into the queue).
+async fn start(
+    q: Arc<dyn Queue>,
+    out: OutputSet,
+    dead_letter: Option<Arc<DeadLetter>>,
+    reg: &Registry,
+) -> skiff_topology::Running {
+    let mut b = skiff_topology::Topology::builder(skiff_pipeline::BuildContext::standalone(
+        "t", "0.0.0", reg,
+    ))
+    .queue(q, false)
+    .output("kafka", out);
+    if let Some(dl) = dead_letter {
+        b = b.dead_letter(dl);
+    }
+    b.build().start().await
 }
 
 fn queue(reg: &Registry) -> Arc<dyn Queue> {
@@ -185,8 +201,7 @@ async fn broker_killed_mid_stream(disk: bool) {
     } else {
         queue(&reg)
     };
-    let mut tasks = tokio::task::JoinSet::new();
-    skiff_pipeline::worker::spawn(&mut tasks, q.clone(), out, None, &reg);
+    let running = start(q.clone(), out, None, &reg).await;
     let stream = AckStream::new();
     let evs = events(3000, 256);
     let mut it = evs.iter().map(Event::clone_without_ack);
@@ -206,8 +221,7 @@ async fn broker_killed_mid_stream(disk: bool) {
     b.spawn();
     push(1000).await;
     wait_delivered(&reg, 3000).await;
-    q.close();
-    while tasks.join_next().await.is_some() {}
+    running.drain().await;
     assert_eq!(stream.progress().acked, 3000);
     let recs = b.consume("logs", 2, evs.len());
     let mut seen = vec![0u32; evs.len()];

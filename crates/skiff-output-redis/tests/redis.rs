@@ -372,6 +372,16 @@ async fn wait_delivered(reg: &Registry, n: u64) {
     }
 }
 
+/// Starts the output's workers over `q` (no input: the tests push into the queue).
+async fn start(q: Arc<dyn Queue>, out: OutputSet, reg: &Registry) -> skiff_topology::Running {
+    skiff_topology::Topology::builder(ctx(reg))
+        .queue(q, false)
+        .output("redis", out)
+        .build()
+        .start()
+        .await
+}
+
 #[derive(Clone, Copy)]
 enum QueueKind {
     Memory,
@@ -411,8 +421,7 @@ async fn server_killed_mid_stream(kind: QueueKind) {
     ));
     let data = tempfile::tempdir().unwrap();
     let q = queue(kind, &reg, data.path());
-    let mut tasks = tokio::task::JoinSet::new();
-    skiff_pipeline::worker::spawn(&mut tasks, q.clone(), out, None, &reg);
+    let running = start(q.clone(), out, &reg).await;
     let stream = AckStream::new();
     let total = 3000;
     let mut evs = events(total, |_| "a");
@@ -431,8 +440,7 @@ async fn server_killed_mid_stream(kind: QueueKind) {
     srv.spawn();
     push(&q, &stream, &mut evs, 1000).await;
     wait_delivered(&reg, total as u64).await;
-    q.close();
-    while tasks.join_next().await.is_some() {}
+    running.drain().await;
     assert_eq!(stream.progress().acked, total as u64);
     let docs = srv.lrange("logs", None).await;
     // At-least-once: a batch in flight at the kill may be stored and resent; nothing is lost.
@@ -474,13 +482,11 @@ async fn a_dead_host_is_failed_over() {
     let reg = Registry::new();
     let data = tempfile::tempdir().unwrap();
     let q = queue(QueueKind::Memory, &reg, data.path());
-    let mut tasks = tokio::task::JoinSet::new();
-    skiff_pipeline::worker::spawn(&mut tasks, q.clone(), out, None, &reg);
+    let running = start(q.clone(), out, &reg).await;
     let stream = AckStream::new();
     let mut evs = events(200, |_| "a");
     push(&q, &stream, &mut evs, 200).await;
-    q.close();
-    while tasks.join_next().await.is_some() {}
+    running.drain().await;
     assert_eq!(stream.progress().acked, 200);
     assert_exactly_once(&srv.lrange(&key, None).await, 200);
 }

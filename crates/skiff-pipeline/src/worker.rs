@@ -114,32 +114,6 @@ pub struct WorkerFailed {
     pub last: String,
 }
 
-/// Starts the workers of an output on `tasks`. They end when the queue is closed and drained.
-///
-/// Workers restart after panics forever ([`RestartPolicy::default`]), so they never end with
-/// an error; use [`spawn_supervised`] to bound restarts and learn when a worker gave up.
-pub fn spawn(
-    tasks: &mut JoinSet<()>,
-    queue: Arc<dyn Queue>,
-    output: OutputSet,
-    dead_letter: Option<Arc<DeadLetter>>,
-    metrics: &Registry,
-) {
-    for w in workers(
-        queue,
-        output,
-        dead_letter,
-        metrics,
-        RestartPolicy::default(),
-    ) {
-        tasks.spawn(async move {
-            if let Err(e) = w.await {
-                tracing::error!(error = %e, "output worker stopped");
-            }
-        });
-    }
-}
-
 /// Starts the workers of an output on `tasks`, each ending with `Ok(())` when the queue is
 /// closed and drained, or with [`WorkerFailed`] when it gave up under `policy`. Whoever joins
 /// `tasks` must treat an `Err` (or a `JoinError`) as fatal for the agent.
@@ -622,8 +596,8 @@ mod tests {
             })],
             settings: settings(),
         };
-        spawn(&mut tasks, q, out, Some(dl), &reg);
-        while tasks.join_next().await.is_some() {}
+        spawn_supervised(&mut tasks, q, out, Some(dl), &reg, RestartPolicy::default());
+        join_all(&mut tasks).await.unwrap();
         let seen = seen.lock().unwrap().clone();
         (stream, seen, reg, dir)
     }
@@ -720,7 +694,7 @@ mod tests {
             settings,
         };
         let mut tasks = JoinSet::new();
-        spawn(&mut tasks, q, out, None, &reg);
+        spawn_supervised(&mut tasks, q, out, None, &reg, RestartPolicy::default());
         // The dead host's worker sleeps for an hour after failing; every event must still be
         // delivered by the live one, long before that.
         tokio::time::timeout(

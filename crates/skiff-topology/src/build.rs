@@ -189,29 +189,42 @@ fn build_input(
         .into());
     };
     let plugin: &'static InputPlugin = plugin;
-    let input = (plugin.build)(&rest, &common, ctx)?;
     let processors = (plugins.processors)(processors_node.as_ref(), ctx)?;
     let id = common
         .id
         .clone()
         .unwrap_or_else(|| format!("{}-{index}", common.kind));
-    let shared = Arc::new(ctx.shared_fields(&common, plugin.name, plugin.agent_type));
-    // A restart builds the input again from the same settings, as at start.
-    let bctx = ctx.clone();
-    let rebuild = move || {
-        (plugin.build)(&rest, &common, &bctx).map_err(|e| {
-            Failure::new(
-                FailureKind::Other,
-                format!("cannot build the input again: {e}"),
-            )
-        })
-    };
     Ok(Some(
-        InputSpec::new(id, Arc::new(rebuild))
-            .first(input)
-            .shared(shared)
-            .processors(processors),
+        InputSpec::from_plugin(id, plugin, rest, common, ctx)?.processors(processors),
     ))
+}
+
+impl InputSpec {
+    /// The input `plugin` built from its own settings `node` and the common ones, with its
+    /// shared fields from `ctx`; a restart builds it again from the same settings, as at
+    /// start. Errors: the settings are invalid.
+    pub fn from_plugin(
+        id: impl Into<String>,
+        plugin: &'static InputPlugin,
+        node: Node,
+        common: InputCommon,
+        ctx: &BuildContext,
+    ) -> Result<InputSpec, ConfigErrors> {
+        let input = (plugin.build)(&node, &common, ctx)?;
+        let shared = Arc::new(ctx.shared_fields(&common, plugin.name, plugin.agent_type));
+        let bctx = ctx.clone();
+        let rebuild = move || {
+            (plugin.build)(&node, &common, &bctx).map_err(|e| {
+                Failure::new(
+                    FailureKind::Other,
+                    format!("cannot build the input again: {e}"),
+                )
+            })
+        };
+        Ok(InputSpec::new(id, Arc::new(rebuild))
+            .first(input)
+            .shared(shared))
+    }
 }
 
 /// The queue, and whether it keeps its events across a restart (the disk queue).

@@ -225,7 +225,21 @@ impl Topology {
     }
 
     /// Starts everything: the output's setup step, the output workers, the inputs.
-    pub async fn start(self) -> Running {
+    pub async fn start(mut self) -> Running {
+        if let Some(o) = &mut self.output
+            && let Some((hook, node)) = o.setup.take()
+        {
+            run_setup(&o.name, hook, &node, &self.ctx, self.setup.take()).await;
+        }
+        self.start_sync()
+    }
+
+    /// Starts the output workers and the inputs without awaiting anything, for callers that
+    /// cannot `.await` (a benchmark's or a test harness's synchronous constructor; it must run
+    /// inside a Tokio runtime). The output's setup step is the one thing that needs awaiting:
+    /// it is skipped here, with a warning, so a topology built from the configuration should
+    /// use [`start`](Self::start). Topologies from [`Topology::builder`] have no setup step.
+    pub fn start_sync(self) -> Running {
         let Topology {
             ctx,
             queue,
@@ -234,7 +248,7 @@ impl Topology {
             processors,
             inputs,
             dead_letter,
-            setup,
+            setup: _,
             shutdown_timeout,
             supervision,
             health,
@@ -248,8 +262,8 @@ impl Topology {
         }
         let mut outputs = JoinSet::new();
         if let Some(o) = output {
-            if let Some((hook, node)) = &o.setup {
-                run_setup(&o.name, *hook, node, &ctx, setup).await;
+            if o.setup.is_some() {
+                tracing::warn!(output = %o.name, "started without the output's setup step");
             }
             // Workers restart after a panic with backoff, forever (as Beats retries forever); a
             // worker task that ends while the queue is open is fatal (see `wait`).
@@ -443,6 +457,12 @@ impl Running {
                 }
             }
         }
+    }
+
+    /// Stops in order and drains the queue completely, without a limit or an interrupt: for
+    /// tests and benchmarks that push into the queue themselves and want every event sent.
+    pub async fn drain(self) -> Report {
+        self.stop(Drain::Fully, std::future::pending::<()>()).await
     }
 
     /// Stops in order: inputs stop and save their state (up to `shutdown_timeout` plus a few

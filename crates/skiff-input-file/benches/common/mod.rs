@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use skiff_event::Event;
 use skiff_pipeline::queue::memory::{MemoryQueue, MemoryQueueConfig};
 use skiff_pipeline::{
-    BuildContext, InputCommon, InputContext, Outcome, Output, OutputSet, OutputSettings, Publisher,
-    Queue,
+    BuildContext, InputCommon, Outcome, Output, OutputSet, OutputSettings, Queue,
 };
+use skiff_topology::{InputSpec, Topology};
 
 struct Discard;
 
@@ -26,13 +26,11 @@ impl Output for Discard {
     }
 }
 
-/// A running input; its metrics are in `ctx.metrics`.
+/// A running input in a real pipeline ([`Topology`]); its metrics are in `ctx.metrics`.
 pub struct Running {
     pub ctx: BuildContext,
-    queue: Arc<dyn Queue>,
-    workers: tokio::task::JoinSet<()>,
-    cancel: tokio_util::sync::CancellationToken,
-    input: tokio::task::JoinHandle<Result<(), skiff_pipeline::Failure>>,
+    id: String,
+    pipeline: skiff_topology::Running,
 }
 
 /// Starts filestream input `id` configured by `yaml` (with `path.data` = `data`) on a memory
@@ -53,34 +51,25 @@ pub fn start(
         id: Some(id.into()),
         ..InputCommon::default()
     };
-    let input = (skiff_input_file::FILESTREAM.build)(&node, &common, &ctx).unwrap();
+    let input =
+        InputSpec::from_plugin(id, &skiff_input_file::FILESTREAM, node, common, &ctx).unwrap();
     let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new(queue, &metrics, &ctx.budget));
-    let mut workers = tokio::task::JoinSet::new();
-    skiff_pipeline::worker::spawn(
-        &mut workers,
-        queue.clone(),
-        OutputSet {
-            clients: vec![Box::new(Discard)],
-            settings: output,
-        },
-        None,
-        &metrics,
-    );
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let ictx = InputContext {
-        id: id.into(),
-        publisher: Publisher::new(queue.clone(), Vec::new(), &metrics),
-        shutdown: cancel.clone(),
-        build: ctx.clone(),
-        shared: Arc::new(ctx.shared_fields(&common, "filestream", "filebeat")),
-    };
-    let input = tokio::spawn(async move { input.run(ictx).await });
+    let pipeline = Topology::builder(ctx.clone())
+        .queue(queue, false)
+        .output(
+            "discard",
+            OutputSet {
+                clients: vec![Box::new(Discard)],
+                settings: output,
+            },
+        )
+        .input(input)
+        .build()
+        .start_sync();
     Running {
         ctx,
-        queue,
-        workers,
-        cancel,
-        input,
+        id: id.into(),
+        pipeline,
     }
 }
 
@@ -90,11 +79,16 @@ impl Running {
         self.ctx.metrics.value(def).unwrap_or(0.0)
     }
 
-    /// Stops the input (its registry saved), then the output.
-    pub async fn stop(mut self) {
-        self.cancel.cancel();
-        (&mut self.input).await.unwrap().unwrap();
-        self.queue.close();
-        while self.workers.join_next().await.is_some() {}
+    /// Stops the input (its registry saved), then the output once it has sent everything;
+    /// panics if the input failed at any point (a benchmark of a failing input means nothing).
+    pub async fn stop(self) {
+        let health = self.pipeline.health();
+        let report = self.pipeline.drain().await;
+        assert!(!report.inputs_aborted, "the input did not stop in time");
+        let h = health.get(&format!("input/{}", self.id)).unwrap();
+        assert!(
+            h.restarts == 0 && h.last_error.is_none(),
+            "the input failed: {h:?}"
+        );
     }
 }

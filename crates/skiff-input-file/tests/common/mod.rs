@@ -12,11 +12,9 @@ use skiff_config::{Node, NodeValue};
 use skiff_event::{Event, Map};
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
 use skiff_pipeline::{
-    BuildContext, InputCommon, InputContext, Outcome, Output, OutputSet, OutputSettings, Publisher,
-    Queue,
+    BuildContext, InputCommon, Outcome, Output, OutputSet, OutputSettings, Queue,
 };
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
+use skiff_topology::{Drain, InputSpec, State, Topology};
 
 pub fn ctx(data: &Path) -> BuildContext {
     let mut ctx = BuildContext::standalone("h", "0.0.0", &skiff_metrics::Registry::new());
@@ -67,13 +65,13 @@ pub fn split(yaml: &str) -> (Node, InputCommon) {
     (rest, common)
 }
 
+/// An input in a real pipeline ([`Topology`]): memory queue, one collecting output worker.
 pub struct Running {
     pub out: Collect,
-    pub cancel: CancellationToken,
-    pub input: tokio::task::JoinHandle<Result<(), skiff_pipeline::Failure>>,
-    pub workers: JoinSet<()>,
-    pub queue: Arc<dyn Queue>,
     pub ctx: BuildContext,
+    /// The input's id (its health is `input/<id>`).
+    pub id: String,
+    pub pipeline: skiff_topology::Running,
 }
 
 /// Builds and runs an input from YAML (`$DIR` is replaced by `logs`), collecting its events.
@@ -100,7 +98,9 @@ pub fn start_opts(
     } else {
         &skiff_input_file::FILESTREAM
     };
-    let input = (plugin.build)(&node, &common, &ctx).unwrap_or_else(|e| panic!("{e}"));
+    let id = common.id.clone().unwrap_or_else(|| "log-0".into());
+    let input = InputSpec::from_plugin(id.clone(), plugin, node, common, &ctx)
+        .unwrap_or_else(|e| panic!("{e}"));
     let qcfg = MemoryQueueConfig {
         events: 512,
         flush: FlushConfig {
@@ -110,53 +110,63 @@ pub fn start_opts(
         ..MemoryQueueConfig::default()
     };
     let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new(qcfg, &ctx.metrics, &ctx.budget));
-    let mut workers = JoinSet::new();
-    skiff_pipeline::worker::spawn(
-        &mut workers,
-        queue.clone(),
-        OutputSet {
-            clients: vec![Box::new(out.clone())],
-            settings: OutputSettings {
-                bulk_max_size: 256,
-                backoff_init: Duration::from_millis(10),
-                backoff_max: Duration::from_millis(20),
-                ..OutputSettings::default()
-            },
+    let output = OutputSet {
+        clients: vec![Box::new(out.clone())],
+        settings: OutputSettings {
+            bulk_max_size: 256,
+            backoff_init: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(20),
+            ..OutputSettings::default()
         },
-        None,
-        &ctx.metrics,
-    );
-    let cancel = CancellationToken::new();
-    let publisher = Publisher::new(queue.clone(), Vec::new(), &ctx.metrics)
-        .with_shutdown_timeout(shutdown_timeout);
-    let shared = Arc::new(ctx.shared_fields(&common, plugin.name, "filebeat"));
-    let ictx = InputContext {
-        id: common.id.clone().unwrap_or_else(|| "log-0".into()),
-        publisher,
-        shutdown: cancel.clone(),
-        build: ctx.clone(),
-        shared,
     };
-    let handle = tokio::spawn(async move { input.run(ictx).await });
+    let pipeline = Topology::builder(ctx.clone())
+        .queue(queue, false)
+        .output("collect", output)
+        .input(input)
+        .shutdown_timeout(shutdown_timeout)
+        .build()
+        .start_sync();
     Running {
         out,
-        cancel,
-        input: handle,
-        workers,
-        queue,
         ctx,
+        id,
+        pipeline,
     }
 }
 
 impl Running {
     /// Stops the input, then drops whatever the output still holds (it was never delivered).
-    pub async fn stop_abort(mut self) -> Vec<Value> {
-        self.cancel.cancel();
-        (&mut self.input).await.unwrap().unwrap();
-        self.queue.close();
-        self.workers.abort_all();
-        while self.workers.join_next().await.is_some() {}
-        self.events()
+    pub async fn stop_abort(self) -> Vec<Value> {
+        self.stop_with(Drain::For(Duration::ZERO)).await
+    }
+
+    /// Stops the input (state saved), then the output once it has sent everything.
+    pub async fn stop(self) -> Vec<Value> {
+        self.stop_with(Drain::Fully).await
+    }
+
+    /// Stops in the topology's order; panics if the input did not stop cleanly or had failed
+    /// (and was restarted) at any point: the tests expect an input that never fails.
+    async fn stop_with(self, drain: Drain) -> Vec<Value> {
+        let health = self.pipeline.health();
+        let interrupt = async move {
+            if drain == Drain::Fully {
+                std::future::pending::<()>().await
+            }
+        };
+        let report = self.pipeline.stop(drain, interrupt).await;
+        assert!(
+            !report.inputs_aborted,
+            "the input did not stop within shutdown_timeout"
+        );
+        let h = health.get(&format!("input/{}", self.id)).unwrap();
+        assert!(
+            h.restarts == 0
+                && h.last_error.is_none()
+                && matches!(h.state, State::Stopped | State::Ended),
+            "the input failed: {h:?}"
+        );
+        self.out.events.lock().unwrap().clone()
     }
 
     pub fn events(&self) -> Vec<Value> {
@@ -221,15 +231,6 @@ impl Running {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-
-    /// Stops the input (state saved), then the output.
-    pub async fn stop(mut self) -> Vec<Value> {
-        self.cancel.cancel();
-        (&mut self.input).await.unwrap().unwrap();
-        self.queue.close();
-        while self.workers.join_next().await.is_some() {}
-        self.events()
     }
 }
 

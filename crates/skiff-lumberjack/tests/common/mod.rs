@@ -13,9 +13,9 @@ use skiff_metrics::Registry;
 use skiff_pipeline::queue::memory::{FlushConfig, MemoryQueue, MemoryQueueConfig};
 use skiff_pipeline::{
     Budget, BuildContext, InputCommon, InputContext, Outcome, Output, OutputSet, OutputSettings,
-    Publisher, Queue,
+    Queue,
 };
-use tokio::task::JoinSet;
+use skiff_topology::{Running, Topology};
 use tokio_util::sync::CancellationToken;
 
 pub fn ctx(name: &str) -> BuildContext {
@@ -79,7 +79,8 @@ pub struct Receiver {
     pub seen: Arc<Mutex<Vec<Value>>>,
     pub queue: Arc<dyn Queue>,
     pub ctx: BuildContext,
-    pub tasks: JoinSet<()>,
+    /// The receiving pipeline (its output workers; the inputs are started by the tests).
+    pub running: Running,
 }
 
 impl Receiver {
@@ -97,7 +98,6 @@ impl Receiver {
         let ctx = ctx("aggregator");
         let queue = queue(&ctx.metrics);
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let mut tasks = JoinSet::new();
         let out = OutputSet {
             clients: vec![Box::new(Collector {
                 seen: seen.clone(),
@@ -111,12 +111,16 @@ impl Receiver {
                 ..Default::default()
             },
         };
-        skiff_pipeline::worker::spawn(&mut tasks, queue.clone(), out, None, &ctx.metrics);
+        let running = Topology::builder(ctx.clone())
+            .queue(queue.clone(), false)
+            .output("collector", out)
+            .build()
+            .start_sync();
         Receiver {
             seen,
             queue,
             ctx,
-            tasks,
+            running,
         }
     }
 
@@ -142,7 +146,9 @@ impl Receiver {
         let shutdown = CancellationToken::new();
         let ictx = InputContext {
             id: "lj".into(),
-            publisher: Publisher::new(self.queue.clone(), vec![], &self.ctx.metrics)
+            publisher: self
+                .running
+                .publisher()
                 .with_shutdown_timeout(shutdown_timeout),
             shutdown: shutdown.clone(),
             build: self.ctx.clone(),
@@ -178,7 +184,8 @@ pub struct Sender {
     pub stream: Arc<AckStream>,
     pub queue: Arc<dyn Queue>,
     pub ctx: BuildContext,
-    pub tasks: JoinSet<()>,
+    /// The sending pipeline (output.logstash's workers).
+    pub running: Running,
 }
 
 /// The shared fields of the edge agent's events.
@@ -213,8 +220,12 @@ impl Sender {
         let out = (skiff_lumberjack::OUTPUT.build)(&node(yaml), &ctx)
             .map_err(|e| e.to_string())
             .unwrap();
-        let mut tasks = JoinSet::new();
-        skiff_pipeline::worker::spawn(&mut tasks, queue.clone(), out, None, &ctx.metrics);
+        let running = Topology::builder(ctx.clone())
+            .queue(queue.clone(), false)
+            .output("logstash", out)
+            .build()
+            .start()
+            .await;
         let shared = edge_shared();
         let q = queue.clone();
         let s = stream.clone();
@@ -229,7 +240,7 @@ impl Sender {
             stream,
             queue,
             ctx,
-            tasks,
+            running,
         }
     }
 
