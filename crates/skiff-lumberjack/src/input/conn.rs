@@ -379,13 +379,16 @@ impl Conn<'_> {
                     _ = self.shutdown.cancelled() => return End::Shutdown,
                 }
             }
+            // Wait for room first, grow the buffer after: a connection stopped at its limits
+            // with a buffer full of frames not yet taken must not double the buffer while it
+            // waits (a flaky abuse test saw 2 x READ_MAX held by a paused connection).
+            if let Err(end) = self.wait_for_room(READ_MAX).await {
+                return end;
+            }
             if buf.capacity() - buf.len() < 16 << 10 {
                 buf.reserve(READ_MAX);
             }
             self.account(buf.capacity());
-            if let Err(end) = self.wait_for_room(READ_MAX).await {
-                return end;
-            }
             let mid_window = received < expected;
             let (deadline, reason) = if !got_frame {
                 (Some(first_frame), Reason::HandshakeTimeout)
