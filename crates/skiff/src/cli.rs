@@ -4,9 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// One agent that ships logs, network transactions and metrics.
+/// Reads events with its inputs, runs them through processors and a queue, and ships them to
+/// one output, acknowledging each read only once the output has it.
+// `--help` ends with the inputs, processors and outputs of this binary (built from the
+// registry in `about::command`), and `--version` with the commit and build date.
 #[derive(Parser, Debug)]
-#[command(name = "skiff", version, about, propagate_version = true)]
+#[command(name = "skiff", version = crate::about::LONG_VERSION, propagate_version = true)]
 pub struct Cli {
     /// The command (default: run).
     #[command(subcommand)]
@@ -60,8 +63,43 @@ pub enum Command {
     /// Inspect the file input's registry (what was shipped, file by file).
     #[command(subcommand)]
     Registry(RegistryCommand),
-    /// Print the version.
+    /// Print the version, commit and build date.
     Version,
+    /// Manage the keystore: secrets that the configuration uses as `${KEY}`.
+    #[command(subcommand)]
+    Keystore(KeystoreCommand),
+}
+
+/// `skiff keystore ...` (the store is `<path.data>/skiff.keystore`).
+#[derive(Subcommand, Debug)]
+pub enum KeystoreCommand {
+    /// Create an empty keystore.
+    Create {
+        /// Replace an existing keystore (its keys are lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add a key; the value is read from standard input (a prompt without echo on a
+    /// terminal), never from the command line.
+    Add {
+        /// The key, used in the configuration as `${KEY}`.
+        key: String,
+        /// Read the value from standard input even when it is a terminal (all of it, one
+        /// trailing newline removed).
+        #[arg(long)]
+        stdin: bool,
+        /// Replace the value of an existing key.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the keys (never the values).
+    List,
+    /// Remove keys.
+    Remove {
+        /// The keys to remove.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
 }
 
 /// `skiff test ...`

@@ -1,5 +1,5 @@
 //! The commands: `run` (default), `test config|output`, `export config|template`,
-//! `registry list`, `version`.
+//! `registry list`, `version`, `keystore ...`.
 
 use skiff_config::ConfigErrors;
 
@@ -12,14 +12,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let g = cli.global;
     match cli.command.unwrap_or(Command::Run) {
         Command::Version => {
-            println!(
-                "skiff version {} ({}), Beats-compatible configuration, ECS {}",
-                crate::agent::VERSION,
-                std::env::consts::ARCH,
-                skiff_event::ECS_VERSION
-            );
+            crate::about::print_version();
             Ok(0)
         }
+        Command::Keystore(cmd) => crate::keystore::run(cmd, &g),
         Command::Run => {
             let Some(parts) = load_parts(&g) else {
                 return Ok(1);
@@ -103,6 +99,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 }
             };
             skiff_config::mask_secrets(&mut root);
+            crate::keystore::mask_used(&mut root);
             // JSON is YAML: the output can be fed back with -c.
             println!("{}", serde_json::to_string_pretty(&root.to_json())?);
             Ok(0)

@@ -11,21 +11,23 @@
 //! * `logging`: skiff's own logs and the periodic metrics line.
 //! * `agent`: `agent.id` persistence and process metrics.
 //! * `commands`: `test config`, `test output`, `export config|template`, `registry list`.
+//! * `keystore`: `keystore create|add|list|remove`, `${KEY}` from the keystore, masking.
+//! * `about`: `version` and the component list at the end of `--help`.
 
+mod about;
 mod agent;
 mod cli;
 mod commands;
 mod extras;
 mod http;
+mod keystore;
 mod logging;
 mod registry;
 mod run;
 mod settings;
 
-use clap::Parser;
-
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = about::parse();
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -4,7 +4,7 @@
 //! output, the queue) and the agent-wide settings, which are one strict struct: an unknown
 //! top-level key is an error with a suggestion, like everywhere else.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use skiff_config::{ConfigError, ConfigErrors, Duration, Node, NodeValue};
@@ -488,8 +488,19 @@ pub fn resolve_paths(cfg: &PathConfig, cli: &crate::cli::Global) -> skiff_pipeli
     }
 }
 
-/// Loads the configuration files (or the default), `-E` overrides and `${VAR}` references.
+/// Loads the configuration files (or the default), `-E` overrides and `${VAR}` references
+/// (from the keystore, then the environment).
 pub fn load(cli: &crate::cli::Global) -> Result<Node, ConfigErrors> {
+    let opts = load_options(cli);
+    let secrets = crate::keystore::Lookup::for_config(cli, &opts)?;
+    let mut root = skiff_config::load(&opts, &|k| secrets.get(k))?;
+    // `${path.data}` and friends in values refer to the final paths.
+    root.fix_paths("");
+    Ok(root)
+}
+
+/// What [`load`] reads: the `-c` files (relative ones under `--path.config`), `-E` overrides.
+pub fn load_options(cli: &crate::cli::Global) -> skiff_config::LoadOptions {
     let mut files = cli.config.clone();
     if let Some(dir) = &cli.path_config {
         for f in &mut files {
@@ -498,17 +509,12 @@ pub fn load(cli: &crate::cli::Global) -> Result<Node, ConfigErrors> {
             }
         }
     }
-    let opts = skiff_config::LoadOptions {
+    skiff_config::LoadOptions {
         files,
         overrides: cli.overrides.clone(),
         default_yaml: DEFAULT_CONFIG,
         strict_perms: false,
-    };
-    let mut root = skiff_config::load(&opts, &|k| std::env::var(k).ok())?;
-    // `${path.data}` and friends in values refer to the final paths.
-    let _ = Path::new("");
-    root.fix_paths("");
-    Ok(root)
+    }
 }
 
 impl Parts {
