@@ -46,8 +46,18 @@ deb_args=(-p skiff --no-build --profile "$profile" --deb-revision "$revision" --
 if [ "$profile" != release ]; then deb_args+=(--fast); fi
 cargo deb "${deb_args[@]}" >&2
 
-cargo generate-rpm -p crates/skiff --profile "$profile" --output "$out" \
+# cargo-generate-rpm packages binaries as they are: it gets a stripped copy (cargo-deb strips
+# by itself), in a staging target directory laid out as cargo's.
+profile_dir="$profile"
+if [ "$profile" = dev ]; then profile_dir=debug; fi
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+stage="$out/.rpm-stage"
+rm -rf "$stage"
+mkdir -p "$stage/$profile_dir"
+strip -o "$stage/$profile_dir/skiff" "$target_dir/$profile_dir/skiff"
+cargo generate-rpm -p crates/skiff --profile "$profile" --target-dir "$stage" --output "$out" \
     --set-metadata "release = \"$revision\"" >&2
+rm -rf "$stage"
 
 version="$(cargo pkgid -p skiff | sed 's/.*[@#]//')"
 ls -1 "$out"/skiff_"$version-$revision"_*.deb "$out"/skiff-"$version-$revision".*.rpm
