@@ -13,6 +13,7 @@
 mod common;
 mod es_standin;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -188,7 +189,10 @@ fn image_builds_where_a_container_runtime_runs() {
         let msg = "NO CONTAINER RUNTIME: `docker info` and `podman info` fail here, so the \
                    image of packaging/docker/Dockerfile was NOT BUILT by this test run (its \
                    recipe was checked by the other tests of this file)";
-        eprintln!("\n{}\n!!! {msg}\n{}\n", "!".repeat(100), "!".repeat(100));
+        // Written to the process's stderr directly: the test harness captures `eprintln!` of
+        // passing tests, and this must be seen in every run.
+        let bar = "!".repeat(100);
+        let _ = writeln!(std::io::stderr().lock(), "\n{bar}\n!!! {msg}\n{bar}\n");
         assert!(
             std::env::var("SKIFF_REQUIRE_DOCKER").as_deref() != Ok("1"),
             "{msg}, and SKIFF_REQUIRE_DOCKER=1"
