@@ -31,6 +31,10 @@ fn names(steps: &[ProbeStep]) -> Vec<String> {
 async fn probe_checks_each_layer_and_warns_about_a_full_heap() {
     let dir = tempfile::tempdir().unwrap();
     let es = StandIn::start(dir.path(), &["--version", "8.15.0"]);
+    // The stand-in reports this machine's real disk use unless told otherwise; a full build
+    // disk must not decide this test, so the healthy case is set explicitly.
+    es.faults(json!({"heap_used_percent": 40, "disk_used_percent": 40}))
+        .await;
     let steps = probe(&format!("hosts: [\"{}\"]\n", es.url)).await;
     assert_eq!(
         names(&steps),
