@@ -10,6 +10,8 @@
 //! * `http`: `/`, `/stats`, `/metrics`, `/inputs/`, `/health`.
 //! * `logging`: skiff's own logs and the periodic metrics line.
 //! * `agent`: `agent.id` persistence and process metrics.
+//! * `reload`: inputs added, changed and removed while running (`filebeat.config.inputs`,
+//!   SIGHUP).
 //! * `commands`: `test config`, `test output`, `export config|template`, `registry list`.
 
 mod agent;
@@ -19,6 +21,7 @@ mod extras;
 mod http;
 mod logging;
 mod registry;
+mod reload;
 mod run;
 mod settings;
 
