@@ -104,7 +104,11 @@ fn wrong_types_in_plain_words() {
 
     // A single value where a list is expected is a list of one (as in Filebeat); a map is not.
     let root = doc("output.elasticsearch:\n  hosts: http://a:9200\n");
-    let ok: EsOutput = root.get("output.elasticsearch").unwrap().deserialize().unwrap();
+    let ok: EsOutput = root
+        .get("output.elasticsearch")
+        .unwrap()
+        .deserialize()
+        .unwrap();
     assert_eq!(ok.hosts, vec!["http://a:9200".to_string()]);
     let root = doc("output.elasticsearch:\n  hosts: {a: 1}\n");
     let e = err::<EsOutput>(root.get("output.elasticsearch").unwrap());

@@ -179,7 +179,9 @@ fn input_files_are_lists() {
     )
     .unwrap();
     assert_eq!(
-        list.get("0.prospector.scanner.check_interval").unwrap().path,
+        list.get("0.prospector.scanner.check_interval")
+            .unwrap()
+            .path,
         "0.prospector.scanner.check_interval"
     );
     let one = skiff_config::parse_list_str("type: stdin\n", None).unwrap();

@@ -37,7 +37,11 @@ pub fn map_container_input(node: &Node) -> Result<Node, ConfigErrors> {
     let mark = node.mark.clone();
     if out.get("paths").is_none() {
         let path = Node::new(NodeValue::String(DEFAULT_PATH.into()), mark.clone());
-        out.insert("paths", Node::new(NodeValue::Seq(vec![path]), mark.clone()), &mark);
+        out.insert(
+            "paths",
+            Node::new(NodeValue::Seq(vec![path]), mark.clone()),
+            &mark,
+        );
     }
     if out.get("prospector.scanner.symlinks").is_none() {
         let value = symlinks.unwrap_or_else(|| Node::new(NodeValue::Bool(true), mark.clone()));
@@ -53,7 +57,11 @@ pub fn map_container_input(node: &Node) -> Result<Node, ConfigErrors> {
             _ => parsers.push(p),
         }
     }
-    out.insert("parsers", Node::new(NodeValue::Seq(parsers), mark.clone()), &mark);
+    out.insert(
+        "parsers",
+        Node::new(NodeValue::Seq(parsers), mark.clone()),
+        &mark,
+    );
     out.fix_paths(&node.path);
     Ok(out)
 }

@@ -80,7 +80,10 @@ async fn an_added_input_that_cannot_be_built_is_refused_not_fatal() {
         }),
     );
     let e = running.add_input(broken).unwrap_err();
-    assert!(matches!(&e, AddError::Build(m) if m.contains("no such thing")), "{e}");
+    assert!(
+        matches!(&e, AddError::Build(m) if m.contains("no such thing")),
+        "{e}"
+    );
     // Nothing fatal was reported: the topology runs on.
     assert!(
         tokio::time::timeout(Duration::from_millis(300), running.wait())

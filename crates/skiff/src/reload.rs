@@ -207,7 +207,10 @@ pub fn input_file_paths(cfg: &InputFiles, config_dir: &Path) -> Result<Vec<PathB
             format!("invalid pattern {text:?}: {e}"),
         )
     })?;
-    let mut files: Vec<PathBuf> = entries.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
     files.sort();
     Ok(files)
 }

@@ -15,8 +15,8 @@ use skiff_topology::{Drain, Ended, Topology};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
-use crate::settings::Parts;
 use crate::reload::Managed;
+use crate::settings::Parts;
 use crate::{agent, http, logging, registry, settings};
 
 /// A component failed and could not be restarted.
@@ -321,12 +321,20 @@ impl Reloader {
         };
         let rest = rest_of(&parts);
         if rest != self.main_rest {
-            tracing::warn!("SIGHUP: settings other than the inputs changed (output, queue, processors, logging, http, paths, ...); they apply after a restart of skiff");
+            tracing::warn!(
+                "SIGHUP: settings other than the inputs changed (output, queue, processors, logging, http, paths, ...); they apply after a restart of skiff"
+            );
         }
-        if parts.input_files.as_ref().map(|f| &f.path) != self.input_files.as_ref().map(|f| &f.path) {
-            tracing::warn!("SIGHUP: filebeat.config.inputs changed; it applies after a restart of skiff");
+        if parts.input_files.as_ref().map(|f| &f.path) != self.input_files.as_ref().map(|f| &f.path)
+        {
+            tracing::warn!(
+                "SIGHUP: filebeat.config.inputs changed; it applies after a restart of skiff"
+            );
         }
-        let mut result = self.main.apply(running, &parts.inputs, ctx, self.strict).await;
+        let mut result = self
+            .main
+            .apply(running, &parts.inputs, ctx, self.strict)
+            .await;
         if let Ok(a) = &mut result {
             a.warnings.extend(warnings);
             self.main_warnings = a.warnings.len();

@@ -489,7 +489,8 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
                     }
                 }
                 if sec.autodiscover.is_some() {
-                    warnings.push("filebeat.autodiscover is not supported yet and is ignored".into());
+                    warnings
+                        .push("filebeat.autodiscover is not supported yet and is ignored".into());
                 }
                 input_files = config.inputs.filter(|i| i.enabled);
             }
@@ -630,10 +631,13 @@ pub fn resolve_paths(cfg: &PathConfig, cli: &crate::cli::Global) -> skiff_pipeli
     }
 }
 
+/// Dotted keys and their values.
+type KeyValues = Vec<(String, Node)>;
+
 /// `path.*` as Filebeat defines them whatever the file says, so `${path.config}` always
 /// resolves: defaults relative to `path.home` (below the files), and `--path.*` flags (above the
 /// files and `-E`).
-fn path_settings(cli: &crate::cli::Global) -> (Vec<(String, Node)>, Vec<(String, Node)>) {
+fn path_settings(cli: &crate::cli::Global) -> (KeyValues, KeyValues) {
     let text = |s: String| Node::new(NodeValue::String(s), skiff_config::Mark::none());
     let defaults = vec![
         ("path.home".to_string(), text(".".into())),

@@ -82,12 +82,18 @@ output.file: {path: "$DIR/out", filename: out}
     let got = events(&sb);
     let find = |msg: &str, tagged: bool| -> Vec<&serde_json::Value> {
         got.iter()
-            .filter(|e| e["message"] == msg && (e["tags"] == serde_json::json!(["errors"])) == tagged)
+            .filter(|e| {
+                e["message"] == msg && (e["tags"] == serde_json::json!(["errors"])) == tagged
+            })
             .collect()
     };
     let one = |msg: &str, tagged: bool| -> &serde_json::Value {
         let f = find(msg, tagged);
-        assert_eq!(f.len(), 1, "{msg:?} (tagged {tagged}): {f:?}\nall: {got:#?}\n{log}");
+        assert_eq!(
+            f.len(),
+            1,
+            "{msg:?} (tagged {tagged}): {f:?}\nall: {got:#?}\n{log}"
+        );
         f[0]
     };
     let e = one("hello from docker", false);

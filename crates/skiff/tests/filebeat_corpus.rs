@@ -20,8 +20,12 @@ struct Expect {
 }
 
 fn expectations(path: &Path) -> Expect {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{} is missing ({e}): every corpus file needs one", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}): every corpus file needs one",
+            path.display()
+        )
+    });
     let dir = corpus().display().to_string();
     let mut x = Expect {
         args: Vec::new(),
@@ -119,7 +123,11 @@ fn path_settings_resolve_from_flags_and_defaults() {
         .args(["--path.home", "/opt/skiff", "--path.data", "/var/lib/skiff"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["h"], "/opt/skiff");
     assert_eq!(j["c"], "/opt/skiff");

@@ -102,7 +102,10 @@ fn exactly_once(sb: &Sandbox, name: &str, upto: u64, log: &str) {
         missing.is_empty() && repeated.is_empty(),
         "{name}: missing {missing:?}, repeated {repeated:?}\n{log}"
     );
-    let extra = got.keys().filter(|k| k.starts_with(&format!("{name} "))).count() as u64;
+    let extra = got
+        .keys()
+        .filter(|k| k.starts_with(&format!("{name} ")))
+        .count() as u64;
     assert_eq!(extra, upto, "{name}: lines that were never written");
 }
 
