@@ -309,6 +309,8 @@ impl Reloader {
                     skiff_config::collect(self.strict, || settings::split_all(root));
                 let mut errors = errors;
                 errors.extend(diag.errors);
+                // A SIGHUP that leaves nothing to run is refused like a start would be.
+                errors.extend(parts.nothing_to_run());
                 (Some(parts), errors, diag.warnings)
             }
             Err(e) => (None, e.0, Vec::new()),

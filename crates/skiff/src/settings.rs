@@ -437,6 +437,8 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
         let Some(node) = node else { return };
         match node.value {
             NodeValue::Seq(items) => inputs.extend(items),
+            // One input written as a map, not a list of one: go-ucfg reads it as a list.
+            NodeValue::Map(_) => inputs.push(node),
             NodeValue::Null => {}
             _ => errors.push(ConfigError::new(
                 &node.path,
