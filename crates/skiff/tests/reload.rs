@@ -150,12 +150,21 @@ fn input_files_added_changed_removed_while_running_lose_and_repeat_nothing() {
     input_file(&sb, "b.yml", "b", "b", "one");
     wait_for("b 0..300 shipped", limit, || has_all(&sb, "b", 300));
 
+    // A broken file refuses the whole reload: the running inputs stay as they are.
+    sb.write("inputs.d/c.yml", "- type: filestreem\n  id: c\n");
+    std::thread::sleep(Duration::from_secs(1));
+    append(&sb, "b", 300, 100);
+    wait_for("b 0..400 while the reload is refused", limit, || {
+        has_all(&sb, "b", 400)
+    });
+    std::fs::remove_file(sb.path().join("inputs.d/c.yml")).unwrap();
+
     // Removed: a's input stops; lines written meanwhile wait in the file.
     std::fs::remove_file(sb.path().join("inputs.d/a.yml")).unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let before = shipped(&sb).keys().filter(|k| k.starts_with("a ")).count();
     append(&sb, "a", 1600, 400);
-    append(&sb, "b", 300, 200);
+    append(&sb, "b", 400, 100);
     wait_for("b 0..500 shipped", limit, || has_all(&sb, "b", 500));
     std::thread::sleep(Duration::from_secs(1));
     let after = shipped(&sb).keys().filter(|k| k.starts_with("a ")).count();
@@ -165,6 +174,10 @@ fn input_files_added_changed_removed_while_running_lose_and_repeat_nothing() {
     input_file(&sb, "a.yml", "a", "a", "three");
     wait_for("a 0..2000 shipped", limit, || has_all(&sb, "a", 2000));
     let log = stop(child);
+    assert!(
+        log.contains("unknown input type `filestreem`") && log.contains("the reload was refused"),
+        "{log}"
+    );
     exactly_once(&sb, "a", 2000, &log);
     exactly_once(&sb, "b", 500, &log);
 }
