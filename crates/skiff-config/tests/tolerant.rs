@@ -193,3 +193,22 @@ fn input_files_are_lists() {
             .is_empty()
     );
 }
+
+#[test]
+fn the_search_for_problems_is_bounded() {
+    // 150 unknown keys and 150 bad values: the call ends, and says there were too many.
+    let mut yaml = String::from("paths: [/a]\n");
+    for i in 0..150 {
+        yaml.push_str(&format!("unknown_{i}: 1\n"));
+    }
+    let root = doc(&yaml);
+    let (got, diag) = read::<Input>(&root, false);
+    let e = got.unwrap_err();
+    assert!(e.message.contains("more than 100 problems"), "{e}");
+    assert_eq!(diag.warnings.len(), skiff_config::MAX_PROBLEMS);
+    let many: Vec<String> = (0..150).map(|i| format!("x{i}")).collect();
+    let root = doc(&format!("v: [{}]\n", many.join(", ")));
+    let (got, _) = collect(false, || root.get("v").unwrap().deserialize::<Vec<u8>>());
+    // A bad list item stops the search at the first one.
+    assert_eq!(got.unwrap_err().path, "v.0");
+}

@@ -74,8 +74,9 @@ pub async fn run(
     for w in &warnings {
         tracing::warn!("configuration: {w}");
     }
+    // Located warnings and ignored sections, as `skiff test config` counts them.
     let warning_count = ctx.metrics.gauge(&names::CONFIG_WARNINGS);
-    warning_count.set(warnings.len() as i64);
+    warning_count.set((warnings.len() + parts.warnings.len()) as i64);
     let topology = match built {
         Ok(t) => t,
         Err(errors) => {
@@ -125,7 +126,13 @@ pub async fn run(
     let mut running = topology.start().await;
     tracing::info!(inputs = n_inputs, output = %output_name, version = agent::VERSION, "skiff started");
 
-    let mut reloader = Reloader::new(&parts, &ctx, cli, strict, warnings.len());
+    let mut reloader = Reloader::new(
+        &parts,
+        &ctx,
+        cli,
+        strict,
+        warnings.len() + parts.warnings.len(),
+    );
     if parts.input_files.is_some() {
         running.keep_alive(true);
         reloader.reload_files(&mut running, &ctx).await;
