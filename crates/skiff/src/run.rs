@@ -74,6 +74,12 @@ pub async fn run(
     for w in &warnings {
         tracing::warn!("configuration: {w}");
     }
+    // Loud: when the log goes to files, the warnings are on the terminal too.
+    if !cli.stderr && !parts.settings.logging.to_stderr {
+        for w in &warnings {
+            eprintln!("skiff: warning: {w}");
+        }
+    }
     // Located warnings and ignored sections, as `skiff test config` counts them.
     let warning_count = ctx.metrics.gauge(&names::CONFIG_WARNINGS);
     warning_count.set((warnings.len() + parts.warnings.len()) as i64);
