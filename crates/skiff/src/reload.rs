@@ -80,11 +80,34 @@ impl Managed {
     pub fn adopt(&mut self, items: &[Node], ctx: &BuildContext) {
         let ((), _) = skiff_config::collect(false, || {
             for (i, item) in items.iter().enumerate() {
-                if let Ok(Some(spec)) =
-                    input_from_config(self.index_base + i, item, &registry::PLUGINS, ctx)
+                let id = match input_from_config(self.index_base + i, item, &registry::PLUGINS, ctx)
                 {
-                    self.running.insert(spec.id().to_owned(), item.to_json());
-                }
+                    Ok(Some(spec)) => spec.id().to_owned(),
+                    Ok(None) => continue,
+                    // It was built a moment ago for the topology; an input that holds something
+                    // from its build (it should not: inputs open sockets and files in `run`)
+                    // keeps the id the topology gave it.
+                    Err(_) => match (item.get("id"), item.get("type")) {
+                        (
+                            Some(Node {
+                                value: NodeValue::String(id),
+                                ..
+                            }),
+                            _,
+                        ) => id.clone(),
+                        (
+                            _,
+                            Some(Node {
+                                value: NodeValue::String(t),
+                                ..
+                            }),
+                        ) => {
+                            format!("{t}-{}", self.index_base + i)
+                        }
+                        _ => continue,
+                    },
+                };
+                self.running.insert(id, item.to_json());
             }
         });
     }
