@@ -1,5 +1,5 @@
-//! Beats-layout YAML configuration for skiff, with strict, helpful
-//! validation.
+//! Beats-layout YAML configuration for skiff, with located, helpful
+//! validation: tolerant where Filebeat is, and loud about it.
 //!
 //! # What this crate does
 //!

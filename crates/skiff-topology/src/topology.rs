@@ -5,6 +5,11 @@
 //! their state (up to `shutdown_timeout`), the queue closes, the outputs drain it (up to
 //! `shutdown_timeout`, or fully when the inputs ended by themselves). The [`Report`] says how
 //! many events were left unacknowledged and whether they will be sent again.
+//!
+//! While running, inputs can be added and removed ([`Running::add_input`],
+//! [`Running::remove_input`]) for reloads: each input has its own stop token below the
+//! topology's, and removing one waits until its supervisor has ended, i.e. the input has
+//! saved its state, so that an input started again under the same id resumes from it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
