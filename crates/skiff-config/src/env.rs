@@ -7,7 +7,7 @@
 //! through the `env` function. A value that was exactly one `${...}` is
 //! re-typed after expansion: `true`/`false` become booleans, numbers become
 //! numbers and `[a, b]` becomes a list, so `port: ${PORT:5066}` is an
-//! integer.
+//! integer. `${data.*}` (autodiscover template variables) is left as written.
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::node::{Node, NodeValue};
@@ -128,6 +128,11 @@ fn resolve(body: &str, ctx: &Ctx<'_>, depth: usize) -> Result<String, String> {
     }
     if let Some(v) = lookup(name, ctx, depth)? {
         return Ok(v);
+    }
+    // `${data.*}` belongs to autodiscover templates, filled in per container
+    // when the template is applied: not ours to expand.
+    if name.starts_with("data.") && op.is_none() {
+        return Ok(format!("${{{body}}}"));
     }
     match op {
         None => Err(format!(

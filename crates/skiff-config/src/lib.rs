@@ -1,5 +1,5 @@
-//! Beats-layout YAML configuration for skiff, with strict, helpful
-//! validation.
+//! Beats-layout YAML configuration for skiff, with located, helpful
+//! validation: tolerant where Filebeat is, and loud about it.
 //!
 //! # What this crate does
 //!
@@ -44,8 +44,15 @@
 //!
 //! **Many errors at once.** Parsing, normalising, `-E` and `${…}` expansion
 //! collect every problem into [`ConfigErrors`], so `skiff test config` can
-//! list them all in one run. (serde stops at the first error per
-//! [`Node::deserialize`] call; components deserialize separately.)
+//! list them all in one run. serde stops at the first error, so
+//! [`Node::deserialize`] takes the offending value out of a copy and reads it
+//! again until it has seen every problem of the node; the first is returned,
+//! the rest go to the [`diag`] collector.
+//!
+//! **Tolerant where Filebeat is.** Filebeat ignores unknown keys; a typo then
+//! goes unnoticed. skiff makes them warnings with a suggestion (`--strict`
+//! makes them errors), reads a single value where a list is expected as a
+//! list of one, and leaves `${data.*}` (autodiscover templates) alone.
 //!
 //! # Modules
 //!
@@ -58,8 +65,11 @@
 //! - `units`: [`Duration`] and [`ByteSize`].
 //! - `suggest`: "did you mean" ([`suggest`]).
 //! - `secrets`: [`mask_secrets`] for export.
+//! - `diag`: warnings (unknown keys, which Filebeat ignores) and the problems
+//!   beyond the first one, collected per thread ([`collect`]).
 
 mod de;
+pub mod diag;
 mod env;
 mod error;
 mod load;
@@ -70,9 +80,11 @@ mod secrets;
 mod suggest;
 mod units;
 
+pub use de::MAX_PROBLEMS;
+pub use diag::{Diagnostics, collect};
 pub use env::expand_env;
 pub use error::{ConfigError, ConfigErrors};
-pub use load::{LoadOptions, load, parse_str};
+pub use load::{LoadOptions, load, parse_list_str, parse_str};
 pub use node::{Mark, Node, NodeValue};
 pub use normalize::merge;
 pub use parse::{MAX_ALIAS_NODES, MAX_DEPTH, MAX_INPUT_BYTES};

@@ -21,6 +21,12 @@ pub struct LoadOptions {
     /// Accepted for compatibility with Beats' `--strict.perms`; not checked
     /// here.
     pub strict_perms: bool,
+    /// Values set below the files (`path.data: ${path.home}/data`): a file or
+    /// `-E` setting the key wins.
+    pub defaults: Vec<(String, Node)>,
+    /// Values set above everything (`--path.data`): they win over the files
+    /// and `-E`.
+    pub forced: Vec<(String, Node)>,
 }
 
 /// Parse a YAML document and normalise dotted keys (no `${...}`
@@ -29,6 +35,27 @@ pub struct LoadOptions {
 pub fn parse_str(yaml: &str, file: Option<&str>) -> Result<Node, ConfigErrors> {
     let raw = parse_raw(yaml, file)?;
     normalize_document(raw)
+}
+
+/// Parse a YAML document whose top level is a list (Filebeat's input files in
+/// `filebeat.config.inputs.path`: `- type: filestream ...`), normalising the
+/// dotted keys of its items. A map is read as a list of one; an empty document
+/// is an empty list. Paths start at the item index (`0.paths`).
+pub fn parse_list_str(yaml: &str, file: Option<&str>) -> Result<Node, ConfigErrors> {
+    let raw = parse_raw(yaml, file)?;
+    let raw = match raw.value {
+        NodeValue::Seq(_) => raw,
+        NodeValue::Null => Node::new(NodeValue::Seq(Vec::new()), raw.mark),
+        _ => {
+            let mark = raw.mark.clone();
+            Node::new(NodeValue::Seq(vec![raw]), mark)
+        }
+    };
+    let mut errors = Vec::new();
+    let mut node = crate::normalize::normalize(raw, &mut errors);
+    ConfigErrors(errors).into_result()?;
+    node.fix_paths("");
+    Ok(node)
 }
 
 /// Load the configuration: parse every `-c` file (or `default_yaml` when
@@ -40,6 +67,9 @@ pub fn load(
 ) -> Result<Node, ConfigErrors> {
     let mut errors = Vec::new();
     let mut root = Node::empty_map();
+    for (key, value) in &opts.defaults {
+        root.insert(key, value.clone(), &value.mark);
+    }
     if opts.files.is_empty() {
         match parse_str(opts.default_yaml, Some("<default config>")) {
             Ok(n) => merge(&mut root, n),
@@ -61,6 +91,9 @@ pub fn load(
             }
             Err(e) => errors.push(e),
         }
+    }
+    for (key, value) in &opts.forced {
+        root.insert(key, value.clone(), &value.mark);
     }
     ConfigErrors(errors).into_result()?;
     root.fix_paths("");

@@ -33,6 +33,16 @@ const ALIASES: &[(&str, &str)] = &[
     ("index_name", "index"),
     ("workers", "worker"),
     ("level", "logging.level"),
+    // Keys of older Filebeat versions (the `log` input, libbeat 6/7) and their equivalents.
+    ("harvester_buffer_size", "buffer_size"),
+    ("to_console", "to_stderr"),
+    ("to_syslog", "to_stderr"),
+    ("close_inactive", "close.on_state_change.inactive"),
+    ("close_renamed", "close.on_state_change.renamed"),
+    ("close_removed", "close.on_state_change.removed"),
+    ("scan_frequency", "prospector.scanner.check_interval"),
+    ("max_bytes", "message_max_bytes"),
+    ("compression_level", "compression"),
 ];
 
 /// The candidate `word` most likely meant, if any is close enough: an exact
@@ -48,7 +58,8 @@ pub fn suggest(word: &str, candidates: &[&str]) -> Option<String> {
     }
     let lower = word.to_ascii_lowercase();
     for (written, intended) in ALIASES {
-        if *written == lower && candidates.contains(intended) {
+        let head = intended.split('.').next().unwrap_or(intended);
+        if *written == lower && candidates.contains(&head) {
             return Some(intended.to_string());
         }
     }

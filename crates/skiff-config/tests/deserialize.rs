@@ -102,13 +102,18 @@ fn wrong_types_in_plain_words() {
     let e = err::<EsOutput>(root.get("output.elasticsearch").unwrap());
     assert_eq!(e.message, "value 70000 is out of range for this key (u16)");
 
+    // A single value where a list is expected is a list of one (as in Filebeat); a map is not.
     let root = doc("output.elasticsearch:\n  hosts: http://a:9200\n");
+    let ok: EsOutput = root
+        .get("output.elasticsearch")
+        .unwrap()
+        .deserialize()
+        .unwrap();
+    assert_eq!(ok.hosts, vec!["http://a:9200".to_string()]);
+    let root = doc("output.elasticsearch:\n  hosts: {a: 1}\n");
     let e = err::<EsOutput>(root.get("output.elasticsearch").unwrap());
     assert_eq!(e.path, "output.elasticsearch.hosts");
-    assert!(
-        e.message.starts_with("expected a list, found the string"),
-        "{e}"
-    );
+    assert!(e.message.starts_with("expected a list, found a map"), "{e}");
 
     let root = doc("output.elasticsearch:\n  hosts: [a]\n  ssl.verification_mode: fulll\n");
     let e = err::<EsOutput>(root.get("output.elasticsearch").unwrap());

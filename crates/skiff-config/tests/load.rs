@@ -232,6 +232,7 @@ fn files_merge_in_order_and_overrides_win() {
         ],
         default_yaml: "ignored: true\n",
         strict_perms: false,
+        ..LoadOptions::default()
     };
     let root = load(&opts, &|_| None).unwrap();
     assert_eq!(

@@ -12,6 +12,7 @@
 //! # Modules
 //!
 //! * `config`: the settings (Filebeat's names and defaults) and the `log` -> `filestream` map.
+//! * `container`: the `container` input's settings -> `filestream` with the container parser.
 //! * `prospector`: discovery, file identity bookkeeping, reader scheduling (`harvester_limit`),
 //!   registry writes, cleaning, deleting.
 //! * `harvester`: one reader per open file: lines -> parsers -> events; truncation and
@@ -29,6 +30,7 @@
 //! * `writer`: the thread that writes and fsyncs the registry, off the runtime.
 
 mod config;
+mod container;
 mod copytruncate;
 mod harvester;
 mod identity;
@@ -73,6 +75,14 @@ pub static LOG: InputPlugin = InputPlugin {
     name: "log",
     agent_type: "filebeat",
     build: build_log,
+};
+
+/// `type: container`: container runtimes' log files (Docker `json-file`, CRI), read as
+/// filestream with the `container` parser and Filebeat's defaults (see `container.rs`).
+pub static CONTAINER: InputPlugin = InputPlugin {
+    name: "container",
+    agent_type: "filebeat",
+    build: build_container,
 };
 
 /// A built file input.
@@ -131,6 +141,37 @@ fn build_log(
         }
     };
     build(&mapped, id, ctx)
+}
+
+fn build_container(
+    node: &Node,
+    common: &InputCommon,
+    ctx: &BuildContext,
+) -> Result<Box<dyn Input>, ConfigErrors> {
+    let mapped = container::map_container_input(node)?;
+    let id = common
+        .id
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| stable_id("container", &mapped));
+    build(&mapped, id, ctx)
+}
+
+/// An id made from the `paths` of a mapped input, so that its state survives reordering the
+/// inputs.
+fn stable_id(prefix: &str, mapped: &Node) -> String {
+    let mut paths: Vec<String> = mapped
+        .get("paths")
+        .map(|p| match &p.value {
+            skiff_config::NodeValue::Seq(items) => {
+                items.iter().map(|n| format!("{:?}", n.value)).collect()
+            }
+            other => vec![format!("{other:?}")],
+        })
+        .unwrap_or_default();
+    paths.sort();
+    let fp = Fingerprint::of(paths.join("\n").as_bytes());
+    format!("{prefix}-{:016x}", fp.hash)
 }
 
 fn regex_set(

@@ -131,6 +131,14 @@ defs! {
     /// Input failures by kind.
     INPUT_FAILURES = Counter "skiff.input.failures" "Input failures (panic or error return), by input id and failure kind (labels `input`, `kind`).";
 
+    // Configuration loading and reloading (issue 10).
+    /// Warnings of the configuration in use.
+    CONFIG_WARNINGS = Gauge "skiff.config.warnings" "Warnings of the configuration in use (keys Filebeat would ignore, ignored sections), as listed by skiff test config.";
+    /// Reloads of input files by result.
+    CONFIG_RELOADS = Counter "skiff.config.reloads" "Reloads of filebeat.config.inputs files and of the main file on SIGHUP, by result (label `result`: applied, unchanged, failed).";
+    /// Inputs started and stopped by reloads.
+    CONFIG_RELOAD_INPUTS = Counter "skiff.config.reload.inputs" "Inputs started, stopped or restarted by reloads (label `action`: started, stopped, restarted).";
+
     /// Resident set size.
     PROCESS_RSS_BYTES = Gauge "beat.memstats.rss" "Resident set size of the skiff process, in bytes.";
     /// CPU time.

@@ -223,12 +223,10 @@ pub fn client_config(cfg: &SslConfig) -> Result<Arc<rustls::ClientConfig>, TlsEr
         (Some(cert), Some(key)) => {
             let chain = pem::certs("certificate", cert)?;
             let key = pem::private_key("key", key, cfg.key_passphrase.as_deref())?;
+            let leaf = chain.first().cloned();
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| TlsError::Setting {
-                    key: "key",
-                    message: format!("the key does not fit ssl.certificate: {e}"),
-                })?
+                .map_err(|e| cert_key_error(leaf.as_ref(), e))?
         }
         (None, None) => builder.with_no_client_auth(),
         (Some(_), None) => {
@@ -290,12 +288,38 @@ pub fn server_config(cfg: &SslServerConfig) -> Result<Arc<rustls::ServerConfig>,
             message: e.to_string(),
         })?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Setting {
+        .with_single_cert(chain.clone(), key)
+        .map_err(|e| cert_key_error(chain.first(), e))?;
+    Ok(Arc::new(config))
+}
+
+/// The error of a certificate and key rustls refused together. rustls (webpki) reads only
+/// X.509 v3 certificates; Go's crypto/tls, and so Filebeat, also takes v1 ones (what
+/// `openssl x509 -req` makes without `-extfile`). Saying "the key does not fit" then sends the
+/// user after the wrong problem.
+fn cert_key_error(
+    leaf: Option<&rustls_pki_types::CertificateDer<'_>>,
+    e: rustls::Error,
+) -> TlsError {
+    let version = leaf
+        .and_then(|c| x509_parser::parse_x509_certificate(c.as_ref()).ok())
+        .map(|(_, cert)| cert.version().0);
+    match version {
+        Some(v) if v < 2 => TlsError::Setting {
+            key: "certificate",
+            message: format!(
+                "ssl.certificate is an X.509 v{} certificate; skiff's TLS (rustls) accepts only \
+                 v3 certificates (Filebeat's Go TLS also took v1). Issue it again as v3, e.g. \
+                 `openssl x509 -req ... -extfile <(printf 'basicConstraints=CA:FALSE\\n\
+                 extendedKeyUsage=clientAuth,serverAuth')` ({e})",
+                v + 1
+            ),
+        },
+        _ => TlsError::Setting {
             key: "key",
             message: format!("the key does not fit ssl.certificate: {e}"),
-        })?;
-    Ok(Arc::new(config))
+        },
+    }
 }
 
 #[cfg(test)]

@@ -67,7 +67,18 @@ impl Topology {
                     }
                     inputs.push(b);
                 }
-                Err(e) => errors.extend(e.0),
+                Err(e) => {
+                    errors.extend(e.0);
+                    // Its id still counts: a second input with it is a problem of its own.
+                    if let Some(NodeValue::String(id)) = item.get("id").map(|n| &n.value)
+                        && let Some(first) = ids.insert(id.clone(), item.path.clone())
+                    {
+                        errors.push(error_at(
+                            item,
+                            format!("input id `{id}` is already used by {first}: every input needs its own `id` (it keys the input's saved state)"),
+                        ));
+                    }
+                }
             }
         }
 
@@ -142,6 +153,18 @@ fn build_output(
         set,
         setup: p.setup.map(|f| (f, node)),
     })
+}
+
+/// Builds one input item (a map with `type`, as in `filebeat.inputs`) for
+/// [`Running::add_input`](crate::Running::add_input): `Ok(None)` when it is disabled. `index`
+/// names it when it has no `id` (`<type>-<index>`).
+pub fn input_from_config(
+    index: usize,
+    item: &Node,
+    plugins: &Plugins,
+    ctx: &BuildContext,
+) -> Result<Option<InputSpec>, ConfigErrors> {
+    build_input(index, item, plugins, ctx)
 }
 
 fn build_input(

@@ -65,6 +65,13 @@ impl Health {
         });
     }
 
+    /// Forgets `component` (an input removed while running).
+    pub(crate) fn remove(&self, component: &str) {
+        self.with(|m| {
+            m.remove(component);
+        });
+    }
+
     /// Sets the state of `component`.
     pub(crate) fn set(&self, component: &str, state: State) {
         self.with(|m| {

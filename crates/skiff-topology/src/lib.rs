@@ -10,7 +10,8 @@
 //! with its reason) in one place.
 //!
 //! * [`build`]: building the components from the configuration, collecting every problem.
-//! * [`topology`]: [`Topology`], its builder for tests, [`Running`], stop and [`Report`].
+//! * [`topology`]: [`Topology`], its builder for tests, [`Running`] (with inputs added and
+//!   removed while running, for reloads), stop and [`Report`].
 //! * [`supervisor`]: restarting failed inputs with backoff, and when to give up.
 //! * [`health`]: per-component state for `GET /health`.
 //! * [`config`]: what the topology is built from, and `supervision.*`.
@@ -21,9 +22,9 @@ pub mod health;
 pub mod supervisor;
 pub mod topology;
 
-pub use build::{Plugins, error_at};
+pub use build::{Plugins, error_at, input_from_config};
 pub use config::{PipelineConfig, SupervisionBackoff, SupervisionConfig};
 pub use health::{ComponentHealth, Health, State};
 pub use topology::{
-    Drain, Ended, InputFactory, InputSpec, Report, Running, Topology, TopologyBuilder,
+    AddError, Drain, Ended, InputFactory, InputSpec, Report, Running, Topology, TopologyBuilder,
 };

@@ -5,7 +5,13 @@
 //! their state (up to `shutdown_timeout`), the queue closes, the outputs drain it (up to
 //! `shutdown_timeout`, or fully when the inputs ended by themselves). The [`Report`] says how
 //! many events were left unacknowledged and whether they will be sent again.
+//!
+//! While running, inputs can be added and removed ([`Running::add_input`],
+//! [`Running::remove_input`]) for reloads: each input has its own stop token below the
+//! topology's, and removing one waits until its supervisor has ended, i.e. the input has
+//! saved its state, so that an input started again under the same id resumes from it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +24,7 @@ use skiff_pipeline::{
     BuildContext, Failure, Input, OutputSet, Processor, Publisher, Queue, SetupContext,
     SetupFuture, supervise, worker,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +46,7 @@ pub struct InputSpec {
     pub(crate) rebuild: InputFactory,
     pub(crate) shared: Arc<Map>,
     pub(crate) processors: Vec<Arc<dyn Processor>>,
+    pub(crate) stop_wait: Option<Duration>,
 }
 
 impl InputSpec {
@@ -51,7 +58,22 @@ impl InputSpec {
             rebuild,
             shared: Arc::new(Map::new()),
             processors: Vec::new(),
+            stop_wait: None,
         }
+    }
+
+    /// The input's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// How long the input, once asked to stop, waits for its events to be acknowledged before
+    /// it saves its state (default: the pipeline's `shutdown_timeout`). Inputs that a reload
+    /// may stop while the pipeline runs on wait longer, so that a changed input starts again
+    /// exactly where the old one's acknowledged lines end.
+    pub fn stop_wait(mut self, wait: Duration) -> InputSpec {
+        self.stop_wait = Some(wait);
+        self
     }
 
     /// Uses `input` for the first run (already built while the configuration was checked).
@@ -280,46 +302,29 @@ impl Topology {
 
         let publisher = Publisher::new(queue.clone(), processors, &ctx.metrics)
             .with_shutdown_timeout(shutdown_timeout);
-        let stop_inputs = CancellationToken::new();
         let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
-        let mut replays = true;
-        let mut tasks = JoinSet::new();
-        for mut spec in inputs {
-            if spec.first.is_none() {
-                match (spec.rebuild)() {
-                    Ok(i) => spec.first = Some(i),
-                    Err(f) => {
-                        let reason = format!("input {} cannot be built: {f}", spec.id);
-                        health.failed(&format!("input/{}", spec.id), State::Failed, reason.clone());
-                        let _ = fatal_tx.send(reason);
-                        continue;
-                    }
-                }
-            }
-            replays &= spec.first.as_ref().is_none_or(|i| i.replays_unacked());
-            let env = InputEnv {
-                publisher: publisher.clone(),
-                stop: stop_inputs.clone(),
-                ctx: ctx.clone(),
-                health: health.clone(),
-                fatal: fatal_tx.clone(),
-                policy: supervision.clone(),
-            };
-            tasks.spawn(supervisor::run(spec, env));
-        }
-        Running {
+        let mut running = Running {
             queue,
             persists,
-            replays,
+            replays: true,
             outputs,
-            inputs: tasks,
-            stop_inputs,
+            inputs: JoinSet::new(),
+            stop_inputs: CancellationToken::new(),
             fatal_rx,
-            _fatal_tx: fatal_tx,
+            fatal_tx,
             health,
             shutdown_timeout,
             publisher,
+            ctx,
+            supervision,
+            by_id: HashMap::new(),
+            keep_alive: false,
+        };
+        for spec in inputs {
+            // At start, an input that cannot be built is fatal (reported by `wait`).
+            let _ = running.spawn_input(spec);
         }
+        running
     }
 }
 
@@ -394,13 +399,129 @@ pub struct Running {
     inputs: JoinSet<()>,
     stop_inputs: CancellationToken,
     fatal_rx: mpsc::UnboundedReceiver<String>,
-    _fatal_tx: mpsc::UnboundedSender<String>,
+    fatal_tx: mpsc::UnboundedSender<String>,
     health: Health,
     shutdown_timeout: Duration,
     publisher: Publisher,
+    ctx: BuildContext,
+    supervision: SupervisionConfig,
+    /// Every input started and not removed: its own stop token and a signal that its
+    /// supervisor has ended (the input saved its state).
+    by_id: HashMap<String, RunningInput>,
+    /// Whether `wait` keeps waiting when no input runs (inputs may be added by a reload).
+    keep_alive: bool,
+}
+
+/// One input of a running topology, as far as adding and removing goes.
+struct RunningInput {
+    stop: CancellationToken,
+    ended: watch::Receiver<bool>,
+}
+
+/// Why an input could not be added to a running topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddError {
+    /// An input with this id runs already: remove it first.
+    DuplicateId(String),
+    /// The input could not be built.
+    Build(String),
+}
+
+impl std::fmt::Display for AddError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddError::DuplicateId(id) => write!(f, "an input with id `{id}` is already running"),
+            AddError::Build(why) => f.write_str(why),
+        }
+    }
 }
 
 impl Running {
+    /// Starts `spec` under a supervisor, with its own stop token below the topology's.
+    fn spawn_input(&mut self, mut spec: InputSpec) -> Result<(), AddError> {
+        if self.by_id.contains_key(&spec.id) {
+            return Err(AddError::DuplicateId(spec.id));
+        }
+        let component = format!("input/{}", spec.id);
+        self.health.add(&component);
+        if spec.first.is_none() {
+            match (spec.rebuild)() {
+                Ok(i) => spec.first = Some(i),
+                Err(f) => {
+                    let reason = format!("input {} cannot be built: {f}", spec.id);
+                    self.health
+                        .failed(&component, State::Failed, reason.clone());
+                    let _ = self.fatal_tx.send(reason.clone());
+                    return Err(AddError::Build(reason));
+                }
+            }
+        }
+        self.replays &= spec.first.as_ref().is_none_or(|i| i.replays_unacked());
+        let stop = self.stop_inputs.child_token();
+        let publisher = match spec.stop_wait {
+            Some(wait) => self.publisher.clone().with_shutdown_timeout(wait),
+            None => self.publisher.clone(),
+        };
+        let env = InputEnv {
+            publisher,
+            stop: stop.clone(),
+            ctx: self.ctx.clone(),
+            health: self.health.clone(),
+            fatal: self.fatal_tx.clone(),
+            policy: self.supervision.clone(),
+        };
+        let (ended_tx, ended) = watch::channel(false);
+        self.by_id
+            .insert(spec.id.clone(), RunningInput { stop, ended });
+        self.inputs.spawn(async move {
+            supervisor::run(spec, env).await;
+            let _ = ended_tx.send(true);
+        });
+        Ok(())
+    }
+
+    /// Adds and starts an input while running (a reload). Its id must not be running; the input
+    /// resumes from the state saved under its id.
+    pub fn add_input(&mut self, spec: InputSpec) -> Result<(), AddError> {
+        // A reloaded input that cannot be built is the reload's problem, not a fatal one: build
+        // it here so that the failure is returned instead of stopping skiff.
+        let mut spec = spec;
+        if spec.first.is_none() {
+            match (spec.rebuild)() {
+                Ok(i) => spec.first = Some(i),
+                Err(f) => return Err(AddError::Build(format!("input {}: {f}", spec.id))),
+            }
+        }
+        self.spawn_input(spec)
+    }
+
+    /// Stops the input `id` while the rest runs on, and waits until it has stopped and saved
+    /// its state (for a file input: waited up to its stop wait for its events to be
+    /// acknowledged, then written its registry). Returns false if no such input runs.
+    pub async fn remove_input(&mut self, id: &str) -> bool {
+        let Some(mut input) = self.by_id.remove(id) else {
+            return false;
+        };
+        input.stop.cancel();
+        // An error means the supervisor task is gone: it has ended either way.
+        let _ = input.ended.wait_for(|ended| *ended).await;
+        self.health.remove(&format!("input/{id}"));
+        true
+    }
+
+    /// The ids of the inputs started and not removed (including ones that ended by themselves).
+    pub fn input_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.by_id.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// With `true`, [`wait`](Self::wait) does not return [`Ended::InputsEnded`] when no input
+    /// runs: inputs may still come with a reload.
+    pub fn keep_alive(&mut self, keep: bool) {
+        self.keep_alive = keep;
+    }
+
     /// The components' health.
     pub fn health(&self) -> Health {
         self.health.clone()
@@ -432,7 +553,7 @@ impl Running {
                 // channel first means "every input ended" is never taken for a failure's end.
                 biased;
                 Some(reason) = self.fatal_rx.recv() => return Ended::Fatal(reason),
-                r = self.inputs.join_next() => match r {
+                r = self.inputs.join_next(), if !(self.keep_alive && self.inputs.is_empty()) => match r {
                     None => return Ended::InputsEnded,
                     Some(Ok(())) => {}
                     Some(Err(e)) => {
@@ -474,6 +595,7 @@ impl Running {
         interrupt: impl std::future::Future<Output = ()>,
     ) -> Report {
         self.stop_inputs.cancel();
+        self.by_id.clear();
         let grace = self.shutdown_timeout + INPUT_STOP_GRACE;
         let inputs = &mut self.inputs;
         let inputs_aborted =

@@ -47,6 +47,9 @@ pub struct Global {
     /// `path.logs`.
     #[arg(long = "path.logs", global = true)]
     pub path_logs: Option<PathBuf>,
+    /// Keys Filebeat would ignore are errors, not warnings (also `skiff.strict: true`).
+    #[arg(long = "strict", global = true)]
+    pub strict: bool,
 }
 
 /// Commands.

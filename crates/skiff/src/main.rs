@@ -10,6 +10,8 @@
 //! * `http`: `/`, `/stats`, `/metrics`, `/inputs/`, `/health`.
 //! * `logging`: skiff's own logs and the periodic metrics line.
 //! * `agent`: `agent.id` persistence and process metrics.
+//! * `reload`: inputs added, changed and removed while running (`filebeat.config.inputs`,
+//!   SIGHUP).
 //! * `commands`: `test config`, `test output`, `export config|template`, `registry list`.
 //! * `keystore`: `keystore create|add|list|remove`, `${KEY}` from the keystore, masking.
 //! * `about`: `version` and the component list at the end of `--help`.
@@ -23,6 +25,7 @@ mod http;
 mod keystore;
 mod logging;
 mod registry;
+mod reload;
 mod run;
 mod settings;
 

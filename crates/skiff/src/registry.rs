@@ -11,6 +11,7 @@ pub const INPUTS: &[&InputPlugin] = &[
     &skiff_input_stdin::PLUGIN,
     &skiff_input_file::FILESTREAM,
     &skiff_input_file::LOG,
+    &skiff_input_file::CONTAINER,
     &skiff_lumberjack::INPUT,
     &skiff_lumberjack::BEATS_INPUT,
 ];

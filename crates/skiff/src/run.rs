@@ -8,14 +8,16 @@
 
 use std::time::Duration;
 
+use skiff_config::{ConfigError, ConfigErrors, Node};
 use skiff_metrics::{Registry, names};
 use skiff_pipeline::{Budget, BuildContext, InputCommon, StatusBoard};
 use skiff_topology::{Drain, Ended, Topology};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
+use crate::reload::Managed;
 use crate::settings::Parts;
-use crate::{agent, http, logging, registry};
+use crate::{agent, http, logging, registry, settings};
 
 /// A component failed and could not be restarted.
 pub const EXIT_FAILED: i32 = 3;
@@ -44,12 +46,44 @@ pub fn build_context(parts: &Parts, cli: &Global) -> anyhow::Result<BuildContext
     })
 }
 
-/// Runs the agent. Returns the process exit code.
-pub async fn run(parts: Parts, ctx: BuildContext, cli: &Global) -> anyhow::Result<i32> {
+/// Runs the agent. Returns the process exit code. `warnings`: the configuration's warnings
+/// found so far (loading and splitting it).
+pub async fn run(
+    parts: Parts,
+    ctx: BuildContext,
+    cli: &Global,
+    warnings: Vec<ConfigError>,
+) -> anyhow::Result<i32> {
     for w in &parts.warnings {
         tracing::warn!("{w}");
     }
-    let topology = match Topology::from_config(&parts.pipeline(), &registry::PLUGINS, &ctx, false) {
+    let strict = cli.strict || parts.strict;
+    let (built, diag) = skiff_config::collect(strict, || {
+        Topology::from_config(&parts.pipeline(), &registry::PLUGINS, &ctx, false)
+    });
+    let mut warnings = warnings;
+    warnings.extend(diag.warnings);
+    let built = match built {
+        Err(mut e) => {
+            e.0.extend(diag.errors);
+            Err(e)
+        }
+        Ok(_) if !diag.errors.is_empty() => Err(ConfigErrors(diag.errors)),
+        Ok(t) => Ok(t),
+    };
+    for w in &warnings {
+        tracing::warn!("configuration: {w}");
+    }
+    // Loud: when the log goes to files, the warnings are on the terminal too.
+    if !cli.stderr && !parts.settings.logging.to_stderr {
+        for w in &warnings {
+            eprintln!("skiff: warning: {w}");
+        }
+    }
+    // Located warnings and ignored sections, as `skiff test config` counts them.
+    let warning_count = ctx.metrics.gauge(&names::CONFIG_WARNINGS);
+    warning_count.set((warnings.len() + parts.warnings.len()) as i64);
+    let topology = match built {
         Ok(t) => t,
         Err(errors) => {
             for e in errors.iter() {
@@ -98,9 +132,34 @@ pub async fn run(parts: Parts, ctx: BuildContext, cli: &Global) -> anyhow::Resul
     let mut running = topology.start().await;
     tracing::info!(inputs = n_inputs, output = %output_name, version = agent::VERSION, "skiff started");
 
-    let ended = tokio::select! {
-        e = running.wait() => Some(e),
-        _ = shutdown_signal() => None,
+    let mut reloader = Reloader::new(
+        &parts,
+        &ctx,
+        cli,
+        strict,
+        warnings.len() + parts.warnings.len(),
+    );
+    if parts.input_files.is_some() {
+        running.keep_alive(true);
+        reloader.reload_files(&mut running, &ctx).await;
+    }
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = reloader.period().map(tokio::time::interval);
+    let ended = loop {
+        tokio::select! {
+            e = running.wait() => break Some(e),
+            _ = &mut shutdown => break None,
+            _ = async { match tick.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
+                reloader.reload_files(&mut running, &ctx).await;
+            }
+            _ = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                tracing::info!("SIGHUP: reading the configuration again");
+                reloader.reload_main(&mut running, &ctx).await;
+                reloader.reload_files(&mut running, &ctx).await;
+            }
+        }
     };
     let (drain, fatal) = match ended {
         None => {
@@ -178,4 +237,137 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// Index offset of the ids made up for input files' inputs without an `id`.
+const FILE_INDEX_BASE: usize = 10_000;
+
+/// The reload state of a running skiff: the main file's inputs and the input files' inputs,
+/// each a [`Managed`] source.
+struct Reloader {
+    cli: Global,
+    strict: bool,
+    main: Managed,
+    files: Managed,
+    input_files: Option<settings::InputFiles>,
+    /// The input files' names and texts at the last reload (nothing to do when unchanged).
+    files_seen: Option<String>,
+    /// The main file's parts other than inputs, as JSON, to tell what changed on SIGHUP.
+    main_rest: serde_json::Value,
+    main_warnings: usize,
+    files_warnings: usize,
+}
+
+impl Reloader {
+    fn new(parts: &Parts, ctx: &BuildContext, cli: &Global, strict: bool, warnings: usize) -> Self {
+        let mut main = Managed::new(0);
+        main.adopt(&parts.inputs, ctx);
+        Reloader {
+            cli: cli.clone(),
+            strict,
+            main,
+            files: Managed::new(FILE_INDEX_BASE),
+            input_files: parts.input_files.clone(),
+            files_seen: None,
+            main_rest: rest_of(parts),
+            main_warnings: warnings,
+            files_warnings: 0,
+        }
+    }
+
+    /// `reload.period` when the input files are reloaded.
+    fn period(&self) -> Option<Duration> {
+        self.input_files
+            .as_ref()
+            .filter(|f| f.reload.enabled)
+            .map(|f| f.reload.period.0.max(Duration::from_millis(100)))
+    }
+
+    fn count_warnings(&self, ctx: &BuildContext) {
+        ctx.metrics
+            .gauge(&names::CONFIG_WARNINGS)
+            .set((self.main_warnings + self.files_warnings) as i64);
+    }
+
+    /// Reads the input files and applies them if they changed since the last time.
+    async fn reload_files(&mut self, running: &mut skiff_topology::Running, ctx: &BuildContext) {
+        let Some(cfg) = self.input_files.clone() else {
+            return;
+        };
+        let (seen, items) = crate::reload::read_input_files(&cfg, &ctx.paths);
+        if self.files_seen.as_deref() == Some(seen.as_str()) {
+            ctx.metrics
+                .counter_with(&names::CONFIG_RELOADS, &[("result", "unchanged")])
+                .inc();
+            return;
+        }
+        self.files_seen = Some(seen);
+        let result = match items {
+            Ok(items) => self.files.apply(running, &items, ctx, self.strict).await,
+            Err(e) => Err(e),
+        };
+        if let Ok(a) = &result {
+            self.files_warnings = a.warnings.len();
+            self.count_warnings(ctx);
+        }
+        crate::reload::record(ctx, "filebeat.config.inputs", &result);
+    }
+
+    /// Reads the main file again: its inputs are applied; other changes need a restart.
+    async fn reload_main(&mut self, running: &mut skiff_topology::Running, ctx: &BuildContext) {
+        let loaded = settings::load(&self.cli);
+        let (parts, mut errors, warnings) = match loaded {
+            Ok(root) => {
+                let ((parts, errors), diag) =
+                    skiff_config::collect(self.strict, || settings::split_all(root));
+                let mut errors = errors;
+                errors.extend(diag.errors);
+                // A SIGHUP that leaves nothing to run is refused like a start would be.
+                errors.extend(parts.nothing_to_run());
+                (Some(parts), errors, diag.warnings)
+            }
+            Err(e) => (None, e.0, Vec::new()),
+        };
+        let Some(parts) = parts.filter(|_| errors.is_empty()) else {
+            let result: Result<crate::reload::Applied, Vec<ConfigError>> =
+                Err(std::mem::take(&mut errors));
+            crate::reload::record(ctx, "SIGHUP", &result);
+            return;
+        };
+        let rest = rest_of(&parts);
+        if rest != self.main_rest {
+            tracing::warn!(
+                "SIGHUP: settings other than the inputs changed (output, queue, processors, logging, http, paths, ...); they apply after a restart of skiff"
+            );
+        }
+        if parts.input_files.as_ref().map(|f| &f.path) != self.input_files.as_ref().map(|f| &f.path)
+        {
+            tracing::warn!(
+                "SIGHUP: filebeat.config.inputs changed; it applies after a restart of skiff"
+            );
+        }
+        let mut result = self
+            .main
+            .apply(running, &parts.inputs, ctx, self.strict)
+            .await;
+        if let Ok(a) = &mut result {
+            a.warnings.extend(warnings);
+            self.main_warnings = a.warnings.len();
+            self.count_warnings(ctx);
+        }
+        crate::reload::record(ctx, "SIGHUP", &result);
+    }
+}
+
+/// Everything of the main file but its inputs, to compare across a SIGHUP.
+fn rest_of(parts: &Parts) -> serde_json::Value {
+    let json = |n: &Option<Node>| n.as_ref().map(Node::to_json);
+    let named = |n: &Option<(String, Node)>| n.as_ref().map(|(k, v)| (k.clone(), v.to_json()));
+    serde_json::json!({
+        "processors": json(&parts.processors),
+        "setup": json(&parts.setup),
+        "output": named(&parts.output),
+        "queue": named(&parts.queue),
+        "settings": format!("{:?}", parts.settings),
+    })
 }

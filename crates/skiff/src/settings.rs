@@ -245,9 +245,64 @@ struct FilebeatSection {
     #[serde(default)]
     registry: Option<FilebeatRegistry>,
     #[serde(default)]
-    config: Option<serde_json::Value>,
+    config: Option<FilebeatConfigFiles>,
     #[serde(default)]
     modules: Option<serde_json::Value>,
+    #[serde(default)]
+    autodiscover: Option<serde_json::Value>,
+}
+
+/// `filebeat.config.*`: configuration files loaded from a folder.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilebeatConfigFiles {
+    /// `inputs`: input files (see [`InputFiles`]).
+    #[serde(default)]
+    inputs: Option<InputFiles>,
+    /// `modules`: module files (modules are not supported: ignored with a warning).
+    #[serde(default)]
+    modules: Option<serde_json::Value>,
+}
+
+/// `filebeat.config.inputs.*`: inputs read from files matching `path`, each file a list of
+/// inputs, optionally re-read every `reload.period` (inputs added, changed and removed while
+/// running).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputFiles {
+    /// `enabled` (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `path`: a glob; relative to `path.config` (required).
+    pub path: String,
+    /// `reload.*`.
+    #[serde(default)]
+    pub reload: ReloadConfig,
+}
+
+/// `filebeat.config.inputs.reload.*`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// `enabled` (default false: the files are read once, at start).
+    #[serde(default)]
+    pub enabled: bool,
+    /// `period` (default 10s): how often the files are checked for changes.
+    #[serde(default = "default_reload_period")]
+    pub period: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            enabled: false,
+            period: default_reload_period(),
+        }
+    }
+}
+
+fn default_reload_period() -> Duration {
+    Duration(std::time::Duration::from_secs(10))
 }
 
 /// `filebeat.registry.*`: Filebeat's registry settings. Only `flush` means something to skiff
@@ -324,18 +379,66 @@ pub struct Parts {
     pub setup: Option<Node>,
     /// Warnings to log once logging is up (deprecated or ignored keys).
     pub warnings: Vec<String>,
+    /// `filebeat.config.inputs`, when enabled: input files, maybe reloaded while running.
+    pub input_files: Option<InputFiles>,
+    /// `skiff.strict` (or `--strict`): keys Filebeat would ignore are errors.
+    pub strict: bool,
+    /// What the user wrote instead of inputs that skiff cannot run (`filebeat.modules`,
+    /// `filebeat.autodiscover`), for the "nothing to run" message.
+    pub unsupported_sources: Vec<(String, skiff_config::Mark)>,
+}
+
+/// Whether `root` (loaded, not split) asks for strict loading: `skiff.strict: true`.
+pub fn strict_in(root: &Node) -> bool {
+    matches!(
+        root.get("skiff.strict").map(|n| &n.value),
+        Some(NodeValue::Bool(true))
+    ) || matches!(root.get("skiff.strict").map(|n| &n.value), Some(NodeValue::String(s)) if s == "true")
+}
+
+/// Filebeat settings that take `auto` where skiff takes a boolean, and what `auto` means for
+/// skiff. `setup.ilm.enabled: auto`: ILM where Elasticsearch supports it, which every version
+/// skiff talks to does.
+const AUTO_VALUES: &[(&str, bool)] = &[("setup.ilm.enabled", true)];
+
+/// Replaces `auto` by its meaning at the keys of [`AUTO_VALUES`].
+fn resolve_auto(root: &mut Node) {
+    for (key, meaning) in AUTO_VALUES {
+        if let Some(n) = root.get_mut(key)
+            && matches!(&n.value, NodeValue::String(s) if s.eq_ignore_ascii_case("auto"))
+        {
+            n.value = NodeValue::Bool(*meaning);
+        }
+    }
 }
 
 /// Splits the loaded tree and validates the agent-wide part. Collects every problem.
-pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
+pub fn split(root: Node) -> Result<Parts, ConfigErrors> {
+    let (parts, errors) = split_all(root);
+    if errors.is_empty() {
+        Ok(parts)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Like [`split`], but returns the parts even when there are problems, so that the rest of the
+/// configuration (inputs, output) can be checked too and every problem reported in one run.
+pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    let strict = strict_in(&root);
+    let mut input_files = None;
+    let mut unsupported_sources = Vec::new();
+    resolve_auto(&mut root);
     let mut inputs = Vec::new();
 
     let mut take_inputs = |node: Option<Node>, errors: &mut Vec<ConfigError>| {
         let Some(node) = node else { return };
         match node.value {
             NodeValue::Seq(items) => inputs.extend(items),
+            // One input written as a map, not a list of one: go-ucfg reads it as a list.
+            NodeValue::Map(_) => inputs.push(node),
             NodeValue::Null => {}
             _ => errors.push(ConfigError::new(
                 &node.path,
@@ -347,11 +450,17 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
     take_inputs(root.remove("inputs"), &mut errors);
     if let Some(mut skiff) = root.remove("skiff") {
         take_inputs(skiff.remove("inputs"), &mut errors);
+        skiff.remove("strict");
         for (k, n) in skiff.entries() {
-            errors.push(
-                ConfigError::new(&n.path, n.mark.clone(), format!("unknown key `{k}`"))
-                    .with_suggestion(skiff_config::suggest(k, &["inputs"])),
-            );
+            let e = ConfigError::new(
+                &n.path,
+                n.mark.clone(),
+                format!("unknown key `{k}` is ignored"),
+            )
+            .with_suggestion(skiff_config::suggest(k, &["inputs", "strict"]));
+            if let Err(e) = skiff_config::diag::tolerate(e) {
+                errors.push(e);
+            }
         }
     }
     let mut fb_shutdown = None;
@@ -372,9 +481,20 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
                         warnings.push("filebeat.registry.path, .file_permissions and .migrate_file are ignored: skiff keeps its registry under path.data/registry".into());
                     }
                 }
-                if sec.config.is_some() || sec.modules.is_some() {
-                    warnings.push("filebeat.config.* and filebeat.modules are not supported yet and are ignored: configure inputs directly".into());
+                let config = sec.config.unwrap_or_default();
+                if config.modules.is_some() || sec.modules.is_some() {
+                    warnings.push("filebeat.modules and filebeat.config.modules are not supported and are ignored: configure inputs (filebeat.inputs) instead".into());
                 }
+                for key in ["modules", "autodiscover"] {
+                    if let Some(n) = fb.get(key) {
+                        unsupported_sources.push((format!("filebeat.{key}"), n.mark.clone()));
+                    }
+                }
+                if sec.autodiscover.is_some() {
+                    warnings
+                        .push("filebeat.autodiscover is not supported yet and is ignored".into());
+                }
+                input_files = config.inputs.filter(|i| i.enabled);
             }
             Err(e) => errors.push(e),
         }
@@ -452,18 +572,43 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
             "Beats' monitoring shipper is not supported: scrape http.* (/metrics) instead, and set monitoring.enabled: false",
         ));
     }
-    if errors.is_empty() {
-        Ok(Parts {
-            settings,
-            inputs,
-            processors,
-            output,
-            queue,
-            setup,
-            warnings,
-        })
-    } else {
-        Err(ConfigErrors(errors))
+    let parts = Parts {
+        settings,
+        inputs,
+        processors,
+        output,
+        queue,
+        setup,
+        warnings,
+        input_files,
+        strict,
+        unsupported_sources,
+    };
+    (parts, errors)
+}
+
+impl Parts {
+    /// Filebeat refuses to start with nothing to run; so does skiff: an error that says what to
+    /// add. An enabled `filebeat.config.inputs` counts (its files may be empty at start).
+    pub fn nothing_to_run(&self) -> Option<ConfigError> {
+        if self.input_files.is_some() || self.inputs.iter().any(Node::is_enabled) {
+            return None;
+        }
+        let mut message = String::from(
+            "nothing to run: no input is enabled. Add one under `filebeat.inputs`, e.g. \
+             `- {type: filestream, id: app, paths: [/var/log/app/*.log]}`, or load input files \
+             with `filebeat.config.inputs.path: ${path.config}/inputs.d/*.yml`",
+        );
+        let (path, mark) = match self.unsupported_sources.first() {
+            Some((key, mark)) => {
+                message.push_str(&format!(
+                    " ({key} is not supported yet by skiff and runs nothing)"
+                ));
+                (key.clone(), mark.clone())
+            }
+            None => (String::new(), skiff_config::Mark::none()),
+        };
+        Some(ConfigError::new(path, mark, message))
     }
 }
 
@@ -488,6 +633,41 @@ pub fn resolve_paths(cfg: &PathConfig, cli: &crate::cli::Global) -> skiff_pipeli
     }
 }
 
+/// Dotted keys and their values.
+type KeyValues = Vec<(String, Node)>;
+
+/// `path.*` as Filebeat defines them whatever the file says, so `${path.config}` always
+/// resolves: defaults relative to `path.home` (below the files), and `--path.*` flags (above the
+/// files and `-E`).
+fn path_settings(cli: &crate::cli::Global) -> (KeyValues, KeyValues) {
+    let text = |s: String| Node::new(NodeValue::String(s), skiff_config::Mark::none());
+    let defaults = vec![
+        ("path.home".to_string(), text(".".into())),
+        ("path.config".to_string(), text("${path.home}".into())),
+        ("path.data".to_string(), text("${path.home}/data".into())),
+        ("path.logs".to_string(), text("${path.home}/logs".into())),
+    ];
+    let flag = |s: &Option<PathBuf>| s.as_ref().map(|p| p.display().to_string());
+    let forced = [
+        ("path.home", flag(&cli.path_home)),
+        ("path.config", flag(&cli.path_config)),
+        ("path.data", flag(&cli.path_data)),
+        ("path.logs", flag(&cli.path_logs)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| {
+        let mut n = text(v?);
+        n.mark = skiff_config::Mark {
+            file: Some(std::sync::Arc::from(format!("--{k}"))),
+            line: 0,
+            column: 0,
+        };
+        Some((k.to_string(), n))
+    })
+    .collect();
+    (defaults, forced)
+}
+
 /// Loads the configuration files (or the default), `-E` overrides and `${VAR}` references
 /// (from the keystore, then the environment).
 pub fn load(cli: &crate::cli::Global) -> Result<Node, ConfigErrors> {
@@ -509,11 +689,14 @@ pub fn load_options(cli: &crate::cli::Global) -> skiff_config::LoadOptions {
             }
         }
     }
+    let (defaults, forced) = path_settings(cli);
     skiff_config::LoadOptions {
         files,
         overrides: cli.overrides.clone(),
         default_yaml: DEFAULT_CONFIG,
         strict_perms: false,
+        defaults,
+        forced,
     }
 }
 

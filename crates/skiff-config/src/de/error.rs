@@ -19,6 +19,9 @@ pub(crate) struct DeError {
     /// For `missing_field`: the key that is missing below the node that
     /// locates this error.
     child_key: Option<String>,
+    /// For `unknown_field`: the key (Filebeat ignores unknown keys, so this
+    /// one may become a warning).
+    pub(crate) unknown_key: Option<String>,
 }
 
 impl DeError {
@@ -27,6 +30,7 @@ impl DeError {
             inner: Box::new(ConfigError::new("", Mark::none(), message)),
             located: false,
             child_key: None,
+            unknown_key: None,
         }
     }
 
@@ -105,6 +109,7 @@ impl de::Error for DeError {
         }
         let mut e = DeError::msg(message);
         e.inner.suggestion = suggestion;
+        e.unknown_key = Some(field.to_string());
         e
     }
 

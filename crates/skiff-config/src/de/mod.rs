@@ -26,12 +26,94 @@ impl Node {
 
     /// Like [`Node::deserialize`], but treat this node as sitting at
     /// `path_prefix` (for nodes built or moved by hand).
+    ///
+    /// Every problem of the node is found, not only serde's first one: after
+    /// a failure the offending value is taken out of a copy and the copy is
+    /// read again, up to [`MAX_PROBLEMS`] times. The first error is returned;
+    /// the others, and unknown keys tolerated as warnings (see
+    /// [`crate::diag`]), go to the current collector.
     pub fn deserialize_at<T: DeserializeOwned>(&self, path_prefix: &str) -> Result<T, ConfigError> {
-        let de = NodeDe {
-            node: self,
-            path: path_prefix.to_string(),
-        };
-        T::deserialize(de).map_err(|e| *e.locate(path_prefix, &self.mark).inner)
+        let mut work: Option<Node> = None;
+        let mut first: Option<ConfigError> = None;
+        let mut removed: Vec<String> = Vec::new();
+        for _ in 0..MAX_PROBLEMS {
+            let node = work.as_ref().unwrap_or(self);
+            let de = NodeDe {
+                node,
+                path: path_prefix.to_string(),
+            };
+            let e = match T::deserialize(de) {
+                Ok(v) => {
+                    return match first {
+                        None => Ok(v),
+                        Some(e) => Err(e),
+                    };
+                }
+                Err(e) => e.locate(path_prefix, &self.mark),
+            };
+            let unknown = e.unknown_key.is_some();
+            let err = *e.inner;
+            // A problem caused by taking a value out (`missing key` after a bad
+            // value was removed) is not the user's.
+            if removed
+                .iter()
+                .any(|p| err.path == *p || err.path.starts_with(&format!("{p}.")))
+            {
+                break;
+            }
+            let rel = relative_path(path_prefix, &err.path)
+                .filter(|r| !r.is_empty() && node.get(r).is_some())
+                .map(str::to_string);
+            let path = err.path.clone();
+            if unknown && rel.is_some() && !crate::diag::is_strict() {
+                crate::diag::warn(ignored(err));
+            } else if first.is_none() {
+                first = Some(err);
+            } else {
+                crate::diag::error(err);
+            }
+            let Some(rel) = rel else { break };
+            // Taking a list item out would shift the ones after it, and the
+            // next error would name the wrong item: stop at the first one.
+            let parent = rel.rsplit_once('.').map_or("", |(p, _)| p);
+            if matches!(node.get(parent).map(|p| &p.value), Some(NodeValue::Seq(_))) {
+                break;
+            }
+            work.get_or_insert_with(|| self.clone()).remove(&rel);
+            removed.push(path);
+        }
+        Err(first.unwrap_or_else(|| {
+            ConfigError::new(
+                path_prefix,
+                self.mark.clone(),
+                format!("more than {MAX_PROBLEMS} problems; fix these first"),
+            )
+        }))
+    }
+}
+
+/// The most problems looked for in one [`Node::deserialize`] call.
+pub const MAX_PROBLEMS: usize = 100;
+
+/// An unknown key as a warning: Filebeat ignores it, so do we, loudly.
+fn ignored(mut e: ConfigError) -> ConfigError {
+    e.message = match e.message.split_once(';') {
+        Some((head, _)) => format!("{head} is ignored (Filebeat ignores it too)"),
+        None => format!("{} is ignored (Filebeat ignores it too)", e.message),
+    };
+    e
+}
+
+/// `path` relative to `prefix` (`None` when it is not below it).
+fn relative_path<'a>(prefix: &str, path: &'a str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(prefix)?;
+    if rest.is_empty() {
+        Some(rest)
+    } else {
+        rest.strip_prefix('.')
     }
 }
 
@@ -90,6 +172,9 @@ impl<'de> NodeDe<'de> {
             NodeValue::Seq(items) => items,
             NodeValue::Null => &[],
             NodeValue::Map(_) => return Err(self.type_error("a list")),
+            // Filebeat (go-ucfg) reads a single value as a list of one:
+            // `hosts: ${ES_HOSTS}`, `ssl.certificate_authorities: /x/ca.crt`.
+            _ if len.is_none_or(|n| n == 1) => std::slice::from_ref(self.node),
             _ => {
                 return Err(self.error(format!(
                     "expected a list, found {} (write a list as `[a, b]` or as `- a` lines)",
