@@ -44,6 +44,16 @@ pub struct Global {
     /// `path.logs`.
     #[arg(long = "path.logs", global = true)]
     pub path_logs: Option<PathBuf>,
+    /// Packet input: read packets from this pcap/pcapng file instead of capturing (as
+    /// Packetbeat's `-I`).
+    #[arg(short = 'I', global = true, value_name = "FILE")]
+    pub pcap_file: Option<PathBuf>,
+    /// With -I: replay as fast as possible, keeping the file's timestamps (Packetbeat's `-t`).
+    #[arg(short = 't', global = true)]
+    pub top_speed: bool,
+    /// With -I: replay the file this many times (Packetbeat's `-l`).
+    #[arg(short = 'l', global = true, value_name = "N")]
+    pub loops: Option<u32>,
 }
 
 /// Commands.

@@ -382,6 +382,14 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
     if let Some(flush) = &fb_flush {
         default_registry_flush(&mut inputs, flush);
     }
+    // Packetbeat's section is one input (`type: packet`) beside the file inputs.
+    let pb_shutdown = root.get("packetbeat.shutdown_timeout").cloned();
+    if let Some(item) = root
+        .remove("packetbeat")
+        .and_then(skiff_input_packet::section_input)
+    {
+        inputs.push(item);
+    }
     let processors = root.remove("processors");
     let setup = root.remove("setup");
     match setup.as_ref().map(|n| n.deserialize::<SetupConfig>()) {
@@ -442,7 +450,8 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
         }
     };
     if settings.shutdown_timeout.is_none() {
-        settings.shutdown_timeout = fb_shutdown;
+        settings.shutdown_timeout =
+            fb_shutdown.or_else(|| pb_shutdown.and_then(|n| n.deserialize::<Duration>().ok()));
     }
     if settings.monitoring.as_ref().is_some_and(|m| m.enabled) {
         let n = root.get("monitoring").cloned().unwrap_or_default();
@@ -505,6 +514,16 @@ pub fn load(cli: &crate::cli::Global) -> Result<Node, ConfigErrors> {
         strict_perms: false,
     };
     let mut root = skiff_config::load(&opts, &|k| std::env::var(k).ok())?;
+    if let Some(file) = &cli.pcap_file {
+        // -I replaces the embedded default's log inputs when no -c file is given.
+        skiff_input_packet::config::apply_replay(
+            &mut root,
+            file,
+            cli.top_speed,
+            cli.loops,
+            cli.config.is_empty(),
+        );
+    }
     // `${path.data}` and friends in values refer to the final paths.
     let _ = Path::new("");
     root.fix_paths("");
