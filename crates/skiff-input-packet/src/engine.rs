@@ -63,7 +63,10 @@ struct Conn {
     session: Box<dyn Session>,
     dirs: [DirState; 2],
     bufs: [StreamBuf; 2],
+    /// Clock time of the last packet (idle timeout).
     last_seen: Timestamp,
+    /// Capture time of the last packet.
+    last_ts: Timestamp,
     generation: u64,
     accounted: usize,
 }
@@ -278,11 +281,12 @@ impl Engine {
         self.metrics.received.inc();
     }
 
-    /// Handles one packet; events go to `out`.
-    pub fn packet(&mut self, p: &Packet<'_>, out: &mut Vec<Event>) {
+    /// Handles one packet processed at `clock` (the wall clock, or a test's clock); events go
+    /// to `out`.
+    pub fn packet(&mut self, p: &Packet<'_>, clock: Timestamp, out: &mut Vec<Event>) {
         self.metrics.received.inc();
         if let Some(f) = &mut self.flows {
-            f.packet(p);
+            f.packet(p, clock);
         }
         match p.transport {
             L4::Tcp {
@@ -290,8 +294,8 @@ impl Engine {
                 dst_port,
                 seq,
                 flags,
-            } => self.tcp(p, src_port, dst_port, seq, flags, out),
-            L4::Udp { src_port, dst_port } => self.udp(p, src_port, dst_port, out),
+            } => self.tcp(p, clock, src_port, dst_port, seq, flags, out),
+            L4::Udp { src_port, dst_port } => self.udp(p, clock, src_port, dst_port, out),
             L4::Icmp {
                 v6,
                 icmp_type,
@@ -301,7 +305,7 @@ impl Engine {
             } => {
                 if let Some((tracker, shared)) = &mut self.icmp {
                     let mut evs = Vec::new();
-                    tracker.message(p, v6, icmp_type, code, id, seq, &mut evs);
+                    tracker.message(p, clock, v6, icmp_type, code, id, seq, &mut evs);
                     for e in evs {
                         out.push(self.builder.icmp(e, shared));
                     }
@@ -309,8 +313,8 @@ impl Engine {
             }
             L4::Other(_) => {}
         }
-        if p.ts.0.saturating_sub(self.last_tick.0) >= 1_000_000_000 {
-            self.tick(p.ts, out);
+        if clock.0.saturating_sub(self.last_tick.0) >= 1_000_000_000 {
+            self.tick(clock, out);
         }
         self.metrics.published.add(out.len() as u64);
     }
@@ -332,6 +336,7 @@ impl Engine {
         &mut self,
         t: Transport,
         p: &Packet<'_>,
+        clock: Timestamp,
         src_port: u16,
         dst_port: u16,
         create: bool,
@@ -340,7 +345,8 @@ impl Engine {
         let dst = (p.dst, dst_port);
         let key = Key::new(t, src, dst);
         if let Some(c) = self.conns.get_mut(&key) {
-            c.last_seen = p.ts;
+            c.last_seen = clock;
+            c.last_ts = p.ts;
             let dir = if c.info.orig == src {
                 Dir::Orig
             } else {
@@ -363,7 +369,8 @@ impl Engine {
             session: self.slots[slot].proto.session(t),
             dirs: Default::default(),
             bufs: Default::default(),
-            last_seen: p.ts,
+            last_seen: clock,
+            last_ts: p.ts,
             generation: self.generation,
             accounted: 0,
         };
@@ -373,9 +380,11 @@ impl Engine {
         Some((key, Dir::Orig))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn tcp(
         &mut self,
         p: &Packet<'_>,
+        clock: Timestamp,
         src_port: u16,
         dst_port: u16,
         seq: u32,
@@ -383,47 +392,51 @@ impl Engine {
         out: &mut Vec<Event>,
     ) {
         // A connection starts with its SYN (which tells who the client is) or, when the capture
-        // began later, with its first payload.
-        let create = flags.syn && !flags.ack || !p.payload.is_empty();
-        let Some((key, dir)) = self.conn_for(Transport::Tcp, p, src_port, dst_port, create) else {
+        // began later, with its first payload. A closed connection stays in the table until it
+        // idles out, so late retransmissions are recognised as such; a SYN with a new initial
+        // sequence number on the same ports is a new connection.
+        let syn_only = flags.syn && !flags.ack;
+        let create = syn_only || !p.payload.is_empty();
+        let Some((mut key, mut dir)) =
+            self.conn_for(Transport::Tcp, p, clock, src_port, dst_port, create)
+        else {
             return;
         };
+        if syn_only
+            && let Some(c) = self.conns.get(&key)
+            && c.dirs[dir.index()].isn.is_some_and(|isn| isn != seq)
+        {
+            let evs = self.close(key, clock, CloseReason::Closed);
+            out.extend(evs);
+            match self.conn_for(Transport::Tcp, p, clock, src_port, dst_port, true) {
+                Some((k, d)) => (key, dir) = (k, d),
+                None => return,
+            }
+        }
         let max_early = self.max_early;
         let mut steps = std::mem::take(&mut self.steps);
         steps.clear();
-        let mut close = false;
         if let Some(c) = self.conns.get_mut(&key) {
             c.dirs[dir.index()]
                 .segment(seq, flags.syn, flags.fin, &p.payload, max_early, &mut steps);
-            if flags.rst {
-                close = true;
-            }
         }
         for step in steps.drain(..) {
-            self.step(key, dir, step, p.ts);
+            self.step(key, dir, step, p.ts, clock);
         }
         self.steps = steps;
-        let both_fin = self
-            .conns
-            .get(&key)
-            .is_some_and(|c| c.dirs[0].fin && c.dirs[1].fin);
-        if close || both_fin {
-            let evs = self.close(key, p.ts, CloseReason::Closed);
-            out.extend(evs);
-        } else {
-            self.account(key);
-        }
+        self.account(key);
         self.drain_txs(key, out);
-        self.evict(p.ts, out);
+        self.evict(clock, out);
     }
 
-    fn step(&mut self, key: Key, dir: Dir, step: Step, now: Timestamp) {
+    fn step(&mut self, key: Key, dir: Dir, step: Step, now: Timestamp, clock: Timestamp) {
         let max_stream = self.max_stream;
         let Some(c) = self.conns.get_mut(&key) else {
             return;
         };
         let mut cx = Cx {
             now,
+            clock,
             conn: &c.info,
             out: &mut self.txs,
         };
@@ -456,11 +469,19 @@ impl Engine {
         }
     }
 
-    fn udp(&mut self, p: &Packet<'_>, src_port: u16, dst_port: u16, out: &mut Vec<Event>) {
+    fn udp(
+        &mut self,
+        p: &Packet<'_>,
+        clock: Timestamp,
+        src_port: u16,
+        dst_port: u16,
+        out: &mut Vec<Event>,
+    ) {
         if p.payload.is_empty() {
             return;
         }
-        let Some((key, dir)) = self.conn_for(Transport::Udp, p, src_port, dst_port, true) else {
+        let Some((key, dir)) = self.conn_for(Transport::Udp, p, clock, src_port, dst_port, true)
+        else {
             return;
         };
         if let Some(c) = self.conns.get_mut(&key) {
@@ -468,6 +489,7 @@ impl Engine {
             buf.push(&p.payload);
             let mut cx = Cx {
                 now: p.ts,
+                clock,
                 conn: &c.info,
                 out: &mut self.txs,
             };
@@ -475,7 +497,7 @@ impl Engine {
         }
         self.account(key);
         self.drain_txs(key, out);
-        self.evict(p.ts, out);
+        self.evict(clock, out);
     }
 
     fn drain_txs(&mut self, key: Key, out: &mut Vec<Event>) {
@@ -483,7 +505,7 @@ impl Engine {
             return;
         }
         let Some(c) = self.conns.get(&key) else {
-            // Closed while parsing: the events were converted in `close`.
+            self.txs.clear();
             return;
         };
         let slot = &self.slots[c.slot];
@@ -516,14 +538,15 @@ impl Engine {
         c.accounted = now;
     }
 
-    fn close(&mut self, key: Key, now: Timestamp, why: CloseReason) -> Vec<Event> {
+    fn close(&mut self, key: Key, clock: Timestamp, why: CloseReason) -> Vec<Event> {
         let mut events = Vec::new();
         let Some(mut c) = self.conns.remove(&key) else {
             return events;
         };
         let mut steps = Vec::new();
         let mut cx = Cx {
-            now,
+            now: c.last_ts,
+            clock,
             conn: &c.info,
             out: &mut self.txs,
         };
@@ -557,7 +580,7 @@ impl Engine {
     }
 
     /// Evicts the oldest connections while over the budget.
-    fn evict(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+    fn evict(&mut self, clock: Timestamp, out: &mut Vec<Event>) {
         while self.used > self.max_bytes {
             let Some((key, generation)) = self.order.pop_front() else {
                 break;
@@ -568,7 +591,7 @@ impl Engine {
                 .is_some_and(|c| c.generation == generation)
             {
                 self.metrics.evicted.inc();
-                let evs = self.close(key, now, CloseReason::Evicted);
+                let evs = self.close(key, clock, CloseReason::Evicted);
                 out.extend(evs);
             }
         }
@@ -580,24 +603,28 @@ impl Engine {
         }
     }
 
-    /// Time passes: expire idle connections, let sessions time out transactions, report flows.
-    pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Event>) {
-        self.last_tick = now;
+    /// The clock moved (about once a second): expire idle connections, let sessions time out
+    /// transactions, report flows.
+    pub fn tick(&mut self, clock: Timestamp, out: &mut Vec<Event>) {
+        self.last_tick = clock;
         let idle: Vec<Key> = self
             .conns
             .iter()
-            .filter(|(_, c)| crate::protocol::expired(c.last_seen, now, self.slots[c.slot].timeout))
+            .filter(|(_, c)| {
+                crate::protocol::expired(c.last_seen, clock, self.slots[c.slot].timeout)
+            })
             .map(|(k, _)| *k)
             .collect();
         for k in idle {
-            let evs = self.close(k, now, CloseReason::Timeout);
+            let evs = self.close(k, clock, CloseReason::Timeout);
             out.extend(evs);
         }
         let keys: Vec<Key> = self.conns.keys().copied().collect();
         for k in keys {
             if let Some(c) = self.conns.get_mut(&k) {
                 let mut cx = Cx {
-                    now,
+                    now: c.last_ts,
+                    clock,
                     conn: &c.info,
                     out: &mut self.txs,
                 };
@@ -607,27 +634,27 @@ impl Engine {
         }
         if let Some((tracker, shared)) = &mut self.icmp {
             let mut evs = Vec::new();
-            tracker.expire(now, &mut evs);
+            tracker.expire(clock, &mut evs);
             for e in evs {
                 out.push(self.builder.icmp(e, shared));
             }
         }
         if let Some(f) = &mut self.flows {
-            f.tick(now, out);
+            f.tick(clock, out);
         }
     }
 
     /// The end of the capture: every connection is closed (`EndOfInput`), final flows reported.
-    pub fn finish(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+    pub fn finish(&mut self, clock: Timestamp, out: &mut Vec<Event>) {
         let before = out.len();
         let keys: Vec<Key> = self.conns.keys().copied().collect();
         for k in keys {
-            let evs = self.close(k, now, CloseReason::EndOfInput);
+            let evs = self.close(k, clock, CloseReason::EndOfInput);
             out.extend(evs);
         }
         self.order.clear();
         if let Some(f) = &mut self.flows {
-            f.finish(out);
+            f.finish(clock, out);
         }
         self.metrics.published.add((out.len() - before) as u64);
     }

@@ -41,6 +41,8 @@ struct Flow {
     icmp: Option<(u8, u8)>,
     start: Timestamp,
     last: Timestamp,
+    /// Clock time of the last packet (the idle timeout).
+    seen: Timestamp,
     stats: [(u64, u64); 2],
 }
 
@@ -86,8 +88,8 @@ impl FlowTable {
         }
     }
 
-    /// Counts one packet.
-    pub fn packet(&mut self, p: &Packet<'_>) {
+    /// Counts one packet, processed at `clock`.
+    pub fn packet(&mut self, p: &Packet<'_>, clock: Timestamp) {
         let (ports, proto, icmp) = match p.transport {
             Transport::Tcp {
                 src_port, dst_port, ..
@@ -142,6 +144,7 @@ impl FlowTable {
                 icmp: None,
                 start: p.ts,
                 last: p.ts,
+                seen: clock,
                 stats: [(0, 0); 2],
             }
         });
@@ -149,6 +152,7 @@ impl FlowTable {
         flow.stats[dir].0 += 1;
         flow.stats[dir].1 += p.frame_len as u64;
         flow.last = flow.last.max(p.ts);
+        flow.seen = clock;
         if dir == 0 && flow.icmp.is_none() {
             flow.icmp = icmp.filter(|(t, c)| *t != 0 || *c != 0);
         }
@@ -244,7 +248,7 @@ impl FlowTable {
         let dead: Vec<FlowKey> = self
             .flows
             .iter()
-            .filter(|(_, f)| now.0.saturating_sub(f.last.0) > timeout)
+            .filter(|(_, f)| now.0.saturating_sub(f.seen.0) > timeout)
             .map(|(k, _)| k.clone())
             .collect();
         for k in dead {
@@ -271,12 +275,11 @@ impl FlowTable {
         }
     }
 
-    /// The end: every flow is reported as final.
-    pub fn finish(&mut self, out: &mut Vec<Event>) {
+    /// The end: every flow is reported as final (stamped `clock`, the report time).
+    pub fn finish(&mut self, clock: Timestamp, out: &mut Vec<Event>) {
         let flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         for f in flows {
-            let now = f.last;
-            out.push(self.event(&f, now, true));
+            out.push(self.event(&f, clock, true));
         }
     }
 }

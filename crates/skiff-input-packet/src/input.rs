@@ -65,7 +65,6 @@ pub fn replay_file(
     mut send: impl FnMut(Vec<Event>) -> bool,
 ) -> Result<(), Failure> {
     let mut out = Vec::with_capacity(BATCH);
-    let mut last = Timestamp(0);
     for _ in 0..replay.loops {
         let mut src = FileSource::open(&replay.path)
             .map_err(|e| Failure::new(FailureKind::Io, e.to_string()))?;
@@ -89,9 +88,9 @@ pub fn replay_file(
                 }
                 ts = Timestamp::now();
             }
-            last = last.max(ts);
+            let clock = Timestamp::now();
             match d.decode(ts, &frame.data) {
-                Ok(p) => engine.packet(&p, &mut out),
+                Ok(p) => engine.packet(&p, clock, &mut out),
                 Err(crate::decode::Skip::Malformed) => engine.malformed(),
                 Err(_) => engine.skipped(),
             }
@@ -100,7 +99,7 @@ pub fn replay_file(
             }
         }
     }
-    engine.finish(last, &mut out);
+    engine.finish(Timestamp::now(), &mut out);
     if !out.is_empty() {
         send(out);
     }

@@ -84,8 +84,13 @@ impl ConnInfo {
 
 /// What a session gets with every call.
 pub struct Cx<'a> {
-    /// The time of the packet being handled (or of the tick).
+    /// The capture time of the packet being handled (event times come from it); on a tick or
+    /// a close, the time of the connection's last packet.
     pub now: Timestamp,
+    /// The analyzer's clock (wall-clock time of processing): timeouts compare against it, as
+    /// Packetbeat runs every timeout on the wall clock, so a fast replay of an old capture
+    /// expires nothing that the recording's own gaps would.
+    pub clock: Timestamp,
     /// The connection.
     pub conn: &'a ConnInfo,
     /// Where finished transactions go.

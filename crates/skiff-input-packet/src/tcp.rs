@@ -32,6 +32,8 @@ pub struct DirState {
     early_bytes: usize,
     /// The direction has sent FIN.
     pub fin: bool,
+    /// The initial sequence number of its SYN, if seen.
+    pub isn: Option<u32>,
     /// Segments dropped as retransmissions.
     pub retransmits: u64,
 }
@@ -59,7 +61,11 @@ impl DirState {
     ) {
         let mut seq = seq;
         if syn {
-            self.next = Some(seq.wrapping_add(1));
+            // A retransmitted SYN must not rewind the stream.
+            if self.isn.is_none() {
+                self.isn = Some(seq);
+                self.next = Some(seq.wrapping_add(1));
+            }
             seq = seq.wrapping_add(1);
         }
         if payload.is_empty() && !fin {

@@ -97,7 +97,8 @@ fn expected(v: &Value) -> Vec<(String, Value)> {
     out
 }
 
-fn check(key: &str, want: &Value, got: Option<&Value>, what: &str) -> Result<(), String> {
+fn check(key: &str, want: &Value, event: &Map<String, Value>, what: &str) -> Result<(), String> {
+    let got = event.get(key);
     let fail = |why: String| Err(format!("{what}: `{key}`: {why} (got {got:?})"));
     if let Value::Object(m) = want
         && let Some((op, arg)) = m.iter().next()
@@ -122,9 +123,15 @@ fn check(key: &str, want: &Value, got: Option<&Value>, what: &str) -> Result<(),
                 );
                 got.and_then(len).is_some_and(|n| n >= lo && n <= hi)
             }
-            "$keys" => got
-                .and_then(Value::as_object)
-                .is_some_and(|o| Some(o.len() as u64) == arg.as_u64()),
+            // A map flattened into `key.*` entries: how many.
+            "$keys" => {
+                Some(
+                    event
+                        .keys()
+                        .filter(|k| k.starts_with(&format!("{key}.")))
+                        .count() as u64,
+                ) == arg.as_u64()
+            }
             "$gt" => got.and_then(num).zip(num(arg)).is_some_and(|(g, a)| g > a),
             "$ge" => got.and_then(num).zip(num(arg)).is_some_and(|(g, a)| g >= a),
             other => return fail(format!("unknown matcher {other}")),
@@ -243,7 +250,7 @@ fn run(id: &str) {
                 continue;
             }
             for (i, e) in got.iter().enumerate() {
-                if let Err(p) = check(k, want, e.get(k), &format!("event {i}")) {
+                if let Err(p) = check(k, want, e, &format!("event {i}")) {
                     problems.push(p);
                 }
             }
@@ -256,7 +263,7 @@ fn run(id: &str) {
                 continue;
             };
             for (k, w) in expected(want) {
-                if let Err(p) = check(&k, &w, e.get(&k), &format!("event {i}")) {
+                if let Err(p) = check(&k, &w, e, &format!("event {i}")) {
                     problems.push(p);
                 }
             }

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use pcap_file::TsResolution;
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use skiff_event::Timestamp;
@@ -74,13 +75,22 @@ impl FileSource {
     pub fn next_frame(&mut self) -> Option<Result<Frame, PacketError>> {
         match &mut self.reader {
             Reader::Pcap(r, link) => {
-                let p = match r.next_packet()? {
+                // Raw records: some capture tools write an original length above the snap
+                // length, which the checked reader refuses; the captured bytes are what count.
+                let nanos = matches!(r.header().ts_resolution, TsResolution::NanoSecond);
+                let link = *link;
+                let p = match r.next_raw_packet()? {
                     Ok(p) => p,
                     Err(e) => return Some(Err(format_err(&self.path, e))),
                 };
+                let frac = if nanos {
+                    i64::from(p.ts_frac)
+                } else {
+                    i64::from(p.ts_frac) * 1000
+                };
                 Some(Ok(Frame {
-                    ts: ts(p.timestamp),
-                    link: *link,
+                    ts: Timestamp(i64::from(p.ts_sec) * 1_000_000_000 + frac),
+                    link,
                     data: p.data.into_owned(),
                 }))
             }

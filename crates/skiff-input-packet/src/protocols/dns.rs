@@ -84,6 +84,7 @@ const MAX_TCP_MESSAGE: usize = 65535 + 2;
 /// A decoded message, reduced to what the event needs.
 struct Msg {
     ts: Timestamp,
+    clock: Timestamp,
     dir: Dir,
     bytes: u64,
     id: u16,
@@ -454,6 +455,7 @@ fn decode(
     }
     Some(Msg {
         ts,
+        clock: ts,
         dir,
         bytes,
         id,
@@ -526,9 +528,10 @@ impl DnsSession {
 
     fn message(&mut self, cx: &mut Cx<'_>, dir: Dir, raw: &[u8], bytes: u64) {
         let udp = cx.transport() == Transport::Udp;
-        let Some(msg) = decode(&self.cfg, raw, cx.now, dir, bytes, udp) else {
+        let Some(mut msg) = decode(&self.cfg, raw, cx.now, dir, bytes, udp) else {
             return;
         };
+        msg.clock = cx.clock;
         if msg.response {
             let req = self.pending.remove(&msg.id);
             let tx = self.transaction(req, Some(msg));
@@ -588,7 +591,7 @@ impl Session for DnsSession {
         let old: Vec<u16> = self
             .pending
             .iter()
-            .filter(|(_, m)| expired(m.ts, cx.now, timeout))
+            .filter(|(_, m)| expired(m.clock, cx.clock, timeout))
             .map(|(k, _)| *k)
             .collect();
         for id in old {

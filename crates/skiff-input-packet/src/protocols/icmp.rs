@@ -41,6 +41,7 @@ struct Key {
 
 struct Pending {
     ts: Timestamp,
+    clock: Timestamp,
     v6: bool,
     icmp_type: u8,
     code: u8,
@@ -166,6 +167,7 @@ impl IcmpTracker {
     pub fn message(
         &mut self,
         p: &Packet<'_>,
+        clock: Timestamp,
         v6: bool,
         t: u8,
         code: u8,
@@ -215,6 +217,7 @@ impl IcmpTracker {
             };
             let pending = Pending {
                 ts: p.ts,
+                clock,
                 v6,
                 icmp_type: t,
                 code,
@@ -254,12 +257,12 @@ impl IcmpTracker {
         x
     }
 
-    /// Reports requests that waited longer than the timeout.
+    /// Reports requests that waited longer than the timeout at `now` (the clock).
     pub fn expire(&mut self, now: Timestamp, out: &mut Vec<IcmpTx>) {
         let old: Vec<Key> = self
             .pending
             .iter()
-            .filter(|(_, p)| expired(p.ts, now, self.timeout))
+            .filter(|(_, p)| expired(p.clock, now, self.timeout))
             .map(|(k, _)| *k)
             .collect();
         for k in old {

@@ -89,14 +89,9 @@ fn headers_map(cfg: &Settings, msg: &Message) -> Map {
                 Some(Value::Object(c)) => c,
                 _ => Map::new(),
             };
-            let sep = if name == "cookie" { ';' } else { ',' };
-            let parts: Vec<&str> = if name == "cookie" {
-                value.split(sep).collect()
-            } else {
-                // One Set-Cookie header per cookie: its attributes follow the first `;`.
-                vec![value.split(';').next().unwrap_or("")]
-            };
-            for part in parts {
+            // Both are split at `;`, as Packetbeat does: a Set-Cookie's attributes (expires,
+            // max-age, path) become entries beside the cookie.
+            for part in value.split(';') {
                 let part = part.trim();
                 if part.is_empty() {
                     continue;

@@ -8,8 +8,10 @@ use crate::protocol::StreamBuf;
 /// One HTTP message.
 #[derive(Debug, Default, Clone)]
 pub struct Message {
-    /// When its first byte was seen.
+    /// When its first byte was captured.
     pub ts: Timestamp,
+    /// When it was processed (the analyzer's clock, for timeouts).
+    pub clock: Timestamp,
     /// Request (true) or response.
     pub is_request: bool,
     /// Request method.
@@ -95,10 +97,19 @@ impl Parser {
     }
 
     /// Parses from `buf` until one message is complete or more bytes are needed.
-    pub fn parse(&mut self, cfg: &HttpConfig, now: Timestamp, buf: &mut StreamBuf) -> Progress {
+    pub fn parse(
+        &mut self,
+        cfg: &HttpConfig,
+        now: Timestamp,
+        clock: Timestamp,
+        buf: &mut StreamBuf,
+    ) -> Progress {
         if self.cur.is_none() {
             match head(cfg, now, buf) {
-                Ok(Some(m)) => self.cur = Some(m),
+                Ok(Some((mut m, b))) => {
+                    m.clock = clock;
+                    self.cur = Some((m, b));
+                }
                 Ok(None) => return Progress::More,
                 Err(()) => return Progress::Invalid,
             }
@@ -286,15 +297,19 @@ fn head(
         }
         return Ok(None);
     };
-    msg.headers = hs
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_ascii_lowercase(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect();
+    // Repeated headers are one value joined with ", ", as Packetbeat keeps them; each
+    // Set-Cookie stays on its own (commas are part of cookie dates).
+    for h in &hs {
+        let name = h.name.to_ascii_lowercase();
+        let value = String::from_utf8_lossy(h.value).into_owned();
+        match msg.headers.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, v)) if name != "set-cookie" => {
+                v.push_str(", ");
+                v.push_str(&value);
+            }
+            _ => msg.headers.push((name, value)),
+        }
+    }
     msg.head = data[..n.min(cfg.max_message_size)].to_vec();
     msg.size = n as u64;
     buf.consume(n);

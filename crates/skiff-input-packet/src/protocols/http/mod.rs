@@ -169,7 +169,7 @@ impl HttpSession {
     fn run(&mut self, cx: &mut Cx<'_>, dir: Dir, buf: &mut StreamBuf) {
         loop {
             let p = &mut self.parsers[dir.index()];
-            match p.parse(&self.cfg.http, cx.now, buf) {
+            match p.parse(&self.cfg.http, cx.now, cx.clock, buf) {
                 Progress::Done(msg) => self.complete(cx, dir, msg),
                 Progress::More => return,
                 Progress::Invalid => {
@@ -208,7 +208,7 @@ impl Session for HttpSession {
 
     fn tick(&mut self, cx: &mut Cx<'_>) {
         while let Some((d, req)) = self.requests.front() {
-            if !expired(req.ts, cx.now, self.cfg.timeout) {
+            if !expired(req.clock, cx.clock, self.cfg.timeout) {
                 break;
             }
             let d = *d;
