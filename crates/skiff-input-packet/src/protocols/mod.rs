@@ -7,6 +7,7 @@
 pub mod dns;
 pub mod http;
 pub mod icmp;
+pub mod smtp;
 
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ fn icmp_build(args: &BuildArgs<'_>) -> Result<Arc<dyn Protocol>, ConfigError> {
 }
 
 /// Every protocol skiff parses.
-pub const ALL: &[&ProtocolPlugin] = &[&http::PLUGIN, &dns::PLUGIN, &ICMP];
+pub const ALL: &[&ProtocolPlugin] = &[&http::PLUGIN, &dns::PLUGIN, &ICMP, &smtp::PLUGIN];
 
 /// The protocol named `name`.
 pub fn find(name: &str) -> Option<&'static ProtocolPlugin> {
