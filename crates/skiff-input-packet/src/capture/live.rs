@@ -101,6 +101,7 @@ pub fn capture(
         .buffer_size(buffer)
         .immediate_mode(true)
         .open()
+        .and_then(|c| c.setnonblock())
         .map_err(|e| capture_err(&device, e))?;
     if let Some(f) = &filter {
         cap.filter(f, true)
@@ -131,7 +132,11 @@ pub fn capture(
                     Err(_) => engine.skipped(),
                 }
             }
-            Err(pcap::Error::TimeoutExpired) => {}
+            // Non-blocking: nothing to read now. A short sleep keeps an idle capture cheap
+            // and lets shutdown and the clock be checked.
+            Err(pcap::Error::TimeoutExpired) => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
             Err(e) => return Err(capture_err(&device, e)),
         }
         if last_flush.elapsed().as_millis() >= 200 || out.len() >= BATCH {
