@@ -21,9 +21,12 @@ use crate::error::PacketError;
 /// Events per batch handed to the pipeline.
 const BATCH: usize = 512;
 
-/// Every capture device: index (from 1, as `skiff devices` prints it), name, description and
+/// A capture device: index (from 1, as `skiff devices` prints it), name, description,
 /// addresses.
-pub fn devices() -> Result<Vec<(usize, String, String, Vec<String>)>, PacketError> {
+pub type DeviceInfo = (usize, String, String, Vec<String>);
+
+/// Every capture device.
+pub fn devices() -> Result<Vec<DeviceInfo>, PacketError> {
     let list = pcap::Device::list().map_err(|e| PacketError::Capture {
         device: "(list)".into(),
         reason: e.to_string(),
@@ -123,8 +126,7 @@ pub fn capture(
         match cap.next_packet() {
             Ok(p) => {
                 let ts = Timestamp(
-                    i64::from(p.header.ts.tv_sec) * 1_000_000_000
-                        + i64::from(p.header.ts.tv_usec) * 1000,
+                    p.header.ts.tv_sec.saturating_mul(1_000_000_000) + p.header.ts.tv_usec * 1000,
                 );
                 match decoder.decode(ts, p.data) {
                     Ok(pkt) => engine.packet(&pkt, clock, &mut out),
