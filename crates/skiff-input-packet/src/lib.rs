@@ -5,7 +5,7 @@
 //! is the first stage of that pipeline (**input** -> processors -> queue -> output):
 //!
 //! ```text
-//! capture (file: pcap/pcapng)       capture/
+//! capture (pcap/pcapng file, or live through libpcap)              capture/
 //!   -> decode (etherparse; VLANs, SLL/SLL2, null, raw IP, IPv4 defragmentation)  decode.rs
 //!   -> flows (packetbeat.flows)                                                    flows.rs
 //!   -> ICMP request/reply matcher                                         protocols/icmp.rs
