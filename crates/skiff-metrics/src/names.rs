@@ -145,6 +145,23 @@ defs! {
     PROCESS_CPU_MS = Gauge "beat.cpu.total.time.ms" "CPU time used by the skiff process (user + system), in milliseconds.";
     /// Uptime.
     PROCESS_UPTIME_MS = Gauge "beat.info.uptime.ms" "Milliseconds since skiff started.";
+    // --- packet input (issue 12) ---
+    /// Frames read by the packet input (live or from a file).
+    PACKET_RECEIVED = Counter "packetbeat.packets.received" "Frames read by the packet input (live capture or file).";
+    /// Frames that did not decode.
+    PACKET_MALFORMED = Counter "packetbeat.packets.malformed" "Frames skipped because their headers did not decode (counted, never fatal).";
+    /// TCP gaps reported to protocol parsers.
+    PACKET_TCP_GAPS = Counter "packetbeat.tcp.gaps" "Holes in TCP streams (bytes never captured) reported to the protocol parsers.";
+    /// TCP connections evicted to stay within the reassembly budget.
+    PACKET_TCP_EVICTED = Counter "packetbeat.tcp.connections.evicted" "Connections (TCP, and UDP address pairs) dropped, oldest first, to stay within packetbeat.reassembly.max_bytes.";
+    /// Connections tracked now.
+    PACKET_CONNECTIONS = Gauge "packetbeat.connections.active" "Connections (TCP, and UDP address pairs) tracked by the packet input right now.";
+    /// Transactions published.
+    PACKET_TRANSACTIONS = Counter "packetbeat.transactions.published" "Transaction and flow events produced by the packet input.";
+    /// Packets the kernel dropped (live capture).
+    PACKET_KERNEL_DROPPED = Gauge "packetbeat.capture.kernel_dropped" "Packets the kernel dropped because the capture buffer was full (libpcap ps_drop, live capture).";
+    /// Packets the interface dropped (live capture).
+    PACKET_IF_DROPPED = Gauge "packetbeat.capture.interface_dropped" "Packets dropped by the network interface or its driver (libpcap ps_ifdrop, live capture).";
 }
 
 #[cfg(test)]

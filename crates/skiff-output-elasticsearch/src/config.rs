@@ -67,8 +67,10 @@ pub struct EsConfig {
     /// ssl: TLS settings (see skiff-tls). Default: TLS only for `https` hosts, system CAs.
     #[serde(default)]
     pub ssl: Option<SslConfig>,
-    /// index: the index or data stream, a format string. Default `filebeat-%{[agent.version]}`
-    /// (a data stream, as in Filebeat 8).
+    /// index: the index or data stream, a format string. Default
+    /// `%{[@metadata.beat]}-%{[agent.version]}`: `filebeat-<version>` for log events,
+    /// `packetbeat-<version>` for network events, `metricbeat-<version>` for metrics (data
+    /// streams, as in the Beats 8).
     #[serde(default)]
     pub index: Option<String>,
     /// indices: rules `{index, mappings, default, when}`; the first that matches picks the index.
@@ -145,6 +147,7 @@ fn forever() -> i64 {
     -1
 }
 /// The default `index`.
+/// (`filebeat` stands for the event's `@metadata.beat`; an event without one is Filebeat's.)
 pub const DEFAULT_INDEX: &str = "filebeat-%{[agent.version]}";
 
 /// One Elasticsearch endpoint: the URL every API path is appended to.

@@ -8,7 +8,7 @@
 //!
 //! What happens to a batch:
 //! 1. [`select`] names each event's index or data stream (`@metadata.raw_index`, `indices`
-//!    rules with `when` conditions ([`skiff_processors::select`]), `index`; default `filebeat-%{[agent.version]}`, a data
+//!    rules with `when` conditions ([`skiff_processors::select`]), `index`; default `<beat>-%{[agent.version]}` (`@metadata.beat`: filebeat, packetbeat, metricbeat), a data
 //!    stream) and ingest pipeline.
 //! 2. [`bulk`] writes NDJSON (`create` actions, as libbeat 8 does: the only op a data stream
 //!    takes; `index` when `@metadata.op_type: index`), gzipped at `compression_level`.

@@ -44,6 +44,8 @@ pub struct Routing {
     pipeline: Selector,
     /// `@metadata.raw_index` values are format strings: parsed once each, a few kept.
     raw: HashMap<String, Option<Template>>,
+    /// `index` is not configured: the default follows the event's `@metadata.beat`.
+    default_index: bool,
 }
 
 /// Where one event goes.
@@ -134,6 +136,7 @@ impl Routing {
                 fallback: pipeline,
             },
             raw: HashMap::new(),
+            default_index: cfg.index.is_none(),
         })
     }
 
@@ -141,11 +144,21 @@ impl Routing {
     pub fn target(&mut self, ev: &Event) -> Result<Target, String> {
         let index = match self.meta_index(ev)? {
             Some(i) => i,
-            None => self
-                .index
-                .select(ev)
-                .map_err(|e| format!("cannot name the index: {e} (used in `index`)"))?
-                .ok_or_else(|| "no index: set `index`".to_owned())?,
+            None => {
+                let i = self
+                    .index
+                    .select(ev)
+                    .map_err(|e| format!("cannot name the index: {e} (used in `index`)"))?
+                    .ok_or_else(|| "no index: set `index`".to_owned())?;
+                // The default index follows the event's Beat: packetbeat-<version>, ...
+                match (self.default_index, ev.get("@metadata.beat")) {
+                    (true, Some(b)) => match (b.as_str(), i.strip_prefix("filebeat-")) {
+                        (Some(beat), Some(rest)) if beat != "filebeat" => format!("{beat}-{rest}"),
+                        _ => i,
+                    },
+                    _ => i,
+                }
+            }
         };
         if index.is_empty() {
             return Err("the index name is empty".into());
@@ -246,6 +259,38 @@ mod tests {
         assert_eq!(r.target(&e).unwrap().index, "logs-prod");
         let err = r.target(&ev()).unwrap_err();
         assert!(err.contains("fields.env"), "{err}");
+    }
+
+    #[test]
+    fn the_default_index_follows_the_events_beat() {
+        let beat = |b: Option<&str>| {
+            let mut meta = json!({"pipeline": "p"});
+            if let Some(b) = b {
+                meta["beat"] = json!(b);
+            }
+            let shared = json!({"agent": {"version": "8.15.0"}, "@metadata": meta});
+            Event::new(Arc::new(shared.as_object().unwrap().clone()), "m".into())
+        };
+        let mut r = routing("hosts: [x]\n");
+        assert_eq!(
+            r.target(&beat(Some("packetbeat"))).unwrap().index,
+            "packetbeat-8.15.0"
+        );
+        assert_eq!(
+            r.target(&beat(Some("metricbeat"))).unwrap().index,
+            "metricbeat-8.15.0"
+        );
+        assert_eq!(
+            r.target(&beat(Some("filebeat"))).unwrap().index,
+            "filebeat-8.15.0"
+        );
+        assert_eq!(r.target(&beat(None)).unwrap().index, "filebeat-8.15.0");
+        // A configured index is the user's: it does not follow the Beat.
+        let mut r = routing("hosts: [x]\nindex: \"filebeat-%{[agent.version]}\"\n");
+        assert_eq!(
+            r.target(&beat(Some("packetbeat"))).unwrap().index,
+            "filebeat-8.15.0"
+        );
     }
 
     fn routing_errors(yaml: &str) -> ConfigErrors {

@@ -97,12 +97,21 @@ fn kw() -> Value {
     json!({"type": "keyword", "ignore_above": 1024})
 }
 
+/// The Beats whose events skiff ships, each with its own default index and template
+/// (`<beat>-<version>`): events name theirs in `@metadata.beat`.
+pub const BEATS: &[&str] = &["filebeat", "packetbeat", "metricbeat"];
+
 /// A composable index template (data streams on) for the fields skiff emits, for data streams
 /// named `filebeat-<version>`: ECS fields Filebeat sets, `message` as text, other strings as
 /// keywords.
 pub fn index_template(version: &str) -> Value {
+    index_template_for("filebeat", version)
+}
+
+/// [`index_template`] for the data streams of `beat` (`packetbeat-<version>`, ...).
+pub fn index_template_for(beat: &str, version: &str) -> Value {
     json!({
-        "index_patterns": [format!("filebeat-{version}")],
+        "index_patterns": [format!("{beat}-{version}")],
         "data_stream": {},
         "priority": priority(),
         "template": {
@@ -113,7 +122,7 @@ pub fn index_template(version: &str) -> Value {
                 }
             },
             "mappings": {
-                "_meta": {"beat": "filebeat", "version": version, "managed_by": "skiff"},
+                "_meta": {"beat": beat, "version": version, "managed_by": "skiff"},
                 "date_detection": false,
                 "dynamic_templates": [
                     {"strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}}
@@ -159,11 +168,21 @@ pub fn configured_template(
     t: &TemplateSettings,
     ilm: &IlmSettings,
 ) -> (String, Value) {
-    let mut body = index_template(version);
+    configured_template_for("filebeat", version, t, ilm)
+}
+
+/// [`configured_template`] for the events of `beat`.
+pub fn configured_template_for(
+    beat: &str,
+    version: &str,
+    t: &TemplateSettings,
+    ilm: &IlmSettings,
+) -> (String, Value) {
+    let mut body = index_template_for(beat, version);
     let name = t
         .name
         .clone()
-        .unwrap_or_else(|| format!("filebeat-{version}"));
+        .unwrap_or_else(|| format!("{beat}-{version}"));
     if let Some(p) = &t.pattern {
         body["index_patterns"] = json!([p]);
     }
@@ -197,8 +216,9 @@ fn merge(base: &mut Value, over: &Value) {
     }
 }
 
-/// Installs the template on the output's first reachable host, unless it exists and
-/// `overwrite` is false. Returns what was done, for the log.
+/// Installs the templates (one per Beat in [`BEATS`], or the one `setup.template.name` names)
+/// on the output's first reachable host, unless they exist and `overwrite` is false. Returns
+/// what was done, for the log.
 ///
 /// The binary calls this once at start-up when `setup.template.enabled` is true (the default)
 /// and the output is Elasticsearch; a failure should be logged, not fatal (Beats retries it with
@@ -212,8 +232,22 @@ pub async fn install_template(
     if !t.enabled {
         return Ok("setup.template.enabled is false: not installed".into());
     }
+    let beats: &[&str] = if t.name.is_some() { &BEATS[..1] } else { BEATS };
+    let mut done = Vec::new();
+    for beat in beats {
+        let (name, body) = configured_template_for(beat, version, t, ilm);
+        done.push(install_one(output, &name, &body, t.overwrite).await?);
+    }
+    Ok(done.join("; "))
+}
+
+async fn install_one(
+    output: &skiff_config::Node,
+    name: &str,
+    body: &Value,
+    overwrite: bool,
+) -> anyhow::Result<String> {
     let shared = crate::prepare(output).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (name, body) = configured_template(version, t, ilm);
     let mut last = anyhow::anyhow!("no hosts");
     for host in &shared.hosts {
         let url = format!("{}/_index_template/{name}", host.base);
@@ -230,7 +264,7 @@ pub async fn install_template(
                 continue;
             }
         };
-        if exists && !t.overwrite {
+        if exists && !overwrite {
             return Ok(format!(
                 "index template `{name}` already exists on {}",
                 host.base
@@ -240,7 +274,7 @@ pub async fn install_template(
             .http
             .put(&url)
             .headers(shared.headers.clone())
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("{}", skiff_tls::explain(&e, &host.name)))?;
@@ -297,6 +331,23 @@ pub fn setup(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_beat_has_its_template() {
+        let (name, body) = configured_template_for(
+            "packetbeat",
+            "8.15.0",
+            &TemplateSettings::default(),
+            &IlmSettings::default(),
+        );
+        assert_eq!(name, "packetbeat-8.15.0");
+        assert_eq!(body["index_patterns"], json!(["packetbeat-8.15.0"]));
+        assert_eq!(
+            body["template"]["mappings"]["_meta"]["beat"],
+            json!("packetbeat")
+        );
+        assert_eq!(BEATS, ["filebeat", "packetbeat", "metricbeat"]);
+    }
 
     #[test]
     fn beats_setup_keys_shape_the_template() {

@@ -50,6 +50,16 @@ pub struct Global {
     /// Keys Filebeat would ignore are errors, not warnings (also `skiff.strict: true`).
     #[arg(long = "strict", global = true)]
     pub strict: bool,
+    /// Packet input: read packets from this pcap/pcapng file instead of capturing (as
+    /// Packetbeat's `-I`).
+    #[arg(short = 'I', global = true, value_name = "FILE")]
+    pub pcap_file: Option<PathBuf>,
+    /// With -I: replay as fast as possible, keeping the file's timestamps (Packetbeat's `-t`).
+    #[arg(short = 't', global = true)]
+    pub top_speed: bool,
+    /// With -I: replay the file this many times (Packetbeat's `-l`).
+    #[arg(short = 'l', global = true, value_name = "N")]
+    pub loops: Option<u32>,
 }
 
 /// Commands.
@@ -66,6 +76,8 @@ pub enum Command {
     /// Inspect the file input's registry (what was shipped, file by file).
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// List the network devices the packet input can capture from (index, name, addresses).
+    Devices,
     /// Print the version, commit and build date.
     Version,
     /// Manage the keystore: secrets that the configuration uses as `${KEY}`.

@@ -14,6 +14,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     // built again at a restart does not report them again). `--strict` makes them errors.
     skiff_config::diag::set_tolerant(!g.strict);
     match cli.command.unwrap_or(Command::Run) {
+        Command::Devices => {
+            for (i, name, desc, addrs) in skiff_input_packet::capture::live::devices()? {
+                println!("{i}: {name} ({desc}) ({})", addrs.join(", "));
+            }
+            Ok(0)
+        }
         Command::Version => {
             crate::about::print_version();
             Ok(0)

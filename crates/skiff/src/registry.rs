@@ -14,6 +14,7 @@ pub const INPUTS: &[&InputPlugin] = &[
     &skiff_input_file::CONTAINER,
     &skiff_lumberjack::INPUT,
     &skiff_lumberjack::BEATS_INPUT,
+    &skiff_input_packet::PLUGIN,
 ];
 
 /// Every output type.

@@ -502,6 +502,14 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
     if let Some(flush) = &fb_flush {
         default_registry_flush(&mut inputs, flush);
     }
+    // Packetbeat's section is one input (`type: packet`) beside the file inputs.
+    let pb_shutdown = root.get("packetbeat.shutdown_timeout").cloned();
+    if let Some(item) = root
+        .remove("packetbeat")
+        .and_then(skiff_input_packet::section_input)
+    {
+        inputs.push(item);
+    }
     let processors = root.remove("processors");
     let setup = root.remove("setup");
     match setup.as_ref().map(|n| n.deserialize::<SetupConfig>()) {
@@ -562,7 +570,8 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
         }
     };
     if settings.shutdown_timeout.is_none() {
-        settings.shutdown_timeout = fb_shutdown;
+        settings.shutdown_timeout =
+            fb_shutdown.or_else(|| pb_shutdown.and_then(|n| n.deserialize::<Duration>().ok()));
     }
     if settings.monitoring.as_ref().is_some_and(|m| m.enabled) {
         let n = root.get("monitoring").cloned().unwrap_or_default();
@@ -674,6 +683,16 @@ pub fn load(cli: &crate::cli::Global) -> Result<Node, ConfigErrors> {
     let opts = load_options(cli);
     let secrets = crate::keystore::Lookup::for_config(cli, &opts)?;
     let mut root = skiff_config::load(&opts, &|k| secrets.get(k))?;
+    if let Some(file) = &cli.pcap_file {
+        // -I replaces the embedded default's log inputs when no -c file is given.
+        skiff_input_packet::config::apply_replay(
+            &mut root,
+            file,
+            cli.top_speed,
+            cli.loops,
+            cli.config.is_empty(),
+        );
+    }
     // `${path.data}` and friends in values refer to the final paths.
     root.fix_paths("");
     Ok(root)
@@ -767,6 +786,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("flsh"), "{e}");
+    }
+
+    #[test]
+    fn the_packetbeat_section_is_one_more_input() {
+        let p = parts(
+            "filebeat.inputs:\n- {type: stdin}\npacketbeat.protocols: [{type: http}]\npacketbeat.shutdown_timeout: 3s\noutput.console: {}\n",
+        )
+        .unwrap();
+        assert_eq!(p.inputs.len(), 2);
+        let kind = p.inputs[1].get("type").map(|n| n.value.clone());
+        assert_eq!(kind, Some(NodeValue::String("packet".into())));
+        assert_eq!(p.settings.shutdown_timeout.unwrap().0.as_secs(), 3);
     }
 
     #[test]
