@@ -28,11 +28,26 @@
 //! [`select`] serve the outputs' routing rules (`indices`, `pipelines`, `topics`, `keys`), so a
 //! `when` means the same thing wherever it is written.
 
+pub mod arrays;
+pub mod community_id;
 pub mod condition;
+pub mod convert;
+pub mod copy_move;
+pub mod decode;
+pub mod decode_csv;
 pub mod decode_json;
+pub mod dissect;
 pub mod fields;
+pub mod ids;
 pub mod metadata;
+pub mod network;
+pub mod network_direction;
+pub mod rate_limit;
+pub mod registered_domain;
+pub mod script;
 pub mod select;
+pub mod strings;
+pub mod timestamp;
 
 use std::sync::Arc;
 
@@ -63,48 +78,48 @@ pub const ALL: &[&ProcessorPlugin] = &[
     &fields::INCLUDE_FIELDS,
     &fields::DROP_EVENT,
     &fields::RENAME,
+    &convert::CONVERT,
+    &copy_move::COPY_FIELDS,
+    &copy_move::MOVE_FIELDS,
+    &strings::TRUNCATE_FIELDS,
+    &strings::REPLACE,
+    &strings::URLDECODE,
+    &decode::DECODE_BASE64_FIELD,
+    &decode::DECOMPRESS_GZIP_FIELD,
+    &decode::DECODE_DURATION,
+    &arrays::APPEND,
+    &arrays::EXTRACT_ARRAY,
+    &arrays::ADD_LABELS,
+    &ids::FINGERPRINT,
+    &ids::ADD_ID,
+    &community_id::COMMUNITY_ID,
+    &registered_domain::REGISTERED_DOMAIN,
+    &rate_limit::RATE_LIMIT,
+    &network_direction::ADD_NETWORK_DIRECTION,
+    &decode_csv::DECODE_CSV_FIELDS,
     &decode_json::DECODE_JSON_FIELDS,
+    &dissect::DISSECT,
+    &timestamp::TIMESTAMP,
     &metadata::ADD_HOST_METADATA,
     &metadata::ADD_LOCALE,
     &metadata::ADD_CLOUD_METADATA,
     &metadata::ADD_DOCKER_METADATA,
     &metadata::ADD_KUBERNETES_METADATA,
+    &script::SCRIPT,
 ];
 
 /// Beats processors skiff does not have yet: refused with a clear message rather than "unknown".
 const NOT_YET: &[&str] = &[
-    "add_id",
-    "add_labels",
-    "add_network_direction",
     "add_nomad_metadata",
     "add_observer_metadata",
     "add_process_metadata",
-    "append",
-    "community_id",
-    "convert",
-    "copy_fields",
-    "decode_base64_field",
     "decode_cef",
-    "decode_csv_fields",
-    "decode_duration",
     "decode_xml",
     "decode_xml_wineventlog",
-    "decompress_gzip_field",
     "detect_mime_type",
-    "dissect",
     "dns",
-    "extract_array",
-    "fingerprint",
-    "move_fields",
-    "rate_limit",
-    "registered_domain",
-    "replace",
-    "script",
     "syslog",
-    "timestamp",
     "translate_sid",
-    "truncate_fields",
-    "urldecode",
 ];
 
 /// Builds a `processors` list (global or an input's): looks each item's name up in [`ALL`],
@@ -226,6 +241,55 @@ pub(crate) fn set_error(event: &mut Event, msg: String) {
     event.insert("error.message", value);
 }
 
+/// serde's default `true`.
+pub(crate) fn yes() -> bool {
+    true
+}
+
+/// Runs `step` for each item, the libbeat way: with `fail_on_error`, the first error undoes
+/// every change the processor made to the event and stops; without it, errors are recorded
+/// and the other items still run. Errors go to `error.message`, prefixed with `name`.
+/// Returns false when an error undid the changes.
+pub(crate) fn each_item<T>(
+    event: &mut Event,
+    name: &str,
+    fail_on_error: bool,
+    items: &[T],
+    mut step: impl FnMut(&mut Event, &T) -> Result<(), String>,
+) -> bool {
+    let backup = (fail_on_error && items.len() > 1).then(|| fields::Backup::of(event));
+    for item in items {
+        if let Err(e) = step(event, item) {
+            if fail_on_error {
+                if let Some(b) = backup {
+                    b.restore(event);
+                }
+                set_error(event, format!("{name}: {e}"));
+                return false;
+            }
+            set_error(event, format!("{name}: {e}"));
+        }
+    }
+    true
+}
+
+/// Appends `tag` to the list at `key` (`tags`, `log.flags`) unless it is there; a non-list
+/// value there is replaced by a list holding the old value, as libbeat's `AddTagsWithKey` would
+/// refuse it and lose the tag.
+pub(crate) fn add_tag(event: &mut Event, key: &str, tag: &str) {
+    let list = match event.get(key).map(|f| f.to_value()) {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => a,
+        Some(other) => vec![other],
+    };
+    if list.iter().any(|t| t.as_str() == Some(tag)) {
+        return;
+    }
+    let mut list = list;
+    list.push(Value::String(tag.to_owned()));
+    event.insert(key, Value::Array(list));
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -284,7 +348,7 @@ mod tests {
             .unwrap();
         assert!(e.to_string().contains("did you mean `add_fields`"), "{e}");
         assert!(e.to_string().contains("processors.0"), "{e}");
-        let e = build("processors: [{dissect: {tokenizer: x}}]")
+        let e = build("processors: [{dns: {}}]")
             .err()
             .unwrap();
         assert!(e.to_string().contains("not supported by skiff yet"), "{e}");
