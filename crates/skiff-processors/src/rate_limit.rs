@@ -7,7 +7,7 @@
 //!     fields: [cloudfoundry.org.name] # one bucket per value; default: one bucket
 //! ```
 //!
-//! Each bucket holds up to `limit × burst_multiplier` tokens, starts full, refills at the
+//! Each bucket holds up to `N × burst_multiplier` tokens (`N` of the limit `N/unit`), starts full, refills at the
 //! limit's rate, and an event takes one token or is dropped. A dropped event is acknowledged as
 //! handled (dropping on purpose is not a loss). Buckets are kept for at most [`MAX_BUCKETS`]
 //! groups; past that, full (idle) buckets are forgotten first, and if all are busy the oldest
@@ -69,7 +69,8 @@ struct Rate {
     capacity: f64,
 }
 
-fn parse_limit(s: &str) -> Result<f64, String> {
+/// `N/unit` as (N, seconds per unit).
+fn parse_limit(s: &str) -> Result<(f64, f64), String> {
     let (n, unit) = s.split_once('/').ok_or_else(|| format!("limit `{s}` is not like `100/s`"))?;
     let n: f64 = n.trim().parse().map_err(|_| format!("limit `{s}`: `{n}` is not a number"))?;
     let secs = match unit.trim() {
@@ -81,7 +82,7 @@ fn parse_limit(s: &str) -> Result<f64, String> {
     if !(n > 0.0 && n.is_finite()) {
         return Err(format!("limit `{s}` must be positive"));
     }
-    Ok(n / secs)
+    Ok((n, secs))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -134,7 +135,7 @@ struct RateLimit {
 
 fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
     let cfg: Config = node.deserialize()?;
-    let per_sec = parse_limit(&cfg.limit).map_err(|e| error_at(node.get("limit").unwrap_or(node), e))?;
+    let (n, secs) = parse_limit(&cfg.limit).map_err(|e| error_at(node.get("limit").unwrap_or(node), e))?;
     let burst = cfg.algorithm.and_then(|a| a.token_bucket).map_or(1.0, |t| t.burst_multiplier);
     if !(burst >= 1.0 && burst.is_finite()) {
         return Err(error_at(node, "burst_multiplier must be at least 1").into());
@@ -144,7 +145,7 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
     Ok(Box::new(RateLimit {
         fields,
         buckets: Mutex::new(Buckets {
-            rate: Rate { per_sec, capacity: (per_sec * burst).max(1.0) },
+            rate: Rate { per_sec: n / secs, capacity: (n * burst).max(1.0) },
             map: HashMap::new(),
         }),
     }))
@@ -188,8 +189,8 @@ mod tests {
 
     #[test]
     fn limits_parse() {
-        assert_eq!(parse_limit("10000/m").unwrap(), 10000.0 / 60.0);
-        assert_eq!(parse_limit("400/s").unwrap(), 400.0);
+        assert_eq!(parse_limit("10000/m").unwrap(), (10000.0, 60.0));
+        assert_eq!(parse_limit("400/s").unwrap(), (400.0, 1.0));
         for bad in ["10", "x/s", "10/d", "0/s", "-1/s"] {
             assert!(parse_limit(bad).is_err(), "{bad}");
         }
