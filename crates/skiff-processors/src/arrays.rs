@@ -48,7 +48,11 @@ struct Append {
 
 fn build_append(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
     let mut cfg: AppendConfig = node.deserialize()?;
-    let fields = cfg.fields.take().map(OneOrMany::into_vec).unwrap_or_default();
+    let fields = cfg
+        .fields
+        .take()
+        .map(OneOrMany::into_vec)
+        .unwrap_or_default();
     if fields.is_empty() && cfg.values.is_empty() {
         return Err(error_at(node, "`append` needs `fields` or `values` to append").into());
     }
@@ -79,7 +83,9 @@ impl Processor for Append {
         };
         for v in add {
             let empty = matches!(&v, Value::Null) || v.as_str() == Some("");
-            if (self.cfg.ignore_empty_values && empty) || (!self.cfg.allow_duplicate && list.contains(&v)) {
+            if (self.cfg.ignore_empty_values && empty)
+                || (!self.cfg.allow_duplicate && list.contains(&v))
+            {
                 continue;
             }
             list.push(v);
@@ -128,12 +134,20 @@ fn build_extract(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>,
         match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
             Some(i) => mappings.push((k, i)),
             None => {
-                return Err(error_at(node.get("mappings").unwrap_or(node), format!("mapping `{k}` needs an index (0, 1, ...), found {v}")).into());
+                return Err(error_at(
+                    node.get("mappings").unwrap_or(node),
+                    format!("mapping `{k}` needs an index (0, 1, ...), found {v}"),
+                )
+                .into());
             }
         }
     }
     if mappings.is_empty() {
-        return Err(error_at(node, "`mappings` maps target fields to list indexes, like `{source.ip: 0}`").into());
+        return Err(error_at(
+            node,
+            "`mappings` maps target fields to list indexes, like `{source.ip: 0}`",
+        )
+        .into());
     }
     Ok(Box::new(Extract { cfg, mappings }))
 }
@@ -143,19 +157,32 @@ impl Processor for Extract {
         let list = match event.get(&self.cfg.field).map(|v| v.to_value()) {
             None if self.cfg.ignore_missing => return Verdict::Keep,
             None => {
-                set_error(event, format!("extract_array: could not fetch value for key: {}", self.cfg.field));
+                set_error(
+                    event,
+                    format!(
+                        "extract_array: could not fetch value for key: {}",
+                        self.cfg.field
+                    ),
+                );
                 return Verdict::Keep;
             }
             Some(Value::Array(a)) => a,
             Some(_) => {
-                set_error(event, format!("extract_array: field {} is not an array", self.cfg.field));
+                set_error(
+                    event,
+                    format!("extract_array: field {} is not an array", self.cfg.field),
+                );
                 return Verdict::Keep;
             }
         };
         let backup = self.cfg.fail_on_error.then(|| Backup::of(event));
         for (target, idx) in &self.mappings {
             let problem = match list.get(*idx) {
-                None => Some(format!("index {idx} exceeds length of {} for field {}", list.len(), self.cfg.field)),
+                None => Some(format!(
+                    "index {idx} exceeds length of {} for field {}",
+                    list.len(),
+                    self.cfg.field
+                )),
                 Some(v) => {
                     let empty = match v {
                         Value::Null => true,
@@ -167,7 +194,9 @@ impl Processor for Extract {
                     if self.cfg.omit_empty && empty {
                         None
                     } else if !self.cfg.overwrite_keys && event.get(target).is_some() {
-                        Some(format!("target field {target} already has a value. Set the overwrite_keys flag or drop/rename the field first"))
+                        Some(format!(
+                            "target field {target} already has a value. Set the overwrite_keys flag or drop/rename the field first"
+                        ))
                     } else {
                         event.remove(target);
                         event.insert(target, v.clone());
@@ -204,10 +233,21 @@ struct AddLabels {
 
 /// Flattens objects and lists into `a.b`, `list.0` keys.
 fn flatten_all(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
-    let join = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
     match v {
-        Value::Object(m) if !m.is_empty() => m.iter().for_each(|(k, x)| flatten_all(&join(k), x, out)),
-        Value::Array(a) if !a.is_empty() => a.iter().enumerate().for_each(|(i, x)| flatten_all(&join(&i.to_string()), x, out)),
+        Value::Object(m) if !m.is_empty() => {
+            m.iter().for_each(|(k, x)| flatten_all(&join(k), x, out))
+        }
+        Value::Array(a) if !a.is_empty() => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| flatten_all(&join(&i.to_string()), x, out)),
         other => out.push((prefix.to_owned(), other.clone())),
     }
 }
@@ -245,14 +285,29 @@ mod tests {
     fn append_doc_example() {
         let yaml = "processors:\n  - decode_json_fields:\n      fields: message\n      target: \"\"\n  - append:\n      target_field: target-field\n      fields:\n        - concrete.field\n        - array.one\n      values:\n        - static-value\n        - \"\"\n      ignore_missing: true\n      fail_on_error: true\n      ignore_empty_values: true\n";
         let p = build(yaml).unwrap();
-        let v = json(&run(&p, event(r#"{"concrete": {"field": "val0"}, "array": {"one": ["val1", "val2"]}}"#)).unwrap());
-        assert_eq!(v["target-field"], json!(["val0", "val1", "val2", "static-value"]));
+        let v = json(
+            &run(
+                &p,
+                event(r#"{"concrete": {"field": "val0"}, "array": {"one": ["val1", "val2"]}}"#),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            v["target-field"],
+            json!(["val0", "val1", "val2", "static-value"])
+        );
         // A scalar target becomes a list; duplicates.
         let p = build("processors: [{append: {target_field: message, values: [m, x, x], allow_duplicate: false}}]").unwrap();
-        assert_eq!(json(&run(&p, event("m")).unwrap())["message"], json!(["m", "x"]));
+        assert_eq!(
+            json(&run(&p, event("m")).unwrap())["message"],
+            json!(["m", "x"])
+        );
         let p = build("processors: [{append: {target_field: t, fields: [nope]}}]").unwrap();
         let v = json(&run(&p, event("m")).unwrap());
-        assert_eq!(v["error"]["message"], "append: could not fetch value for key: nope");
+        assert_eq!(
+            v["error"]["message"],
+            "append: could not fetch value for key: nope"
+        );
         assert!(v.get("t").is_none());
         assert!(build("processors: [{append: {target_field: t}}]").is_err());
     }
@@ -265,20 +320,39 @@ mod tests {
         let mut ev = event("m");
         ev.insert("my_array", json!(["10.0.0.1", "10.0.0.2", "tcp"]));
         let v = json(&run(&p, ev).unwrap());
-        assert_eq!((v["source"]["ip"].clone(), v["destination"]["ip"].clone(), v["network"]["transport"].clone()), (json!("10.0.0.1"), json!("10.0.0.2"), json!("tcp")));
+        assert_eq!(
+            (
+                v["source"]["ip"].clone(),
+                v["destination"]["ip"].clone(),
+                v["network"]["transport"].clone()
+            ),
+            (json!("10.0.0.1"), json!("10.0.0.2"), json!("tcp"))
+        );
         // Too short: undone and an error.
         let mut ev = event("m");
         ev.insert("my_array", json!(["10.0.0.1"]));
         let v = json(&run(&p, ev).unwrap());
         assert!(v.get("source").is_none());
-        assert!(v["error"]["message"].as_str().unwrap().contains("index 1 exceeds length of 1"), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("index 1 exceeds length of 1"),
+            "{v}"
+        );
         // omit_empty, overwrite_keys.
         let p = build("processors: [{extract_array: {field: a, omit_empty: true, mappings: {x: 0, host.name: 1}}}]").unwrap();
         let mut ev = event("m");
         ev.insert("a", json!(["", "h"]));
         let v = json(&run(&p, ev).unwrap());
         assert!(v.get("x").is_none());
-        assert!(v["error"]["message"].as_str().unwrap().contains("host.name already has a value"), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("host.name already has a value"),
+            "{v}"
+        );
         let p = build("processors: [{extract_array: {field: a, overwrite_keys: true, mappings: {host.name: 1}}}]").unwrap();
         let mut ev = event("m");
         ev.insert("a", json!(["", "h"]));

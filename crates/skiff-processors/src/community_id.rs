@@ -125,13 +125,36 @@ fn icmp_counterpart(proto: u8, t: u8) -> Option<u8> {
     let pairs: &[(u8, u8)] = if proto == ICMP {
         &[(8, 0), (13, 14), (15, 16), (10, 9), (17, 18)]
     } else {
-        &[(128, 129), (133, 134), (135, 136), (130, 131), (144, 145), (146, 147), (139, 140)]
+        &[
+            (128, 129),
+            (133, 134),
+            (135, 136),
+            (130, 131),
+            (144, 145),
+            (146, 147),
+            (139, 140),
+        ]
     };
-    pairs.iter().find_map(|&(a, b)| if a == t { Some(b) } else if b == t { Some(a) } else { None })
+    pairs.iter().find_map(|&(a, b)| {
+        if a == t {
+            Some(b)
+        } else if b == t {
+            Some(a)
+        } else {
+            None
+        }
+    })
 }
 
 /// The Community ID v1 of a flow; ports are ICMP type and code for ICMP.
-pub fn community_id(seed: u16, proto: u8, src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Option<String> {
+pub fn community_id(
+    seed: u16,
+    proto: u8,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+) -> Option<String> {
     let bytes = |ip: IpAddr| match ip {
         IpAddr::V4(a) => a.octets().to_vec(),
         IpAddr::V6(a) => a.octets().to_vec(),
@@ -197,12 +220,20 @@ fn number(event: &Event, field: &str) -> Option<u16> {
 impl Processor for CommunityId {
     fn process(&self, event: &mut Event) -> Verdict {
         let f = &self.0.fields;
-        let ip = |field: &str| event.get(field).and_then(|v| v.as_str().and_then(|s| s.parse::<IpAddr>().ok()));
-        let (Some(src), Some(dst), Some(proto)) = (ip(&f.source_ip), ip(&f.destination_ip), protocol(event, f)) else {
+        let ip = |field: &str| {
+            event
+                .get(field)
+                .and_then(|v| v.as_str().and_then(|s| s.parse::<IpAddr>().ok()))
+        };
+        let (Some(src), Some(dst), Some(proto)) =
+            (ip(&f.source_ip), ip(&f.destination_ip), protocol(event, f))
+        else {
             return Verdict::Keep;
         };
         let ports = match proto {
-            TCP | UDP | SCTP => number(event, &f.source_port).zip(number(event, &f.destination_port)),
+            TCP | UDP | SCTP => {
+                number(event, &f.source_port).zip(number(event, &f.destination_port))
+            }
             ICMP | ICMP6 => number(event, &f.icmp_type).zip(number(event, &f.icmp_code)),
             _ => Some((0, 0)),
         };
@@ -228,10 +259,38 @@ mod tests {
     #[test]
     fn spec_vectors() {
         let cases = [
-            ("66.35.250.204", "128.232.110.120", "tcp", 80, 34855, "1:LQU9qZlK+B5F3KDmev6m5PMibrg="),
-            ("8.8.8.8", "192.168.1.52", "udp", 53, 54585, "1:d/FP5EW3wiY1vCndhwleRRKHowQ="),
-            ("192.168.170.8", "192.168.170.56", "sctp", 7, 7, "1:MP2EtRCAUIZvTw6MxJHLV7N7JDs="),
-            ("2001:470:e5bf:dead:4957:2174:e82c:4887", "2607:f8b0:400c:c03::1a", "tcp", 63943, 25, "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4="),
+            (
+                "66.35.250.204",
+                "128.232.110.120",
+                "tcp",
+                80,
+                34855,
+                "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
+            ),
+            (
+                "8.8.8.8",
+                "192.168.1.52",
+                "udp",
+                53,
+                54585,
+                "1:d/FP5EW3wiY1vCndhwleRRKHowQ=",
+            ),
+            (
+                "192.168.170.8",
+                "192.168.170.56",
+                "sctp",
+                7,
+                7,
+                "1:MP2EtRCAUIZvTw6MxJHLV7N7JDs=",
+            ),
+            (
+                "2001:470:e5bf:dead:4957:2174:e82c:4887",
+                "2607:f8b0:400c:c03::1a",
+                "tcp",
+                63943,
+                25,
+                "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4=",
+            ),
         ];
         let p = build("processors: [{community_id: ~}]").unwrap();
         for (s, d, t, sp, dp, want) in cases {
@@ -240,20 +299,40 @@ mod tests {
                 ev.insert("source", json!({"ip": a, "port": ap}));
                 ev.insert("destination", json!({"ip": b, "port": bp}));
                 ev.insert("network.transport", json!(t));
-                assert_eq!(json(&run(&p, ev).unwrap())["network"]["community_id"], want, "{a} -> {b}");
+                assert_eq!(
+                    json(&run(&p, ev).unwrap())["network"]["community_id"],
+                    want,
+                    "{a} -> {b}"
+                );
             }
         }
         // ICMP echo request and ICMPv6 router advertisement: type and code stand in for ports.
         for (s, d, num, ty, want) in [
-            ("192.168.0.89", "192.168.0.1", 1, 8, "1:X0snYXpgwiv9TZtqg64sgzUn6Dk="),
-            ("fe80::260:97ff:fe07:69ea", "ff02::1", 58, 134, "1:pkvHqCL88/tg1k4cPigmZXUtL00="),
+            (
+                "192.168.0.89",
+                "192.168.0.1",
+                1,
+                8,
+                "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=",
+            ),
+            (
+                "fe80::260:97ff:fe07:69ea",
+                "ff02::1",
+                58,
+                134,
+                "1:pkvHqCL88/tg1k4cPigmZXUtL00=",
+            ),
         ] {
             let mut ev = event("m");
             ev.insert("source.ip", json!(s));
             ev.insert("destination.ip", json!(d));
             ev.insert("network.iana_number", json!(num));
             ev.insert("icmp", json!({"type": ty, "code": 0}));
-            assert_eq!(json(&run(&p, ev).unwrap())["network"]["community_id"], want, "{s}");
+            assert_eq!(
+                json(&run(&p, ev).unwrap())["network"]["community_id"],
+                want,
+                "{s}"
+            );
         }
     }
 
@@ -266,12 +345,21 @@ mod tests {
         ev.insert("sp", json!(80));
         ev.insert("dp", json!("34855"));
         ev.insert("network.transport", json!("TCP"));
-        let id = json(&run(&p, ev).unwrap())["flow"]["id"].as_str().unwrap().to_owned();
-        assert!(id.starts_with("1:") && id != "1:LQU9qZlK+B5F3KDmev6m5PMibrg=", "the seed changes the hash: {id}");
+        let id = json(&run(&p, ev).unwrap())["flow"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            id.starts_with("1:") && id != "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
+            "the seed changes the hash: {id}"
+        );
         let p = build("processors: [{community_id: ~}]").unwrap();
         let mut ev = event("m");
         ev.insert("source.ip", json!("10.0.0.1"));
         let v = json(&run(&p, ev).unwrap());
-        assert!(v.get("network").is_none() && v.get("error").is_none(), "{v}");
+        assert!(
+            v.get("network").is_none() && v.get("error").is_none(),
+            "{v}"
+        );
     }
 }

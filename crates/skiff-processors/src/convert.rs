@@ -85,7 +85,10 @@ struct Convert {
 
 fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
     let cfg: Config = node.deserialize()?;
-    let name = cfg.tag.as_ref().map_or_else(|| "convert".into(), |t| format!("convert {t}"));
+    let name = cfg
+        .tag
+        .as_ref()
+        .map_or_else(|| "convert".into(), |t| format!("convert {t}"));
     Ok(Box::new(Convert { cfg, name }))
 }
 
@@ -119,7 +122,11 @@ pub(crate) fn convert(v: &Value, ty: Type) -> Result<Value, String> {
     let fail = || format!("unable to convert value [{v}] to {ty:?}");
     let int = |bits32: bool| -> Result<Value, String> {
         let n = match v {
-            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite() && f.abs() < 9.2e18).map(|f| f as i64)),
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+                    .map(|f| f as i64)
+            }),
             Value::String(s) => parse_int(s),
             Value::Bool(b) => Some(i64::from(*b)),
             _ => None,
@@ -140,7 +147,9 @@ pub(crate) fn convert(v: &Value, ty: Type) -> Result<Value, String> {
         }
         .ok_or_else(fail)?;
         let f = if bits32 { f64::from(f as f32) } else { f };
-        serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(fail)
+        serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(fail)
     };
     match ty {
         Type::Integer => int(true),
@@ -166,22 +175,34 @@ pub(crate) fn convert(v: &Value, ty: Type) -> Result<Value, String> {
 
 impl Processor for Convert {
     fn process(&self, event: &mut Event) -> Verdict {
-        let _ = each_item(event, &self.name, self.cfg.fail_on_error, &self.cfg.fields, |event, c| {
-            let Some(v) = event.get(&c.from).map(|f| f.to_value()) else {
-                return if self.cfg.ignore_missing { Ok(()) } else { Err(format!("field [{}] is missing", c.from)) };
-            };
-            let out = match c.ty {
-                Some(ty) => convert(&v, ty).map_err(|e| format!("{e} in field [{}]", c.from))?,
-                None => v,
-            };
-            let to = c.to.as_deref().unwrap_or(&c.from);
-            if matches!(self.cfg.mode, Mode::Rename) && to != c.from {
-                event.remove(&c.from);
-            }
-            event.remove(to);
-            event.insert(to, out);
-            Ok(())
-        });
+        let _ = each_item(
+            event,
+            &self.name,
+            self.cfg.fail_on_error,
+            &self.cfg.fields,
+            |event, c| {
+                let Some(v) = event.get(&c.from).map(|f| f.to_value()) else {
+                    return if self.cfg.ignore_missing {
+                        Ok(())
+                    } else {
+                        Err(format!("field [{}] is missing", c.from))
+                    };
+                };
+                let out = match c.ty {
+                    Some(ty) => {
+                        convert(&v, ty).map_err(|e| format!("{e} in field [{}]", c.from))?
+                    }
+                    None => v,
+                };
+                let to = c.to.as_deref().unwrap_or(&c.from);
+                if matches!(self.cfg.mode, Mode::Rename) && to != c.from {
+                    event.remove(&c.from);
+                }
+                event.remove(to);
+                event.insert(to, out);
+                Ok(())
+            },
+        );
         Verdict::Keep
     }
 }
@@ -191,8 +212,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::{Type, convert};
     use crate::testing::*;
-    use skiff_event::Value;
     use serde_json::json;
+    use skiff_event::Value;
 
     #[test]
     fn conversions_table() {
@@ -203,7 +224,11 @@ mod tests {
             (json!("08"), Type::Integer, Some(json!(8))),
             (json!("1_000"), Type::Integer, None),
             (json!("3000000000"), Type::Integer, None),
-            (json!("3000000000"), Type::Long, Some(json!(3_000_000_000i64))),
+            (
+                json!("3000000000"),
+                Type::Long,
+                Some(json!(3_000_000_000i64)),
+            ),
             (json!(1.9), Type::Long, Some(json!(1))),
             (json!("x"), Type::Long, None),
             (json!("1.5"), Type::Double, Some(json!(1.5))),
@@ -248,7 +273,10 @@ mod tests {
         ev.insert("a", json!("5"));
         ev.insert("c", json!("keep"));
         let v = json(&run(&p, ev).unwrap());
-        assert_eq!((v["b"].clone(), v.get("a").is_none(), v["c"].clone()), (json!(5), true, json!("keep")));
+        assert_eq!(
+            (v["b"].clone(), v.get("a").is_none(), v["c"].clone()),
+            (json!(5), true, json!("keep"))
+        );
         // fail_on_error (default): the first error undoes the rest.
         let p = build("processors: [{convert: {tag: t1, fields: [{from: a, type: long}, {from: b, type: long}]}}]").unwrap();
         let mut ev = event("m");
@@ -256,7 +284,10 @@ mod tests {
         ev.insert("b", json!("x"));
         let v = json(&run(&p, ev).unwrap());
         assert_eq!(v["a"], "5");
-        assert_eq!(v["error"]["message"], "convert t1: unable to convert value [\"x\"] to Long in field [b]");
+        assert_eq!(
+            v["error"]["message"],
+            "convert t1: unable to convert value [\"x\"] to Long in field [b]"
+        );
         let p = build("processors: [{convert: {fail_on_error: false, fields: [{from: a, type: long}, {from: nope, type: long}]}}]").unwrap();
         let mut ev = event("m");
         ev.insert("a", json!("5"));

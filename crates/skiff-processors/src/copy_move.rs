@@ -46,16 +46,29 @@ fn build_copy(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, Co
 
 impl Processor for Copy {
     fn process(&self, event: &mut Event) -> Verdict {
-        let _ = each_item(event, "copy_fields", self.0.fail_on_error, &self.0.fields, |event, ft| {
-            let Some(v) = event.get(&ft.from).map(|f| f.to_value()) else {
-                return if self.0.ignore_missing { Ok(()) } else { Err(format!("could not fetch value for key: {}", ft.from)) };
-            };
-            if event.get(&ft.to).is_some() {
-                return Err(format!("target field {} already exists, drop or rename this field first", ft.to));
-            }
-            event.insert(&ft.to, v);
-            Ok(())
-        });
+        let _ = each_item(
+            event,
+            "copy_fields",
+            self.0.fail_on_error,
+            &self.0.fields,
+            |event, ft| {
+                let Some(v) = event.get(&ft.from).map(|f| f.to_value()) else {
+                    return if self.0.ignore_missing {
+                        Ok(())
+                    } else {
+                        Err(format!("could not fetch value for key: {}", ft.from))
+                    };
+                };
+                if event.get(&ft.to).is_some() {
+                    return Err(format!(
+                        "target field {} already exists, drop or rename this field first",
+                        ft.to
+                    ));
+                }
+                event.insert(&ft.to, v);
+                Ok(())
+            },
+        );
         Verdict::Keep
     }
 }
@@ -91,9 +104,21 @@ struct Move {
 
 fn build_move(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
     let mut cfg: MoveConfig = node.deserialize()?;
-    let fields = cfg.fields.take().map(OneOrMany::into_vec).unwrap_or_default();
-    let exclude = cfg.exclude.take().map(OneOrMany::into_vec).unwrap_or_default();
-    Ok(Box::new(Move { cfg, fields, exclude }))
+    let fields = cfg
+        .fields
+        .take()
+        .map(OneOrMany::into_vec)
+        .unwrap_or_default();
+    let exclude = cfg
+        .exclude
+        .take()
+        .map(OneOrMany::into_vec)
+        .unwrap_or_default();
+    Ok(Box::new(Move {
+        cfg,
+        fields,
+        exclude,
+    }))
 }
 
 /// The `@timestamp`/`@metadata` keys are not event fields to move.
@@ -112,7 +137,10 @@ impl Processor for Move {
             match parent {
                 Some(Value::Object(m)) => m.keys().filter(|k| movable(k)).cloned().collect(),
                 Some(_) => {
-                    set_error(event, format!("move_fields: `{}` is not an object", self.cfg.from));
+                    set_error(
+                        event,
+                        format!("move_fields: `{}` is not an object", self.cfg.from),
+                    );
                     return Verdict::Keep;
                 }
                 None if self.cfg.ignore_missing => return Verdict::Keep,
@@ -124,24 +152,41 @@ impl Processor for Move {
         } else {
             self.fields.clone()
         };
-        let names: Vec<String> = names.into_iter().filter(|n| !self.exclude.contains(n)).collect();
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|n| !self.exclude.contains(n))
+            .collect();
         // Values first, then removals, then inserts: a target inside a source still works.
         let mut moved = Vec::new();
-        let done = each_item(event, "move_fields", self.cfg.fail_on_error, &names, |event, name| {
-            let from = if self.cfg.from.is_empty() { name.clone() } else { format!("{}.{name}", self.cfg.from) };
-            match event.remove(&from) {
-                Some(v) => {
-                    if from == "log" {
-                        event.offset = None;
+        let done = each_item(
+            event,
+            "move_fields",
+            self.cfg.fail_on_error,
+            &names,
+            |event, name| {
+                let from = if self.cfg.from.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{}.{name}", self.cfg.from)
+                };
+                match event.remove(&from) {
+                    Some(v) => {
+                        if from == "log" {
+                            event.offset = None;
+                        }
+                        moved.push((format!("{}{name}", self.cfg.to), v));
+                        Ok(())
                     }
-                    moved.push((format!("{}{name}", self.cfg.to), v));
-                    Ok(())
+                    None if from == "log.offset"
+                        || (from == "message" && event.message.is_none()) =>
+                    {
+                        Ok(())
+                    }
+                    None if self.cfg.ignore_missing => Ok(()),
+                    None => Err(format!("no field `{from}`")),
                 }
-                None if from == "log.offset" || (from == "message" && event.message.is_none()) => Ok(()),
-                None if self.cfg.ignore_missing => Ok(()),
-                None => Err(format!("no field `{from}`")),
-            }
-        });
+            },
+        );
         if done {
             for (to, v) in moved {
                 event.insert(&to, v);
@@ -165,14 +210,24 @@ mod tests {
         assert_eq!(v["message"], "my-interesting-message");
         assert_eq!(v["event"]["original"], "my-interesting-message");
         // Existing target; missing source.
-        let p = build("processors: [{copy_fields: {fields: [{from: message, to: host.name}]}}]").unwrap();
+        let p = build("processors: [{copy_fields: {fields: [{from: message, to: host.name}]}}]")
+            .unwrap();
         let v = json(&run(&p, event("m")).unwrap());
         assert_eq!(v["host"]["name"], "web-1");
-        assert_eq!(v["error"]["message"], "copy_fields: target field host.name already exists, drop or rename this field first");
-        let p = build("processors: [{copy_fields: {fields: [{from: message, to: a}, {from: nope, to: b}]}}]").unwrap();
+        assert_eq!(
+            v["error"]["message"],
+            "copy_fields: target field host.name already exists, drop or rename this field first"
+        );
+        let p = build(
+            "processors: [{copy_fields: {fields: [{from: message, to: a}, {from: nope, to: b}]}}]",
+        )
+        .unwrap();
         let v = json(&run(&p, event("m")).unwrap());
         assert!(v.get("a").is_none(), "undone: {v}");
-        assert_eq!(v["error"]["message"], "copy_fields: could not fetch value for key: nope");
+        assert_eq!(
+            v["error"]["message"],
+            "copy_fields: could not fetch value for key: nope"
+        );
     }
 
     /// Filebeat's documentation examples of `move_fields`.
@@ -180,9 +235,15 @@ mod tests {
     fn move_fields_doc_examples() {
         let p = build("processors:\n  - move_fields:\n      from: \"app\"\n      fields: [\"method\", \"elapsed_time\"]\n      to: \"rpc.\"\n").unwrap();
         let mut ev = event("m");
-        ev.insert("app", json!({"method": "a", "elapsed_time": 100, "user_id": 100, "message": "i'm a message"}));
+        ev.insert(
+            "app",
+            json!({"method": "a", "elapsed_time": 100, "user_id": 100, "message": "i'm a message"}),
+        );
         let v = json(&run(&p, ev).unwrap());
-        assert_eq!(v["app"], json!({"user_id": 100, "message": "i'm a message"}));
+        assert_eq!(
+            v["app"],
+            json!({"user_id": 100, "message": "i'm a message"})
+        );
         assert_eq!(v["rpc"], json!({"method": "a", "elapsed_time": 100}));
 
         // All root fields but some, under a prefix.
@@ -198,8 +259,12 @@ mod tests {
         assert!(v["@timestamp"].is_string());
 
         let p = build("processors: [{move_fields: {from: nope, to: x_}}]").unwrap();
-        assert_eq!(json(&run(&p, event("m")).unwrap())["error"]["message"], "move_fields: no field `nope`");
-        let p = build("processors: [{move_fields: {from: nope, to: x_, ignore_missing: true}}]").unwrap();
+        assert_eq!(
+            json(&run(&p, event("m")).unwrap())["error"]["message"],
+            "move_fields: no field `nope`"
+        );
+        let p = build("processors: [{move_fields: {from: nope, to: x_, ignore_missing: true}}]")
+            .unwrap();
         assert!(json(&run(&p, event("m")).unwrap()).get("error").is_none());
     }
 }

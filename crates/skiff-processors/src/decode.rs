@@ -57,7 +57,9 @@ struct OneField {
 }
 
 fn base64_decode(input: &[u8]) -> Result<Vec<u8>, String> {
-    base64::engine::general_purpose::STANDARD.decode(input).map_err(|e| e.to_string())
+    base64::engine::general_purpose::STANDARD
+        .decode(input)
+        .map_err(|e| e.to_string())
 }
 
 fn gunzip(input: &[u8]) -> Result<Vec<u8>, String> {
@@ -71,11 +73,19 @@ fn gunzip(input: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 fn build_base64(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
-    Ok(Box::new(OneField { cfg: node.deserialize()?, name: "decode_base64_field", decode: base64_decode }))
+    Ok(Box::new(OneField {
+        cfg: node.deserialize()?,
+        name: "decode_base64_field",
+        decode: base64_decode,
+    }))
 }
 
 fn build_gzip(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
-    Ok(Box::new(OneField { cfg: node.deserialize()?, name: "decompress_gzip_field", decode: gunzip }))
+    Ok(Box::new(OneField {
+        cfg: node.deserialize()?,
+        name: "decompress_gzip_field",
+        decode: gunzip,
+    }))
 }
 
 impl Processor for OneField {
@@ -93,7 +103,11 @@ impl Processor for OneField {
         };
         match result {
             Ok(text) => {
-                let to = if self.cfg.field.to.is_empty() { from } else { &self.cfg.field.to };
+                let to = if self.cfg.field.to.is_empty() {
+                    from
+                } else {
+                    &self.cfg.field.to
+                };
                 event.remove(to);
                 event.insert(to, Value::String(text));
             }
@@ -179,11 +193,24 @@ mod tests {
         assert_eq!(v["field2"], "correct data");
         let v = with(doc, "field1", json!("not base64!"));
         assert!(v.get("field2").is_none());
-        assert!(v["error"]["message"].as_str().unwrap().starts_with("decode_base64_field: error decoding field field1"), "{v}");
-        let v = with("processors: [{decode_base64_field: {field: {from: a}}}]", "a", json!("eA=="));
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("decode_base64_field: error decoding field field1"),
+            "{v}"
+        );
+        let v = with(
+            "processors: [{decode_base64_field: {field: {from: a}}}]",
+            "a",
+            json!("eA=="),
+        );
         assert_eq!(v["a"], "x");
         let p = build(doc).unwrap();
-        assert_eq!(json(&run(&p, event("m")).unwrap())["error"]["message"], "decode_base64_field: could not fetch value for key: field1");
+        assert_eq!(
+            json(&run(&p, event("m")).unwrap())["error"]["message"],
+            "decode_base64_field: could not fetch value for key: field1"
+        );
     }
 
     /// `decompress_gzip_field`: skiff fields are UTF-8 text, so gzip data reaches the processor
@@ -207,7 +234,13 @@ mod tests {
         // Through the configuration: base64 text is not gzip.
         let doc = "processors:\n  - decompress_gzip_field:\n      field:\n        from: \"field1\"\n        to: \"field2\"\n      ignore_missing: false\n      fail_on_error: true\n";
         let v = with(doc, "field1", json!(b64));
-        assert!(v["error"]["message"].as_str().unwrap().starts_with("decompress_gzip_field: error decoding field field1"), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("decompress_gzip_field: error decoding field field1"),
+            "{v}"
+        );
     }
 
     /// Filebeat's documentation example of `decode_duration`.
@@ -217,10 +250,20 @@ mod tests {
         let v = with(doc, "app.rpc.cost", json!("1h3m5.5s"));
         assert_eq!(v["app"]["rpc"]["cost"], json!(3_785_500.0));
         for (fmt, want) in [("seconds", 90.0), ("minutes", 1.5), ("hours", 0.025)] {
-            let v = with(&format!("processors: [{{decode_duration: {{field: d, format: {fmt}}}}}]"), "d", json!("1m30s"));
+            let v = with(
+                &format!("processors: [{{decode_duration: {{field: d, format: {fmt}}}}}]"),
+                "d",
+                json!("1m30s"),
+            );
             assert_eq!(v["d"], json!(want), "{fmt}");
         }
         let v = with(doc, "app.rpc.cost", json!("soon"));
-        assert!(v["error"]["message"].as_str().unwrap().starts_with("decode_duration"), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("decode_duration"),
+            "{v}"
+        );
     }
 }

@@ -72,7 +72,9 @@ fn flatten(map: &Map) -> Result<Vec<(String, String)>, String> {
         .into_iter()
         .map(|(path, v)| match v {
             Value::String(s) if !s.is_empty() => Ok((path, s)),
-            other => Err(format!("the target of `{path}` must be a field name, found {other}")),
+            other => Err(format!(
+                "the target of `{path}` must be a field name, found {other}"
+            )),
         })
         .collect()
 }
@@ -82,14 +84,21 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
     let at = node.get("fields").unwrap_or(node);
     let fields = flatten(&cfg.fields).map_err(|e| error_at(at, e))?;
     if fields.is_empty() {
-        return Err(error_at(at, "`fields` maps source fields to targets, like `{message: decoded.csv}`").into());
+        return Err(error_at(
+            at,
+            "`fields` maps source fields to targets, like `{message: decoded.csv}`",
+        )
+        .into());
     }
     let separator = match cfg.separator.as_bytes() {
         [b] if b.is_ascii() => *b,
         _ => {
             return Err(error_at(
                 node.get("separator").unwrap_or(node),
-                format!("separator must be one ASCII character (`\\t` for a tab), found `{}`", cfg.separator),
+                format!(
+                    "separator must be one ASCII character (`\\t` for a tab), found `{}`",
+                    cfg.separator
+                ),
             )
             .into());
         }
@@ -124,7 +133,13 @@ impl DecodeCsv {
             .iter()
             .enumerate()
             .filter(|(i, f)| !(self.trim && sep_is_space && f.is_empty() && i + 1 < n))
-            .map(|(_, f)| Value::String(if self.trim { f.trim_start().to_owned() } else { f.to_owned() }))
+            .map(|(_, f)| {
+                Value::String(if self.trim {
+                    f.trim_start().to_owned()
+                } else {
+                    f.to_owned()
+                })
+            })
             .collect())
     }
 
@@ -134,7 +149,9 @@ impl DecodeCsv {
             None => return Err(format!("no field `{src}`")),
             Some(f) => match f.as_str() {
                 None => return Err(format!("field `{src}` is not a string")),
-                Some(text) => self.record(text).map_err(|e| format!("error decoding CSV from field `{src}`: {e}"))?,
+                Some(text) => self
+                    .record(text)
+                    .map_err(|e| format!("error decoding CSV from field `{src}`: {e}"))?,
             },
         };
         if src != dst && !self.overwrite_keys && event.get(dst).is_some() {
@@ -183,15 +200,43 @@ mod tests {
     fn table() {
         let doc = "processors:\n - decode_csv_fields:\n     fields:\n        message: decoded.csv\n     separator: \",\"\n     ignore_missing: false\n     overwrite_keys: true\n     trim_leading_whitespace: false\n     fail_on_error: true\n";
         let cases: &[(&str, &str, serde_json::Value)] = &[
-            (doc, "17,192.168.33.1,8.8.8.8", json!(["17", "192.168.33.1", "8.8.8.8"])),
-            (doc, r#""quoted, with comma",x"#, json!(["quoted, with comma", "x"])),
-            (doc, r#"a "lazy" quote,b"#, json!([r#"a "lazy" quote"#, "b"])),
+            (
+                doc,
+                "17,192.168.33.1,8.8.8.8",
+                json!(["17", "192.168.33.1", "8.8.8.8"]),
+            ),
+            (
+                doc,
+                r#""quoted, with comma",x"#,
+                json!(["quoted, with comma", "x"]),
+            ),
+            (
+                doc,
+                r#"a "lazy" quote,b"#,
+                json!([r#"a "lazy" quote"#, "b"]),
+            ),
             (doc, "first,line\nsecond,line", json!(["first", "line"])),
             (doc, "single", json!(["single"])),
-            ("processors: [{decode_csv_fields: {fields: {message: decoded.csv}, separator: \"\\t\"}}]", "a\tb,c\t", json!(["a", "b,c", ""])),
-            ("processors: [{decode_csv_fields: {fields: {message: decoded.csv}, trim_leading_space: true}}]", " a,  b,c ", json!(["a", "b", "c "])),
-            ("processors: [{decode_csv_fields: {fields: {message: decoded.csv}, separator: ' ', trim_leading_space: true}}]", "  a   b c ", json!(["a", "b", "c", ""])),
-            ("processors: [{decode_csv_fields: {fields: {message: decoded.csv}, separator: ' '}}]", "a  b", json!(["a", "", "b"])),
+            (
+                "processors: [{decode_csv_fields: {fields: {message: decoded.csv}, separator: \"\\t\"}}]",
+                "a\tb,c\t",
+                json!(["a", "b,c", ""]),
+            ),
+            (
+                "processors: [{decode_csv_fields: {fields: {message: decoded.csv}, trim_leading_space: true}}]",
+                " a,  b,c ",
+                json!(["a", "b", "c "]),
+            ),
+            (
+                "processors: [{decode_csv_fields: {fields: {message: decoded.csv}, separator: ' ', trim_leading_space: true}}]",
+                "  a   b c ",
+                json!(["a", "b", "c", ""]),
+            ),
+            (
+                "processors: [{decode_csv_fields: {fields: {message: decoded.csv}, separator: ' '}}]",
+                "a  b",
+                json!(["a", "", "b"]),
+            ),
         ];
         for (yaml, msg, want) in cases {
             let v = decoded(yaml, msg);
@@ -203,36 +248,84 @@ mod tests {
     #[test]
     fn errors_and_options() {
         // In place.
-        let v = decoded("processors: [{decode_csv_fields: {fields: {message: message}}}]", "a,b");
+        let v = decoded(
+            "processors: [{decode_csv_fields: {fields: {message: message}}}]",
+            "a,b",
+        );
         assert_eq!(v["message"], json!(["a", "b"]));
         // Existing target: refused, unless overwrite_keys.
-        let v = decoded("processors: [{decode_csv_fields: {fields: {message: host.name}}}]", "a,b");
+        let v = decoded(
+            "processors: [{decode_csv_fields: {fields: {message: host.name}}}]",
+            "a,b",
+        );
         assert_eq!(v["host"]["name"], "web-1");
-        assert!(v["error"]["message"].as_str().unwrap().contains("target field `host.name` already has a value"), "{v}");
-        let v = decoded("processors: [{decode_csv_fields: {fields: {message: host.name}, overwrite_keys: true}}]", "a,b");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("target field `host.name` already has a value"),
+            "{v}"
+        );
+        let v = decoded(
+            "processors: [{decode_csv_fields: {fields: {message: host.name}, overwrite_keys: true}}]",
+            "a,b",
+        );
         assert_eq!(v["host"]["name"], json!(["a", "b"]));
         // fail_on_error (default) undoes the earlier fields; without it they stay.
         let yaml = "processors: [{decode_csv_fields: {fields: {message: csv, nope: other}}}]";
         let v = decoded(yaml, "a,b");
         assert!(v.get("csv").is_none(), "{v}");
         assert_eq!(v["error"]["message"], "decode_csv_fields: no field `nope`");
-        let v = decoded("processors: [{decode_csv_fields: {fields: {message: csv, nope: other}, fail_on_error: false}}]", "a,b");
+        let v = decoded(
+            "processors: [{decode_csv_fields: {fields: {message: csv, nope: other}, fail_on_error: false}}]",
+            "a,b",
+        );
         assert_eq!(v["csv"], json!(["a", "b"]));
         assert_eq!(v["error"]["message"], "decode_csv_fields: no field `nope`");
-        let v = decoded("processors: [{decode_csv_fields: {fields: {message: csv, nope: other}, ignore_missing: true}}]", "a,b");
+        let v = decoded(
+            "processors: [{decode_csv_fields: {fields: {message: csv, nope: other}, ignore_missing: true}}]",
+            "a,b",
+        );
         assert_eq!(v["csv"], json!(["a", "b"]));
         assert!(v.get("error").is_none());
         // Not a string, empty text.
-        let v = decoded("processors: [{decode_csv_fields: {fields: {log.offset: csv}}}]", "a");
-        assert_eq!(v["error"]["message"], "decode_csv_fields: field `log.offset` is not a string");
-        let v = decoded("processors: [{decode_csv_fields: {fields: {message: csv}}}]", "");
-        assert!(v["error"]["message"].as_str().unwrap().contains("no CSV record"), "{v}");
+        let v = decoded(
+            "processors: [{decode_csv_fields: {fields: {log.offset: csv}}}]",
+            "a",
+        );
+        assert_eq!(
+            v["error"]["message"],
+            "decode_csv_fields: field `log.offset` is not a string"
+        );
+        let v = decoded(
+            "processors: [{decode_csv_fields: {fields: {message: csv}}}]",
+            "",
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no CSV record"),
+            "{v}"
+        );
         // Configuration errors.
         for (yaml, why) in [
-            ("processors: [{decode_csv_fields: {fields: {}}}]", "maps source fields"),
-            ("processors: [{decode_csv_fields: {fields: {message: 1}}}]", "must be a field name"),
-            ("processors: [{decode_csv_fields: {fields: {message: x}, separator: ';;'}}]", "one ASCII character"),
-            ("processors: [{decode_csv_fields: {fields: {message: x}, separator: 'é'}}]", "one ASCII character"),
+            (
+                "processors: [{decode_csv_fields: {fields: {}}}]",
+                "maps source fields",
+            ),
+            (
+                "processors: [{decode_csv_fields: {fields: {message: 1}}}]",
+                "must be a field name",
+            ),
+            (
+                "processors: [{decode_csv_fields: {fields: {message: x}, separator: ';;'}}]",
+                "one ASCII character",
+            ),
+            (
+                "processors: [{decode_csv_fields: {fields: {message: x}, separator: 'é'}}]",
+                "one ASCII character",
+            ),
         ] {
             let e = build(yaml).err().unwrap().to_string();
             assert!(e.contains(why), "{yaml}: {e}");

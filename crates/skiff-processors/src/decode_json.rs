@@ -67,7 +67,8 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
         )
         .into());
     }
-    let fields = std::mem::replace(&mut cfg.fields, crate::fields::OneOrMany::Many(vec![])).into_vec();
+    let fields =
+        std::mem::replace(&mut cfg.fields, crate::fields::OneOrMany::Many(vec![])).into_vec();
     Ok(Box::new(DecodeJson { cfg, fields }))
 }
 

@@ -142,11 +142,17 @@ impl Processor for Fingerprint {
                 if self.cfg.ignore_missing {
                     continue;
                 }
-                set_error(event, format!("fingerprint: failed to find field [{k}] in event"));
+                set_error(
+                    event,
+                    format!("fingerprint: failed to find field [{k}] in event"),
+                );
                 return Verdict::Keep;
             };
             let Some(v) = go_format(&f) else {
-                set_error(event, format!("fingerprint: cannot compute fingerprint using non-scalar field [{k}]"));
+                set_error(
+                    event,
+                    format!("fingerprint: cannot compute fingerprint using non-scalar field [{k}]"),
+                );
                 return Verdict::Keep;
             };
             text.push('|');
@@ -208,7 +214,10 @@ struct IdGen {
 impl IdGen {
     fn new() -> IdGen {
         let node: [u8; 6] = rand::random();
-        IdGen { node, state: Mutex::new((0, rand::random::<u32>() & 0xff_ffff)) }
+        IdGen {
+            node,
+            state: Mutex::new((0, rand::random::<u32>() & 0xff_ffff)),
+        }
     }
 
     fn next(&self) -> String {
@@ -217,7 +226,13 @@ impl IdGen {
             Ok(mut s) => {
                 s.1 = (s.1 + 1) & 0xff_ffff;
                 // Same or earlier millisecond: keep the last time; a wrapped sequence moves it on.
-                s.0 = if now > s.0 { now } else if s.1 == 0 { s.0 + 1 } else { s.0 };
+                s.0 = if now > s.0 {
+                    now
+                } else if s.1 == 0 {
+                    s.0 + 1
+                } else {
+                    s.0
+                };
                 *s
             }
             Err(_) => (now, rand::random::<u32>() & 0xff_ffff),
@@ -245,9 +260,16 @@ struct AddId {
 fn build_add_id(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
     let cfg: AddIdConfig = node.deserialize()?;
     if cfg.kind != "elasticsearch" {
-        return Err(crate::error_at(node.get("type").unwrap_or(node), format!("id type `{}` is not known; use `elasticsearch`", cfg.kind)).into());
+        return Err(crate::error_at(
+            node.get("type").unwrap_or(node),
+            format!("id type `{}` is not known; use `elasticsearch`", cfg.kind),
+        )
+        .into());
     }
-    Ok(Box::new(AddId { target: cfg.target_field, ids: IdGen::new() }))
+    Ok(Box::new(AddId {
+        target: cfg.target_field,
+        ids: IdGen::new(),
+    }))
 }
 
 impl Processor for AddId {
@@ -280,18 +302,49 @@ mod tests {
         let cases = [
             ("md5", "hex", "4c45df4792f3ef850c928ec5f5232538"),
             ("sha1", "hex", "22f76427d626516d3f7a05785165b99617683b22"),
-            ("sha256", "hex", "1208288932231e313b369bae587ff574cd3016a408e52e7128d7bee752674003"),
-            ("sha256", "base32", "CIECRCJSEMPDCOZWTOXFQ77VOTGTAFVEBDSS44JI267OOUTHIABQ===="),
-            ("sha256", "base64", "EggoiTIjHjE7NpuuWH/1dM0wFqQI5S5xKNe+51JnQAM="),
-            ("sha384", "base64", "KVrf4LwDkIlI5LC2pU9EF2eGfkJt2lkEMEWcihR/u6JCo4y6KCre54M1ueCId7hs"),
-            ("sha512", "hex", "f50ad51b63c92a0ed0c910527119b81806f3110f0afaa1dcb93506a78371ea761e50c0fc09b08c441d832dd2da1b45e5d8361adfb240e1fffc2695122a23e183"),
+            (
+                "sha256",
+                "hex",
+                "1208288932231e313b369bae587ff574cd3016a408e52e7128d7bee752674003",
+            ),
+            (
+                "sha256",
+                "base32",
+                "CIECRCJSEMPDCOZWTOXFQ77VOTGTAFVEBDSS44JI267OOUTHIABQ====",
+            ),
+            (
+                "sha256",
+                "base64",
+                "EggoiTIjHjE7NpuuWH/1dM0wFqQI5S5xKNe+51JnQAM=",
+            ),
+            (
+                "sha384",
+                "base64",
+                "KVrf4LwDkIlI5LC2pU9EF2eGfkJt2lkEMEWcihR/u6JCo4y6KCre54M1ueCId7hs",
+            ),
+            (
+                "sha512",
+                "hex",
+                "f50ad51b63c92a0ed0c910527119b81806f3110f0afaa1dcb93506a78371ea761e50c0fc09b08c441d832dd2da1b45e5d8361adfb240e1fffc2695122a23e183",
+            ),
         ];
         for (method, enc, want) in cases {
-            let v = fp(&format!("processors: [{{fingerprint: {{fields: [field2, field1], method: {method}, encoding: {enc}}}}}]"), f.clone());
+            let v = fp(
+                &format!(
+                    "processors: [{{fingerprint: {{fields: [field2, field1], method: {method}, encoding: {enc}}}}}]"
+                ),
+                f.clone(),
+            );
             assert_eq!(v["fingerprint"], want, "{method} {enc}");
         }
-        let a = fp("processors: [{fingerprint: {fields: [field1], method: xxhash}}]", f.clone());
-        let b = fp("processors: [{fingerprint: {fields: [field2], method: xxhash}}]", f.clone());
+        let a = fp(
+            "processors: [{fingerprint: {fields: [field1], method: xxhash}}]",
+            f.clone(),
+        );
+        let b = fp(
+            "processors: [{fingerprint: {fields: [field2], method: xxhash}}]",
+            f.clone(),
+        );
         assert_eq!(a["fingerprint"].as_str().unwrap().len(), 16);
         assert_ne!(a["fingerprint"], b["fingerprint"]);
         // Times as Go prints them in UTC, numbers as Go's %v (sha256 of
@@ -300,14 +353,26 @@ mod tests {
         let mut ev = event("m");
         ev.timestamp = skiff_event::Timestamp::parse("2017-10-27T18:21:04.700Z").unwrap();
         ev.insert("n", json!(1.5));
-        assert_eq!(json(&run(&p, ev).unwrap())["event"]["hash"], "fb6a0c1778c8bf2c395156f198101aeff64d2fa0c4f2701eaa1a8a4352f765e0");
+        assert_eq!(
+            json(&run(&p, ev).unwrap())["event"]["hash"],
+            "fb6a0c1778c8bf2c395156f198101aeff64d2fa0c4f2701eaa1a8a4352f765e0"
+        );
         // Missing and non-scalar fields.
         let v = fp("processors: [{fingerprint: {fields: [nope]}}]", json!({}));
-        assert_eq!(v["error"]["message"], "fingerprint: failed to find field [nope] in event");
-        let v = fp("processors: [{fingerprint: {fields: [nope, field1], ignore_missing: true}}]", f.clone());
+        assert_eq!(
+            v["error"]["message"],
+            "fingerprint: failed to find field [nope] in event"
+        );
+        let v = fp(
+            "processors: [{fingerprint: {fields: [nope, field1], ignore_missing: true}}]",
+            f.clone(),
+        );
         assert_eq!(v["fingerprint"].as_str().unwrap().len(), 64);
         let v = fp("processors: [{fingerprint: {fields: [host]}}]", json!({}));
-        assert_eq!(v["error"]["message"], "fingerprint: cannot compute fingerprint using non-scalar field [host]");
+        assert_eq!(
+            v["error"]["message"],
+            "fingerprint: cannot compute fingerprint using non-scalar field [host]"
+        );
         assert_eq!(super::go_float(1e21), "1e+21");
         assert_eq!(super::go_float(0.00001), "1e-05");
         assert_eq!(super::go_float(123456.5), "123456.5");
@@ -317,15 +382,35 @@ mod tests {
     fn add_id_makes_unique_time_ordered_ids() {
         let p = build("processors: [{add_id: ~}]").unwrap();
         let ids: Vec<String> = (0..1000)
-            .map(|_| run(&p, event("m")).unwrap().get("@metadata._id").unwrap().as_str().unwrap().to_owned())
+            .map(|_| {
+                run(&p, event("m"))
+                    .unwrap()
+                    .get("@metadata._id")
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
-        assert!(ids.iter().all(|i| i.len() == 20 && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')), "{:?}", &ids[..3]);
+        assert!(
+            ids.iter().all(|i| i.len() == 20
+                && i.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
+            "{:?}",
+            &ids[..3]
+        );
         let mut uniq = ids.clone();
         uniq.sort();
         uniq.dedup();
         assert_eq!(uniq.len(), ids.len());
         let p = build("processors: [{add_id: {target_field: event.id}}]").unwrap();
-        assert_eq!(json(&run(&p, event("m")).unwrap())["event"]["id"].as_str().unwrap().len(), 20);
+        assert_eq!(
+            json(&run(&p, event("m")).unwrap())["event"]["id"]
+                .as_str()
+                .unwrap()
+                .len(),
+            20
+        );
         assert!(build("processors: [{add_id: {type: uuid}}]").is_err());
     }
 }

@@ -348,9 +348,7 @@ mod tests {
             .unwrap();
         assert!(e.to_string().contains("did you mean `add_fields`"), "{e}");
         assert!(e.to_string().contains("processors.0"), "{e}");
-        let e = build("processors: [{dns: {}}]")
-            .err()
-            .unwrap();
+        let e = build("processors: [{dns: {}}]").err().unwrap();
         assert!(e.to_string().contains("not supported by skiff yet"), "{e}");
         let e = build("processors: [{add_fields: {fields: {a: 1}}, drop_event: {}}]")
             .err()

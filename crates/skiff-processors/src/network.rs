@@ -68,7 +68,9 @@ impl Range {
             Range::Loopback => ip.is_loopback(),
             Range::GlobalUnicast => is_global_unicast(ip),
             Range::Multicast => ip.is_multicast(),
-            Range::InterfaceLocalMulticast => matches!(ip, IpAddr::V6(a) if a.segments()[0] & 0xff0f == 0xff01),
+            Range::InterfaceLocalMulticast => {
+                matches!(ip, IpAddr::V6(a) if a.segments()[0] & 0xff0f == 0xff01)
+            }
             Range::LinkLocalUnicast => is_link_local_unicast(ip),
             Range::LinkLocalMulticast => match ip {
                 IpAddr::V4(a) => a.octets()[..3] == [224, 0, 0],
@@ -99,7 +101,11 @@ fn is_private(ip: IpAddr) -> bool {
 /// Go's `IsGlobalUnicast`.
 fn is_global_unicast(ip: IpAddr) -> bool {
     let broadcast = matches!(ip, IpAddr::V4(a) if a.is_broadcast());
-    !(ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || is_link_local_unicast(ip) || broadcast)
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || is_link_local_unicast(ip)
+        || broadcast)
 }
 
 /// Whether any of `ranges` holds `ip`.

@@ -40,19 +40,34 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
     let at = node.get("internal_networks").unwrap_or(node);
     let names = std::mem::replace(&mut cfg.internal_networks, OneOrMany::Many(vec![])).into_vec();
     if names.is_empty() {
-        return Err(error_at(at, "`internal_networks` needs at least one network, like `private`").into());
+        return Err(error_at(
+            at,
+            "`internal_networks` needs at least one network, like `private`",
+        )
+        .into());
     }
-    let internal = names.iter().map(|n| Range::parse(n)).collect::<Result<Vec<_>, _>>().map_err(|e| error_at(at, e))?;
+    let internal = names
+        .iter()
+        .map(|n| Range::parse(n))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error_at(at, e))?;
     Ok(Box::new(Direction { cfg, internal }))
 }
 
 impl Processor for Direction {
     fn process(&self, event: &mut Event) -> Verdict {
-        let ip = |f: &str| event.get(f).and_then(|v| v.as_str().and_then(|s| s.parse::<IpAddr>().ok()));
+        let ip = |f: &str| {
+            event
+                .get(f)
+                .and_then(|v| v.as_str().and_then(|s| s.parse::<IpAddr>().ok()))
+        };
         let (Some(src), Some(dst)) = (ip(&self.cfg.source), ip(&self.cfg.destination)) else {
             return Verdict::Keep;
         };
-        let direction = match (any_contains(&self.internal, src), any_contains(&self.internal, dst)) {
+        let direction = match (
+            any_contains(&self.internal, src),
+            any_contains(&self.internal, dst),
+        ) {
             (true, true) => "internal",
             (true, false) => "outbound",
             (false, true) => "inbound",

@@ -71,8 +71,13 @@ struct Rate {
 
 /// `N/unit` as (N, seconds per unit).
 fn parse_limit(s: &str) -> Result<(f64, f64), String> {
-    let (n, unit) = s.split_once('/').ok_or_else(|| format!("limit `{s}` is not like `100/s`"))?;
-    let n: f64 = n.trim().parse().map_err(|_| format!("limit `{s}`: `{n}` is not a number"))?;
+    let (n, unit) = s
+        .split_once('/')
+        .ok_or_else(|| format!("limit `{s}` is not like `100/s`"))?;
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("limit `{s}`: `{n}` is not a number"))?;
     let secs = match unit.trim() {
         "s" => 1.0,
         "m" => 60.0,
@@ -104,7 +109,10 @@ impl Buckets {
             self.evict(now);
         }
         let rate = self.rate;
-        let b = self.map.entry(key.to_owned()).or_insert(Bucket { tokens: rate.capacity, at: now });
+        let b = self.map.entry(key.to_owned()).or_insert(Bucket {
+            tokens: rate.capacity,
+            at: now,
+        });
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
         b.tokens = (b.tokens + elapsed * rate.per_sec).min(rate.capacity);
         b.at = now;
@@ -118,7 +126,10 @@ impl Buckets {
 
     fn evict(&mut self, now: Instant) {
         let rate = self.rate;
-        self.map.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate.per_sec < rate.capacity);
+        self.map.retain(|_, b| {
+            b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate.per_sec
+                < rate.capacity
+        });
         if self.map.len() >= MAX_BUCKETS {
             let mut ages: Vec<Instant> = self.map.values().map(|b| b.at).collect();
             ages.sort();
@@ -135,8 +146,12 @@ struct RateLimit {
 
 fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
     let cfg: Config = node.deserialize()?;
-    let (n, secs) = parse_limit(&cfg.limit).map_err(|e| error_at(node.get("limit").unwrap_or(node), e))?;
-    let burst = cfg.algorithm.and_then(|a| a.token_bucket).map_or(1.0, |t| t.burst_multiplier);
+    let (n, secs) =
+        parse_limit(&cfg.limit).map_err(|e| error_at(node.get("limit").unwrap_or(node), e))?;
+    let burst = cfg
+        .algorithm
+        .and_then(|a| a.token_bucket)
+        .map_or(1.0, |t| t.burst_multiplier);
     if !(burst >= 1.0 && burst.is_finite()) {
         return Err(error_at(node, "burst_multiplier must be at least 1").into());
     }
@@ -145,7 +160,10 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
     Ok(Box::new(RateLimit {
         fields,
         buckets: Mutex::new(Buckets {
-            rate: Rate { per_sec: n / secs, capacity: (n * burst).max(1.0) },
+            rate: Rate {
+                per_sec: n / secs,
+                capacity: (n * burst).max(1.0),
+            },
             map: HashMap::new(),
         }),
     }))
@@ -173,7 +191,11 @@ impl Processor for RateLimit {
             Ok(mut b) => b.allow(&key, Instant::now()),
             Err(_) => true,
         };
-        if allowed { Verdict::Keep } else { Verdict::Drop }
+        if allowed {
+            Verdict::Keep
+        } else {
+            Verdict::Drop
+        }
     }
 }
 
@@ -182,10 +204,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::{Buckets, MAX_BUCKETS, Rate, parse_limit};
     use crate::testing::*;
-    use std::collections::HashMap;
-    use std::time::Instant;
     use serde_json::json;
+    use std::collections::HashMap;
     use std::time::Duration;
+    use std::time::Instant;
 
     #[test]
     fn limits_parse() {
@@ -201,7 +223,13 @@ mod tests {
     #[test]
     fn token_bucket() {
         let t0 = Instant::now();
-        let mut b = Buckets { rate: Rate { per_sec: 2.0, capacity: 2.0 }, map: HashMap::new() };
+        let mut b = Buckets {
+            rate: Rate {
+                per_sec: 2.0,
+                capacity: 2.0,
+            },
+            map: HashMap::new(),
+        };
         assert!(b.allow("k", t0));
         assert!(b.allow("k", t0));
         assert!(!b.allow("k", t0), "burst used up");
@@ -210,7 +238,10 @@ mod tests {
         assert!(b.allow("k", t0 + Duration::from_millis(500)));
         assert!(b.allow("k", t0 + Duration::from_secs(10)));
         assert!(b.allow("k", t0 + Duration::from_secs(10)));
-        assert!(!b.allow("k", t0 + Duration::from_secs(10)), "refill stops at the bucket size");
+        assert!(
+            !b.allow("k", t0 + Duration::from_secs(10)),
+            "refill stops at the bucket size"
+        );
         // Many groups: memory stays bounded.
         for i in 0..(MAX_BUCKETS * 2) {
             b.allow(&i.to_string(), t0 + Duration::from_secs(20));

@@ -50,7 +50,9 @@ pub fn split(host: &str) -> Option<(String, String, Option<String>)> {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let domain = psl::domain(host.as_bytes())?;
     let registered = std::str::from_utf8(domain.as_bytes()).ok()?.to_owned();
-    let suffix = std::str::from_utf8(domain.suffix().as_bytes()).ok()?.to_owned();
+    let suffix = std::str::from_utf8(domain.suffix().as_bytes())
+        .ok()?
+        .to_owned();
     let sub = host
         .strip_suffix(registered.as_str())
         .and_then(|s| s.strip_suffix('.'))
@@ -64,7 +66,10 @@ impl Processor for RegisteredDomain {
         let c = &self.0;
         let fail = |event: &mut Event, msg: String| {
             if !c.ignore_failure {
-                let name = c.id.as_ref().map_or_else(|| "registered_domain".into(), |i| format!("registered_domain {i}"));
+                let name = c.id.as_ref().map_or_else(
+                    || "registered_domain".into(),
+                    |i| format!("registered_domain {i}"),
+                );
                 set_error(event, format!("{name}: {msg}"));
             }
         };
@@ -77,7 +82,10 @@ impl Processor for RegisteredDomain {
             Some(f) => match f.as_str() {
                 Some(s) => s.to_owned(),
                 None => {
-                    fail(event, format!("value of field `{}` is not a string", c.field));
+                    fail(
+                        event,
+                        format!("value of field `{}` is not a string", c.field),
+                    );
                     return Verdict::Keep;
                 }
             },
@@ -92,7 +100,10 @@ impl Processor for RegisteredDomain {
                     event.insert(t, Value::String(s));
                 }
             }
-            None => fail(event, format!("failed to find the registered domain of `{host}`")),
+            None => fail(
+                event,
+                format!("failed to find the registered domain of `{host}`"),
+            ),
         }
         Verdict::Keep
     }
@@ -120,12 +131,30 @@ mod tests {
             ev.insert("dns.question.name", json!(name));
             let v = json(&run(&p, ev).unwrap());
             let q = &v["dns"]["question"];
-            assert_eq!((q["registered_domain"].as_str(), q["top_level_domain"].as_str(), q["subdomain"].as_str()), (Some(reg), Some(tld), sub), "{name}");
+            assert_eq!(
+                (
+                    q["registered_domain"].as_str(),
+                    q["top_level_domain"].as_str(),
+                    q["subdomain"].as_str()
+                ),
+                (Some(reg), Some(tld), sub),
+                "{name}"
+            );
         }
         let p = build("processors: [{registered_domain: {field: h, target_field: r}}]").unwrap();
         let mut ev = event("m");
         ev.insert("h", json!("com"));
-        assert!(json(&run(&p, ev).unwrap())["error"]["message"].as_str().unwrap().contains("failed to find the registered domain"));
-        assert!(json(&run(&p, event("m")).unwrap())["error"]["message"].as_str().unwrap().contains("could not get value"));
+        assert!(
+            json(&run(&p, ev).unwrap())["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("failed to find the registered domain")
+        );
+        assert!(
+            json(&run(&p, event("m")).unwrap())["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("could not get value")
+        );
     }
 }

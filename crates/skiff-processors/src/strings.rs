@@ -27,7 +27,10 @@ fn string_of(event: &Event, field: &str, ignore_missing: bool) -> Result<Option<
         None => Err(format!("could not fetch value for key: {field}")),
         Some(f) => match f.as_str() {
             Some(s) => Ok(Some(s.to_owned())),
-            None => Err(format!("value of `{field}` is not a string: {}", f.to_text())),
+            None => Err(format!(
+                "value of `{field}` is not a string: {}",
+                f.to_text()
+            )),
         },
     }
 }
@@ -71,7 +74,11 @@ fn build_truncate(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>
     let limit = match (cfg.max_bytes, cfg.max_characters) {
         (Some(b), None) => Limit::Bytes(b),
         (None, Some(c)) => Limit::Chars(c),
-        _ => return Err(error_at(node, "set exactly one of `max_bytes` and `max_characters`").into()),
+        _ => {
+            return Err(
+                error_at(node, "set exactly one of `max_bytes` and `max_characters`").into(),
+            );
+        }
     };
     Ok(Box::new(Truncate {
         fields: cfg.fields.into_vec(),
@@ -84,7 +91,9 @@ fn build_truncate(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>
 /// `s` cut to the limit, or `None` when it fits.
 fn truncated(s: &str, limit: &Limit) -> Option<String> {
     let end = match *limit {
-        Limit::Bytes(n) if s.len() > n => (0..=n).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0),
+        Limit::Bytes(n) if s.len() > n => {
+            (0..=n).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+        }
         Limit::Chars(n) => s.char_indices().nth(n)?.0,
         Limit::Bytes(_) => return None,
     };
@@ -94,15 +103,21 @@ fn truncated(s: &str, limit: &Limit) -> Option<String> {
 impl Processor for Truncate {
     fn process(&self, event: &mut Event) -> Verdict {
         let mut any = false;
-        let ok = each_item(event, "truncate_fields", self.fail_on_error, &self.fields, |event, f| {
-            if let Some(s) = string_of(event, f, self.ignore_missing)?
-                && let Some(t) = truncated(&s, &self.limit)
-            {
-                event.insert(f, Value::String(t));
-                any = true;
-            }
-            Ok(())
-        });
+        let ok = each_item(
+            event,
+            "truncate_fields",
+            self.fail_on_error,
+            &self.fields,
+            |event, f| {
+                if let Some(s) = string_of(event, f, self.ignore_missing)?
+                    && let Some(t) = truncated(&s, &self.limit)
+                {
+                    event.insert(f, Value::String(t));
+                    any = true;
+                }
+                Ok(())
+            },
+        );
         if ok && any {
             add_tag(event, "log.flags", "truncated");
         }
@@ -148,24 +163,38 @@ fn build_replace(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>,
         match Regex::new(&it.pattern) {
             Ok(re) => items.push((it.field, re, it.replacement)),
             Err(e) => {
-                let at = node.get("fields").and_then(|f| f.items().get(i)).and_then(|n| n.get("pattern")).unwrap_or(node);
+                let at = node
+                    .get("fields")
+                    .and_then(|f| f.items().get(i))
+                    .and_then(|n| n.get("pattern"))
+                    .unwrap_or(node);
                 errors.push(error_at(at, format!("bad pattern: {e}")));
             }
         }
     }
     ConfigErrors(errors).into_result()?;
-    Ok(Box::new(Replace { items, ignore_missing: cfg.ignore_missing, fail_on_error: cfg.fail_on_error }))
+    Ok(Box::new(Replace {
+        items,
+        ignore_missing: cfg.ignore_missing,
+        fail_on_error: cfg.fail_on_error,
+    }))
 }
 
 impl Processor for Replace {
     fn process(&self, event: &mut Event) -> Verdict {
-        let _ = each_item(event, "replace", self.fail_on_error, &self.items, |event, (field, re, with)| {
-            if let Some(s) = string_of(event, field, self.ignore_missing)? {
-                let out = re.replace_all(&s, with.as_str()).into_owned();
-                event.insert(field, Value::String(out));
-            }
-            Ok(())
-        });
+        let _ = each_item(
+            event,
+            "replace",
+            self.fail_on_error,
+            &self.items,
+            |event, (field, re, with)| {
+                if let Some(s) = string_of(event, field, self.ignore_missing)? {
+                    let out = re.replace_all(&s, with.as_str()).into_owned();
+                    event.insert(field, Value::String(out));
+                }
+                Ok(())
+            },
+        );
         Verdict::Keep
     }
 }
@@ -208,10 +237,18 @@ pub(crate) fn query_unescape(s: &str) -> Result<String, String> {
     while i < b.len() {
         match b[i] {
             b'%' => {
-                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(x) if b[i + 1].is_ascii_hexdigit() => out.push(x),
-                    _ => return Err(format!("invalid URL escape {:?}", String::from_utf8_lossy(&b[i..(i + 3).min(b.len())]))),
+                    _ => {
+                        return Err(format!(
+                            "invalid URL escape {:?}",
+                            String::from_utf8_lossy(&b[i..(i + 3).min(b.len())])
+                        ));
+                    }
                 }
                 i += 3;
             }
@@ -230,15 +267,26 @@ pub(crate) fn query_unescape(s: &str) -> Result<String, String> {
 
 impl Processor for UrlDecode {
     fn process(&self, event: &mut Event) -> Verdict {
-        let _ = each_item(event, "urldecode", self.0.fail_on_error, &self.0.fields, |event, ft| {
-            if let Some(s) = string_of(event, &ft.from, self.0.ignore_missing)? {
-                let out = query_unescape(&s).map_err(|e| format!("error trying to URL-decode {s}: {e}"))?;
-                let to = ft.to.as_deref().filter(|t| !t.is_empty()).unwrap_or(&ft.from);
-                event.remove(to);
-                event.insert(to, Value::String(out));
-            }
-            Ok(())
-        });
+        let _ = each_item(
+            event,
+            "urldecode",
+            self.0.fail_on_error,
+            &self.0.fields,
+            |event, ft| {
+                if let Some(s) = string_of(event, &ft.from, self.0.ignore_missing)? {
+                    let out = query_unescape(&s)
+                        .map_err(|e| format!("error trying to URL-decode {s}: {e}"))?;
+                    let to = ft
+                        .to
+                        .as_deref()
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or(&ft.from);
+                    event.remove(to);
+                    event.insert(to, Value::String(out));
+                }
+                Ok(())
+            },
+        );
         Verdict::Keep
     }
 }
@@ -266,13 +314,36 @@ mod tests {
         assert_eq!(v["log"]["flags"], json!(["truncated"]));
         let v = json(&run(&p, event("short")).unwrap());
         assert!(v["log"].get("flags").is_none(), "{v}");
-        let v = with("processors: [{truncate_fields: {fields: [a], max_bytes: 2}}]", "a", json!("héllo"));
+        let v = with(
+            "processors: [{truncate_fields: {fields: [a], max_bytes: 2}}]",
+            "a",
+            json!("héllo"),
+        );
         assert_eq!(v["a"], "h", "never inside a character");
-        let v = with("processors: [{truncate_fields: {fields: [a], max_bytes: 3}}]", "a", json!("héllo"));
+        let v = with(
+            "processors: [{truncate_fields: {fields: [a], max_bytes: 3}}]",
+            "a",
+            json!("héllo"),
+        );
         assert_eq!(v["a"], "hé");
-        let v = with("processors: [{truncate_fields: {fields: [a], max_bytes: 3}}]", "a", json!(12345));
-        assert!(v["error"]["message"].as_str().unwrap().contains("is not a string"), "{v}");
-        assert!(build("processors: [{truncate_fields: {fields: [a], max_bytes: 3, max_characters: 3}}]").is_err());
+        let v = with(
+            "processors: [{truncate_fields: {fields: [a], max_bytes: 3}}]",
+            "a",
+            json!(12345),
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("is not a string"),
+            "{v}"
+        );
+        assert!(
+            build(
+                "processors: [{truncate_fields: {fields: [a], max_bytes: 3, max_characters: 3}}]"
+            )
+            .is_err()
+        );
         assert!(build("processors: [{truncate_fields: {fields: [a]}}]").is_err());
     }
 
@@ -282,12 +353,23 @@ mod tests {
         let doc = "processors:\n  - replace:\n      fields:\n        - field: \"file.path\"\n          pattern: \"/usr/\"\n          replacement: \"/usr/local/\"\n      ignore_missing: false\n      fail_on_error: true\n";
         let v = with(doc, "file.path", json!("/usr/bin"));
         assert_eq!(v["file"]["path"], "/usr/local/bin");
-        let v = with("processors: [{replace: {fields: [{field: a, pattern: '(\\d{3})\\d{4}', replacement: '${1}xxxx'}]}}]", "a", json!("call 5551234 now"));
+        let v = with(
+            "processors: [{replace: {fields: [{field: a, pattern: '(\\d{3})\\d{4}', replacement: '${1}xxxx'}]}}]",
+            "a",
+            json!("call 5551234 now"),
+        );
         assert_eq!(v["a"], "call 555xxxx now");
         let p = build(doc).unwrap();
         let v = json(&run(&p, event("m")).unwrap());
-        assert_eq!(v["error"]["message"], "replace: could not fetch value for key: file.path");
-        let e = build("processors: [{replace: {fields: [{field: a, pattern: '(', replacement: ''}]}}]").err().unwrap().to_string();
+        assert_eq!(
+            v["error"]["message"],
+            "replace: could not fetch value for key: file.path"
+        );
+        let e =
+            build("processors: [{replace: {fields: [{field: a, pattern: '(', replacement: ''}]}}]")
+                .err()
+                .unwrap()
+                .to_string();
         assert!(e.contains("bad pattern") && e.contains("pattern"), "{e}");
     }
 
@@ -298,12 +380,22 @@ mod tests {
         let v = with(doc, "field1", json!("correct%20data%3F+x%C3%A9"));
         assert_eq!(v["field2"], "correct data? xé");
         assert_eq!(v["field1"], "correct%20data%3F+x%C3%A9");
-        let v = with("processors: [{urldecode: {fields: [{from: a}]}}]", "a", json!("a%2Fb"));
+        let v = with(
+            "processors: [{urldecode: {fields: [{from: a}]}}]",
+            "a",
+            json!("a%2Fb"),
+        );
         assert_eq!(v["a"], "a/b");
         for bad in ["100%", "%zz", "%4", "%FF"] {
             let v = with(doc, "field1", json!(bad));
             assert!(v.get("field2").is_none(), "{bad}");
-            assert!(v["error"]["message"].as_str().unwrap().starts_with("urldecode: error trying to URL-decode"), "{bad}: {v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("urldecode: error trying to URL-decode"),
+                "{bad}: {v}"
+            );
         }
     }
 }

@@ -144,7 +144,10 @@ impl Processor for Dissect {
         if !self.overwrite_keys
             && let Some(k) = keys.iter().find(|k| event.get(k).is_some())
         {
-            set_error(event, format!("dissect: cannot override existing key `{k}`"));
+            set_error(
+                event,
+                format!("dissect: cannot override existing key `{k}`"),
+            );
             return Verdict::Keep;
         }
         for (key, (_, value)) in keys.iter().zip(pairs) {

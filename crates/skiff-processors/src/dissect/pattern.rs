@@ -172,7 +172,8 @@ impl Pattern {
         for f in &fields {
             if f.kind == Kind::Indirect
                 && !fields.iter().any(|g| {
-                    g.key == f.key && matches!(g.kind, Kind::NamedSkip | Kind::Pointer | Kind::Normal)
+                    g.key == f.key
+                        && matches!(g.kind, Kind::NamedSkip | Kind::Pointer | Kind::Normal)
                 })
             {
                 return Err(PatternError(format!(
@@ -348,7 +349,11 @@ fn parse_field(raw: &str, delim: &str) -> Result<Field, PatternError> {
         length: 0,
         greedy: false,
         data_type: None,
-        join: if delim.is_empty() { " ".into() } else { delim.to_owned() },
+        join: if delim.is_empty() {
+            " ".into()
+        } else {
+            delim.to_owned()
+        },
     };
     if raw.is_empty() {
         return Ok(field);

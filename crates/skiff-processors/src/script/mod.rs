@@ -137,7 +137,8 @@ impl Program {
             let at = d.load(Ordering::Relaxed);
             at != 0 && epoch.elapsed().as_millis() as u64 >= at
         })));
-        let ctx = Context::full(&rt).map_err(|e| format!("cannot start the JavaScript engine: {e}"))?;
+        let ctx =
+            Context::full(&rt).map_err(|e| format!("cannot start the JavaScript engine: {e}"))?;
         let name = self.name.clone();
         ctx.with(|ctx| -> Result<(), String> {
             let log = Function::new(ctx.clone(), move |level: String, msg: String| {
@@ -149,8 +150,12 @@ impl Program {
                 }
             })
             .map_err(|e| e.to_string())?;
-            ctx.globals().set("__skiff_log", log).map_err(|e| e.to_string())?;
-            ctx.eval::<(), _>(PRELUDE).catch(&ctx).map_err(|e| format!("prelude: {e}"))?;
+            ctx.globals()
+                .set("__skiff_log", log)
+                .map_err(|e| e.to_string())?;
+            ctx.eval::<(), _>(PRELUDE)
+                .catch(&ctx)
+                .map_err(|e| format!("prelude: {e}"))?;
             ctx.eval::<(), _>(self.source.as_str())
                 .catch(&ctx)
                 .map_err(|e| format!("the script does not load: {e}"))?;
@@ -161,10 +166,15 @@ impl Program {
             }
             match (&self.params, has("register")) {
                 (Some(p), true) => {
-                    let parse: Function = ctx.globals().get::<_, rquickjs::Object>("JSON")
+                    let parse: Function = ctx
+                        .globals()
+                        .get::<_, rquickjs::Object>("JSON")
                         .and_then(|j| j.get("parse"))
                         .map_err(|e| e.to_string())?;
-                    let obj: rquickjs::Value = parse.call((p.as_str(),)).catch(&ctx).map_err(|e| e.to_string())?;
+                    let obj: rquickjs::Value = parse
+                        .call((p.as_str(),))
+                        .catch(&ctx)
+                        .map_err(|e| e.to_string())?;
                     let register: Function = globals.get("register").map_err(|e| e.to_string())?;
                     register
                         .call::<_, ()>((obj,))
@@ -172,12 +182,17 @@ impl Program {
                         .map_err(|e| format!("register(params) failed: {e}"))?;
                 }
                 (Some(_), false) => {
-                    return Err("`params` are set but the script defines no `register(params)` function".into());
+                    return Err(
+                        "`params` are set but the script defines no `register(params)` function"
+                            .into(),
+                    );
                 }
                 (None, true) => {
                     let register: Function = globals.get("register").map_err(|e| e.to_string())?;
                     register
-                        .call::<_, ()>((rquickjs::Object::new(ctx.clone()).map_err(|e| e.to_string())?,))
+                        .call::<_, ()>((
+                            rquickjs::Object::new(ctx.clone()).map_err(|e| e.to_string())?,
+                        ))
                         .catch(&ctx)
                         .map_err(|e| format!("register(params) failed: {e}"))?;
                 }
@@ -185,7 +200,9 @@ impl Program {
             }
             if test && has("test") {
                 let t: Function = globals.get("test").map_err(|e| e.to_string())?;
-                t.call::<_, ()>(()).catch(&ctx).map_err(|e| format!("the script's test() failed: {e}"))?;
+                t.call::<_, ()>(())
+                    .catch(&ctx)
+                    .map_err(|e| format!("the script's test() failed: {e}"))?;
             }
             Ok(())
         })?;
@@ -209,7 +226,11 @@ struct Script {
 fn read_files(patterns: &[String], base: &Path) -> Result<String, String> {
     let mut out = String::new();
     for pat in patterns {
-        let full: PathBuf = if Path::new(pat).is_absolute() { PathBuf::from(pat) } else { base.join(pat) };
+        let full: PathBuf = if Path::new(pat).is_absolute() {
+            PathBuf::from(pat)
+        } else {
+            base.join(pat)
+        };
         let text = full.to_string_lossy().into_owned();
         let mut paths: Vec<PathBuf> = glob::glob(&text)
             .map_err(|e| format!("bad file pattern `{pat}`: {e}"))?
@@ -220,7 +241,8 @@ fn read_files(patterns: &[String], base: &Path) -> Result<String, String> {
             return Err(format!("no script file matches `{text}`"));
         }
         for p in paths {
-            let s = std::fs::read_to_string(&p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+            let s = std::fs::read_to_string(&p)
+                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
             out.push_str(&s);
             out.push('\n');
         }
@@ -231,7 +253,11 @@ fn read_files(patterns: &[String], base: &Path) -> Result<String, String> {
 fn build(node: &Node, ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
     let cfg: Config = node.deserialize()?;
     if !matches!(cfg.lang.as_str(), "javascript" | "js") {
-        return Err(error_at(node.get("lang").unwrap_or(node), format!("lang `{}` is not supported; use `javascript`", cfg.lang)).into());
+        return Err(error_at(
+            node.get("lang").unwrap_or(node),
+            format!("lang `{}` is not supported; use `javascript`", cfg.lang),
+        )
+        .into());
     }
     let mut patterns: Vec<String> = cfg.file.into_iter().collect();
     if let Some(f) = cfg.files {
@@ -239,17 +265,29 @@ fn build(node: &Node, ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigEr
     }
     let source = match (cfg.source, patterns.is_empty()) {
         (Some(s), true) => s,
-        (None, false) => read_files(&patterns, &ctx.paths.config).map_err(|e| error_at(node.get("file").or(node.get("files")).unwrap_or(node), e))?,
-        (Some(_), false) => return Err(error_at(node, "set either `source` or `file`/`files`, not both").into()),
-        (None, true) => return Err(error_at(node, "the script needs `source`, `file` or `files`").into()),
+        (None, false) => read_files(&patterns, &ctx.paths.config)
+            .map_err(|e| error_at(node.get("file").or(node.get("files")).unwrap_or(node), e))?,
+        (Some(_), false) => {
+            return Err(error_at(node, "set either `source` or `file`/`files`, not both").into());
+        }
+        (None, true) => {
+            return Err(error_at(node, "the script needs `source`, `file` or `files`").into());
+        }
     };
     let name = match cfg.id.or(cfg.tag) {
         Some(id) => format!("script {id}"),
         None => "script".into(),
     };
     let params = cfg.params.map(|p| Value::Object(p).to_string());
-    let program = Program { source, params, name, epoch: Instant::now() };
-    let first = program.engine(true).map_err(|e| error_at(node, format!("{}: {e}", program.name)))?;
+    let program = Program {
+        source,
+        params,
+        name,
+        epoch: Instant::now(),
+    };
+    let first = program
+        .engine(true)
+        .map_err(|e| error_at(node, format!("{}: {e}", program.name)))?;
     Ok(Box::new(Script {
         program,
         pool: Mutex::new(vec![first]),
@@ -288,7 +326,10 @@ impl Script {
         });
         engine.deadline.store(deadline, Ordering::Relaxed);
         let result = engine.ctx.with(|ctx| {
-            let f: Function = ctx.globals().get("__skiff_process").map_err(|e| e.to_string())?;
+            let f: Function = ctx
+                .globals()
+                .get("__skiff_process")
+                .map_err(|e| e.to_string())?;
             let r: Option<String> = f.call((json,)).catch(&ctx).map_err(|e| {
                 let s = e.to_string();
                 if s.contains("interrupted") {
@@ -372,7 +413,13 @@ impl Processor for Script {
             Ok(Outcome::Fields(s)) => {
                 match serde_json::from_str::<Value>(&s) {
                     Ok(Value::Object(after)) => apply(event, &before, after),
-                    _ => set_error(event, format!("{}: process left the event in a form that cannot be read back", self.program.name)),
+                    _ => set_error(
+                        event,
+                        format!(
+                            "{}: process left the event in a form that cannot be read back",
+                            self.program.name
+                        ),
+                    ),
                 }
                 Verdict::Keep
             }
@@ -380,7 +427,10 @@ impl Processor for Script {
                 if !self.tag_on_exception.is_empty() {
                     add_tag(event, "tags", &self.tag_on_exception);
                 }
-                set_error(event, format!("{}: failed in process function: {e}", self.program.name));
+                set_error(
+                    event,
+                    format!("{}: failed in process function: {e}", self.program.name),
+                );
                 Verdict::Keep
             }
         }

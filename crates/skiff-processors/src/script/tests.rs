@@ -11,8 +11,15 @@ fn script(body: &str, extra: &str) -> String {
 #[test]
 fn filebeat_doc_examples() {
     // Tag.
-    let p = build(&script("function process(event) {\n    event.Tag(\"js\");\n}", "      id: my_filter\n")).unwrap();
-    assert_eq!(json(&run(&p, event("m")).unwrap())["tags"], json!(["t1", "js"]));
+    let p = build(&script(
+        "function process(event) {\n    event.Tag(\"js\");\n}",
+        "      id: my_filter\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        json(&run(&p, event("m")).unwrap())["tags"],
+        json!(["t1", "js"])
+    );
     // params + register + Cancel.
     let src = "var params = {threshold: 42};\nfunction register(scriptParams) {\n    params = scriptParams;\n}\nfunction process(event) {\n    if (event.Get(\"severity\") < params.threshold) {\n        event.Cancel();\n    }\n}";
     let p = build(&script(src, "      params:\n        threshold: 15\n")).unwrap();
@@ -29,7 +36,10 @@ fn filebeat_doc_examples() {
     assert_eq!(json(&run(&p, ev).unwrap())["event"]["action"], "cleared");
     let bad = src.replace("\"cleared\");", "\"nope\");");
     let e = build(&script(&bad, "")).err().unwrap().to_string();
-    assert!(e.contains("test() failed") && e.contains("expected event.action === cleared"), "{e}");
+    assert!(
+        e.contains("test() failed") && e.contains("expected event.action === cleared"),
+        "{e}"
+    );
 }
 
 /// Every method of the event API, as Filebeat's `beatevent_v0` documents it.
@@ -93,12 +103,22 @@ fn untouched_shared_fields_stay_shared() {
 
 #[test]
 fn exceptions_and_timeouts_tag_the_event() {
-    let p = build(&script("function process(e) { e.Put(\"half\", 1); throw new Error(\"boom\"); }", "")).unwrap();
+    let p = build(&script(
+        "function process(e) { e.Put(\"half\", 1); throw new Error(\"boom\"); }",
+        "",
+    ))
+    .unwrap();
     let v = json(&run(&p, event("m")).unwrap());
     assert_eq!(v["tags"], json!(["t1", "_js_exception"]));
-    assert!(v.get("half").is_none(), "changes of a failed call are not kept: {v}");
+    assert!(
+        v.get("half").is_none(),
+        "changes of a failed call are not kept: {v}"
+    );
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.starts_with("script: failed in process function") && msg.contains("boom"), "{msg}");
+    assert!(
+        msg.starts_with("script: failed in process function") && msg.contains("boom"),
+        "{msg}"
+    );
 
     // An endless loop is interrupted by the timeout, and the processor still works after it.
     let p = build(&script(
@@ -109,7 +129,10 @@ fn exceptions_and_timeouts_tag_the_event() {
     let v = json(&run(&p, event("loop")).unwrap());
     assert_eq!(v["tags"], json!(["t1", "js_timeout"]));
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.starts_with("script looper: failed in process function: timed out"), "{msg}");
+    assert!(
+        msg.starts_with("script looper: failed in process function: timed out"),
+        "{msg}"
+    );
     let v = json(&run(&p, event("fine")).unwrap());
     assert_eq!(v["tags"], json!(["t1", "ok"]));
 
@@ -131,40 +154,97 @@ fn no_file_or_network_access() {
     let src = "function process(e) {\n  e.Put(\"types\", [typeof require, typeof std, typeof os, typeof fetch, typeof XMLHttpRequest, typeof process]);\n  var imported = \"no\";\n  try { eval(\"import('os')\"); } catch (err) { imported = \"threw\"; }\n  e.Put(\"import\", imported);\n}";
     let p = build(&script(src, "")).unwrap();
     let v = json(&run(&p, event("m")).unwrap());
-    assert_eq!(v["types"], json!(["undefined", "undefined", "undefined", "undefined", "undefined", "function"]));
+    assert_eq!(
+        v["types"],
+        json!([
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "function"
+        ])
+    );
 }
 
 #[test]
 fn files_params_and_config_errors() {
     let dir = std::env::temp_dir().join(format!("skiff-script-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("js")).unwrap();
-    std::fs::write(dir.join("js/a.js"), "function helper(e) { e.Tag(\"from_a\"); }").unwrap();
-    std::fs::write(dir.join("js/b.js"), "function process(e) { helper(e); e.Tag(\"from_b\"); }").unwrap();
+    std::fs::write(
+        dir.join("js/a.js"),
+        "function helper(e) { e.Tag(\"from_a\"); }",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("js/b.js"),
+        "function process(e) { helper(e); e.Tag(\"from_b\"); }",
+    )
+    .unwrap();
     let mut ctx = ctx();
     ctx.paths.config = dir.clone();
-    let root = skiff_config::parse_str("processors: [{script: {lang: js, file: 'js/*.js'}}]", Some("t.yml")).unwrap();
+    let root = skiff_config::parse_str(
+        "processors: [{script: {lang: js, file: 'js/*.js'}}]",
+        Some("t.yml"),
+    )
+    .unwrap();
     let p = crate::build_list(root.get("processors"), &ctx).unwrap();
-    assert_eq!(json(&run(&p, event("m")).unwrap())["tags"], json!(["t1", "from_a", "from_b"]));
-    let root = skiff_config::parse_str(&format!("processors: [{{script: {{lang: js, files: ['{}/js/a.js', js/b.js]}}}}]", dir.display()), Some("t.yml")).unwrap();
+    assert_eq!(
+        json(&run(&p, event("m")).unwrap())["tags"],
+        json!(["t1", "from_a", "from_b"])
+    );
+    let root = skiff_config::parse_str(
+        &format!(
+            "processors: [{{script: {{lang: js, files: ['{}/js/a.js', js/b.js]}}}}]",
+            dir.display()
+        ),
+        Some("t.yml"),
+    )
+    .unwrap();
     assert!(crate::build_list(root.get("processors"), &ctx).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 
     for (yaml, why) in [
-        ("processors: [{script: {lang: lua, source: 'x'}}]", "use `javascript`"),
-        ("processors: [{script: {lang: js}}]", "needs `source`, `file` or `files`"),
-        ("processors: [{script: {lang: js, source: 'function nope() {}'}}]", "no `process(event)` function"),
-        ("processors: [{script: {lang: js, source: 'function process(e) {', id: s1}}]", "script s1: the script does not load"),
-        ("processors: [{script: {lang: js, source: 'function process(e) {}', params: {a: 1}}}]", "no `register(params)`"),
-        ("processors: [{script: {lang: js, file: /nonexistent/x.js}}]", "no script file matches"),
+        (
+            "processors: [{script: {lang: lua, source: 'x'}}]",
+            "use `javascript`",
+        ),
+        (
+            "processors: [{script: {lang: js}}]",
+            "needs `source`, `file` or `files`",
+        ),
+        (
+            "processors: [{script: {lang: js, source: 'function nope() {}'}}]",
+            "no `process(event)` function",
+        ),
+        (
+            "processors: [{script: {lang: js, source: 'function process(e) {', id: s1}}]",
+            "script s1: the script does not load",
+        ),
+        (
+            "processors: [{script: {lang: js, source: 'function process(e) {}', params: {a: 1}}}]",
+            "no `register(params)`",
+        ),
+        (
+            "processors: [{script: {lang: js, file: /nonexistent/x.js}}]",
+            "no script file matches",
+        ),
     ] {
-        let e = build(yaml).err().unwrap_or_else(|| panic!("{yaml} should fail")).to_string();
+        let e = build(yaml)
+            .err()
+            .unwrap_or_else(|| panic!("{yaml} should fail"))
+            .to_string();
         assert!(e.contains(why), "{yaml}: {e}");
     }
 }
 
 #[test]
 fn pool_serves_threads_in_parallel() {
-    let p = build(&script("var n = 0;\nfunction process(e) { n++; e.Put(\"n\", n); }", "      max_cached_sessions: 2\n")).unwrap();
+    let p = build(&script(
+        "var n = 0;\nfunction process(e) { n++; e.Put(\"n\", n); }",
+        "      max_cached_sessions: 2\n",
+    ))
+    .unwrap();
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let p = p.clone();

@@ -40,9 +40,16 @@ enum Chunk {
     LowerPm,
     TzAbbrev,
     /// A numeric zone: accepts `Z` when `z`, has `:` when `colon`, `parts` of 1..=3 (hh, mm, ss).
-    NumTz { z: bool, colon: bool, parts: u8 },
+    NumTz {
+        z: bool,
+        colon: bool,
+        parts: u8,
+    },
     /// `.000` (`fixed`: exactly `digits`) or `.999` (optional, any number).
-    Frac { fixed: bool, digits: usize },
+    Frac {
+        fixed: bool,
+        digits: usize,
+    },
 }
 
 /// A compiled layout.
@@ -73,11 +80,27 @@ impl Parsed {
 }
 
 const LONG_MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const LONG_DAYS: [&str; 7] = [
-    "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
 ];
 
 impl Layout {
@@ -122,7 +145,9 @@ impl Layout {
         let mut abbrev = None;
         for (idx, c) in self.chunks.iter().enumerate() {
             match c {
-                Chunk::Lit(l) => v = skip(v, l).ok_or_else(|| format!("cannot parse `{v}` as `{l}`"))?,
+                Chunk::Lit(l) => {
+                    v = skip(v, l).ok_or_else(|| format!("cannot parse `{v}` as `{l}`"))?
+                }
                 Chunk::LongYear => {
                     let (n, r) = digits_exact(v, 4).ok_or("expected a 4-digit year")?;
                     year = Some(n as i32);
@@ -130,11 +155,16 @@ impl Layout {
                 }
                 Chunk::Year => {
                     let (n, r) = digits_exact(v, 2).ok_or("expected a 2-digit year")?;
-                    year = Some(if n >= 69 { 1900 + n as i32 } else { 2000 + n as i32 });
+                    year = Some(if n >= 69 {
+                        1900 + n as i32
+                    } else {
+                        2000 + n as i32
+                    });
                     v = r;
                 }
                 Chunk::LongMonth | Chunk::Month => {
-                    let (m, r) = name(v, &LONG_MONTHS, *c == Chunk::LongMonth).ok_or("bad month name")?;
+                    let (m, r) =
+                        name(v, &LONG_MONTHS, *c == Chunk::LongMonth).ok_or("bad month name")?;
                     month = m + 1;
                     v = r;
                 }
@@ -147,7 +177,9 @@ impl Layout {
                     v = r;
                 }
                 Chunk::LongWeekDay | Chunk::WeekDay => {
-                    v = name(v, &LONG_DAYS, *c == Chunk::LongWeekDay).ok_or("bad day name")?.1;
+                    v = name(v, &LONG_DAYS, *c == Chunk::LongWeekDay)
+                        .ok_or("bad day name")?
+                        .1;
                 }
                 Chunk::Day | Chunk::UnderDay | Chunk::ZeroDay => {
                     if *c == Chunk::UnderDay {
@@ -404,7 +436,10 @@ fn num(v: &str, fixed: bool) -> Option<(u32, &str)> {
         }
         return Some((u32::from(b[0] - b'0'), &v[1..]));
     }
-    Some((u32::from(b[0] - b'0') * 10 + u32::from(b[1] - b'0'), &v[2..]))
+    Some((
+        u32::from(b[0] - b'0') * 10 + u32::from(b[1] - b'0'),
+        &v[2..],
+    ))
 }
 
 fn digits_exact(v: &str, n: usize) -> Option<(u32, &str)> {
@@ -479,14 +514,22 @@ fn tz_abbrev_len(v: &str) -> Option<usize> {
     if v.starts_with("GMT") {
         let sign = b.get(3).copied();
         if matches!(sign, Some(b'+' | b'-')) {
-            let n = b[4..].iter().take(2).take_while(|x| x.is_ascii_digit()).count();
+            let n = b[4..]
+                .iter()
+                .take(2)
+                .take_while(|x| x.is_ascii_digit())
+                .count();
             if n > 0 {
                 return Some(4 + n);
             }
         }
         return Some(3);
     }
-    let n = b.iter().take(5).take_while(|x| x.is_ascii_uppercase()).count();
+    let n = b
+        .iter()
+        .take(5)
+        .take_while(|x| x.is_ascii_uppercase())
+        .count();
     match n {
         3 => Some(3),
         4 if b[3] == b'T' || v.starts_with("ChST") || v.starts_with("MeST") => Some(4),
@@ -508,21 +551,68 @@ mod tests {
 
     #[test]
     fn go_layouts() {
-        let ok = |layout: &str, v: &str, want: (Option<i32>, (u32, u32, u32, u32, u32, u32), Option<i32>)| {
-            let got = p(layout, v).unwrap_or_else(|e| panic!("{layout} {v}: {e}"));
-            assert_eq!((got.year, got.rest, got.offset), want, "{layout} {v}");
-        };
-        ok("2006-01-02T15:04:05Z07:00", "2019-06-22T16:33:51Z", (Some(2019), (6, 22, 16, 33, 51, 0), Some(0)));
-        ok("2006-01-02T15:04:05Z07:00", "2019-06-22T16:33:51.5+02:00", (Some(2019), (6, 22, 16, 33, 51, 500_000_000), Some(7200)));
-        ok("2006-01-02T15:04:05.999Z", "2019-11-18T04:59:51.123Z", (Some(2019), (11, 18, 4, 59, 51, 123_000_000), None));
-        ok("2006-01-02T15:04:05Z", "2019-11-18T04:59:51.123Z", (Some(2019), (11, 18, 4, 59, 51, 123_000_000), None));
-        ok("Mon Jan _2 15:04:05 2006", "Sat Mar  7 11:06:39 2015", (Some(2015), (3, 7, 11, 6, 39, 0), None));
-        ok("Jan _2 15:04:05.000", "Mar  7 11:06:39.002", (None, (3, 7, 11, 6, 39, 2_000_000), None));
-        ok("02/Jan/2006:15:04:05 -0700", "22/Nov/2026:03:13:47 +0000", (Some(2026), (11, 22, 3, 13, 47, 0), Some(0)));
-        ok("January 2, 2006 3:04 PM", "march 17, 2024 12:30 am", (Some(2024), (3, 17, 0, 30, 0, 0), None));
-        ok("06-1-2 15:04", "99-12-31 23:59", (Some(1999), (12, 31, 23, 59, 0, 0), None));
-        ok("2006-002", "2024-060", (Some(2024), (2, 29, 0, 0, 0, 0), None));
-        ok("2006-01-02 15:04:05,000", "2024-01-02 03:04:05,678", (Some(2024), (1, 2, 3, 4, 5, 678_000_000), None));
+        let ok =
+            |layout: &str,
+             v: &str,
+             want: (Option<i32>, (u32, u32, u32, u32, u32, u32), Option<i32>)| {
+                let got = p(layout, v).unwrap_or_else(|e| panic!("{layout} {v}: {e}"));
+                assert_eq!((got.year, got.rest, got.offset), want, "{layout} {v}");
+            };
+        ok(
+            "2006-01-02T15:04:05Z07:00",
+            "2019-06-22T16:33:51Z",
+            (Some(2019), (6, 22, 16, 33, 51, 0), Some(0)),
+        );
+        ok(
+            "2006-01-02T15:04:05Z07:00",
+            "2019-06-22T16:33:51.5+02:00",
+            (Some(2019), (6, 22, 16, 33, 51, 500_000_000), Some(7200)),
+        );
+        ok(
+            "2006-01-02T15:04:05.999Z",
+            "2019-11-18T04:59:51.123Z",
+            (Some(2019), (11, 18, 4, 59, 51, 123_000_000), None),
+        );
+        ok(
+            "2006-01-02T15:04:05Z",
+            "2019-11-18T04:59:51.123Z",
+            (Some(2019), (11, 18, 4, 59, 51, 123_000_000), None),
+        );
+        ok(
+            "Mon Jan _2 15:04:05 2006",
+            "Sat Mar  7 11:06:39 2015",
+            (Some(2015), (3, 7, 11, 6, 39, 0), None),
+        );
+        ok(
+            "Jan _2 15:04:05.000",
+            "Mar  7 11:06:39.002",
+            (None, (3, 7, 11, 6, 39, 2_000_000), None),
+        );
+        ok(
+            "02/Jan/2006:15:04:05 -0700",
+            "22/Nov/2026:03:13:47 +0000",
+            (Some(2026), (11, 22, 3, 13, 47, 0), Some(0)),
+        );
+        ok(
+            "January 2, 2006 3:04 PM",
+            "march 17, 2024 12:30 am",
+            (Some(2024), (3, 17, 0, 30, 0, 0), None),
+        );
+        ok(
+            "06-1-2 15:04",
+            "99-12-31 23:59",
+            (Some(1999), (12, 31, 23, 59, 0, 0), None),
+        );
+        ok(
+            "2006-002",
+            "2024-060",
+            (Some(2024), (2, 29, 0, 0, 0, 0), None),
+        );
+        ok(
+            "2006-01-02 15:04:05,000",
+            "2024-01-02 03:04:05,678",
+            (Some(2024), (1, 2, 3, 4, 5, 678_000_000), None),
+        );
         let g = p("Mon Jan 2 15:04:05 MST 2006", "Mon Jan 2 15:04:05 PDT 2006").unwrap();
         assert_eq!(g.abbrev.as_deref(), Some("PDT"));
         for (layout, v) in [

@@ -93,7 +93,11 @@ impl Zone {
             ) && digits.bytes().all(|b| b.is_ascii_digit());
             if well_formed {
                 let h: i32 = digits[..2].parse().map_err(|_| "bad hours")?;
-                let m: i32 = digits.get(2..).filter(|m| !m.is_empty()).map_or(Ok(0), str::parse).map_err(|_| "bad minutes")?;
+                let m: i32 = digits
+                    .get(2..)
+                    .filter(|m| !m.is_empty())
+                    .map_or(Ok(0), str::parse)
+                    .map_err(|_| "bad minutes")?;
                 if let Some(off) = FixedOffset::east_opt(sign * (h * 3600 + m * 60)) {
                     return Ok(Zone::Fixed(off));
                 }
@@ -126,7 +130,11 @@ fn resolve_in<Tz: TimeZone>(
     let naive = p.naive(year)?;
     let fixed = |secs: i32| -> Option<DateTime<Utc>> {
         let off = FixedOffset::east_opt(secs)?;
-        Some(off.from_local_datetime(&naive).single()?.with_timezone(&Utc))
+        Some(
+            off.from_local_datetime(&naive)
+                .single()?
+                .with_timezone(&Utc),
+        )
     };
     if let Some(secs) = p.offset {
         return fixed(secs);
@@ -176,7 +184,11 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
     let cfg: Config = node.deserialize()?;
     let layouts = cfg.layouts.into_vec();
     if layouts.is_empty() {
-        return Err(error_at(node.get("layouts").unwrap_or(node), "`layouts` needs at least one layout, like '2006-01-02T15:04:05Z07:00'").into());
+        return Err(error_at(
+            node.get("layouts").unwrap_or(node),
+            "`layouts` needs at least one layout, like '2006-01-02T15:04:05Z07:00'",
+        )
+        .into());
     }
     let zone = match &cfg.timezone {
         None => Zone::Fixed(Utc.fix()),
@@ -199,13 +211,21 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
         zone,
         ignore_missing: cfg.ignore_missing,
         ignore_failure: cfg.ignore_failure,
-        name: cfg.id.map_or_else(|| "timestamp".into(), |id| format!("timestamp {id}")),
+        name: cfg
+            .id
+            .map_or_else(|| "timestamp".into(), |id| format!("timestamp {id}")),
     };
     let mut errors = Vec::new();
     for (i, t) in cfg.test.iter().enumerate() {
         if let Err(e) = p.parse(&Value::String(t.clone())) {
-            let at = node.get("test").and_then(|n| n.items().get(i)).unwrap_or(node);
-            errors.push(error_at(at, format!("test timestamp `{t}` does not parse: {e}")));
+            let at = node
+                .get("test")
+                .and_then(|n| n.items().get(i))
+                .unwrap_or(node);
+            errors.push(error_at(
+                at,
+                format!("test timestamp `{t}` does not parse: {e}"),
+            ));
         }
     }
     ConfigErrors(errors).into_result()?;
@@ -259,7 +279,11 @@ impl TimestampProc {
                 None => causes.push(format!(
                     "`{}`: not a number of {}",
                     if scale == 1e9 { "UNIX" } else { "UNIX_MS" },
-                    if scale == 1e9 { "seconds" } else { "milliseconds" }
+                    if scale == 1e9 {
+                        "seconds"
+                    } else {
+                        "milliseconds"
+                    }
                 )),
             }
         }
@@ -300,7 +324,10 @@ impl Processor for TimestampProc {
                     };
                     set_error(
                         event,
-                        format!("{}: failed parsing time field `{}` = `{shown}`: {e}", self.name, self.field),
+                        format!(
+                            "{}: failed parsing time field `{}` = `{shown}`: {e}",
+                            self.name, self.field
+                        ),
                     );
                 }
             }

@@ -43,7 +43,10 @@ processors:
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("test timestamp `2015-03-07T11:06:39Z` does not parse"), "{e}");
+    assert!(
+        e.contains("test timestamp `2015-03-07T11:06:39Z` does not parse"),
+        "{e}"
+    );
     assert!(e.contains("t.yml:6"), "{e}");
 }
 
@@ -52,15 +55,29 @@ processors:
 fn layouts_and_unix() {
     let want = "2015-03-07T11:06:39.000Z";
     let yaml = "processors: [{timestamp: {field: ts, layouts: ['Mon Jan _2 15:04:05 2006', '2006-01-02T15:04:05.999999999Z07:00', '2006-01-02T15:04:05Z07:00']}}]";
-    for v in ["Sat Mar  7 11:06:39 2015", "2015-03-07T11:06:39Z", "2015-03-07T12:06:39+01:00"] {
+    for v in [
+        "Sat Mar  7 11:06:39 2015",
+        "2015-03-07T11:06:39Z",
+        "2015-03-07T12:06:39+01:00",
+    ] {
         assert_eq!(stamped(yaml, json!(v))["@timestamp"], want, "{v}");
     }
     let unix = "processors: [{timestamp: {field: ts, layouts: UNIX}}]";
-    for v in [json!(1425726399), json!(1425726399.0), json!("1425726399"), json!("1425726399.0")] {
+    for v in [
+        json!(1425726399),
+        json!(1425726399.0),
+        json!("1425726399"),
+        json!("1425726399.0"),
+    ] {
         assert_eq!(stamped(unix, v.clone())["@timestamp"], want, "{v}");
     }
     let ms = "processors: [{timestamp: {field: ts, layouts: [UNIX_MS]}}]";
-    for v in [json!(1425726399000i64), json!(1425726399000.0), json!("1425726399000"), json!("1425726399000.0")] {
+    for v in [
+        json!(1425726399000i64),
+        json!(1425726399000.0),
+        json!("1425726399000"),
+        json!("1425726399000.0"),
+    ] {
         assert_eq!(stamped(ms, v.clone())["@timestamp"], want, "{v}");
     }
 }
@@ -85,33 +102,61 @@ fn timezones() {
         ("-400", None),
     ];
     for (tz, want) in cases {
-        let yaml = format!("processors: [{{timestamp: {{field: ts, timezone: '{tz}', layouts: ['Mon Jan _2 15:04:05 2006']}}}}]");
+        let yaml = format!(
+            "processors: [{{timestamp: {{field: ts, timezone: '{tz}', layouts: ['Mon Jan _2 15:04:05 2006']}}}}]"
+        );
         match want {
-            Some(w) => assert_eq!(stamped(&yaml, json!("Sat Mar  7 11:06:39 2015"))["@timestamp"], *w, "{tz}"),
+            Some(w) => assert_eq!(
+                stamped(&yaml, json!("Sat Mar  7 11:06:39 2015"))["@timestamp"],
+                *w,
+                "{tz}"
+            ),
             None => {
-                let e = build(&yaml).err().unwrap_or_else(|| panic!("{tz} should be refused")).to_string();
+                let e = build(&yaml)
+                    .err()
+                    .unwrap_or_else(|| panic!("{tz} should be refused"))
+                    .to_string();
                 assert!(e.contains("timezone"), "{tz}: {e}");
             }
         }
     }
     // Daylight saving time in an IANA zone: summer and winter offsets differ.
     let yaml = "processors: [{timestamp: {field: ts, timezone: Europe/Paris, layouts: ['2006-01-02 15:04']}}]";
-    assert_eq!(stamped(yaml, json!("2024-07-01 12:00"))["@timestamp"], "2024-07-01T10:00:00.000Z");
-    assert_eq!(stamped(yaml, json!("2024-01-01 12:00"))["@timestamp"], "2024-01-01T11:00:00.000Z");
+    assert_eq!(
+        stamped(yaml, json!("2024-07-01 12:00"))["@timestamp"],
+        "2024-07-01T10:00:00.000Z"
+    );
+    assert_eq!(
+        stamped(yaml, json!("2024-01-01 12:00"))["@timestamp"],
+        "2024-01-01T11:00:00.000Z"
+    );
     // An offset in the value wins over the zone.
     let yaml = "processors: [{timestamp: {field: ts, timezone: Europe/Paris, layouts: ['2006-01-02 15:04 -0700']}}]";
-    assert_eq!(stamped(yaml, json!("2024-07-01 12:00 +0000"))["@timestamp"], "2024-07-01T12:00:00.000Z");
+    assert_eq!(
+        stamped(yaml, json!("2024-07-01 12:00 +0000"))["@timestamp"],
+        "2024-07-01T12:00:00.000Z"
+    );
     // The zone's own abbreviation picks the offset; an unknown one is offset 0, as in Go.
     let yaml = "processors: [{timestamp: {field: ts, timezone: Europe/Paris, layouts: ['2006-01-02 15:04 MST']}}]";
-    assert_eq!(stamped(yaml, json!("2024-07-01 12:00 CEST"))["@timestamp"], "2024-07-01T10:00:00.000Z");
-    assert_eq!(stamped(yaml, json!("2024-07-01 12:00 XYZ"))["@timestamp"], "2024-07-01T12:00:00.000Z");
-    assert_eq!(stamped(yaml, json!("2024-07-01 12:00 UTC"))["@timestamp"], "2024-07-01T12:00:00.000Z");
+    assert_eq!(
+        stamped(yaml, json!("2024-07-01 12:00 CEST"))["@timestamp"],
+        "2024-07-01T10:00:00.000Z"
+    );
+    assert_eq!(
+        stamped(yaml, json!("2024-07-01 12:00 XYZ"))["@timestamp"],
+        "2024-07-01T12:00:00.000Z"
+    );
+    assert_eq!(
+        stamped(yaml, json!("2024-07-01 12:00 UTC"))["@timestamp"],
+        "2024-07-01T12:00:00.000Z"
+    );
 }
 
 /// libbeat's `TestParseNoYear`: the current year in the zone.
 #[test]
 fn no_year_takes_the_current_year() {
-    let yaml = "processors: [{timestamp: {field: ts, timezone: EST, layouts: ['Jan _2 15:04:05.000']}}]";
+    let yaml =
+        "processors: [{timestamp: {field: ts, timezone: EST, layouts: ['Jan _2 15:04:05.000']}}]";
     let out = stamped(yaml, json!("Mar  7 11:06:39.002"));
     let year = (Utc::now() - chrono::Duration::hours(5)).year();
     assert_eq!(out["@timestamp"], format!("{year}-03-07T16:06:39.002Z"));
@@ -124,10 +169,19 @@ fn target_missing_and_failure() {
     assert_eq!(out["event"]["start"], "2024-02-29T00:00:00.000Z");
     // Missing: an error unless ignore_missing or ignore_failure.
     let p = build("processors: [{timestamp: {field: nope, layouts: ['2006']}}]").unwrap();
-    assert_eq!(json(&run(&p, event("m")).unwrap())["error"]["message"], "timestamp: no field `nope`");
+    assert_eq!(
+        json(&run(&p, event("m")).unwrap())["error"]["message"],
+        "timestamp: no field `nope`"
+    );
     for opt in ["ignore_missing", "ignore_failure"] {
-        let p = build(&format!("processors: [{{timestamp: {{field: nope, layouts: ['2006'], {opt}: true}}}}]")).unwrap();
-        assert!(json(&run(&p, event("m")).unwrap()).get("error").is_none(), "{opt}");
+        let p = build(&format!(
+            "processors: [{{timestamp: {{field: nope, layouts: ['2006'], {opt}: true}}}}]"
+        ))
+        .unwrap();
+        assert!(
+            json(&run(&p, event("m")).unwrap()).get("error").is_none(),
+            "{opt}"
+        );
     }
     // Not parseable: error with every layout's reason, unless ignore_failure; the time stays.
     let yaml = "processors: [{timestamp: {field: ts, id: t1, layouts: ['2006-01-02', UNIX]}}]";
@@ -138,9 +192,13 @@ fn target_missing_and_failure() {
     let out = run(&p, ev).unwrap();
     assert_eq!(out.timestamp, before);
     let msg = json(&out)["error"]["message"].as_str().unwrap().to_owned();
-    assert!(msg.starts_with("timestamp t1: failed parsing time field `ts` = `3:04PM`"), "{msg}");
+    assert!(
+        msg.starts_with("timestamp t1: failed parsing time field `ts` = `3:04PM`"),
+        "{msg}"
+    );
     assert!(msg.contains("`UNIX`: not a number of seconds"), "{msg}");
-    let yaml = "processors: [{timestamp: {field: ts, layouts: ['2006-01-02'], ignore_failure: true}}]";
+    let yaml =
+        "processors: [{timestamp: {field: ts, layouts: ['2006-01-02'], ignore_failure: true}}]";
     assert!(stamped(yaml, json!("x")).get("error").is_none());
     // The event's own @timestamp can be re-read (a no-op), and a missing layout list is refused.
     assert!(build("processors: [{timestamp: {field: ts, layouts: []}}]").is_err());
