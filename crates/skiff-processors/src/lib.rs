@@ -13,11 +13,24 @@
 //!   - drop_event.when.regexp.message: '^DEBUG'
 //! ```
 //!
-//! What is here: `add_fields`, `add_tags`, `drop_fields`, `include_fields`, `drop_event`,
-//! `rename`, `decode_json_fields` ([`fields`], [`decode_json`]), `add_host_metadata` and
-//! `add_locale` ([`metadata`]); `add_cloud_metadata`, `add_docker_metadata` and
-//! `add_kubernetes_metadata` are accepted so that existing files load, but do nothing yet (one
-//! warning at start). Other Beats processors are refused with a clear "not supported yet".
+//! What is here (every option of each is in `docs/processors.md`):
+//! - parsing: [`dissect`], [`timestamp`] (Go layouts, IANA zones), `decode_csv_fields`
+//!   ([`decode_csv`]), `decode_json_fields` ([`decode_json`]), `decode_base64_field`,
+//!   `decompress_gzip_field` and `decode_duration` ([`decode`]), `urldecode` ([`strings`]);
+//! - changing fields: `add_fields`, `add_tags`, `drop_fields`, `include_fields`, `drop_event`,
+//!   `rename` ([`fields`]), `copy_fields`, `move_fields` ([`copy_move`]), [`convert`],
+//!   `truncate_fields`, `replace` ([`strings`]), `append`, `extract_array`, `add_labels`
+//!   ([`arrays`]);
+//! - enriching: `fingerprint`, `add_id` ([`ids`]), [`community_id`], [`registered_domain`],
+//!   `add_network_direction` ([`network_direction`], ranges in [`network`]),
+//!   `add_host_metadata`, `add_locale` ([`metadata`]);
+//! - flow control: [`rate_limit`], and [`script`] (JavaScript on QuickJS, Filebeat's event API).
+//!
+//! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
+//! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
+//! clear "not supported yet": `add_observer_metadata`, `add_process_metadata`, `decode_cef`,
+//! `decode_xml`, `detect_mime_type`, `syslog`, and the Windows- or Nomad-only ones
+//! (`add_nomad_metadata`, `decode_xml_wineventlog`, `translate_sid`) and `dns`.
 //!
 //! A processor that fails on an event (a field to rename is missing, a tag target is not a
 //! list) keeps the event and records why in `error.message`, as libbeat does; it never panics
@@ -362,6 +375,24 @@ mod tests {
             .unwrap();
         assert_eq!(e.len(), 3, "{e}");
         assert!(build("processors: ~").unwrap().is_empty());
+    }
+
+    /// The processors' page names every processor skiff has, and its "Not yet" list is
+    /// exactly the refused ones.
+    #[test]
+    fn docs_list_every_processor() {
+        let doc = include_str!("../../../docs/processors.md");
+        for p in crate::ALL {
+            assert!(doc.contains(&format!("`{}`", p.name)), "docs/processors.md lacks {}", p.name);
+        }
+        let not_yet = doc.split("## Not yet").nth(1).unwrap();
+        for name in crate::NOT_YET {
+            assert!(not_yet.contains(&format!("`{name}`")), "docs/processors.md: {name} is not yet");
+        }
+        for p in crate::ALL {
+            assert!(!not_yet.contains(&format!("`{}`", p.name)), "{} is listed as not yet", p.name);
+            assert!(!crate::NOT_YET.contains(&p.name));
+        }
     }
 
     #[test]
