@@ -16,7 +16,8 @@
 //! What is here (every option of each is in `docs/processors.md`):
 //! - parsing: [`dissect`], [`timestamp`] (Go layouts, IANA zones), `decode_csv_fields`
 //!   ([`decode_csv`]), `decode_json_fields` ([`decode_json`]), `decode_base64_field`,
-//!   `decompress_gzip_field` and `decode_duration` ([`decode`]), `urldecode` ([`strings`]);
+//!   `decompress_gzip_field` and `decode_duration` ([`decode`]), `urldecode` ([`strings`]),
+//!   [`decode_xml`], [`decode_cef`];
 //! - changing fields: `add_fields`, `add_tags`, `drop_fields`, `include_fields`, `drop_event`,
 //!   `rename` ([`fields`]), `copy_fields`, `move_fields` ([`copy_move`]), [`convert`],
 //!   `truncate_fields`, `replace` ([`strings`]), `append`, `extract_array`, `add_labels`
@@ -28,8 +29,8 @@
 //!
 //! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
 //! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
-//! clear "not supported yet": `add_observer_metadata`, `add_process_metadata`, `decode_cef`,
-//! `decode_xml`, `detect_mime_type`, `syslog`, and the Windows- or Nomad-only ones
+//! clear "not supported yet": `add_observer_metadata`, `add_process_metadata`,
+//! `detect_mime_type`, `syslog`, and the Windows- or Nomad-only ones
 //! (`add_nomad_metadata`, `decode_xml_wineventlog`, `translate_sid`) and `dns`.
 //!
 //! A processor that fails on an event (a field to rename is missing, a tag target is not a
@@ -47,8 +48,10 @@ pub mod condition;
 pub mod convert;
 pub mod copy_move;
 pub mod decode;
+pub mod decode_cef;
 pub mod decode_csv;
 pub mod decode_json;
+pub mod decode_xml;
 pub mod dissect;
 pub mod fields;
 pub mod ids;
@@ -111,6 +114,8 @@ pub const ALL: &[&ProcessorPlugin] = &[
     &network_direction::ADD_NETWORK_DIRECTION,
     &decode_csv::DECODE_CSV_FIELDS,
     &decode_json::DECODE_JSON_FIELDS,
+    &decode_xml::DECODE_XML,
+    &decode_cef::DECODE_CEF,
     &dissect::DISSECT,
     &timestamp::TIMESTAMP,
     &metadata::ADD_HOST_METADATA,
@@ -126,8 +131,6 @@ const NOT_YET: &[&str] = &[
     "add_nomad_metadata",
     "add_observer_metadata",
     "add_process_metadata",
-    "decode_cef",
-    "decode_xml",
     "decode_xml_wineventlog",
     "detect_mime_type",
     "dns",
