@@ -27,11 +27,26 @@ fn bench(c: &mut Criterion) {
     let mut ev = Event::new(shared, line.to_owned());
     ev.offset = Some(123_456);
     let cases = [
-        ("add_fields (baseline)", "processors: [{add_fields: {target: '', fields: {service.name: api}}}]"),
-        ("dissect", "processors: [{dissect: {tokenizer: '%{ts} %{level} [%{thread}] %{ip} %{method} %{path} %{status|integer} %{took}', target_prefix: ''}}]"),
-        ("script", "processors: [{script: {lang: javascript, source: 'function process(e) { var m = e.Get(\"message\"); e.Put(\"level\", m.split(\" \")[1]); }'}}]"),
-        ("timestamp", "processors: [{dissect: {tokenizer: '%{ts} %{}', target_prefix: ''}}, {timestamp: {field: ts, layouts: ['2006-01-02T15:04:05.999Z07:00']}}]"),
-        ("decode_csv_fields", "processors: [{decode_csv_fields: {fields: {message: csv}, separator: ' '}}]"),
+        (
+            "add_fields (baseline)",
+            "processors: [{add_fields: {target: '', fields: {service.name: api}}}]",
+        ),
+        (
+            "dissect",
+            "processors: [{dissect: {tokenizer: '%{ts} %{level} [%{thread}] %{ip} %{method} %{path} %{status|integer} %{took}', target_prefix: ''}}]",
+        ),
+        (
+            "script",
+            "processors: [{script: {lang: javascript, source: 'function process(e) { var m = e.Get(\"message\"); e.Put(\"level\", m.split(\" \")[1]); }'}}]",
+        ),
+        (
+            "timestamp",
+            "processors: [{dissect: {tokenizer: '%{ts} %{}', target_prefix: ''}}, {timestamp: {field: ts, layouts: ['2006-01-02T15:04:05.999Z07:00']}}]",
+        ),
+        (
+            "decode_csv_fields",
+            "processors: [{decode_csv_fields: {fields: {message: csv}, separator: ' '}}]",
+        ),
     ];
     for (name, yaml) in cases {
         let p = procs(yaml);

@@ -90,7 +90,11 @@ pub fn xml_to_map(text: &str, to_lower: bool) -> Result<Map, String> {
     let key = |raw: &[u8]| -> String {
         let s = String::from_utf8_lossy(raw);
         let local = s.rsplit(':').next().unwrap_or(&s).to_owned();
-        if to_lower { local.to_lowercase() } else { local }
+        if to_lower {
+            local.to_lowercase()
+        } else {
+            local
+        }
     };
     // (name, children and attributes, text)
     let mut stack: Vec<(String, Map, String)> = vec![(String::new(), Map::new(), String::new())];
@@ -107,7 +111,10 @@ pub fn xml_to_map(text: &str, to_lower: bool) -> Result<Map, String> {
         }
     };
     loop {
-        match reader.read_event().map_err(|e| format!("invalid XML at byte {}: {e}", reader.error_position()))? {
+        match reader
+            .read_event()
+            .map_err(|e| format!("invalid XML at byte {}: {e}", reader.error_position()))?
+        {
             Xml::Start(e) | Xml::Empty(e) if stack.len() > MAX_DEPTH => {
                 let _ = e;
                 return Err(format!("XML nested deeper than {MAX_DEPTH} elements"));
@@ -116,8 +123,14 @@ pub fn xml_to_map(text: &str, to_lower: bool) -> Result<Map, String> {
                 let mut attrs = Map::new();
                 for a in e.attributes() {
                     let a = a.map_err(|e| format!("invalid XML attribute: {e}"))?;
-                    let v = a.unescape_value().map_err(|e| format!("invalid XML attribute value: {e}"))?;
-                    add(&mut attrs, key(a.key.as_ref()), Value::String(v.into_owned()));
+                    let v = a
+                        .unescape_value()
+                        .map_err(|e| format!("invalid XML attribute value: {e}"))?;
+                    add(
+                        &mut attrs,
+                        key(a.key.as_ref()),
+                        Value::String(v.into_owned()),
+                    );
                 }
                 stack.push((key(e.name().as_ref()), attrs, String::new()));
             }
@@ -125,8 +138,14 @@ pub fn xml_to_map(text: &str, to_lower: bool) -> Result<Map, String> {
                 let mut attrs = Map::new();
                 for a in e.attributes() {
                     let a = a.map_err(|e| format!("invalid XML attribute: {e}"))?;
-                    let v = a.unescape_value().map_err(|e| format!("invalid XML attribute value: {e}"))?;
-                    add(&mut attrs, key(a.key.as_ref()), Value::String(v.into_owned()));
+                    let v = a
+                        .unescape_value()
+                        .map_err(|e| format!("invalid XML attribute value: {e}"))?;
+                    add(
+                        &mut attrs,
+                        key(a.key.as_ref()),
+                        Value::String(v.into_owned()),
+                    );
                 }
                 let v = finish(attrs, String::new());
                 if let Some(parent) = stack.last_mut() {
@@ -134,8 +153,11 @@ pub fn xml_to_map(text: &str, to_lower: bool) -> Result<Map, String> {
                 }
             }
             Xml::Text(t) => {
-                let t = t.xml_content().map_err(|e| format!("invalid XML text: {e}"))?;
-                let t = quick_xml::escape::unescape(&t).map_err(|e| format!("invalid XML text: {e}"))?;
+                let t = t
+                    .xml_content()
+                    .map_err(|e| format!("invalid XML text: {e}"))?;
+                let t = quick_xml::escape::unescape(&t)
+                    .map_err(|e| format!("invalid XML text: {e}"))?;
                 if let Some(top) = stack.last_mut() {
                     top.2.push_str(&t);
                 }
@@ -143,7 +165,9 @@ pub fn xml_to_map(text: &str, to_lower: bool) -> Result<Map, String> {
             Xml::GeneralRef(r) => {
                 // `&amp;`, `&#38;`: only the predefined entities and character references.
                 let c = if r.is_char_ref() {
-                    r.resolve_char_ref().map_err(|e| format!("invalid XML character reference: {e}"))?.map(String::from)
+                    r.resolve_char_ref()
+                        .map_err(|e| format!("invalid XML character reference: {e}"))?
+                        .map(String::from)
                 } else {
                     let name = r.decode().map_err(|e| format!("invalid XML entity: {e}"))?;
                     quick_xml::escape::resolve_predefined_entity(&name).map(str::to_owned)
@@ -164,7 +188,9 @@ pub fn xml_to_map(text: &str, to_lower: bool) -> Result<Map, String> {
                 if stack.len() < 2 {
                     return Err("invalid XML: unexpected closing tag".into());
                 }
-                let Some((name, map, text)) = stack.pop() else { break };
+                let Some((name, map, text)) = stack.pop() else {
+                    break;
+                };
                 let v = finish(map, text);
                 if let Some(parent) = stack.last_mut() {
                     add(&mut parent.1, name, v);
@@ -200,7 +226,10 @@ impl Processor for DecodeXml {
         let text = match event.get(&c.field) {
             None if c.ignore_missing => return Verdict::Keep,
             None => Err(format!("field `{}` not found", c.field)),
-            Some(f) => f.as_str().map(str::to_owned).ok_or_else(|| format!("field `{}` is not a string", c.field)),
+            Some(f) => f
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("field `{}` is not a string", c.field)),
         };
         let decoded = text.and_then(|t| xml_to_map(&t, c.to_lower));
         let mut map = match decoded {
@@ -247,7 +276,9 @@ mod tests {
     /// Filebeat's documentation examples.
     #[test]
     fn doc_examples() {
-        let p = build("processors:\n  - decode_xml:\n      field: message\n      target_field: xml\n").unwrap();
+        let p =
+            build("processors:\n  - decode_xml:\n      field: message\n      target_field: xml\n")
+                .unwrap();
         let v = json(&run(&p, event(CATALOG)).unwrap());
         assert_eq!(
             v["xml"],
@@ -264,26 +295,59 @@ mod tests {
         ev.insert("example", json!("<a><b></a>"));
         assert!(json(&run(&p, ev).unwrap()).get("error").is_none());
         // to_lower: false keeps the case.
-        let p = build("processors: [{decode_xml: {field: message, target_field: xml, to_lower: false}}]").unwrap();
-        let v = json(&run(&p, event("<Root Id='7'><Item>a</Item><Item>b</Item><Empty/></Root>")).unwrap());
-        assert_eq!(v["xml"], json!({"Root": {"Id": "7", "Item": ["a", "b"], "Empty": ""}}));
+        let p = build(
+            "processors: [{decode_xml: {field: message, target_field: xml, to_lower: false}}]",
+        )
+        .unwrap();
+        let v = json(
+            &run(
+                &p,
+                event("<Root Id='7'><Item>a</Item><Item>b</Item><Empty/></Root>"),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            v["xml"],
+            json!({"Root": {"Id": "7", "Item": ["a", "b"], "Empty": ""}})
+        );
     }
 
     #[test]
     fn details() {
         // In place by default; text beside children; entities; CDATA; namespaces; document_id.
         let p = build("processors: [{decode_xml: {document_id: r.id}}]").unwrap();
-        let v = run(&p, event("<x:r xmlns:x='u'><id>42</id><t a='1'>A &amp; B</t><c><![CDATA[<raw>]]></c></x:r>")).unwrap();
+        let v = run(
+            &p,
+            event(
+                "<x:r xmlns:x='u'><id>42</id><t a='1'>A &amp; B</t><c><![CDATA[<raw>]]></c></x:r>",
+            ),
+        )
+        .unwrap();
         assert_eq!(v.get("@metadata._id").unwrap().as_str(), Some("42"));
-        assert_eq!(json(&v)["message"], json!({"r": {"x": "u", "t": {"a": "1", "#text": "A & B"}, "c": "<raw>"}}));
+        assert_eq!(
+            json(&v)["message"],
+            json!({"r": {"x": "u", "t": {"a": "1", "#text": "A & B"}, "c": "<raw>"}})
+        );
         let p = build("processors: [{decode_xml: {target_field: x}}]").unwrap();
         for bad in ["not xml", "<a>", "<a></b>", "</a>", ""] {
             let v = json(&run(&p, event(bad)).unwrap());
-            assert!(v["error"]["message"].as_str().unwrap().starts_with("decode_xml: "), "{bad}: {v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("decode_xml: "),
+                "{bad}: {v}"
+            );
         }
         let deep = "<a>".repeat(200) + &"</a>".repeat(200);
         let v = json(&run(&p, event(&deep)).unwrap());
-        assert!(v["error"]["message"].as_str().unwrap().contains("nested deeper"), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nested deeper"),
+            "{v}"
+        );
         assert!(build("processors: [{decode_xml: {schema: wineventlog}}]").is_err());
     }
 

@@ -386,14 +386,25 @@ mod tests {
     fn docs_list_every_processor() {
         let doc = include_str!("../../../docs/processors.md");
         for p in crate::ALL {
-            assert!(doc.contains(&format!("`{}`", p.name)), "docs/processors.md lacks {}", p.name);
+            assert!(
+                doc.contains(&format!("`{}`", p.name)),
+                "docs/processors.md lacks {}",
+                p.name
+            );
         }
         let not_yet = doc.split("## Not yet").nth(1).unwrap();
         for name in crate::NOT_YET {
-            assert!(not_yet.contains(&format!("`{name}`")), "docs/processors.md: {name} is not yet");
+            assert!(
+                not_yet.contains(&format!("`{name}`")),
+                "docs/processors.md: {name} is not yet"
+            );
         }
         for p in crate::ALL {
-            assert!(!not_yet.contains(&format!("`{}`", p.name)), "{} is listed as not yet", p.name);
+            assert!(
+                !not_yet.contains(&format!("`{}`", p.name)),
+                "{} is listed as not yet",
+                p.name
+            );
             assert!(!crate::NOT_YET.contains(&p.name));
         }
     }

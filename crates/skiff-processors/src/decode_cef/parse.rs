@@ -23,12 +23,12 @@ pub struct Cef {
     pub extensions: Vec<(String, String)>,
 }
 
-/// Parses a CEF message; `Err` holds what could be parsed and what was wrong.
-pub fn parse(text: &str) -> Result<Cef, (Cef, Vec<String>)> {
+/// Parses a CEF message: what could be parsed, and what was wrong (empty when all was well).
+pub fn parse(text: &str) -> (Cef, Vec<String>) {
     let mut cef = Cef::default();
     let mut errors = Vec::new();
     let Some(start) = text.find("CEF:") else {
-        return Err((cef, vec!["not a CEF message: `CEF:` not found".into()]));
+        return (cef, vec!["not a CEF message: `CEF:` not found".into()]);
     };
     let mut rest = &text[start + 4..];
     let mut fields: Vec<String> = Vec::with_capacity(7);
@@ -75,10 +75,10 @@ pub fn parse(text: &str) -> Result<Cef, (Cef, Vec<String>)> {
     }
     if !complete {
         errors.push("incomplete CEF header".into());
-        return Err((cef, errors));
+        return (cef, errors);
     }
     parse_extensions(rest, &mut cef.extensions, &mut errors);
-    if errors.is_empty() { Ok(cef) } else { Err((cef, errors)) }
+    (cef, errors)
 }
 
 fn is_key_byte(b: u8) -> bool {
@@ -138,7 +138,10 @@ fn parse_extensions(s: &str, out: &mut Vec<(String, String)>, errors: &mut Vec<S
         return;
     }
     if keys[0].0 != 0 {
-        errors.push(format!("malformed CEF extension before `{}`", &s[keys[0].0..keys[0].1]));
+        errors.push(format!(
+            "malformed CEF extension before `{}`",
+            &s[keys[0].0..keys[0].1]
+        ));
     }
     for (n, &(k, eq)) in keys.iter().enumerate() {
         let key = &s[k..eq];
@@ -149,7 +152,9 @@ fn parse_extensions(s: &str, out: &mut Vec<(String, String)>, errors: &mut Vec<S
         };
         match unescape(raw) {
             Some(v) => out.push((key.to_owned(), v)),
-            None => errors.push(format!("malformed value for `{key}`: unescaped `=` or bad escape")),
+            None => errors.push(format!(
+                "malformed value for `{key}`: unescaped `=` or bad escape"
+            )),
         }
     }
 }
@@ -159,57 +164,167 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+
     fn ext(text: &str) -> (Vec<(String, String)>, bool) {
-        match parse(text) {
-            Ok(c) => (c.extensions, true),
-            Err((c, _)) => (c.extensions, false),
-        }
+        let (c, errors) = parse(text);
+        (c.extensions, errors.is_empty())
+    }
+
+    /// A message that parses without error.
+    fn ok(text: &str) -> Cef {
+        let (c, errors) = parse(text);
+        assert!(errors.is_empty(), "{text}: {errors:?}");
+        c
     }
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     /// The cases of libbeat's CEF parser tests: (message, extensions, parsed without error).
     #[test]
     fn libbeat_cases() {
-        let c = parse("CEF:26|security|threatmanager|1.0|100|trojan successfully stopped|10|src=10.0.0.192 dst=12.121.122.82 spt=1232 eventId=1 in=4294967296 out=4294967296").unwrap();
+        let c = ok(
+            "CEF:26|security|threatmanager|1.0|100|trojan successfully stopped|10|src=10.0.0.192 dst=12.121.122.82 spt=1232 eventId=1 in=4294967296 out=4294967296",
+        );
         assert_eq!(c.version, 26);
-        assert_eq!(c.header, ["security", "threatmanager", "1.0", "100", "trojan successfully stopped", "10"].map(String::from));
-        assert_eq!(c.extensions, kv(&[("src", "10.0.0.192"), ("dst", "12.121.122.82"), ("spt", "1232"), ("eventId", "1"), ("in", "4294967296"), ("out", "4294967296")]));
-        let c = parse("CEF:26|security|threatmanager|1.0|100|trojan successfully stopped|10|").unwrap();
+        assert_eq!(
+            c.header,
+            [
+                "security",
+                "threatmanager",
+                "1.0",
+                "100",
+                "trojan successfully stopped",
+                "10"
+            ]
+            .map(String::from)
+        );
+        assert_eq!(
+            c.extensions,
+            kv(&[
+                ("src", "10.0.0.192"),
+                ("dst", "12.121.122.82"),
+                ("spt", "1232"),
+                ("eventId", "1"),
+                ("in", "4294967296"),
+                ("out", "4294967296")
+            ])
+        );
+        let c = ok("CEF:26|security|threatmanager|1.0|100|trojan successfully stopped|10|");
         assert!(c.extensions.is_empty());
-        let c = parse(r"CEF:26|security|threat\|->manager|1.0|100|trojan successfully stopped|10|src=10.0.0.192").unwrap();
+        let c = ok(
+            r"CEF:26|security|threat\|->manager|1.0|100|trojan successfully stopped|10|src=10.0.0.192",
+        );
         assert_eq!(c.header[1], "threat|->manager");
-        let c = parse("CEF:26|security|threat=manager|1.0|100|x|10|src=10.0.0.192").unwrap();
+        let c = ok("CEF:26|security|threat=manager|1.0|100|x|10|src=10.0.0.192");
         assert_eq!(c.header[1], "threat=manager");
-        let c = parse("CEF:0|||1.0|100|x|10|src=10.0.0.192").unwrap();
+        let c = ok("CEF:0|||1.0|100|x|10|src=10.0.0.192");
         assert_eq!((c.header[0].as_str(), c.header[1].as_str()), ("", ""));
 
-        let cases: &[(&str, &[(&str, &str)], bool)] = &[
-            ("CEF:26|a|b|1.0|100|x|10|src=10.0.0.192 dst= spt=1232", &[("src", "10.0.0.192"), ("dst", ""), ("spt", "1232")], true),
-            ("CEF:0|a|b|1.0|100|x|10| src=10.0.0.192 dst=12.121.122.82", &[("src", "10.0.0.192"), ("dst", "12.121.122.82")], true),
-            (r"CEF:0|a|b|1.0|100|x|10|moo=this\|has an escaped pipe", &[], false),
-            ("CEF:0|a|b|1.0|100|x|10|moo=this|has an pipe", &[("moo", "this|has an pipe")], true),
-            (r"CEF:0|a|b|1.0|100|x|10|moo=this =has = equals\=", &[], false),
-            (r"CEF:0|a|b|1.0|100|x|10|msg=a+b\=c x=c\\d\=z", &[("msg", "a+b=c"), ("x", r"c\d=z")], true),
-            ("CEF:0|vendor|product|version|event_id|name|Very-High| msg=Hello World error=Failed because id==old_id user=root angle=106.7<=180", &[("msg", "Hello World"), ("error", "Failed because"), ("user", "root")], false),
+        let cases: &[Case] = &[
+            (
+                "CEF:26|a|b|1.0|100|x|10|src=10.0.0.192 dst= spt=1232",
+                &[("src", "10.0.0.192"), ("dst", ""), ("spt", "1232")],
+                true,
+            ),
+            (
+                "CEF:0|a|b|1.0|100|x|10| src=10.0.0.192 dst=12.121.122.82",
+                &[("src", "10.0.0.192"), ("dst", "12.121.122.82")],
+                true,
+            ),
+            (
+                r"CEF:0|a|b|1.0|100|x|10|moo=this\|has an escaped pipe",
+                &[],
+                false,
+            ),
+            (
+                "CEF:0|a|b|1.0|100|x|10|moo=this|has an pipe",
+                &[("moo", "this|has an pipe")],
+                true,
+            ),
+            (
+                r"CEF:0|a|b|1.0|100|x|10|moo=this =has = equals\=",
+                &[],
+                false,
+            ),
+            (
+                r"CEF:0|a|b|1.0|100|x|10|msg=a+b\=c x=c\\d\=z",
+                &[("msg", "a+b=c"), ("x", r"c\d=z")],
+                true,
+            ),
+            (
+                "CEF:0|vendor|product|version|event_id|name|Very-High| msg=Hello World error=Failed because id==old_id user=root angle=106.7<=180",
+                &[
+                    ("msg", "Hello World"),
+                    ("error", "Failed because"),
+                    ("user", "root"),
+                ],
+                false,
+            ),
             ("CEF:0|||||||a=", &[("a", "")], true),
-            ("CEF:0|a|b|1.0|100|x|10|spt=1232 msg=Trailing space in non-final extensions is  preserved    src=10.0.0.192 ", &[("spt", "1232"), ("msg", "Trailing space in non-final extensions is  preserved   "), ("src", "10.0.0.192")], true),
-            ("CEF:0|a|b|1.0|100|x|10|spt=1232 msg=Trailing space in final extensions is not preserved\t \r\n", &[("spt", "1232"), ("msg", "Trailing space in final extensions is not preserved")], true),
-            ("CEF:0|a|b|1.0|100|x|10|spt=1232 msg=Tabs\tand\rcontrol\ncharacters are preserved\t src=127.0.0.1", &[("spt", "1232"), ("msg", "Tabs\tand\rcontrol\ncharacters are preserved\t"), ("src", "127.0.0.1")], true),
-            ("CEF:0|a|b|1.0|100|x|10|spt=1232 msg=Tab is not a separator\tsrc=127.0.0.1", &[("spt", "1232")], false),
-            (r"CEF:0|a|b|1.0|100|x|10|spt=1232 msg=Newlines in messages\nare allowed.\r\nAnd so are carriage feeds\\newlines\\\=.", &[("spt", "1232"), ("msg", "Newlines in messages\nare allowed.\r\nAnd so are carriage feeds\\newlines\\=.")], true),
+            (
+                "CEF:0|a|b|1.0|100|x|10|spt=1232 msg=Trailing space in non-final extensions is  preserved    src=10.0.0.192 ",
+                &[
+                    ("spt", "1232"),
+                    (
+                        "msg",
+                        "Trailing space in non-final extensions is  preserved   ",
+                    ),
+                    ("src", "10.0.0.192"),
+                ],
+                true,
+            ),
+            (
+                "CEF:0|a|b|1.0|100|x|10|spt=1232 msg=Trailing space in final extensions is not preserved\t \r\n",
+                &[
+                    ("spt", "1232"),
+                    ("msg", "Trailing space in final extensions is not preserved"),
+                ],
+                true,
+            ),
+            (
+                "CEF:0|a|b|1.0|100|x|10|spt=1232 msg=Tabs\tand\rcontrol\ncharacters are preserved\t src=127.0.0.1",
+                &[
+                    ("spt", "1232"),
+                    ("msg", "Tabs\tand\rcontrol\ncharacters are preserved\t"),
+                    ("src", "127.0.0.1"),
+                ],
+                true,
+            ),
+            (
+                "CEF:0|a|b|1.0|100|x|10|spt=1232 msg=Tab is not a separator\tsrc=127.0.0.1",
+                &[("spt", "1232")],
+                false,
+            ),
+            (
+                r"CEF:0|a|b|1.0|100|x|10|spt=1232 msg=Newlines in messages\nare allowed.\r\nAnd so are carriage feeds\\newlines\\\=.",
+                &[
+                    ("spt", "1232"),
+                    (
+                        "msg",
+                        "Newlines in messages\nare allowed.\r\nAnd so are carriage feeds\\newlines\\=.",
+                    ),
+                ],
+                true,
+            ),
             (r"CEF:0|||||||key1=\\hi= key2=a", &[("key2", "a")], false),
         ];
         for (msg, want, ok) in cases {
             assert_eq!(ext(msg), (kv(want), *ok), "{msg}");
         }
-        let (c, errs) = parse("CEF:0|SentinelOne|Mgmt|activityID=1").unwrap_err();
-        assert_eq!((c.header[0].as_str(), c.header[1].as_str()), ("SentinelOne", "Mgmt"));
+        let (c, errs) = parse("CEF:0|SentinelOne|Mgmt|activityID=1");
+        assert_eq!(
+            (c.header[0].as_str(), c.header[1].as_str()),
+            ("SentinelOne", "Mgmt")
+        );
         assert!(errs.iter().any(|e| e.contains("incomplete")));
-        assert!(parse("no cef here").is_err());
-        let c = parse(r"<134>Sep 1 host CEF:0|security\\compliance|p|1|2|n|3|").unwrap();
+        assert!(!parse("no cef here").1.is_empty());
+        let c = ok(r"<134>Sep 1 host CEF:0|security\\compliance|p|1|2|n|3|");
         assert_eq!(c.header[0], r"security\compliance");
     }
 

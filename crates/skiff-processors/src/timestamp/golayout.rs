@@ -549,15 +549,14 @@ mod tests {
         Layout::compile(layout).parse(v)
     }
 
+    type Want = (Option<i32>, (u32, u32, u32, u32, u32, u32), Option<i32>);
+
     #[test]
     fn go_layouts() {
-        let ok =
-            |layout: &str,
-             v: &str,
-             want: (Option<i32>, (u32, u32, u32, u32, u32, u32), Option<i32>)| {
-                let got = p(layout, v).unwrap_or_else(|e| panic!("{layout} {v}: {e}"));
-                assert_eq!((got.year, got.rest, got.offset), want, "{layout} {v}");
-            };
+        let ok = |layout: &str, v: &str, want: Want| {
+            let got = p(layout, v).unwrap_or_else(|e| panic!("{layout} {v}: {e}"));
+            assert_eq!((got.year, got.rest, got.offset), want, "{layout} {v}");
+        };
         ok(
             "2006-01-02T15:04:05Z07:00",
             "2019-06-22T16:33:51Z",
