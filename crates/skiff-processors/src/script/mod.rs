@@ -17,16 +17,19 @@
 //! ## The engine: QuickJS through `rquickjs`
 //!
 //! Chosen over `boa_engine` (pure Rust) for three reasons. Speed: QuickJS is a mature bytecode
-//! interpreter, several times faster than Boa on the small string-and-object work scripts do.
-//! Build cost on this 2-core machine: `rquickjs` compiles one C library (about a minute from
-//! scratch, with pre-generated bindings, no bindgen/libclang), where Boa pulls in the ICU4X
-//! crates and takes several times longer. Safety: the script sees only the ECMAScript
-//! built-ins — QuickJS's `std`/`os` modules (files, processes, sockets) are in `quickjs-libc`,
-//! which `rquickjs` does not build — and no module loader is installed, so `import`/`require`
-//! fail; each engine has a memory limit (64 MiB) and a stack limit, and `timeout` is enforced
-//! by QuickJS's interrupt handler, which the interpreter polls while it runs, so an endless
-//! loop ends with an exception. The cost: C code in the process (QuickJS is fuzzed by
-//! OSS-Fuzz) and a C compiler at build time.
+//! interpreter with a compact object model; Boa's own published comparisons place it well
+//! behind QuickJS on the usual benchmark suites, and a script runs once per event. Build cost on
+//! this 2-core machine: `rquickjs` adds one C library compiled by the `cc` crate, with
+//! pre-generated bindings (no bindgen, no libclang) — three small crates in `Cargo.lock`;
+//! `boa_engine` brings dozens of crates (ICU4X for `Intl`, its parser, GC and string crates).
+//! Boa was not built here to compare, to spare the shared machine. Safety: the script sees only
+//! the ECMAScript built-ins — QuickJS's `std`/`os` modules (files, processes, sockets) are in
+//! `quickjs-libc`, which `rquickjs` does not build — and no module loader is installed, so
+//! `import`/`require` fail; each engine has a memory limit (64 MiB) and a stack limit, and
+//! `timeout` is enforced by QuickJS's interrupt handler, which the interpreter polls while it
+//! runs, so an endless loop ends with an exception (tested). The cost: C code in the process
+//! (QuickJS is fuzzed by OSS-Fuzz) and a C compiler at build time (`cc`, already needed by
+//! other crates of the workspace).
 //!
 //! ## How an event crosses over
 //!
