@@ -24,12 +24,12 @@
 //!   ([`arrays`]);
 //! - enriching: `fingerprint`, `add_id` ([`ids`]), [`community_id`], [`registered_domain`],
 //!   `add_network_direction` ([`network_direction`], ranges in [`network`]),
-//!   `add_host_metadata`, `add_locale` ([`metadata`]);
+//!   `add_host_metadata`, `add_locale` ([`metadata`]), `add_observer_metadata` ([`observer`]);
 //! - flow control: [`rate_limit`], and [`script`] (JavaScript on QuickJS, Filebeat's event API).
 //!
 //! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
 //! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
-//! clear "not supported yet": `add_observer_metadata`, `add_process_metadata`,
+//! clear "not supported yet": `add_process_metadata`,
 //! `detect_mime_type`, `syslog`, and the Windows- or Nomad-only ones
 //! (`add_nomad_metadata`, `decode_xml_wineventlog`, `translate_sid`) and `dns`.
 //!
@@ -58,6 +58,7 @@ pub mod ids;
 pub mod metadata;
 pub mod network;
 pub mod network_direction;
+pub mod observer;
 pub mod rate_limit;
 pub mod registered_domain;
 pub mod script;
@@ -112,6 +113,7 @@ pub const ALL: &[&ProcessorPlugin] = &[
     &registered_domain::REGISTERED_DOMAIN,
     &rate_limit::RATE_LIMIT,
     &network_direction::ADD_NETWORK_DIRECTION,
+    &observer::ADD_OBSERVER_METADATA,
     &decode_csv::DECODE_CSV_FIELDS,
     &decode_json::DECODE_JSON_FIELDS,
     &decode_xml::DECODE_XML,
@@ -129,7 +131,6 @@ pub const ALL: &[&ProcessorPlugin] = &[
 /// Beats processors skiff does not have yet: refused with a clear message rather than "unknown".
 const NOT_YET: &[&str] = &[
     "add_nomad_metadata",
-    "add_observer_metadata",
     "add_process_metadata",
     "decode_xml_wineventlog",
     "detect_mime_type",
