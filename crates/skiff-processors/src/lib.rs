@@ -24,13 +24,13 @@
 //!   ([`arrays`]);
 //! - enriching: `fingerprint`, `add_id` ([`ids`]), [`community_id`], [`registered_domain`],
 //!   `add_network_direction` ([`network_direction`], ranges in [`network`]),
-//!   `add_host_metadata`, `add_locale` ([`metadata`]), `add_observer_metadata` ([`observer`]);
+//!   `add_host_metadata`, `add_locale` ([`metadata`]), `add_observer_metadata` ([`observer`]),
+//!   `detect_mime_type` ([`mime`]);
 //! - flow control: [`rate_limit`], and [`script`] (JavaScript on QuickJS, Filebeat's event API).
 //!
 //! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
 //! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
-//! clear "not supported yet": `add_process_metadata`,
-//! `detect_mime_type`, `syslog`, and the Windows- or Nomad-only ones
+//! clear "not supported yet": `add_process_metadata`, `syslog`, and the Windows- or Nomad-only ones
 //! (`add_nomad_metadata`, `decode_xml_wineventlog`, `translate_sid`) and `dns`.
 //!
 //! A processor that fails on an event (a field to rename is missing, a tag target is not a
@@ -56,6 +56,7 @@ pub mod dissect;
 pub mod fields;
 pub mod ids;
 pub mod metadata;
+pub mod mime;
 pub mod network;
 pub mod network_direction;
 pub mod observer;
@@ -114,6 +115,7 @@ pub const ALL: &[&ProcessorPlugin] = &[
     &rate_limit::RATE_LIMIT,
     &network_direction::ADD_NETWORK_DIRECTION,
     &observer::ADD_OBSERVER_METADATA,
+    &mime::DETECT_MIME_TYPE,
     &decode_csv::DECODE_CSV_FIELDS,
     &decode_json::DECODE_JSON_FIELDS,
     &decode_xml::DECODE_XML,
@@ -133,7 +135,6 @@ const NOT_YET: &[&str] = &[
     "add_nomad_metadata",
     "add_process_metadata",
     "decode_xml_wineventlog",
-    "detect_mime_type",
     "dns",
     "syslog",
     "translate_sid",
