@@ -25,12 +25,12 @@
 //! - enriching: `fingerprint`, `add_id` ([`ids`]), [`community_id`], [`registered_domain`],
 //!   `add_network_direction` ([`network_direction`], ranges in [`network`]),
 //!   `add_host_metadata`, `add_locale` ([`metadata`]), `add_observer_metadata` ([`observer`]),
-//!   `detect_mime_type` ([`mime`]);
+//!   `detect_mime_type` ([`mime`]), `add_process_metadata` ([`process_metadata`]);
 //! - flow control: [`rate_limit`], and [`script`] (JavaScript on QuickJS, Filebeat's event API).
 //!
 //! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
 //! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
-//! clear "not supported yet": `add_process_metadata`, `syslog`, and the Windows- or Nomad-only ones
+//! clear "not supported yet": `syslog`, and the Windows- or Nomad-only ones
 //! (`add_nomad_metadata`, `decode_xml_wineventlog`, `translate_sid`) and `dns`.
 //!
 //! A processor that fails on an event (a field to rename is missing, a tag target is not a
@@ -60,6 +60,7 @@ pub mod mime;
 pub mod network;
 pub mod network_direction;
 pub mod observer;
+pub mod process_metadata;
 pub mod rate_limit;
 pub mod registered_domain;
 pub mod script;
@@ -116,6 +117,7 @@ pub const ALL: &[&ProcessorPlugin] = &[
     &network_direction::ADD_NETWORK_DIRECTION,
     &observer::ADD_OBSERVER_METADATA,
     &mime::DETECT_MIME_TYPE,
+    &process_metadata::ADD_PROCESS_METADATA,
     &decode_csv::DECODE_CSV_FIELDS,
     &decode_json::DECODE_JSON_FIELDS,
     &decode_xml::DECODE_XML,
@@ -133,7 +135,6 @@ pub const ALL: &[&ProcessorPlugin] = &[
 /// Beats processors skiff does not have yet: refused with a clear message rather than "unknown".
 const NOT_YET: &[&str] = &[
     "add_nomad_metadata",
-    "add_process_metadata",
     "decode_xml_wineventlog",
     "dns",
     "syslog",
