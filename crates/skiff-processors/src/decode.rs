@@ -178,13 +178,6 @@ mod tests {
     use serde_json::json;
     use std::io::Write;
 
-    fn with(yaml: &str, field: &str, v: serde_json::Value) -> serde_json::Value {
-        let p = build(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
-        let mut ev = event("m");
-        ev.insert(field, v);
-        json(&run(&p, ev).unwrap())
-    }
-
     /// Filebeat's documentation example of `decode_base64_field`.
     #[test]
     fn base64() {

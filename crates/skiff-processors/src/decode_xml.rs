@@ -84,6 +84,26 @@ fn add(map: &mut Map, k: String, v: Value) {
     }
 }
 
+/// An element's attributes as keys and values.
+fn attributes(
+    e: &quick_xml::events::BytesStart<'_>,
+    key: &dyn Fn(&[u8]) -> String,
+) -> Result<Map, String> {
+    let mut attrs = Map::new();
+    for a in e.attributes() {
+        let a = a.map_err(|e| format!("invalid XML attribute: {e}"))?;
+        let v = a
+            .unescape_value()
+            .map_err(|e| format!("invalid XML attribute value: {e}"))?;
+        add(
+            &mut attrs,
+            key(a.key.as_ref()),
+            Value::String(v.into_owned()),
+        );
+    }
+    Ok(attrs)
+}
+
 /// XML text to a map with the root element as its one key.
 pub fn xml_to_map(text: &str, to_lower: bool) -> Result<Map, String> {
     let mut reader = Reader::from_str(text);
@@ -120,33 +140,11 @@ pub fn xml_to_map(text: &str, to_lower: bool) -> Result<Map, String> {
                 return Err(format!("XML nested deeper than {MAX_DEPTH} elements"));
             }
             Xml::Start(e) => {
-                let mut attrs = Map::new();
-                for a in e.attributes() {
-                    let a = a.map_err(|e| format!("invalid XML attribute: {e}"))?;
-                    let v = a
-                        .unescape_value()
-                        .map_err(|e| format!("invalid XML attribute value: {e}"))?;
-                    add(
-                        &mut attrs,
-                        key(a.key.as_ref()),
-                        Value::String(v.into_owned()),
-                    );
-                }
+                let attrs = attributes(&e, &key)?;
                 stack.push((key(e.name().as_ref()), attrs, String::new()));
             }
             Xml::Empty(e) => {
-                let mut attrs = Map::new();
-                for a in e.attributes() {
-                    let a = a.map_err(|e| format!("invalid XML attribute: {e}"))?;
-                    let v = a
-                        .unescape_value()
-                        .map_err(|e| format!("invalid XML attribute value: {e}"))?;
-                    add(
-                        &mut attrs,
-                        key(a.key.as_ref()),
-                        Value::String(v.into_owned()),
-                    );
-                }
+                let attrs = attributes(&e, &key)?;
                 let v = finish(attrs, String::new());
                 if let Some(parent) = stack.last_mut() {
                     add(&mut parent.1, key(e.name().as_ref()), v);

@@ -350,6 +350,14 @@ pub(crate) mod testing {
         e
     }
 
+    /// Runs the processors of `yaml` on an event with `field` set to `v`, as JSON.
+    pub fn with(yaml: &str, field: &str, v: Value) -> Value {
+        let p = build(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        let mut ev = event("m");
+        ev.insert(field, v);
+        json(&run(&p, ev).unwrap())
+    }
+
     /// The event as the outputs would write it (without `@metadata`).
     pub fn json(ev: &Event) -> Value {
         ev.to_value(false)

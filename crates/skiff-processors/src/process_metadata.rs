@@ -260,6 +260,14 @@ mod tests {
             .arg("30")
             .spawn()
             .expect("sleep");
+        // Until the child has exec'd `sleep`, /proc shows the forked test process.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        for _ in 0..500 {
+            if std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(b"sleep\0")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let p = build("processors:\n  - add_process_metadata:\n      match_pids: [process.pid]\n")
             .unwrap();
         let mut ev = event("m");

@@ -297,13 +297,6 @@ mod tests {
     use crate::testing::*;
     use serde_json::json;
 
-    fn with(yaml: &str, field: &str, v: serde_json::Value) -> serde_json::Value {
-        let p = build(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
-        let mut ev = event("m");
-        ev.insert(field, v);
-        json(&run(&p, ev).unwrap())
-    }
-
     /// Filebeat's documentation example of `truncate_fields`, and the byte limit.
     #[test]
     fn truncate_fields() {
