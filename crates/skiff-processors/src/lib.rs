@@ -17,7 +17,7 @@
 //! - parsing: [`dissect`], [`timestamp`] (Go layouts, IANA zones), `decode_csv_fields`
 //!   ([`decode_csv`]), `decode_json_fields` ([`decode_json`]), `decode_base64_field`,
 //!   `decompress_gzip_field` and `decode_duration` ([`decode`]), `urldecode` ([`strings`]),
-//!   [`decode_xml`], [`decode_cef`];
+//!   [`decode_xml`], [`decode_cef`], [`syslog`];
 //! - changing fields: `add_fields`, `add_tags`, `drop_fields`, `include_fields`, `drop_event`,
 //!   `rename` ([`fields`]), `copy_fields`, `move_fields` ([`copy_move`]), [`convert`],
 //!   `truncate_fields`, `replace` ([`strings`]), `append`, `extract_array`, `add_labels`
@@ -30,8 +30,8 @@
 //!
 //! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
 //! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
-//! clear "not supported yet": `syslog`, and the Windows- or Nomad-only ones
-//! (`add_nomad_metadata`, `decode_xml_wineventlog`, `translate_sid`) and `dns`.
+//! clear "not supported yet": `dns` (reverse and forward lookups) and `add_nomad_metadata`
+//! (needs a Nomad agent), and the Windows-only `decode_xml_wineventlog` and `translate_sid`.
 //!
 //! A processor that fails on an event (a field to rename is missing, a tag target is not a
 //! list) keeps the event and records why in `error.message`, as libbeat does; it never panics
@@ -66,6 +66,7 @@ pub mod registered_domain;
 pub mod script;
 pub mod select;
 pub mod strings;
+pub mod syslog;
 pub mod timestamp;
 
 use std::sync::Arc;
@@ -118,6 +119,7 @@ pub const ALL: &[&ProcessorPlugin] = &[
     &observer::ADD_OBSERVER_METADATA,
     &mime::DETECT_MIME_TYPE,
     &process_metadata::ADD_PROCESS_METADATA,
+    &syslog::SYSLOG,
     &decode_csv::DECODE_CSV_FIELDS,
     &decode_json::DECODE_JSON_FIELDS,
     &decode_xml::DECODE_XML,
@@ -137,7 +139,6 @@ const NOT_YET: &[&str] = &[
     "add_nomad_metadata",
     "decode_xml_wineventlog",
     "dns",
-    "syslog",
     "translate_sid",
 ];
 

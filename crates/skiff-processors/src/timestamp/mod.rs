@@ -110,7 +110,7 @@ impl Zone {
     }
 
     /// The UTC instant of a parsed value in this zone.
-    fn resolve(self, p: &Parsed) -> Option<DateTime<Utc>> {
+    pub(crate) fn resolve(self, p: &Parsed) -> Option<DateTime<Utc>> {
         match self {
             Zone::Iana(tz) => resolve_in(&tz, p, |off| off.to_string()),
             Zone::Fixed(tz) => resolve_in(&tz, p, |_| String::new()),
