@@ -374,6 +374,6 @@ case! {
     s_golden_not_detailed => "S-golden-not-detailed",
     s_golden_no_certs => "S-golden-no-certs",
     s_golden_all_options => "S-golden-all-options",
-    s_golden_tls13 => "S-golden-1.3",
+    s_golden_tls13 => "S-golden-tls13",
     s_golden_non_established => "S-golden-non-established",
 }

@@ -197,7 +197,13 @@ pub fn fields(tx: &mut Transaction, cfg: &TlsConfig, who: &str, certs: &[Vec<u8>
     if cfg.include_raw_certificates {
         let pems: Vec<String> = certs
             .iter()
-            .map(|der| pem::encode(&pem::Pem::new("CERTIFICATE", der.clone())))
+            .map(|der| {
+                let p = pem::Pem::new("CERTIFICATE", der.clone());
+                pem::encode_config(
+                    &p,
+                    pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+                )
+            })
             .collect();
         tx.set(&format!("tls.{who}.certificate_chain"), pems);
     }

@@ -103,6 +103,8 @@ impl Protocol for Tls {
             cert_requested: false,
             key_exchange: false,
             alerts: Vec::new(),
+            client_unparsed: Vec::new(),
+            server_unparsed: Vec::new(),
             done: false,
         })
     }
@@ -141,6 +143,8 @@ struct ClientHello {
     versions: Vec<u16>,
     sig_algs: Vec<u16>,
     ticket_offered: bool,
+    /// The OCSP `status_request`: (responder id list length, request extensions length).
+    ocsp: Option<(u16, u16)>,
 }
 
 /// What the ServerHello said.
@@ -155,7 +159,6 @@ struct ServerHello {
     point_formats: Vec<u8>,
     selected_version: Option<u16>,
     ticket_ack: bool,
-    unparsed: Vec<String>,
 }
 
 struct TlsSession {
@@ -168,6 +171,9 @@ struct TlsSession {
     cert_requested: bool,
     key_exchange: bool,
     alerts: Vec<(u8, u8)>,
+    /// Extensions sent but not decoded, by name or number (`extensions._unparsed_`).
+    client_unparsed: Vec<String>,
+    server_unparsed: Vec<String>,
     done: bool,
 }
 
@@ -276,7 +282,10 @@ impl TlsSession {
                     ..ClientHello::default()
                 };
                 if let Some(ext) = ch.ext {
-                    h.ext_types = extension_types(ext);
+                    let exts = extensions(ext);
+                    h.ext_types = exts.iter().map(|e| e.0).collect();
+                    h.ocsp = exts.iter().find(|e| e.0 == 5).and_then(|e| ocsp(e.1));
+                    self.client_unparsed = unparsed(&exts, CLIENT_PARSED);
                     if let Ok((_, list)) = tls_parser::parse_tls_client_hello_extensions(ext) {
                         for e in list {
                             client_extension(&mut h, e);
@@ -295,6 +304,9 @@ impl TlsSession {
                     compression: sh.compression.0,
                     ..ServerHello::default()
                 };
+                if let Some(ext) = sh.ext {
+                    self.server_unparsed = unparsed(&extensions(ext), SERVER_PARSED);
+                }
                 if let Some(ext) = sh.ext
                     && let Ok((_, list)) = tls_parser::parse_tls_server_hello_extensions(ext)
                 {
@@ -457,6 +469,12 @@ impl TlsSession {
             if ch.ticket_offered {
                 tx.set(&format!("{e}.session_ticket"), "");
             }
+            if let Some((ids, exts)) = ch.ocsp {
+                tx.set(&format!("{e}.status_request.type"), "ocsp");
+                tx.set(&format!("{e}.status_request.responder_id_list_length"), ids);
+                tx.set(&format!("{e}.status_request.request_extensions"), exts);
+            }
+            set_list(tx, &format!("{e}._unparsed_"), self.client_unparsed.clone());
         }
         if let Some(sh) = &self.server_hello {
             let p = "tls.detailed.server_hello";
@@ -484,7 +502,7 @@ impl TlsSession {
             if let Some(v) = sh.selected_version.and_then(names::version_name) {
                 tx.set(&format!("{e}.supported_versions"), v);
             }
-            set_list(tx, &format!("{e}._unparsed_"), sh.unparsed.clone());
+            set_list(tx, &format!("{e}._unparsed_"), self.server_unparsed.clone());
         }
         if self.cfg.send_certificates {
             let server = client.flip();
@@ -541,16 +559,40 @@ fn next_message(pending: &mut Vec<u8>) -> Option<Vec<u8>> {
     Some(pending.drain(..4 + len).collect())
 }
 
-/// The extension type ids in wire order (JA3 needs them, tls-parser does not keep them all).
-fn extension_types(mut ext: &[u8]) -> Vec<u16> {
+/// The extensions (type, body) in wire order: JA3 and `_unparsed_` need every type id, which
+/// tls-parser's typed list does not keep.
+fn extensions(mut ext: &[u8]) -> Vec<(u16, &[u8])> {
     let mut out = Vec::new();
     while ext.len() >= 4 && out.len() < 256 {
         let kind = u16::from_be_bytes([ext[0], ext[1]]);
         let len = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-        out.push(kind);
+        out.push((kind, ext.get(4..4 + len).unwrap_or_default()));
         ext = ext.get(4 + len..).unwrap_or_default();
     }
     out
+}
+
+/// The client extensions whose contents go to `tls.detailed.client_hello.extensions.*`.
+const CLIENT_PARSED: &[u16] = &[0, 5, 10, 11, 13, 16, 35, 43];
+/// The same for the server hello (a server's empty SNI acknowledgement counts as unparsed,
+/// as upstream).
+const SERVER_PARSED: &[u16] = &[11, 16, 35, 43];
+
+fn unparsed(exts: &[(u16, &[u8])], parsed: &[u16]) -> Vec<String> {
+    exts.iter()
+        .map(|e| e.0)
+        .filter(|t| !parsed.contains(t) && !names::is_grease(*t))
+        .map(names::extension)
+        .collect()
+}
+
+/// An OCSP `status_request` body: type 1, then the two list lengths.
+fn ocsp(body: &[u8]) -> Option<(u16, u16)> {
+    let (&kind, rest) = body.split_first()?;
+    let ids = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]);
+    let skip = 2 + usize::from(ids);
+    let exts = u16::from_be_bytes([*rest.get(skip)?, *rest.get(skip + 1)?]);
+    (kind == 1).then_some((ids, exts))
 }
 
 fn utf8(b: &[u8]) -> String {
@@ -576,8 +618,6 @@ fn server_extension(h: &mut ServerHello, e: TlsExtension<'_>) {
         TlsExtension::EcPointFormats(f) => h.point_formats = f.to_vec(),
         TlsExtension::SupportedVersions(v) => h.selected_version = v.first().map(|v| v.0),
         TlsExtension::SessionTicket(_) => h.ticket_ack = true,
-        TlsExtension::RenegotiationInfo(_) => h.unparsed.push("renegotiation_info".into()),
-        TlsExtension::SNI(_) => h.unparsed.push("server_name_indication".into()),
         _ => {}
     }
 }

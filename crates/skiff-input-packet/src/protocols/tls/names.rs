@@ -9,9 +9,12 @@ fn unknown(v: u16) -> String {
 
 /// The IANA name of a cipher suite.
 pub fn cipher(id: u16) -> String {
-    match tls_parser::TlsCipherSuite::from_id(id) {
-        Some(c) => c.name.to_owned(),
-        None => unknown(id),
+    match (tls_parser::TlsCipherSuite::from_id(id), id) {
+        (Some(c), _) => c.name.to_owned(),
+        // GOST suites of the old draft, which tls-parser's IANA table leaves out.
+        (None, 0x0080) => "TLS_GOSTR341094_WITH_28147_CNT_IMIT".into(),
+        (None, 0x0081) => "TLS_GOSTR341001_WITH_28147_CNT_IMIT".into(),
+        (None, _) => unknown(id),
     }
 }
 
@@ -134,6 +137,24 @@ pub fn alert(code: u8) -> String {
         116 => "certificate_required",
         120 => "no_application_protocol",
         _ => return unknown(code.into()),
+    };
+    name.into()
+}
+
+/// Extension names Packetbeat writes (others appear as their decimal number).
+pub fn extension(t: u16) -> String {
+    let name = match t {
+        0 => "server_name_indication",
+        1 => "max_fragment_length",
+        5 => "status_request",
+        10 => "supported_groups",
+        11 => "ec_points_formats",
+        13 => "signature_algorithms",
+        16 => "application_layer_protocol_negotiation",
+        35 => "session_ticket",
+        43 => "supported_versions",
+        65281 => "renegotiation_info",
+        _ => return t.to_string(),
     };
     name.into()
 }
