@@ -177,7 +177,7 @@ pub fn fields(tx: &mut Transaction, cfg: &TlsConfig, who: &str, certs: &[Vec<u8>
             Fingerprint::Sha1 => ("sha1", upper_hex(&sha1::Sha1::digest(leaf))),
             Fingerprint::Sha256 => ("sha256", upper_hex(&sha2::Sha256::digest(leaf))),
         };
-        tx.set(&format!("tls.{who}.hash.{name}"), name_value(hash));
+        tx.set(&format!("tls.{who}.hash.{name}"), hash);
     }
     if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) {
         tx.set(&format!("tls.{who}.subject"), dn(&attrs(cert.subject())));
@@ -207,8 +207,4 @@ pub fn fields(tx: &mut Transaction, cfg: &TlsConfig, who: &str, certs: &[Vec<u8>
             .collect();
         tx.set(&format!("tls.{who}.certificate_chain"), pems);
     }
-}
-
-fn name_value(s: String) -> Value {
-    Value::from(s)
 }

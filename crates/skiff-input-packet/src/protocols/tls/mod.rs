@@ -243,10 +243,11 @@ impl TlsSession {
                     self.publish(cx, cx.now);
                 }
             }
-            21 if !self.dirs[dir.index()].encrypted && body.len() >= 2 => {
-                if self.alerts.len() < 16 {
-                    self.alerts.push((body[0], body[1]));
-                }
+            21 if !self.dirs[dir.index()].encrypted
+                && body.len() >= 2
+                && self.alerts.len() < 16 =>
+            {
+                self.alerts.push((body[0], body[1]));
             }
             22 if !self.dirs[dir.index()].encrypted => {
                 let side = &mut self.dirs[dir.index()];
