@@ -105,6 +105,7 @@ impl Protocol for Tls {
             alerts: Vec::new(),
             client_unparsed: Vec::new(),
             server_unparsed: Vec::new(),
+            ocsp_response: None,
             done: false,
         })
     }
@@ -174,6 +175,8 @@ struct TlsSession {
     /// Extensions sent but not decoded, by name or number (`extensions._unparsed_`).
     client_unparsed: Vec<String>,
     server_unparsed: Vec<String>,
+    /// The `responseStatus` of a stapled OCSP response.
+    ocsp_response: Option<&'static str>,
     done: bool,
 }
 
@@ -327,6 +330,9 @@ impl TlsSession {
                     .collect();
             }
             TlsMessageHandshake::CertificateRequest(_) => self.cert_requested = true,
+            TlsMessageHandshake::CertificateStatus(st) if st.status_type == 1 => {
+                self.ocsp_response = ocsp_response_status(st.blob);
+            }
             TlsMessageHandshake::ClientKeyExchange(_)
             | TlsMessageHandshake::ServerKeyExchange(_) => self.key_exchange = true,
             _ => {}
@@ -514,6 +520,7 @@ impl TlsSession {
                 }
             }
         }
+        tx.set_opt("tls.detailed.ocsp_response", self.ocsp_response);
         if !self.alerts.is_empty() {
             let alerts: Vec<Value> = self
                 .alerts
@@ -621,6 +628,21 @@ fn server_extension(h: &mut ServerHello, e: TlsExtension<'_>) {
         TlsExtension::SessionTicket(_) => h.ticket_ack = true,
         _ => {}
     }
+}
+
+/// The `responseStatus` of a DER `OCSPResponse` (RFC 6960: `SEQUENCE { ENUMERATED, ... }`).
+fn ocsp_response_status(der: &[u8]) -> Option<&'static str> {
+    let (_, obj) = x509_parser::der_parser::parse_der(der).ok()?;
+    let status = obj.as_sequence().ok()?.first()?.as_u64().ok()?;
+    Some(match status {
+        0 => "successful",
+        1 => "malformedRequest",
+        2 => "internalError",
+        3 => "tryLater",
+        5 => "sigRequired",
+        6 => "unauthorized",
+        _ => return None,
+    })
 }
 
 /// JA3: `version,ciphers,extensions,groups,point formats` (decimal, `-`-joined, GREASE

@@ -21,6 +21,29 @@ fn cipher_names_come_from_the_iana_table() {
     assert_eq!(names::cipher(0xff85), "(unknown:0xff85)");
 }
 
+#[test]
+fn an_ocsp_response_status_is_named() {
+    // SEQUENCE { ENUMERATED 0 } and SEQUENCE { ENUMERATED 3 }: RFC 6960's responseStatus.
+    assert_eq!(
+        super::ocsp_response_status(&[0x30, 0x03, 0x0a, 0x01, 0x00]),
+        Some("successful")
+    );
+    assert_eq!(
+        super::ocsp_response_status(&[0x30, 0x03, 0x0a, 0x01, 0x03]),
+        Some("tryLater")
+    );
+    assert_eq!(super::ocsp_response_status(&[0x30, 0x03]), None);
+}
+
+#[test]
+fn the_ocsp_status_request_extension_is_read() {
+    // status_type 1 (ocsp), no responder ids, no request extensions.
+    assert_eq!(super::ocsp(&[1, 0, 0, 0, 0]), Some((0, 0)));
+    assert_eq!(super::ocsp(&[1, 0, 2, 9, 9, 0, 0]), Some((2, 0)));
+    assert_eq!(super::ocsp(&[2, 0, 0, 0, 0]), None);
+    assert_eq!(super::ocsp(&[1, 0]), None);
+}
+
 mod hostile {
     use std::net::{IpAddr, Ipv4Addr};
     use std::sync::Arc;
