@@ -44,6 +44,28 @@ fn the_ocsp_status_request_extension_is_read() {
     assert_eq!(super::ocsp(&[1, 0]), None);
 }
 
+/// A misspelt option or an unknown fingerprint is an error with the file, line and a
+/// suggestion, as every option of every protocol.
+#[test]
+fn option_typos_are_located_errors() {
+    let pcap = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/pcaps/tls-sample2.pcap");
+    let err = crate::testing::events(
+        &pcap,
+        "packetbeat.protocols:\n- type: tls\n  include_raw_certificate: true\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("test.yml:3"), "{err}");
+    assert!(err.contains("include_raw_certificates"), "{err}");
+    let err = crate::testing::events(
+        &pcap,
+        "packetbeat.protocols:\n- type: tls\n  fingerprints: [sha512]\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("sha512"), "{err}");
+    assert!(err.contains("sha256"), "{err}");
+}
+
 mod hostile {
     use std::net::{IpAddr, Ipv4Addr};
     use std::sync::Arc;
