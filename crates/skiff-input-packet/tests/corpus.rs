@@ -367,6 +367,7 @@ case! {
     // tls (EXPECTATIONS.md section 12 and the upstream golden files)
     s1_http2_ssl => "S1",
     s2_tls_sample2 => "S2",
+    s2_include_ja3s => "S2-ja3s",
     s4_not_detailed => "S4",
     s5_no_certs_raw => "S5",
     s7_tls13 => "S7",

@@ -60,6 +60,11 @@ pub struct TlsConfig {
     /// `sha1`, `sha256`.
     #[serde(default = "default_fingerprints")]
     pub fingerprints: Vec<Fingerprint>,
+    /// `include_ja3s` (default false; not a Packetbeat option): the server's JA3S
+    /// fingerprint as `tls.server.ja3s`. Off by default so that events stay equal to
+    /// Packetbeat's golden files, which have none.
+    #[serde(default)]
+    pub include_ja3s: bool,
 }
 
 /// A certificate fingerprint algorithm.
@@ -160,6 +165,7 @@ struct ServerHello {
     point_formats: Vec<u8>,
     selected_version: Option<u16>,
     ticket_ack: bool,
+    ext_types: Vec<u16>,
 }
 
 struct TlsSession {
@@ -309,7 +315,9 @@ impl TlsSession {
                     ..ServerHello::default()
                 };
                 if let Some(ext) = sh.ext {
-                    self.server_unparsed = unparsed(&extensions(ext), SERVER_PARSED);
+                    let exts = extensions(ext);
+                    h.ext_types = exts.iter().map(|e| e.0).collect();
+                    self.server_unparsed = unparsed(&exts, SERVER_PARSED);
                 }
                 if let Some(ext) = sh.ext
                     && let Ok((_, list)) = tls_parser::parse_tls_server_hello_extensions(ext)
@@ -364,6 +372,9 @@ impl TlsSession {
             tx.set("tls.cipher", names::cipher(sh.cipher));
             if let Some(p) = sh.alpn.first() {
                 tx.set("tls.next_protocol", p.clone());
+            }
+            if self.cfg.include_ja3s {
+                tx.set("tls.server.ja3s", ja3s(sh));
             }
         }
         if let Some(ch) = &self.client_hello {
@@ -643,6 +654,13 @@ fn ocsp_response_status(der: &[u8]) -> Option<&'static str> {
         6 => "unauthorized",
         _ => return None,
     })
+}
+
+/// JA3S: `version,cipher,extensions` of the ServerHello, MD5 in hex.
+fn ja3s(sh: &ServerHello) -> String {
+    let exts: Vec<String> = sh.ext_types.iter().map(u16::to_string).collect();
+    let text = format!("{},{},{}", sh.version, sh.cipher, exts.join("-"));
+    hex::encode(md5::Md5::digest(text.as_bytes()))
 }
 
 /// JA3: `version,ciphers,extensions,groups,point formats` (decimal, `-`-joined, GREASE

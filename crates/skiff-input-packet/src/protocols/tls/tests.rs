@@ -66,6 +66,20 @@ fn option_typos_are_located_errors() {
     assert!(err.contains("sha256"), "{err}");
 }
 
+/// JA3S of a ServerHello written by hand (TLS 1.2, cipher 0xc02f, extensions
+/// renegotiation_info, server_name, ec_point_formats, session_ticket): the MD5 of
+/// `771,49199,65281-0-11-35` as the JA3 specification composes it (hash computed apart).
+#[test]
+fn ja3s_follows_the_specification() {
+    let sh = super::ServerHello {
+        version: 0x0303,
+        cipher: 0xc02f,
+        ext_types: vec![0xff01, 0, 11, 35],
+        ..Default::default()
+    };
+    assert_eq!(super::ja3s(&sh), "a2c05b7498f29a65608835b44035c0c5");
+}
+
 mod hostile {
     use std::net::{IpAddr, Ipv4Addr};
     use std::sync::Arc;
