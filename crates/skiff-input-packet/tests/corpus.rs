@@ -31,6 +31,7 @@ fn baseline() -> Map<String, Value> {
         "icmp": {},
         "dns": {"ports": [53]},
         "http": {"ports": [80]},
+        "tls": {"ports": [443]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -363,4 +364,17 @@ case! {
     f4_icmp6_vlan_flow => "F4",
     f5_qinq_flow => "F5",
     f8_community_id => "F8",
+    // tls (EXPECTATIONS.md section 12 and the upstream golden files)
+    s1_http2_ssl => "S1",
+    s2_tls_sample2 => "S2",
+    s2_include_ja3s => "S2-ja3s",
+    s4_not_detailed => "S4",
+    s5_no_certs_raw => "S5",
+    s7_tls13 => "S7",
+    s_golden_established => "S-golden-established",
+    s_golden_not_detailed => "S-golden-not-detailed",
+    s_golden_no_certs => "S-golden-no-certs",
+    s_golden_all_options => "S-golden-all-options",
+    s_golden_tls13 => "S-golden-tls13",
+    s_golden_non_established => "S-golden-non-established",
 }

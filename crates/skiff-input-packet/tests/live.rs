@@ -112,6 +112,109 @@ fn http_and_ping_on_loopback_become_transactions() {
     );
 }
 
+/// A TLS 1.2 handshake between `openssl s_server` (a certificate the test makes) and curl:
+/// one established tls event whose SNI, ALPN and certificate fingerprint are the ones openssl
+/// reports for the certificate.
+#[test]
+fn a_tls_handshake_between_openssl_and_curl() {
+    for t in ["openssl", "curl"] {
+        need(t);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/C=US/O=skiff/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fp = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    // `sha1 Fingerprint=AB:CD:...`
+    let fp = String::from_utf8_lossy(&fp.stdout);
+    let sha1: String = fp
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .replace(':', "")
+        .to_uppercase();
+    let port = free_port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-www",
+            "-alpn",
+            "http/1.1",
+            "-accept",
+            &port.to_string(),
+        ])
+        .arg("-key")
+        .arg(&key)
+        .arg("-cert")
+        .arg(&cert)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let yaml = format!(
+        "packetbeat.interfaces.device: lo\npacketbeat.protocols:\n- {{type: tls, ports: [{port}], fingerprints: [sha1]}}\n"
+    );
+    let evs = capture_while(&yaml, || {
+        let curl = Command::new("curl")
+            .args([
+                "-s",
+                "-k",
+                "-o",
+                "/dev/null",
+                "--tlsv1.2",
+                "--tls-max",
+                "1.2",
+            ])
+            .args([
+                "--http1.1",
+                "--resolve",
+                &format!("localhost:{port}:127.0.0.1"),
+            ])
+            .arg(format!("https://localhost:{port}/"))
+            .status()
+            .unwrap();
+        assert!(curl.success());
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let tls: Vec<_> = evs.iter().filter(|e| e["type"] == "tls").collect();
+    assert_eq!(tls.len(), 1, "{evs:#?}");
+    let e = tls[0];
+    assert_eq!(e["tls.established"], true, "{e:#?}");
+    assert_eq!(e["status"], "OK");
+    assert_eq!(e["tls.version"], "1.2");
+    assert_eq!(e["tls.client.server_name"], "localhost");
+    assert_eq!(e["destination.domain"], "localhost");
+    assert_eq!(e["tls.next_protocol"], "http/1.1");
+    assert_eq!(e["server.port"], port);
+    assert_eq!(e["tls.server.hash.sha1"], sha1.as_str());
+    assert_eq!(e["tls.server.subject"], "CN=localhost,O=skiff,C=US");
+    assert_eq!(e["tls.server.x509.public_key_size"], 2048);
+    assert_eq!(e["tls.client.ja3"].as_str().map(str::len), Some(32));
+}
+
 /// Captures on `lo` with `yaml`'s protocols while `traffic` runs; the events, flattened.
 fn capture_while(
     yaml: &str,

@@ -8,6 +8,7 @@ pub mod dns;
 pub mod http;
 pub mod icmp;
 pub mod smtp;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -37,7 +38,13 @@ fn icmp_build(args: &BuildArgs<'_>) -> Result<Arc<dyn Protocol>, ConfigError> {
 }
 
 /// Every protocol skiff parses.
-pub const ALL: &[&ProtocolPlugin] = &[&http::PLUGIN, &dns::PLUGIN, &ICMP, &smtp::PLUGIN];
+pub const ALL: &[&ProtocolPlugin] = &[
+    &http::PLUGIN,
+    &dns::PLUGIN,
+    &ICMP,
+    &smtp::PLUGIN,
+    &tls::PLUGIN,
+];
 
 /// The protocol named `name`.
 pub fn find(name: &str) -> Option<&'static ProtocolPlugin> {
