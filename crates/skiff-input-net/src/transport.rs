@@ -34,7 +34,14 @@ impl Transport {
         let framer = cfg.validate(node, errs);
         let tls = match &cfg.ssl {
             Some(ssl) if ssl.is_enabled() => match skiff_tls::server_config(ssl) {
-                Ok(c) => Some(TlsAcceptor::from(c)),
+                Ok(c) => {
+                    // No TLS 1.3 session tickets: senders of these protocols never read, and
+                    // a client that closes with unread tickets in its socket sends a reset,
+                    // which makes our kernel discard the last messages it sent.
+                    let mut c = (*c).clone();
+                    c.send_tls13_tickets = 0;
+                    Some(TlsAcceptor::from(Arc::new(c)))
+                }
                 // Reported by `validate`.
                 Err(_) => None,
             },

@@ -145,12 +145,14 @@ async fn output_down_pushes_back_and_loses_nothing() {
     let port = free_port();
     let _stop = p.start(&skiff_input_net::TCP, &format!("host: '127.0.0.1:{port}'"));
     wait_tcp(port).await;
-    let n = 200_000;
+    // 24 MB: more than the socket buffers of both ends can hold, even autotuned.
+    let n = 120_000;
+    let pad = "x".repeat(190);
     let client = tokio::spawn(python_owned(format!(
         r#"
 import socket
 s = socket.create_connection(("127.0.0.1", {port}))
-s.sendall(b"".join(b"line-%07d\n" % i for i in range({n})))
+s.sendall(b"".join(b"line-%07d {pad}\n" % i for i in range({n})))
 s.close()
 "#
     )));
@@ -164,7 +166,7 @@ s.close()
     let msgs = p.messages();
     assert_eq!(msgs.len(), n);
     for (i, m) in msgs.iter().enumerate() {
-        assert_eq!(m, &format!("line-{i:07}"));
+        assert_eq!(m, &format!("line-{i:07} {pad}"));
     }
 }
 

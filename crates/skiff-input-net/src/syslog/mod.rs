@@ -25,8 +25,9 @@
 //! `_syslog_parse_failure`, so nothing is lost to a sender that speaks another dialect.
 //!
 //! Time stamps: one with a zone (RFC 5424, RFC 3339) is exact. One without (RFC 3164) is read
-//! in `timezone`. One without a year gets the current year in that zone, or the previous year
-//! when that would put it more than a day in the future (a December message read in January).
+//! in `timezone`. One without a year gets the year that puts it latest but not more than a day
+//! ahead of the clock (a December message read in January is last year's; a "Jan 1" message
+//! read at 23:00 on December 31 in a zone behind UTC is the coming year's).
 
 pub mod parse;
 
@@ -263,11 +264,15 @@ impl SyslogEvents {
                 match year {
                     Some(y) => at(y)?,
                     None => {
+                        // The latest of last, this and next year (in the zone) that is not
+                        // more than a day ahead of the clock.
                         let y = self.zone.year_now(now);
-                        match at(y) {
-                            Some(t) if t <= now + chrono::Duration::days(1) => t,
-                            _ => at(y - 1)?,
-                        }
+                        let limit = now + chrono::Duration::days(1);
+                        [y - 1, y, y + 1]
+                            .into_iter()
+                            .filter_map(at)
+                            .filter(|t| *t <= limit)
+                            .max()?
                     }
                 }
             }
@@ -400,15 +405,15 @@ mod tests {
             e.instant(stamp, now).unwrap().to_rfc3339_millis(),
             "2026-12-31T23:59:00.000Z"
         );
-        // A fixed offset with a colon.
+        // A fixed offset with a colon; a few hours ahead of the clock is still this year.
         let e = events(Format::Rfc3164, "-05:30");
-        let stamp = parse::parse("Jan  2 00:00:00 h p: m", Format::Rfc3164)
+        let stamp = parse::parse("Jan  1 00:00:00 h p: m", Format::Rfc3164)
             .unwrap()
             .timestamp
             .unwrap();
         assert_eq!(
             e.instant(stamp, now).unwrap().to_rfc3339_millis(),
-            "2027-01-02T05:30:00.000Z"
+            "2027-01-01T05:30:00.000Z"
         );
     }
 

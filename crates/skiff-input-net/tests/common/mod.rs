@@ -272,10 +272,16 @@ pub fn certs(dir: &std::path::Path) -> (String, String, String) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: with rcgen's default name on both, the leaf looks self-signed.
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "skiff test ca");
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let params =
+    let mut params =
         CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
     let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
     let w = |name: &str, pem: String| {
         let p = dir.join(name);
