@@ -19,6 +19,7 @@ pub const INPUTS: &[&InputPlugin] = &[
     &skiff_input_net::SYSLOG,
     &skiff_input_mqtt::PLUGIN,
     &skiff_input_http::PLUGIN,
+    &skiff_input_journald::PLUGIN,
 ];
 
 /// Every output type.
