@@ -233,10 +233,13 @@ impl ToEvent for SyslogEvents {
                     "error".into(),
                     serde_json::json!({ "message": format!("cannot parse the syslog message: {e}") }),
                 );
-                ev.fields.insert(
-                    "tags".into(),
-                    Value::Array(vec![Value::from("_syslog_parse_failure")]),
-                );
+                // The event's own `tags` replace the shared ones: keep the configured tags.
+                let mut tags = match shared.get("tags") {
+                    Some(Value::Array(t)) => t.clone(),
+                    _ => Vec::new(),
+                };
+                tags.push(Value::from("_syslog_parse_failure"));
+                ev.fields.insert("tags".into(), Value::Array(tags));
                 ev
             }
         };
@@ -420,11 +423,12 @@ mod tests {
     #[test]
     fn bad_messages_are_kept_whole() {
         let e = events(Format::Rfc5424, "UTC");
-        let ev = e.to_event(b"<13>hello", &Arc::new(Map::new()), None, Timestamp::now());
+        let shared: Map = json!({"tags": ["configured"]}).as_object().unwrap().clone();
+        let ev = e.to_event(b"<13>hello", &Arc::new(shared), None, Timestamp::now());
         let v = ev.to_value(false);
         assert_eq!(v["message"], "<13>hello");
         assert!(v["error"]["message"].as_str().unwrap().contains("RFC 5424"));
-        assert_eq!(v["tags"], json!(["_syslog_parse_failure"]));
+        assert_eq!(v["tags"], json!(["configured", "_syslog_parse_failure"]));
     }
 
     #[test]
