@@ -375,11 +375,7 @@ impl Input for JournaldInput {
 }
 
 /// Writes the cursor of the last acknowledged entry, if it moved.
-fn save_acked(
-    stream: &AckStream,
-    pending: &Mutex<VecDeque<(u64, String)>>,
-    file: &Path,
-) -> bool {
+fn save_acked(stream: &AckStream, pending: &Mutex<VecDeque<(u64, String)>>, file: &Path) -> bool {
     let Some(acked) = stream.acked_position() else {
         return false;
     };
