@@ -126,6 +126,13 @@ defs! {
     LUMBERJACK_CLOSED = Counter "skiff.input.lumberjack.connections.closed" "Connections the lumberjack input closed on its side (labels `input` and `reason`: handshake_timeout, idle_timeout, read_timeout, write_timeout, protocol_error).";
     /// Lumberjack connections that stopped reading at their limits.
     LUMBERJACK_PAUSES = Counter "skiff.input.lumberjack.backpressure.waits" "Times a lumberjack connection stopped reading because its unacknowledged events reached max_window_size or max_batch_size, or the input reached max_pending_bytes (label `input`).";
+    // Network inputs (tcp, udp, unix, syslog): skiff-input-net.
+    /// Messages a network input received and dropped, by reason.
+    NET_DROPPED = Counter "skiff.input.net.dropped" "Messages a network input received and dropped (labels `input` and `reason`: pipeline_full, a datagram that arrived while the input's hold of 4096 datagrams waited for room in the queue; too_large, over max_message_size).";
+    /// Open connections of a stream network input.
+    NET_CONNECTIONS = Gauge "skiff.input.net.connections" "Connections open on a tcp, unix stream or syslog input (label `input`).";
+    /// Datagrams the kernel dropped at a UDP input's socket.
+    UDP_KERNEL_DROPS = Counter "skiff.input.udp.kernel_drops" "Datagrams the kernel dropped at a udp or syslog-over-udp input's socket because its receive buffer (read_buffer) was full, from /proc/net/udp (label `input`).";
     /// Input restarts by the supervisor.
     INPUT_RESTARTS = Counter "skiff.input.restarts" "Times an input was restarted after a panic or an error, by input id (label `input`).";
     /// Input failures by kind.

@@ -15,6 +15,13 @@ pub const INPUTS: &[&InputPlugin] = &[
     &skiff_lumberjack::INPUT,
     &skiff_lumberjack::BEATS_INPUT,
     &skiff_input_packet::PLUGIN,
+    &skiff_input_net::TCP,
+    &skiff_input_net::UDP,
+    &skiff_input_net::UNIX,
+    &skiff_input_net::SYSLOG,
+    &skiff_input_mqtt::PLUGIN,
+    &skiff_input_http::PLUGIN,
+    &skiff_input_journald::PLUGIN,
 ];
 
 /// Every output type.
