@@ -21,6 +21,7 @@ mod logging;
 mod registry;
 mod run;
 mod settings;
+mod test_modules;
 
 use clap::Parser;
 

@@ -13,6 +13,7 @@ pub const INPUTS: &[&InputPlugin] = &[
     &skiff_input_file::LOG,
     &skiff_lumberjack::INPUT,
     &skiff_lumberjack::BEATS_INPUT,
+    &skiff_input_metrics::PLUGIN,
 ];
 
 /// Every output type.

@@ -382,6 +382,16 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
     if let Some(flush) = &fb_flush {
         default_registry_flush(&mut inputs, flush);
     }
+    // `metricbeat.*`: each module block becomes a `type: metrics` input.
+    if let Some(mb) = root.remove("metricbeat") {
+        match skiff_input_metrics::section::inputs_from_section(mb) {
+            Ok(s) => {
+                inputs.extend(s.inputs);
+                warnings.extend(s.warnings);
+            }
+            Err(e) => errors.extend(e.0),
+        }
+    }
     let processors = root.remove("processors");
     let setup = root.remove("setup");
     match setup.as_ref().map(|n| n.deserialize::<SetupConfig>()) {

@@ -1,0 +1,68 @@
+//! Helpers shared by the metrics tests: building a block from YAML, fetching once, finding a
+//! program the test needs (failing loudly when it is missing).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use skiff_event::{Map, Value};
+use skiff_input_metrics::Block;
+
+/// A block from YAML (a map, as one item of `metricbeat.modules`).
+pub fn block(yaml: &str) -> Block {
+    let node = skiff_config::parse_str(yaml, Some("test.yml")).expect("yaml");
+    match Block::from_node(&node) {
+        Ok(b) => b,
+        Err(e) => panic!("block does not build: {e}"),
+    }
+}
+
+/// Fetches every metricset of `yaml` once.
+pub async fn fetch(yaml: &str) -> Vec<Map> {
+    block(yaml).fetch_all_once().await
+}
+
+/// A field by dotted path.
+pub fn get<'a>(m: &'a Map, path: &str) -> &'a Value {
+    let mut parts = path.split('.');
+    let first = parts.next().unwrap_or_default();
+    let mut cur = m
+        .get(first)
+        .unwrap_or_else(|| panic!("no `{path}` in {m:?}"));
+    for p in parts {
+        cur = cur
+            .get(p)
+            .unwrap_or_else(|| panic!("no `{path}` (at `{p}`) in {}", Value::Object(m.clone())));
+    }
+    cur
+}
+
+/// A number field.
+pub fn num(m: &Map, path: &str) -> f64 {
+    get(m, path)
+        .as_f64()
+        .unwrap_or_else(|| panic!("`{path}` is not a number: {}", get(m, path)))
+}
+
+/// A program on PATH, or a failure naming the script that installs it.
+pub fn need(program: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = PathBuf::from(dir).join(program);
+        if p.is_file() {
+            return p;
+        }
+    }
+    for dir in ["/usr/sbin", "/usr/lib/go/bin"] {
+        let p = PathBuf::from(dir).join(program);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("`{program}` is not installed: run scripts/ensure-test-deps (as root)");
+}
+
+/// A port nobody listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
