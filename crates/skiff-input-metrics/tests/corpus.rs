@@ -7,6 +7,7 @@
 //! the corpus holds a pair of a missing module that the list does not name (so nothing is
 //! skipped silently), and also if the list names a module that exists (so it shrinks as
 //! modules land).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

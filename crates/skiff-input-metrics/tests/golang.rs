@@ -1,6 +1,7 @@
 //! The golang module against a real Go program (built here with Debian's Go toolchain) that
 //! serves expvar on `/debug/vars`, runs garbage collections all the time, and protects a copy
 //! of the document with basic auth.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

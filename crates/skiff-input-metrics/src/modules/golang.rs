@@ -147,7 +147,7 @@ pub fn pauses(pause_ns: &[u64], last: u64, num_gc: u64) -> (u64, u64, u64, u64) 
         sum = sum.saturating_add(p);
         max = max.max(p);
     }
-    let avg = if count > 0 { sum / count } else { 0 };
+    let avg = sum.checked_div(count).unwrap_or(0);
     (count, sum, max, avg)
 }
 

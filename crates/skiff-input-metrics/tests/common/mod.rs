@@ -1,6 +1,7 @@
 //! Helpers shared by the metrics tests: building a block from YAML, fetching once, finding a
 //! program the test needs (failing loudly when it is missing).
-
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Each test file uses a part of the helpers.
 #![allow(dead_code)]
 
 use std::path::PathBuf;

@@ -203,11 +203,7 @@ pub(crate) fn memory_fields(mi: &Meminfo, vm: Option<&VmStat>) -> Value {
         .mem_available
         .unwrap_or(mi.mem_free + mi.buffers + mi.cached);
     let actual_used = total.saturating_sub(actual_free);
-    let swap_used = if mi.swap_free > mi.swap_total {
-        0
-    } else {
-        mi.swap_total - mi.swap_free
-    };
+    let swap_used = mi.swap_total.saturating_sub(mi.swap_free);
     let mut m = json!({
         "total": total,
         "free": mi.mem_free,
