@@ -67,3 +67,48 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
+
+/// A free loopback port (bound, then released for the server the test starts).
+pub fn free_port() -> u16 {
+    closed_port()
+}
+
+/// A server process the test started; killed when dropped.
+pub struct Server {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its temporary directory.
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `program` with `args` (`{dir}` replaced by a fresh temporary directory) and waits
+/// until `port` on 127.0.0.1 accepts connections (10 s at most).
+pub fn start(program: &str, args: &[&str], port: u16) -> Server {
+    let path = need(program);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &d)).collect();
+    let child = std::process::Command::new(path)
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, dir };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{program} did not listen on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server
+}

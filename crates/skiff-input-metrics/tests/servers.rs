@@ -1,0 +1,243 @@
+//! Modules against real servers started by the tests on free ports: redis-server (with a
+//! password), nats-server (with its monitoring port), memcached and nginx (stub_status).
+//! Fields present, typed and plausible; a wrong password's `error.message`; a down host.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+
+use common::{fetch, free_port, get, num, start};
+
+fn redis_cmd(port: u16, cmd: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(cmd.as_bytes()).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn redis_info_keyspace_and_a_wrong_password() {
+    let port = free_port();
+    let _srv = start(
+        "redis-server",
+        &[
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            "s3cret",
+            "--save",
+            "",
+            "--dir",
+            "{dir}",
+        ],
+        port,
+    );
+    let set = redis_cmd(port, "AUTH s3cret\r\nSET k v\r\nEXPIRE k 1000\r\n");
+    assert!(set.contains("+OK"), "{set}");
+    let base =
+        format!("module: redis\nmetricsets: [info, keyspace]\nhosts: ['127.0.0.1:{port}']\n");
+    let events = fetch(&format!("{base}password: s3cret\n")).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    let info = events
+        .iter()
+        .find(|e| get(e, "metricset.name") == "info")
+        .unwrap();
+    assert!(info.get("error").is_none(), "{info:?}");
+    assert!(num(info, "redis.info.clients.connected") >= 1.0);
+    assert_eq!(num(info, "redis.info.server.tcp_port"), f64::from(port));
+    assert!(
+        get(info, "service.version")
+            .as_str()
+            .unwrap()
+            .chars()
+            .next()
+            .unwrap()
+            .is_ascii_digit()
+    );
+    assert!(num(info, "process.pid") > 0.0);
+    assert!(num(info, "redis.info.memory.used.value") > 0.0);
+    assert_eq!(get(info, "redis.info.replication.role"), "master");
+    assert_eq!(get(info, "redis.info.persistence.loading"), false);
+    assert!(num(info, "redis.info.stats.commands_processed") >= 3.0);
+    assert!(num(info, "redis.info.commandstats.set.calls") >= 1.0);
+    assert_eq!(num(info, "redis.info.slowlog.count"), 0.0);
+    assert_eq!(
+        get(info, "service.address").as_str().unwrap(),
+        format!("127.0.0.1:{port}")
+    );
+    let ks = events
+        .iter()
+        .find(|e| get(e, "metricset.name") == "keyspace")
+        .unwrap();
+    assert_eq!(get(ks, "redis.keyspace.id"), "db0");
+    assert_eq!(num(ks, "redis.keyspace.keys"), 1.0);
+    assert_eq!(num(ks, "redis.keyspace.expires"), 1.0);
+
+    let wrong = fetch(&format!("{base}password: nope\n")).await;
+    for e in &wrong {
+        let msg = get(e, "error.message").as_str().unwrap();
+        assert!(
+            msg.contains("authentication failed") && msg.contains(&port.to_string()),
+            "{msg}"
+        );
+    }
+    let none = fetch(&base).await;
+    let msg = get(&none[0], "error.message").as_str().unwrap();
+    assert!(msg.contains("NOAUTH") && msg.contains("password"), "{msg}");
+    // redis:// URLs carry the password.
+    let url = fetch(&format!(
+        "module: redis\nmetricsets: [info]\nhosts: ['redis://:s3cret@127.0.0.1:{port}']\n"
+    ))
+    .await;
+    assert!(url[0].get("error").is_none(), "{:?}", url[0]);
+}
+
+#[tokio::test]
+async fn nats_monitoring_endpoints() {
+    let (port, mon) = (free_port(), free_port());
+    let _srv = start(
+        "nats-server",
+        &[
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            &mon.to_string(),
+            "-js",
+            "-sd",
+            "{dir}",
+        ],
+        mon,
+    );
+    // A client connection, so that connz has one.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 2048];
+    let _ = c.read(&mut buf).unwrap();
+    c.write_all(b"CONNECT {\"name\":\"skiff-test\",\"verbose\":false}\r\nSUB foo 1\r\nPING\r\n")
+        .unwrap();
+    let _ = c.read(&mut buf).unwrap();
+    let events = fetch(&format!(
+        "module: nats\nmetricsets: [stats, connections, connection, routes, subscriptions, jetstream]\nhosts: ['127.0.0.1:{mon}']\njetstream.stats.enabled: true\n"
+    ))
+    .await;
+    for e in &events {
+        assert!(e.get("error").is_none(), "{e:?}");
+        if get(e, "metricset.name") == "subscriptions" {
+            continue; // /subsz names no server
+        }
+        assert!(get(e, "nats.server.id").is_string());
+        assert!(get(e, "nats.server.time").as_str().unwrap().ends_with('Z'));
+    }
+    let by = |m: &str| {
+        events
+            .iter()
+            .find(|e| get(e, "metricset.name") == m)
+            .unwrap_or_else(|| panic!("{m}: {events:?}"))
+    };
+    let stats = by("stats");
+    assert!(num(stats, "nats.stats.uptime") >= 0.0);
+    assert!(num(stats, "nats.stats.mem.bytes") > 0.0);
+    assert!(num(stats, "nats.stats.total_connections") >= 1.0);
+    assert!(num(stats, "nats.stats.in.messages") >= 0.0);
+    assert_eq!(num(by("connections"), "nats.connections.total"), 1.0);
+    let conn = by("connection");
+    assert_eq!(get(conn, "nats.connection.name"), "skiff-test");
+    assert_eq!(num(conn, "nats.connection.subscriptions"), 1.0);
+    assert_eq!(num(by("routes"), "nats.routes.total"), 0.0);
+    assert!(num(by("subscriptions"), "nats.subscriptions.total") >= 1.0);
+    let js = by("jetstream");
+    assert_eq!(get(js, "nats.jetstream.category"), "stats");
+    assert!(num(js, "nats.jetstream.stats.config.max_memory") > 0.0);
+}
+
+#[tokio::test]
+async fn memcached_stats() {
+    let port = free_port();
+    let _srv = start(
+        "memcached",
+        &[
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "0",
+            "-u",
+            "root",
+        ],
+        port,
+    );
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"set a 0 0 1\r\nx\r\nget a\r\nget b\r\n")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let _ = c.read(&mut buf).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let events = fetch(&format!("module: memcached\nhosts: ['127.0.0.1:{port}']\n")).await;
+    let e = &events[0];
+    assert!(e.get("error").is_none(), "{e:?}");
+    assert!(num(e, "memcached.stats.pid") > 0.0);
+    assert_eq!(num(e, "memcached.stats.cmd.set"), 1.0);
+    assert!(num(e, "memcached.stats.get.hits") >= 1.0);
+    assert!(num(e, "memcached.stats.get.misses") >= 1.0);
+    assert_eq!(num(e, "memcached.stats.items.current"), 1.0);
+    assert!(num(e, "memcached.stats.bytes.limit") > 0.0);
+    assert!(num(e, "memcached.stats.connections.current") >= 1.0);
+}
+
+#[tokio::test]
+async fn nginx_stub_status_counts_requests_between_fetches() {
+    let port = free_port();
+    let conf = format!(
+        "daemon off; pid {{dir}}/nginx.pid; error_log {{dir}}/error.log; events {{}}\n\
+         http {{ access_log off; client_body_temp_path {{dir}}; proxy_temp_path {{dir}}; fastcgi_temp_path {{dir}}; uwsgi_temp_path {{dir}}; scgi_temp_path {{dir}};\n\
+         server {{ listen 127.0.0.1:{port}; location /nginx_status {{ stub_status; }} }} }}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let conf = conf.replace("{dir}", &dir.path().display().to_string());
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let _srv = start(
+        "nginx",
+        &[
+            "-c",
+            path.to_str().unwrap(),
+            "-p",
+            dir.path().to_str().unwrap(),
+        ],
+        port,
+    );
+    let yaml = format!(
+        "module: nginx\nhosts: ['http://127.0.0.1:{port}']\nserver_status_path: /nginx_status\n"
+    );
+    let mut block = common::block(&yaml);
+    let first = block.fetch_all_once().await;
+    let e = &first[0];
+    assert!(e.get("error").is_none(), "{e:?}");
+    assert!(num(e, "nginx.stubstatus.active") >= 1.0);
+    assert_eq!(
+        num(e, "nginx.stubstatus.current"),
+        num(e, "nginx.stubstatus.requests")
+    );
+    assert_eq!(num(e, "nginx.stubstatus.dropped"), 0.0);
+    assert_eq!(
+        get(e, "nginx.stubstatus.hostname").as_str().unwrap(),
+        format!("127.0.0.1:{port}")
+    );
+    let second = block.fetch_all_once().await;
+    // One request (the first fetch) since... plus this one.
+    let cur = num(&second[0], "nginx.stubstatus.current");
+    assert!((1.0..=2.0).contains(&cur), "{cur}");
+    // A wrong path is an error event, not a parse of the 404 page.
+    let bad = fetch(&format!(
+        "module: nginx\nhosts: ['http://127.0.0.1:{port}']\n"
+    ))
+    .await;
+    let msg = get(&bad[0], "error.message").as_str().unwrap();
+    assert!(msg.contains("404"), "{msg}");
+}
