@@ -157,13 +157,100 @@ fn read_module_files(
             }
         };
         let name = f.display().to_string();
-        let parsed = skiff_config::parse_str(&text, Some(&name)).and_then(|mut n| {
+        // A module file is a list, and skiff-config parses maps: put the list under a key on a
+        // line of its own before the text (YAML allows the list at the key's indentation),
+        // then move every mark one line back so errors point at the file's own lines.
+        let wrapped = format!("{WRAP}:\n{text}");
+        let parsed = skiff_config::parse_str(&wrapped, Some(&name)).and_then(|mut n| {
             skiff_config::expand_env(&mut n, &|k| std::env::var(k).ok())?;
             Ok(n)
         });
         match parsed {
-            Ok(n) => take_blocks(n, blocks, errors),
-            Err(e) => errors.extend(e.0),
+            Ok(mut n) => {
+                let Some(mut list) = n.remove(WRAP) else {
+                    continue;
+                };
+                unshift(&mut list);
+                list.fix_paths("");
+                if let NodeValue::Seq(items) = &mut list.value {
+                    for item in items.iter_mut() {
+                        item.fix_paths("");
+                    }
+                }
+                take_blocks(list, blocks, errors)
+            }
+            Err(e) => errors.extend(e.0.into_iter().map(|mut e| {
+                e.mark.line = e.mark.line.saturating_sub(1);
+                e
+            })),
         }
+    }
+}
+
+/// The key a module file's list is parsed under.
+const WRAP: &str = "__module_file";
+
+/// Moves every mark of `n` one line up (undoing the line [`WRAP`] added).
+fn unshift(n: &mut Node) {
+    n.mark.line = n.mark.line.saturating_sub(1);
+    match &mut n.value {
+        NodeValue::Map(entries) => entries.iter_mut().for_each(|(_, v)| unshift(v)),
+        NodeValue::Seq(items) => items.iter_mut().for_each(unshift),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(yaml: &str) -> Result<Section, ConfigErrors> {
+        let mut root = skiff_config::parse_str(yaml, Some("mb.yml")).unwrap();
+        inputs_from_section(root.remove("metricbeat").unwrap())
+    }
+
+    #[test]
+    fn blocks_and_module_files_become_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("a.yml"), "- module: nginx\n  hosts: [x]\n").unwrap();
+        std::fs::write(dir.path().join("b.yml.disabled"), "- module: nope\n").unwrap();
+        std::fs::write(
+            dir.path().join("c.yml"),
+            "# comment\n\n- module: redis\n  pasword: x\n",
+        )
+        .unwrap();
+        let s = section(&format!(
+            "metricbeat.max_start_delay: 0s\nmetricbeat.config.modules.path: {d}/*.yml\nmetricbeat.modules:\n- module: system\n  metricsets: [cpu]\n"
+        ))
+        .unwrap();
+        assert_eq!(s.inputs.len(), 3);
+        for i in &s.inputs {
+            assert_eq!(
+                i.get("type").unwrap().value,
+                NodeValue::String("metrics".into())
+            );
+            assert!(i.get("max_start_delay").is_some());
+        }
+        // Marks point at the module file's own lines.
+        let redis = &s.inputs[2];
+        let key = redis.get("pasword").unwrap();
+        assert_eq!(key.mark.line, 4, "{key:?}");
+        assert!(key.mark.file.as_deref().unwrap().ends_with("c.yml"));
+        assert_eq!(key.path, "pasword");
+    }
+
+    #[test]
+    fn unknown_keys_and_shapes_are_errors() {
+        let e = section("metricbeat.modlues: []\n").unwrap_err().to_string();
+        assert!(e.contains("modules"), "{e}");
+        let e = section("metricbeat.modules: {module: system}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("list"), "{e}");
+        let e = section("metricbeat.modules:\n- module: system\n  type: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no `type`"), "{e}");
     }
 }
