@@ -241,3 +241,139 @@ async fn nginx_stub_status_counts_requests_between_fetches() {
     let msg = get(&bad[0], "error.message").as_str().unwrap();
     assert!(msg.contains("404"), "{msg}");
 }
+
+#[tokio::test]
+async fn apache_status_from_a_real_apache2() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let conf = format!(
+        "ServerRoot {d}\nDefaultRuntimeDir {d}\nListen 127.0.0.1:{port}\nPidFile {d}/httpd.pid\nErrorLog {d}/error.log\nServerName localhost\n\
+         LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\n\
+         LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n\
+         LoadModule status_module /usr/lib/apache2/modules/mod_status.so\n\
+         User nobody\nGroup nogroup\nExtendedStatus On\n\
+         <Location /server-status>\n  SetHandler server-status\n  Require all granted\n</Location>\n"
+    );
+    let path = dir.path().join("httpd.conf");
+    std::fs::write(&path, conf).unwrap();
+    let _srv = start(
+        "apache2",
+        &["-f", path.to_str().unwrap(), "-DFOREGROUND"],
+        port,
+    );
+    let mut block = common::block(&format!(
+        "module: apache\nhosts: ['http://127.0.0.1:{port}']\n"
+    ));
+    let first = block.fetch_all_once().await;
+    let e = &first[0];
+    assert!(e.get("error").is_none(), "{e:?}");
+    assert_eq!(
+        get(e, "apache.status.hostname").as_str().unwrap(),
+        format!("127.0.0.1:{port}")
+    );
+    assert!(num(e, "apache.status.workers.idle") >= 1.0);
+    assert!(
+        num(e, "apache.status.workers.busy") >= 1.0,
+        "the status request itself"
+    );
+    assert!(num(e, "apache.status.uptime.server_uptime") >= 0.0);
+    assert!(num(e, "apache.status.load.1") >= 0.0);
+    assert!(num(e, "apache.status.connections.async.writing") >= 0.0);
+    let sb = get(e, "apache.status.scoreboard").as_object().unwrap();
+    let sum: f64 = sb
+        .iter()
+        .filter(|(k, _)| *k != "total")
+        .map(|(_, v)| v.as_f64().unwrap())
+        .sum();
+    assert_eq!(sum, num(e, "apache.status.scoreboard.total"));
+    assert!(num(e, "apache.status.scoreboard.sending_reply") >= 1.0);
+    let second = block.fetch_all_once().await;
+    assert!(
+        num(&second[0], "apache.status.total_accesses") >= 1.0,
+        "the first fetch was counted"
+    );
+}
+
+#[tokio::test]
+async fn prometheus_collector_scrapes_a_real_prometheus() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(&cfg, "global: {scrape_interval: 1s}\nscrape_configs: []\n").unwrap();
+    let _srv = start(
+        "prometheus",
+        &[
+            &format!("--config.file={}", cfg.display()),
+            "--storage.tsdb.path={dir}/data",
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        port,
+    );
+    // Prometheus listens before it serves /metrics fully; retry briefly.
+    let yaml = format!(
+        "module: prometheus\nhosts: ['127.0.0.1:{port}']\nmetrics_count: true\nmetrics_filters:\n  include: ['^go_', '^prometheus_tsdb_compaction_duration']\n  exclude: ['^go_memstats_']\n"
+    );
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = fetch(&yaml).await;
+        if events.len() > 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(events.len() > 3, "{events:?}");
+    let mut saw_bucket = false;
+    let mut saw_quantile = false;
+    for e in &events {
+        assert!(e.get("error").is_none(), "{e:?}");
+        assert_eq!(get(e, "prometheus.labels.job"), "prometheus");
+        assert_eq!(
+            get(e, "prometheus.labels.instance").as_str().unwrap(),
+            format!("127.0.0.1:{port}")
+        );
+        let metrics = get(e, "prometheus.metrics").as_object().unwrap();
+        assert_eq!(num(e, "metrics_count"), metrics.len() as f64);
+        for (name, v) in metrics {
+            assert!(
+                name == "up"
+                    || (name.starts_with("go_") && !name.starts_with("go_memstats_"))
+                    || name.starts_with("prometheus_tsdb_compaction_duration"),
+                "filtered out: {name}"
+            );
+            assert!(v.as_f64().unwrap().is_finite());
+        }
+        let labels = get(e, "prometheus.labels").as_object().unwrap();
+        saw_bucket |= labels.contains_key("le") && metrics.keys().any(|k| k.ends_with("_bucket"));
+        saw_quantile |= labels.contains_key("quantile");
+    }
+    assert!(saw_bucket, "histogram buckets keyed by le");
+    assert!(
+        saw_quantile,
+        "summary quantiles keyed by quantile (go_gc_duration_seconds)"
+    );
+    let base = events
+        .iter()
+        .find(|e| get(e, "prometheus.labels").as_object().unwrap().len() == 2)
+        .unwrap();
+    assert_eq!(num(base, "prometheus.metrics.up"), 1.0);
+    assert!(num(base, "prometheus.metrics.go_goroutines") > 0.0);
+
+    // A host that is down: up 0 plus the error.
+    let down = fetch(&format!(
+        "module: prometheus\nhosts: ['127.0.0.1:{}']\n",
+        common::closed_port()
+    ))
+    .await;
+    assert_eq!(down.len(), 2);
+    assert!(
+        down.iter()
+            .any(|e| e.get("prometheus").is_some_and(|p| p["metrics"]["up"] == 0))
+    );
+    assert!(down.iter().any(|e| {
+        e.get("error")
+            .and_then(|x| x.get("message"))
+            .and_then(|m| m.as_str())
+            .is_some_and(|m| m.contains("unable to decode"))
+    }));
+}
