@@ -640,6 +640,21 @@ mod tests {
         assert!(reply(&mut r).await.is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_give_a_reply_or_an_error(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let mut r = BufReader::new(&bytes[..]);
+                for _ in 0..4 {
+                    if reply(&mut r).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+
     #[test]
     fn info_maps_types() {
         let ev = info_event(
