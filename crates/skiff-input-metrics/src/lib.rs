@@ -35,6 +35,7 @@ pub mod host;
 pub mod http;
 mod module;
 pub mod modules;
+pub mod monitoring;
 pub mod scheduler;
 pub mod section;
 pub mod tcp;

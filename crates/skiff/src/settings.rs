@@ -49,22 +49,13 @@ pub struct Settings {
     /// `dead_letter.*`: where permanently rejected events go.
     #[serde(default)]
     pub dead_letter: DeadLetterConfig,
-    /// `monitoring.*`: Beats' internal monitoring shipper (not supported: only
-    /// `monitoring.enabled: false` is accepted).
+    /// `monitoring.*`: Beats' internal monitoring, shipping `/stats` to a monitoring cluster
+    /// (docs/metrics-modules.md).
     #[serde(default)]
-    pub monitoring: Option<MonitoringConfig>,
+    pub monitoring: Option<skiff_input_metrics::monitoring::MonitoringConfig>,
     /// `supervision.*`: how failed inputs are restarted and when skiff gives up.
     #[serde(default)]
     pub supervision: skiff_topology::SupervisionConfig,
-}
-
-/// `monitoring.*`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitoringConfig {
-    /// Must be false: skiff serves its metrics on `http.*` instead.
-    #[serde(default)]
-    pub enabled: bool,
 }
 
 /// `http.*`.
@@ -454,13 +445,11 @@ pub fn split(mut root: Node) -> Result<Parts, ConfigErrors> {
     if settings.shutdown_timeout.is_none() {
         settings.shutdown_timeout = fb_shutdown;
     }
-    if settings.monitoring.as_ref().is_some_and(|m| m.enabled) {
+    if let Some(m) = &settings.monitoring {
         let n = root.get("monitoring").cloned().unwrap_or_default();
-        errors.push(ConfigError::new(
-            "monitoring.enabled",
-            n.mark,
-            "Beats' monitoring shipper is not supported: scrape http.* (/metrics) instead, and set monitoring.enabled: false",
-        ));
+        if let Err(e) = m.validate(&n) {
+            errors.extend(e.0);
+        }
     }
     if errors.is_empty() {
         Ok(Parts {

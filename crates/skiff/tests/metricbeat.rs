@@ -178,3 +178,132 @@ fn run_ships_metric_events_with_the_metricbeat_envelope() {
     );
     assert!(mem["system"]["memory"]["total"].as_u64().unwrap() > 0);
 }
+
+/// A stand-in monitoring cluster: answers every request `200 {}` and hands over what it got
+/// (request line and body). Elasticsearch's `_monitoring/bulk` cannot run here; the stand-in
+/// checks what Beats' internal collection sends, written from its documentation.
+fn capture() -> (u16, std::sync::mpsc::Receiver<(String, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).unwrap();
+                    if h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                let _ = tx.send((
+                    line.trim().to_owned(),
+                    String::from_utf8_lossy(&body).into_owned(),
+                ));
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn monitoring_ships_stats_and_a_skiff_module_scrapes_another_agent() {
+    let sb = Sandbox::new();
+    let (es, rx) = capture();
+    let http = free_port();
+    let cfg = sb.write(
+        "agent.yml",
+        &format!(
+            "metricbeat.max_start_delay: 0s\nmetricbeat.modules:\n  - {{module: system, metricsets: [uptime], period: 1s}}\n\
+             monitoring:\n  enabled: true\n  cluster_uuid: prod-1\n  elasticsearch:\n    hosts: ['http://127.0.0.1:{es}']\n    metrics.period: 1s\n\
+             http: {{enabled: true, port: {http}}}\noutput.discard: {{}}\n"
+        ),
+    );
+    let child = sb
+        .cmd(&cfg, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Another agent's /stats through the `skiff` module, while this one runs.
+    let scraper = sb.write(
+        "scraper.yml",
+        &format!("metricbeat.modules:\n  - {{module: skiff, hosts: ['127.0.0.1:{http}']}}\noutput.console: {{}}\n"),
+    );
+    let mut out = String::new();
+    for _ in 0..50 {
+        let (code, o, _) = run(&sb, &scraper, &["test", "modules"]);
+        out = o;
+        if code == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        out.contains("stats (127.0.0.1:") && out.contains("...OK"),
+        "{out}"
+    );
+    assert!(out.contains("\"libbeat\""), "{out}");
+    assert!(
+        out.contains("\"type\": \"skiff\""),
+        "the agent's identity: {out}"
+    );
+
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while got.len() < 2 && std::time::Instant::now() < deadline {
+        if let Ok(r) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            got.push(r);
+        }
+    }
+    sigterm(&child);
+    let out = wait_with_timeout(child, std::time::Duration::from_secs(30));
+    assert!(
+        got.len() >= 2,
+        "two samples in 10 s: {got:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (line, body) in &got {
+        assert!(
+            line.starts_with(
+                "POST /_monitoring/bulk?system_id=beats&system_api_version=7&interval=1s"
+            ),
+            "{line}"
+        );
+        let lines: Vec<Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["index"]["_type"], "beats_stats");
+        assert_eq!(lines[1]["type"], "beats_stats");
+        assert_eq!(lines[1]["cluster_uuid"], "prod-1");
+        assert_eq!(lines[1]["beats_stats"]["beat"]["type"], "skiff");
+        assert!(
+            lines[1]["beats_stats"]["metrics"]["libbeat"]["pipeline"].is_object(),
+            "{body}"
+        );
+    }
+
+    let bad = sb.write(
+        "bad.yml",
+        "monitoring.enabled: true\noutput.console: {}\ninputs: [{type: stdin}]\n",
+    );
+    let (code, _, err) = run(&sb, &bad, &["test", "config"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("monitoring.elasticsearch.hosts"), "{err}");
+}
