@@ -5,7 +5,7 @@
 //! each is bounded by `timeout`. A failed fetch is an event with `error.message`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skiff_event::{Event, Map, Timestamp, Value};
 use skiff_pipeline::Publisher;
@@ -21,7 +21,8 @@ pub async fn fetch_once(
     fetcher: &mut dyn Fetcher,
     service_name: Option<&str>,
 ) -> Vec<(Timestamp, Map)> {
-    let started = Instant::now();
+    // tokio's clock (the same as the system's outside paused-time tests).
+    let started = tokio::time::Instant::now();
     let ts = Timestamp::now();
     let result = match tokio::time::timeout(ctx.timeout, fetcher.fetch()).await {
         Ok(r) => r,
@@ -171,5 +172,165 @@ pub async fn run_fetcher(
             r = publisher.publish_all(&mut batch) => if r.is_err() { return },
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use skiff_pipeline::queue::{Batch, QueueStats};
+    use skiff_pipeline::{Closed, Queue};
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::host::HostSpec;
+    use crate::http::HttpSettings;
+
+    /// A queue that records when each event arrived (paused time).
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(Instant, Map)>>);
+
+    #[async_trait]
+    impl Queue for Recorder {
+        async fn push(&self, event: Event) -> Result<(), Closed> {
+            let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            g.push((Instant::now(), event.fields));
+            Ok(())
+        }
+        async fn pop(&self, _max: usize) -> Option<Batch> {
+            None
+        }
+        fn close(&self) {}
+        fn stats(&self) -> QueueStats {
+            QueueStats::default()
+        }
+    }
+
+    /// Fails every other fetch (a host going up and down) and takes 1 s per fetch; `.0` is its
+    /// id, `.1` its fetch count.
+    struct Flaky(u32, u32);
+
+    #[async_trait]
+    impl Fetcher for Flaky {
+        async fn fetch(&mut self) -> Result<Vec<MetricEvent>, Error> {
+            self.1 += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if self.1 % 2 == 0 {
+                return Err(Error::Other("connection refused".into()));
+            }
+            let mut m = Map::new();
+            m.insert("id".into(), Value::from(self.0));
+            m.insert("n".into(), Value::from(self.1));
+            Ok(vec![MetricEvent::new(m)])
+        }
+    }
+
+    fn ctx() -> FetchContext {
+        FetchContext {
+            module: "test",
+            metricset: "flaky".into(),
+            host: Some(HostSpec::new("127.0.0.1:1")),
+            period: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+            username: None,
+            password: None,
+            http: HttpSettings::default(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fetches_start_within_the_jitter_then_every_period_and_errors_do_not_stop_them() {
+        let queue = Arc::new(Recorder::default());
+        let registry = skiff_metrics::Registry::new();
+        let publisher = Publisher::new(queue.clone(), Vec::new(), &registry);
+        let stop = CancellationToken::new();
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for id in 0..20 {
+            tasks.push(tokio::spawn(run_fetcher(
+                ctx(),
+                Box::new(Flaky(id, 0)),
+                Duration::from_secs(10),
+                None,
+                publisher.clone(),
+                Arc::new(Map::new()),
+                stop.clone(),
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        stop.cancel();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let got = queue.0.lock().unwrap().clone();
+        // Each fetcher: first fetch at a random time in [0, 10 s) (published 1 s later, the
+        // fetch's duration), then every 10 s: 4 or 5 fetches in 45 s.
+        assert!((80..=100).contains(&got.len()), "{}", got.len());
+        let ok = |id: u32| -> Vec<Duration> {
+            got.iter()
+                .filter(|(_, m)| m.get("test").is_some_and(|t| t["flaky"]["id"] == id))
+                .map(|(t, _)| t.duration_since(start))
+                .collect()
+        };
+        let mut firsts = Vec::new();
+        for id in 0..20 {
+            let times = ok(id);
+            assert!(times.len() >= 2, "{id}: {times:?}");
+            assert!(times[0] >= Duration::from_secs(1) && times[0] < Duration::from_secs(11));
+            // Successes are fetches 1, 3, 5: two periods apart, exactly (paused time).
+            for w in times.windows(2) {
+                assert_eq!(w[1] - w[0], Duration::from_secs(20), "{id}: {times:?}");
+            }
+            firsts.push(times[0]);
+        }
+        let mut distinct = firsts.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(
+            distinct.len() > 10,
+            "the jitter spreads the first fetches: {firsts:?}"
+        );
+        // Every other fetch failed: an event with error.message and the envelope, and the
+        // fetch after it ran all the same.
+        let errors: Vec<&Map> = got
+            .iter()
+            .map(|(_, m)| m)
+            .filter(|m| m.contains_key("error"))
+            .collect();
+        let oks = got.len() - errors.len();
+        assert!(
+            errors.len() <= oks && oks - errors.len() <= 20,
+            "{} errors, {oks} ok",
+            errors.len()
+        );
+        for e in errors {
+            assert_eq!(e["error"]["message"], "connection refused");
+            assert_eq!(e["event"]["dataset"], "test.flaky");
+            assert_eq!(e["metricset"]["period"], 10000);
+            assert_eq!(e["service"]["address"], "127.0.0.1:1");
+            assert_eq!(e["event"]["duration"], 1_000_000_000u64);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_longer_than_the_timeout_is_an_error_event() {
+        struct Slow;
+        #[async_trait]
+        impl Fetcher for Slow {
+            async fn fetch(&mut self) -> Result<Vec<MetricEvent>, Error> {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(Vec::new())
+            }
+        }
+        let got = fetch_once(&ctx(), &mut Slow, Some("svc")).await;
+        assert_eq!(got.len(), 1);
+        let msg = got[0].1["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(msg.contains("timeout after 5s"), "{msg}");
+        assert_eq!(got[0].1["service"]["name"], "svc");
     }
 }
