@@ -114,8 +114,21 @@ async fn nats_monitoring_endpoints() {
         ],
         mon,
     );
-    // A client connection, so that connz has one.
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // A client connection, so that connz has one (the client port may open after the
+    // monitoring port).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut c = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "nats client port: {e}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    };
     let mut buf = [0u8; 2048];
     let _ = c.read(&mut buf).unwrap();
     c.write_all(b"CONNECT {\"name\":\"skiff-test\",\"verbose\":false}\r\nSUB foo 1\r\nPING\r\n")
