@@ -313,7 +313,11 @@ async fn prometheus_collector_scrapes_a_real_prometheus() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&cfg, "global: {scrape_interval: 1s}\nscrape_configs: []\n").unwrap();
+    std::fs::write(
+        &cfg,
+        format!("global: {{scrape_interval: 1s}}\nscrape_configs: [{{job_name: self, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}]\n"),
+    )
+    .unwrap();
     let _srv = start(
         "prometheus",
         &[
@@ -371,6 +375,45 @@ async fn prometheus_collector_scrapes_a_real_prometheus() {
         .unwrap();
     assert_eq!(num(base, "prometheus.metrics.up"), 1.0);
     assert!(num(base, "prometheus.metrics.go_goroutines") > 0.0);
+
+    // query: a scalar at once; the `up` series once Prometheus scraped itself.
+    let q = format!(
+        "module: prometheus\nmetricsets: [query]\nhosts: ['127.0.0.1:{port}']\nqueries:\n  - {{name: two, params: {{query: '1+1'}}}}\n  - {{name: up, params: {{query: 'up'}}}}\n  - {{name: bad, params: {{query: 'up{{'}}}}\n"
+    );
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = fetch(&q).await;
+        if got.iter().any(|e| {
+            e.get("prometheus")
+                .is_some_and(|p| p["query"].get("up").is_some())
+        }) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let two = got
+        .iter()
+        .find(|e| {
+            e.get("prometheus")
+                .is_some_and(|p| p["query"].get("two").is_some())
+        })
+        .unwrap();
+    assert_eq!(num(two, "prometheus.query.two"), 2.0);
+    assert_eq!(get(two, "event.dataset"), "prometheus.query");
+    let up = got
+        .iter()
+        .find(|e| {
+            e.get("prometheus")
+                .is_some_and(|p| p["query"].get("up").is_some())
+        })
+        .unwrap();
+    assert_eq!(num(up, "prometheus.query.up"), 1.0);
+    assert_eq!(get(up, "prometheus.labels.job"), "self");
+    let bad = got.iter().find(|e| e.contains_key("error")).unwrap();
+    assert!(
+        get(bad, "error.message").as_str().unwrap().contains("400"),
+        "{bad:?}"
+    );
 
     // A host that is down: up 0 plus the error.
     let down = fetch(&format!(

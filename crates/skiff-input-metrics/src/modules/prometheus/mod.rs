@@ -10,7 +10,11 @@
 //! Metricbeat), `metrics_count` (adds `metrics_count`, the number of metrics in the event).
 //! `use_types: true` and `rate_counters: true` (Metricbeat beta/experimental) are refused with
 //! an error that says so.
+//!
+//! `query` runs PromQL queries against a Prometheus server's HTTP API (`queries: [{name, path,
+//! params}]`, see `query.rs`).
 
+mod query;
 pub mod text;
 
 use async_trait::async_trait;
@@ -43,6 +47,9 @@ struct Config {
     /// `rate_counters`: default false (only false is supported).
     #[serde(default)]
     rate_counters: bool,
+    /// `queries` (the `query` metricset): `[{name, path, params}]`. Required by `query`.
+    #[serde(default)]
+    queries: Vec<query::QueryConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,7 +96,7 @@ impl Module for Prometheus {
     }
 
     fn metricsets(&self) -> &'static [&'static str] {
-        &["collector"]
+        &["collector", "query"]
     }
 
     fn default_metricsets(&self) -> &'static [&'static str] {
@@ -102,11 +109,14 @@ impl Module for Prometheus {
 
     fn build(
         &self,
-        _metricset: &str,
+        metricset: &str,
         ctx: &FetchContext,
         own: &Node,
     ) -> Result<Box<dyn Fetcher>, ConfigErrors> {
         let cfg: Config = own.deserialize()?;
+        if metricset == "query" {
+            return query::build(ctx, own, cfg.queries);
+        }
         let mut errors = Vec::new();
         for (on, key) in [
             (cfg.use_types, "use_types"),
