@@ -217,7 +217,7 @@ mod tests {
         async fn fetch(&mut self) -> Result<Vec<MetricEvent>, Error> {
             self.1 += 1;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            if self.1 % 2 == 0 {
+            if self.1.is_multiple_of(2) {
                 return Err(Error::Other("connection refused".into()));
             }
             let mut m = Map::new();
