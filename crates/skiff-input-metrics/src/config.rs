@@ -95,6 +95,9 @@ pub struct Block {
     pub max_start_delay: Duration,
     /// Every fetcher, with its context.
     pub fetchers: Vec<(FetchContext, Box<dyn Fetcher>)>,
+    /// Where the fetchers count (`skiff.metrics.*`): the agent's registry once built as an
+    /// input, a private one otherwise.
+    pub metrics: skiff_metrics::Registry,
 }
 
 impl std::fmt::Debug for Block {
@@ -282,6 +285,7 @@ impl Block {
             service_name: cfg.service.and_then(|s| s.name),
             max_start_delay: cfg.max_start_delay.map_or(DEFAULT_MAX_START_DELAY, |d| d.0),
             fetchers,
+            metrics: skiff_metrics::Registry::new(),
         })
     }
 }

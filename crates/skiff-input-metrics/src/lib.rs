@@ -64,9 +64,11 @@ pub static PLUGIN: InputPlugin = InputPlugin {
 fn build(
     node: &Node,
     _common: &InputCommon,
-    _ctx: &BuildContext,
+    ctx: &BuildContext,
 ) -> Result<Box<dyn Input>, ConfigErrors> {
-    Ok(Box::new(Block::from_node(node)?))
+    let mut block = Block::from_node(node)?;
+    block.metrics = ctx.metrics.clone();
+    Ok(Box::new(block))
 }
 
 #[async_trait]
@@ -79,6 +81,7 @@ impl Input for Block {
         let mut tasks = tokio::task::JoinSet::new();
         let block = *self;
         for (fctx, fetcher) in block.fetchers {
+            let counters = scheduler::Counters::new(&block.metrics, &fctx);
             tasks.spawn(scheduler::run_fetcher(
                 fctx,
                 fetcher,
@@ -87,6 +90,7 @@ impl Input for Block {
                 ctx.publisher.clone(),
                 shared.clone(),
                 ctx.shutdown.clone(),
+                counters,
             ));
         }
         while let Some(r) = tasks.join_next().await {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_event::{Event, Map, Timestamp, Value};
+use skiff_metrics::{Counter, Registry, names};
 use skiff_pipeline::Publisher;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -122,7 +123,31 @@ pub fn envelope(
     m
 }
 
+/// A fetcher's counters: `skiff.metrics.{fetches, fetch.errors, events}`.
+#[derive(Clone, Debug)]
+pub struct Counters {
+    fetches: Counter,
+    errors: Counter,
+    events: Counter,
+}
+
+impl Counters {
+    /// The counters of `ctx`'s module and metricset in `registry`.
+    pub fn new(registry: &Registry, ctx: &FetchContext) -> Counters {
+        let labels = [
+            ("module", ctx.module),
+            ("metricset", ctx.metricset.as_str()),
+        ];
+        Counters {
+            fetches: registry.counter_with(&names::METRICS_FETCHES, &labels),
+            errors: registry.counter_with(&names::METRICS_FETCH_ERRORS, &labels),
+            events: registry.counter_with(&names::METRICS_EVENTS, &labels),
+        }
+    }
+}
+
 /// Runs one fetcher until `shutdown` or until the queue closes.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_fetcher(
     ctx: FetchContext,
     mut fetcher: Box<dyn Fetcher>,
@@ -131,6 +156,7 @@ pub async fn run_fetcher(
     publisher: Publisher,
     shared: Arc<Map>,
     shutdown: CancellationToken,
+    counters: Counters,
 ) {
     let jitter = if max_start_delay.is_zero() {
         Duration::ZERO
@@ -154,9 +180,12 @@ pub async fn run_fetcher(
             f = fetch_once(&ctx, fetcher.as_mut(), service_name.as_deref()) => f,
             _ = shutdown.cancelled() => return,
         };
+        counters.fetches.inc();
+        counters.events.add(fetched.len() as u64);
         if let Some((_, first)) = fetched.first()
             && let Some(msg) = first.get("error").and_then(|e| e.get("message"))
         {
+            counters.errors.inc();
             tracing::debug!(module = ctx.module, metricset = %ctx.metricset, error = %msg, "fetch failed");
         }
         batch.extend(fetched.into_iter().map(|(ts, fields)| Event {
@@ -257,6 +286,7 @@ mod tests {
                 publisher.clone(),
                 Arc::new(Map::new()),
                 stop.clone(),
+                Counters::new(&registry, &ctx()),
             )));
         }
         tokio::time::sleep(Duration::from_secs(45)).await;
@@ -265,6 +295,18 @@ mod tests {
             t.await.unwrap();
         }
         let got = queue.0.lock().unwrap().clone();
+        let labels = [("module", "test"), ("metricset", "flaky")];
+        let fetches = registry
+            .counter_with(&names::METRICS_FETCHES, &labels)
+            .get();
+        let errors = registry
+            .counter_with(&names::METRICS_FETCH_ERRORS, &labels)
+            .get();
+        assert_eq!(fetches, got.len() as u64);
+        assert_eq!(
+            errors,
+            got.iter().filter(|(_, m)| m.contains_key("error")).count() as u64
+        );
         // Each fetcher: first fetch at a random time in [0, 10 s) (published 1 s later, the
         // fetch's duration), then every 10 s: 4 or 5 fetches in 45 s.
         assert!((80..=100).contains(&got.len()), "{}", got.len());

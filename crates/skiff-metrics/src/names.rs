@@ -131,6 +131,14 @@ defs! {
     /// Input failures by kind.
     INPUT_FAILURES = Counter "skiff.input.failures" "Input failures (panic or error return), by input id and failure kind (labels `input`, `kind`).";
 
+    // Metrics modules (crates/skiff-input-metrics).
+    /// Fetches of metricsets.
+    METRICS_FETCHES = Counter "skiff.metrics.fetches" "Fetches of a metrics module's metricset from one host (labels `module`, `metricset`).";
+    /// Failed fetches.
+    METRICS_FETCH_ERRORS = Counter "skiff.metrics.fetch.errors" "Fetches that failed and were published as an error event (labels `module`, `metricset`).";
+    /// Metric events produced.
+    METRICS_EVENTS = Counter "skiff.metrics.events" "Events the metrics modules produced, error events included (labels `module`, `metricset`).";
+
     /// Resident set size.
     PROCESS_RSS_BYTES = Gauge "beat.memstats.rss" "Resident set size of the skiff process, in bytes.";
     /// CPU time.
