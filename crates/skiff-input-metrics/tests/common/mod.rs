@@ -82,8 +82,24 @@ pub struct Server {
 }
 
 impl Drop for Server {
+    /// The server runs in a process group of its own: SIGTERM to the group (via `kill`, no
+    /// unsafe code) takes worker processes (apache2, nginx) down too; SIGKILL after 3 s.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let signal = |sig: &str| {
+            let _ = std::process::Command::new("kill")
+                .args([sig, "--", &group])
+                .status();
+        };
+        signal("-TERM");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        signal("-KILL");
         let _ = self.child.wait();
     }
 }
@@ -95,8 +111,10 @@ pub fn start(program: &str, args: &[&str], port: u16) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &d)).collect();
+    use std::os::unix::process::CommandExt;
     let child = std::process::Command::new(path)
         .args(&args)
+        .process_group(0)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
