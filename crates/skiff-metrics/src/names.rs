@@ -145,6 +145,13 @@ defs! {
     CONFIG_RELOADS = Counter "skiff.config.reloads" "Reloads of filebeat.config.inputs files and of the main file on SIGHUP, by result (label `result`: applied, unchanged, failed).";
     /// Inputs started and stopped by reloads.
     CONFIG_RELOAD_INPUTS = Counter "skiff.config.reload.inputs" "Inputs started, stopped or restarted by reloads (label `action`: started, stopped, restarted).";
+    // Metrics modules (crates/skiff-input-metrics).
+    /// Fetches of metricsets.
+    METRICS_FETCHES = Counter "skiff.metrics.fetches" "Fetches of a metrics module's metricset from one host (labels `module`, `metricset`).";
+    /// Failed fetches.
+    METRICS_FETCH_ERRORS = Counter "skiff.metrics.fetch.errors" "Fetches that failed and were published as an error event (labels `module`, `metricset`).";
+    /// Metric events produced.
+    METRICS_EVENTS = Counter "skiff.metrics.events" "Events the metrics modules produced, error events included (labels `module`, `metricset`).";
 
     /// Resident set size.
     PROCESS_RSS_BYTES = Gauge "beat.memstats.rss" "Resident set size of the skiff process, in bytes.";

@@ -124,6 +124,14 @@ pub enum TestCommand {
     Config,
     /// Check the configured output step by step: DNS, TCP, TLS, authentication, protocol.
     Output,
+    /// Fetch once from every configured metrics module (or one module, one metricset) and
+    /// print the events or the error, as `metricbeat test modules`.
+    Modules {
+        /// Only this module.
+        module: Option<String>,
+        /// Only this metricset of it.
+        metricset: Option<String>,
+    },
 }
 
 /// `skiff export ...`

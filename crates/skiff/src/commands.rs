@@ -79,6 +79,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(if ok { 0 } else { 1 })
         }
+        Command::Test(TestCommand::Modules { module, metricset }) => {
+            let Some(parts) = load_parts(&g) else {
+                return Ok(1);
+            };
+            let filter = (module.as_deref(), metricset.as_deref());
+            runtime(Some(1))?.block_on(crate::test_modules::run(&parts, filter))
+        }
         Command::Export(ExportCommand::Config) => {
             let mut root = match settings::load(&g) {
                 Ok(r) => r,

@@ -28,6 +28,7 @@ mod registry;
 mod reload;
 mod run;
 mod settings;
+mod test_modules;
 
 fn main() {
     let cli = about::parse();

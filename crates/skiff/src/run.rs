@@ -120,6 +120,18 @@ pub async fn run(
         )
         .await?;
     }
+    // `monitoring.*`: the agent's own /stats to a monitoring cluster.
+    if let Some(m) = parts.settings.monitoring.clone().filter(|m| m.enabled) {
+        let (metrics, a) = (ctx.metrics.clone(), &ctx.agent);
+        let beat = serde_json::json!({"name": a.name, "host": a.hostname, "type": "skiff", "uuid": a.id, "version": a.version});
+        let stats = move || metrics.json();
+        tokio::spawn(skiff_input_metrics::monitoring::ship(
+            m,
+            beat,
+            stats,
+            stop_http.clone(),
+        ));
+    }
     if parts.settings.logging.metrics.enabled {
         tokio::spawn(logging::metrics_loop(
             ctx.metrics.clone(),

@@ -49,22 +49,13 @@ pub struct Settings {
     /// `dead_letter.*`: where permanently rejected events go.
     #[serde(default)]
     pub dead_letter: DeadLetterConfig,
-    /// `monitoring.*`: Beats' internal monitoring shipper (not supported: only
-    /// `monitoring.enabled: false` is accepted).
+    /// `monitoring.*`: Beats' internal monitoring, shipping `/stats` to a monitoring cluster
+    /// (docs/metrics-modules.md).
     #[serde(default)]
-    pub monitoring: Option<MonitoringConfig>,
+    pub monitoring: Option<skiff_input_metrics::monitoring::MonitoringConfig>,
     /// `supervision.*`: how failed inputs are restarted and when skiff gives up.
     #[serde(default)]
     pub supervision: skiff_topology::SupervisionConfig,
-}
-
-/// `monitoring.*`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitoringConfig {
-    /// Must be false: skiff serves its metrics on `http.*` instead.
-    #[serde(default)]
-    pub enabled: bool,
 }
 
 /// `http.*`.
@@ -510,6 +501,16 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
     {
         inputs.push(item);
     }
+    // `metricbeat.*`: each module block becomes a `type: metrics` input.
+    if let Some(mb) = root.remove("metricbeat") {
+        match skiff_input_metrics::section::inputs_from_section(mb) {
+            Ok(s) => {
+                inputs.extend(s.inputs);
+                warnings.extend(s.warnings);
+            }
+            Err(e) => errors.extend(e.0),
+        }
+    }
     let processors = root.remove("processors");
     let setup = root.remove("setup");
     match setup.as_ref().map(|n| n.deserialize::<SetupConfig>()) {
@@ -573,13 +574,11 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
         settings.shutdown_timeout =
             fb_shutdown.or_else(|| pb_shutdown.and_then(|n| n.deserialize::<Duration>().ok()));
     }
-    if settings.monitoring.as_ref().is_some_and(|m| m.enabled) {
+    if let Some(m) = &settings.monitoring {
         let n = root.get("monitoring").cloned().unwrap_or_default();
-        errors.push(ConfigError::new(
-            "monitoring.enabled",
-            n.mark,
-            "Beats' monitoring shipper is not supported: scrape http.* (/metrics) instead, and set monitoring.enabled: false",
-        ));
+        if let Err(e) = m.validate(&n) {
+            errors.extend(e.0);
+        }
     }
     let parts = Parts {
         settings,
