@@ -199,6 +199,7 @@ impl Writer {
                 match f.sync_data() {
                     Ok(()) => self.unsynced.drain(..).for_each(AckToken::ack),
                     Err(e) => {
+                        self.inner.m.sync_failures.inc();
                         tracing::error!(path = %self.seg_path.display(), error = %e, events = self.unsynced.len(), "disk queue: fsync failed; these events are not acknowledged to their inputs and will be read again from their source after a restart");
                         self.unsynced.clear();
                     }
@@ -474,6 +475,7 @@ impl Writer {
                     if !self.unsynced.is_empty()
                         && let Err((path, e)) = self.sync_now()
                     {
+                        inner.m.sync_failures.inc();
                         tracing::error!(path = %path.display(), error = %e, "disk queue: fsync failed");
                         self.abandon_segment();
                     }
