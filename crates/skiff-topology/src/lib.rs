@@ -22,7 +22,7 @@ pub mod supervisor;
 pub mod topology;
 
 pub use build::{Plugins, error_at};
-pub use config::{PipelineConfig, SupervisionBackoff, SupervisionConfig};
+pub use config::{PipelineConfig, SupervisionConfig};
 pub use health::{ComponentHealth, Health, State};
 pub use topology::{
     Drain, Ended, InputFactory, InputSpec, Report, Running, Topology, TopologyBuilder,
