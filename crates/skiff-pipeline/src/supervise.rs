@@ -18,8 +18,8 @@ tokio::task_local! {
 /// `file/app-logs:/var/log/a.log`): a panic inside it is logged with that name.
 ///
 /// A plain function returning the scope, not an `async fn`: an `async fn` that awaits a future
-/// it was given keeps room for it twice (rust-lang/rust#62958), and every file reader runs
-/// inside this; with 10,000 open idle readers that was ~30 KiB each.
+/// it was given keeps room for it twice (rust-lang/rust#62958), and every open file reader, idle
+/// or not, runs inside this.
 pub fn named<F: Future>(
     name: impl Into<Arc<str>>,
     fut: F,

@@ -214,7 +214,10 @@ async fn a_panic_while_settling_retries_the_batch_and_loses_nothing() {
     let result = tokio::time::timeout(Duration::from_secs(30), worker::join_all(&mut tasks))
         .await
         .expect("the worker did not finish within 30s after the queue was drained");
-    assert!(result.is_ok(), "a panic while settling is not fatal: {result:?}");
+    assert!(
+        result.is_ok(),
+        "a panic while settling is not fatal: {result:?}"
+    );
     let p = stream.progress();
     assert_eq!(
         (p.acked, p.abandoned, p.acked_position),
