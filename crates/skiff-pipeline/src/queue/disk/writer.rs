@@ -303,10 +303,14 @@ impl Writer {
         let Some(&end) = k.checked_sub(1).and_then(|i| self.ends.get(i)) else {
             return 0;
         };
-        for (i, (mut ev, size)) in group.drain(..k).enumerate() {
-            let seq = first + i as u64;
-            ev.ack = Some(self.inner.stream.token(seq));
-            st.ahead.push_back((ev, size, seq));
+        // The queue's tokens for the whole run under one lock of its stream.
+        let mut tokens = Vec::with_capacity(k);
+        self.inner
+            .stream
+            .tokens(first..first + k as u64, &mut tokens);
+        for (i, ((mut ev, size), token)) in group.drain(..k).zip(tokens).enumerate() {
+            ev.ack = Some(token);
+            st.ahead.push_back((ev, size, first + i as u64));
         }
         st.ahead_bytes += bytes;
         self.inner.read_stage.add(bytes);
