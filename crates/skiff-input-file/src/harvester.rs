@@ -470,6 +470,14 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
         file.set_phase(Phase::Idle);
         reader.release();
         sess.shared = None;
+        // An idle reader keeps no room from its last batch either (events and messages: ~1 KiB
+        // after a single line, times every open idle reader).
+        if sess.batch.is_empty() {
+            sess.batch = Vec::new();
+        }
+        if sess.out.is_empty() {
+            sess.out = Vec::new();
+        }
         sess.account(reader.capacity());
         // With notifications working, no polling: only the deadlines below wake the reader.
         let poll = if ctx.notified.load(Ordering::Acquire) {
