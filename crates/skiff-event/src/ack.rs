@@ -122,6 +122,25 @@ impl AckStream {
         }
     }
 
+    /// Hands out the tokens for the next events, one per position, in order, under one lock
+    /// (events read or handed over together), appending them to `out`.
+    pub fn tokens(
+        self: &Arc<Self>,
+        positions: impl IntoIterator<Item = u64>,
+        out: &mut Vec<AckToken>,
+    ) {
+        let mut st = self.lock();
+        for position in positions {
+            let seq = st.base + st.window.len() as u64;
+            st.window.push_back((false, position));
+            st.progress.published += 1;
+            out.push(AckToken {
+                stream: Some(self.clone()),
+                seq,
+            });
+        }
+    }
+
     /// The current progress.
     pub fn progress(&self) -> Progress {
         self.lock().progress
@@ -340,6 +359,31 @@ mod tests {
         assert_eq!(b.acked_position(), Some(300));
         let p = a.progress();
         assert_eq!((p.acked, p.abandoned, p.pending()), (2, 1, 2));
+    }
+
+    #[test]
+    fn tokens_in_one_go_are_the_same_as_one_by_one() {
+        let s = AckStream::new();
+        let first = s.token(5);
+        let mut run = Vec::new();
+        s.tokens([10, 20, 30], &mut run);
+        assert_eq!(s.progress().published, 4);
+        let mut run = run.into_iter();
+        let (a, b, c) = (
+            run.next().unwrap(),
+            run.next().unwrap(),
+            run.next().unwrap(),
+        );
+        ack_all(vec![b, a]);
+        assert_eq!(
+            s.acked_position(),
+            None,
+            "the token before the run holds it back"
+        );
+        first.ack();
+        assert_eq!(s.acked_position(), Some(20));
+        c.ack();
+        assert_eq!((s.progress().acked, s.acked_position()), (4, Some(30)));
     }
 
     /// The file input's registry commit relies on it: the hook runs once per advance of the

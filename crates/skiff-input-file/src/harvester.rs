@@ -250,6 +250,22 @@ enum Outcome {
     Restart,
 }
 
+/// The task of one open file's reader, as the prospector spawns it: named, so that the panic
+/// hook logs a panic in it with the file it was reading.
+///
+/// Its size is what every open reader costs while idle (the task holds the whole state of its
+/// future): see the test `an_open_reader_task_stays_small`.
+pub(crate) fn task(
+    name: String,
+    ctx: Arc<Ctx>,
+    file: Arc<FileShared>,
+) -> impl std::future::Future<Output = (FileKey, End)> + Send {
+    skiff_pipeline::supervise::named(name, async move {
+        let end = run(&ctx, &file).await;
+        (file.key, end)
+    })
+}
+
 /// Reads `file` until it should close. Restarts from 0 when the file is truncated or replaced.
 pub(crate) async fn run(ctx: &Ctx, file: &Arc<FileShared>) -> End {
     let mut reset = false;
@@ -454,6 +470,14 @@ async fn session(ctx: &Ctx, file: &Arc<FileShared>, mut reset: bool) -> Outcome 
         file.set_phase(Phase::Idle);
         reader.release();
         sess.shared = None;
+        // An idle reader keeps no room from its last batch either (events and messages: ~1 KiB
+        // after a single line, times every open idle reader).
+        if sess.batch.is_empty() {
+            sess.batch = Vec::new();
+        }
+        if sess.out.is_empty() {
+            sess.out = Vec::new();
+        }
         sess.account(reader.capacity());
         // With notifications working, no polling: only the deadlines below wake the reader.
         let poll = if ctx.notified.load(Ordering::Acquire) {
@@ -551,6 +575,23 @@ async fn finish(sess: &mut Session<'_>) {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// Every open file has a reader task, idle or not, and the task holds its whole future.
+    /// Wrapping it for supervision once doubled it (an `async fn` awaiting a future it was
+    /// given keeps room for it twice); the name must cost a few words only.
+    #[test]
+    fn an_open_reader_task_stays_small() {
+        fn output_size<F>(_: impl FnOnce(String, Arc<Ctx>, Arc<FileShared>) -> F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let task = output_size(task);
+        let run = output_size(|_, c, f| async move { run(&c, &f).await });
+        eprintln!("reader task {task} bytes, run alone {run} bytes");
+        assert!(
+            task <= run + 128,
+            "reader task {task} bytes, its reading {run}"
+        );
+    }
 
     /// A reader that started on an empty file and read what arrived in one go must still
     /// notice a later rewrite: its fingerprint has to cover what it read (the race behind a

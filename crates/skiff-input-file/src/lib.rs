@@ -333,6 +333,8 @@ impl Input for FileInput {
                     )
                 })??
         };
+        m.counter(&names::REGISTRY_DAMAGED)
+            .add(loaded.damaged as u64);
         let created = store.created;
         let writer = writer::Writer::spawn(store, &this.state_id)
             .map_err(|e| Failure::io("cannot start the registry writer thread", &e))?;

@@ -634,12 +634,7 @@ impl Prospector {
             let file = e.file.clone();
             // Named: the panic hook logs a panic in this reader with the file it was reading.
             let name = format!("file/{}:{}", self.id, file.path().display());
-            let task = self
-                .tasks
-                .spawn(skiff_pipeline::supervise::named(name, async move {
-                    let end = harvester::run(&ctx, &file).await;
-                    (key, end)
-                }));
+            let task = self.tasks.spawn(harvester::task(name, ctx, file));
             self.task_files.insert(task.id(), key);
         }
         let was = self.hctx.waiting.swap(self.queue.len(), Ordering::AcqRel);

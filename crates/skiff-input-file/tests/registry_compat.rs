@@ -165,3 +165,43 @@ async fn a_registry_written_before_the_format_version_still_loads() {
     assert_eq!(v[1]["offset"], 1000 * LINE);
     assert_eq!(backups(data.path(), "t1.ndjson.v1."), 1);
 }
+
+/// A damaged line in the middle of the registry (a flipped byte, a torn write) is skipped and
+/// counted in `skiff.input.file.registry.damaged_records`; the records around it still count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_registry_lines_are_skipped_and_counted() {
+    let logs = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let p = logs.path().join("app.log");
+    std::fs::write(&p, numbered("line", 0, 1000)).unwrap();
+    let header = format!(
+        r#"{{"format":{},"created":1700000000}}"#,
+        skiff_input_file::registry::FORMAT
+    );
+    let registry = [
+        header,
+        file_record(&p, 300 * LINE, ""),
+        "{\"input\":\"t1\",\"dev\":1,\"ino\u{fffd}\u{0}".to_owned(),
+        "not json at all".to_owned(),
+        file_record(&p, 500 * LINE, ""),
+        String::new(),
+    ]
+    .join("\n");
+    let dir = data.path().join("registry/filestream");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("t1.ndjson"), registry).unwrap();
+    let r = start(&cfg(), logs.path(), data.path());
+    r.wait_count(500).await;
+    let damaged = r
+        .ctx
+        .metrics
+        .counter(&skiff_metrics::names::REGISTRY_DAMAGED)
+        .get();
+    let ev = r.stop().await;
+    assert_eq!(damaged, 2, "two damaged lines counted");
+    assert_eq!(
+        numbers(&ev, "line "),
+        (500..1000).collect::<Vec<_>>(),
+        "resumed from the last good record"
+    );
+}

@@ -61,6 +61,8 @@ defs! {
     DISK_QUEUE_EVENTS = Gauge "skiff.queue.disk.events" "Events stored in the disk queue and not yet acknowledged by the output.";
     /// Disk queue fsyncs.
     DISK_QUEUE_SYNCS = Counter "skiff.queue.disk.fsyncs" "fsync calls made by the disk queue.";
+    /// Failed fsyncs of the disk queue.
+    DISK_QUEUE_SYNC_FAILURES = Counter "skiff.queue.disk.fsync_failures" "fsyncs of the disk queue that failed: the events they covered are not acknowledged to their inputs (read again after a restart) and writing goes on in a new segment.";
     /// Corrupt records found.
     DISK_QUEUE_CORRUPT = Counter "skiff.queue.disk.corrupt_records" "Records cut off because their checksum or framing was damaged (after a crash).";
 
@@ -116,6 +118,8 @@ defs! {
     REGISTRAR_WRITES = Counter "registrar.writes.success" "Registry writes of the file inputs (each one append + fsync, or one rewrite), summed over inputs.";
     /// Registry writes that failed.
     REGISTRAR_WRITE_FAILURES = Counter "registrar.writes.fail" "Registry writes of the file inputs that failed (retried at the next commit).";
+    /// Registry lines that could not be read at start-up (issue 9, hardening).
+    REGISTRY_DAMAGED = Counter "skiff.input.file.registry.damaged_records" "Lines of a file input's registry that could not be read when it was loaded (damage, a torn write) and were skipped; the whole file is kept in a backup, and files whose state was lost are read again.";
     /// Events read by inputs.
     INPUT_EVENTS = Counter "skiff.input.events" "Events read by inputs, by input id (label `input`).";
     /// Bytes read by inputs.

@@ -14,10 +14,11 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 use skiff_event::Event;
 use skiff_metrics::Counter;
-use skiff_pipeline::{Failure, FailureKind, Outcome, Output};
+use skiff_pipeline::{Failure, Outcome, Output};
 
 use crate::bulk::{self, Body};
 use crate::config::Host;
+use crate::error::EsError;
 use crate::select::Routing;
 
 /// The response filter Beats uses: only what per-item results need (the full response of a
@@ -123,7 +124,7 @@ fn truncate(s: &str) -> String {
 
 impl EsClient {
     /// POSTs one NDJSON slice to `_bulk`.
-    async fn post(&mut self, ndjson: &[u8]) -> Result<Reply, Failure> {
+    async fn post(&mut self, ndjson: &[u8]) -> Result<Reply, EsError> {
         let body: Vec<u8> = if self.compression_level > 0 {
             bulk::gzip(ndjson, self.compression_level, &mut self.wire);
             std::mem::take(&mut self.wire)
@@ -141,102 +142,74 @@ impl EsClient {
         }
         let started = Instant::now();
         let resp = req.body(body).send().await.map_err(|e| {
-            let kind = if e.is_timeout() {
-                FailureKind::Timeout
+            let msg = format!(
+                "{}: bulk request to {} failed: {}",
+                self.describe(),
+                self.host.base,
+                skiff_tls::explain(&e, &format!("{}:{}", self.host.name, self.host.port))
+            );
+            if e.is_timeout() {
+                EsError::Timeout(msg)
             } else {
-                FailureKind::Connect
-            };
-            Failure::new(
-                kind,
-                format!(
-                    "{}: bulk request to {} failed: {}",
-                    self.describe(),
-                    self.host.base,
-                    skiff_tls::explain(&e, &format!("{}:{}", self.host.name, self.host.port))
-                ),
-            )
+                EsError::Connect(msg)
+            }
         })?;
         let status = resp.status();
         let bytes = read_capped(resp, MAX_RESPONSE).await.map_err(|e| {
             self.read_errors.inc();
-            Failure::new(
-                FailureKind::Connect,
-                format!(
-                    "reading the bulk response from {} failed: {e}",
-                    self.host.base
-                ),
-            )
+            EsError::Connect(format!(
+                "reading the bulk response from {} failed: {e}",
+                self.host.base
+            ))
         })?;
         tracing::trace!(host = %self.host.base, status = status.as_u16(), took_ms = started.elapsed().as_millis() as u64, "bulk response");
-        let fail = |kind, msg: String| Err(Failure::new(kind, msg));
         match status {
             StatusCode::OK => Ok(Reply::Done(bytes)),
             StatusCode::PAYLOAD_TOO_LARGE => Ok(Reply::TooLarge),
-            StatusCode::UNAUTHORIZED => fail(
-                FailureKind::Auth,
-                format!(
-                    "{} refused our credentials (401 {}): check username/password or api_key",
-                    self.host.base,
-                    error_text(&bytes)
-                ),
-            ),
-            StatusCode::FORBIDDEN => fail(
-                FailureKind::Auth,
-                format!(
-                    "{} denied the bulk request (403 {}): the user or API key needs the `create_doc` \
+            StatusCode::UNAUTHORIZED => Err(EsError::Auth(format!(
+                "{} refused our credentials (401 {}): check username/password or api_key",
+                self.host.base,
+                error_text(&bytes)
+            ))),
+            StatusCode::FORBIDDEN => Err(EsError::Auth(format!(
+                "{} denied the bulk request (403 {}): the user or API key needs the `create_doc` \
                      and `auto_configure` privileges on the target indices or data streams",
-                    self.host.base,
-                    error_text(&bytes)
-                ),
-            ),
+                self.host.base,
+                error_text(&bytes)
+            ))),
             StatusCode::TOO_MANY_REQUESTS
             | StatusCode::SERVICE_UNAVAILABLE
             | StatusCode::BAD_GATEWAY
-            | StatusCode::GATEWAY_TIMEOUT => fail(
-                FailureKind::Overloaded,
-                format!(
-                    "{} is overloaded or unavailable ({} {}): will retry",
-                    self.host.base,
-                    status.as_u16(),
-                    error_text(&bytes)
-                ),
-            ),
-            StatusCode::NOT_FOUND => fail(
-                FailureKind::Rejected,
-                format!(
-                    "{}/_bulk not found (404 {}): check the host URL and `path`",
-                    self.host.base,
-                    error_text(&bytes)
-                ),
-            ),
-            s if s.is_server_error() => fail(
-                FailureKind::Other,
-                format!(
-                    "{} failed the bulk request ({} {}): will retry",
-                    self.host.base,
-                    s.as_u16(),
-                    error_text(&bytes)
-                ),
-            ),
-            s if s.is_client_error() => fail(
-                FailureKind::Rejected,
-                format!(
-                    "{} refused the bulk request ({} {}): check `parameters` and the output settings",
-                    self.host.base,
-                    s.as_u16(),
-                    error_text(&bytes)
-                ),
-            ),
+            | StatusCode::GATEWAY_TIMEOUT => Err(EsError::Overloaded(format!(
+                "{} is overloaded or unavailable ({} {}): will retry",
+                self.host.base,
+                status.as_u16(),
+                error_text(&bytes)
+            ))),
+            StatusCode::NOT_FOUND => Err(EsError::Rejected(format!(
+                "{}/_bulk not found (404 {}): check the host URL and `path`",
+                self.host.base,
+                error_text(&bytes)
+            ))),
+            s if s.is_server_error() => Err(EsError::Server(format!(
+                "{} failed the bulk request ({} {}): will retry",
+                self.host.base,
+                s.as_u16(),
+                error_text(&bytes)
+            ))),
+            s if s.is_client_error() => Err(EsError::Rejected(format!(
+                "{} refused the bulk request ({} {}): check `parameters` and the output settings",
+                self.host.base,
+                s.as_u16(),
+                error_text(&bytes)
+            ))),
             // `_bulk` answers 200 or an error; a 1xx/2xx/3xx other than 200 is not its answer.
-            s => fail(
-                FailureKind::Protocol,
-                format!(
-                    "{} answered the bulk request with {} ({}), expected 200 with per-item results: is a proxy in the way?",
-                    self.host.base,
-                    s.as_u16(),
-                    error_text(&bytes)
-                ),
-            ),
+            s => Err(EsError::Protocol(format!(
+                "{} answered the bulk request with {} ({}), expected 200 with per-item results: is a proxy in the way?",
+                self.host.base,
+                s.as_u16(),
+                error_text(&bytes)
+            ))),
         }
     }
 }
@@ -276,7 +249,7 @@ impl Output for EsClient {
                         // batch: the whole of it is sent again (at least once; `create` makes
                         // the copies already in a 409, which counts as delivered).
                         self.body = body;
-                        return Err(Failure::protocol(format!("{}: {e}", self.host.base)));
+                        return Err(EsError::Protocol(format!("{}: {e}", self.host.base)).into());
                     }
                 },
                 Ok(Reply::TooLarge) if run.len() == 1 => {
@@ -305,7 +278,7 @@ impl Output for EsClient {
             Ok(()) => Ok(outcome),
             // Part of the batch is in: report the rest for a retry rather than resend it all.
             Err(e) if sent_any => {
-                tracing::warn!(host = %self.host.base, kind = %e.kind, error = %e, "bulk request failed after part of the batch was sent");
+                tracing::warn!(host = %self.host.base, kind = %e.kind(), error = %e, "bulk request failed after part of the batch was sent");
                 for run in todo {
                     outcome
                         .retry
@@ -313,7 +286,7 @@ impl Output for EsClient {
                 }
                 Ok(outcome)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         self.body = body;
         out

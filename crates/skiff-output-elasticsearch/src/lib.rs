@@ -24,6 +24,7 @@
 pub mod bulk;
 mod client;
 pub mod config;
+pub mod error;
 pub mod probe;
 pub mod select;
 pub mod template;
@@ -38,6 +39,7 @@ use skiff_pipeline::{BuildContext, OutputPlugin, OutputSet, OutputSettings};
 
 pub use client::EsClient;
 pub use config::EsConfig;
+pub use error::EsError;
 pub use template::index_template;
 
 /// The registry entry: `output.elasticsearch`.

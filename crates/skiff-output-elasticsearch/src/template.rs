@@ -311,15 +311,15 @@ pub fn setup(
     Box::pin(async move {
         let settings = |key: &str| section.get(key).cloned();
         let t: TemplateSettings = match settings("template") {
-            Some(n) => n.deserialize().map_err(|e| {
-                skiff_pipeline::Failure::new(skiff_pipeline::FailureKind::Other, e.to_string())
-            })?,
+            Some(n) => n
+                .deserialize()
+                .map_err(|e| crate::EsError::Setup(e.to_string()))?,
             None => TemplateSettings::default(),
         };
         let ilm: IlmSettings = match settings("ilm") {
-            Some(n) => n.deserialize().map_err(|e| {
-                skiff_pipeline::Failure::new(skiff_pipeline::FailureKind::Other, e.to_string())
-            })?,
+            Some(n) => n
+                .deserialize()
+                .map_err(|e| crate::EsError::Setup(e.to_string()))?,
             None => IlmSettings::default(),
         };
         install_template(&output, &version, &t, &ilm)

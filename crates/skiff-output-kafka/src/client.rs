@@ -14,8 +14,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use skiff_event::Event;
 use skiff_event::template::Template;
 use skiff_metrics::Counter;
-use skiff_pipeline::{Failure, FailureKind, Outcome, Output};
+use skiff_pipeline::{Failure, Outcome, Output};
 
+use crate::error::KafkaOutputError;
 use crate::partition::Partitioner;
 use skiff_processors::select::Selector;
 
@@ -87,37 +88,10 @@ pub fn permanent(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-fn code_of(e: &KafkaError) -> Option<RDKafkaErrorCode> {
+pub(crate) fn code_of(e: &KafkaError) -> Option<RDKafkaErrorCode> {
     match e {
         KafkaError::MessageProduction(c) => Some(*c),
         other => other.rdkafka_error_code(),
-    }
-}
-
-/// The class of a produce error that is not permanent.
-pub fn kind_of(e: &KafkaError) -> FailureKind {
-    use RDKafkaErrorCode::*;
-    match code_of(e) {
-        Some(MessageTimedOut | RequestTimedOut) => FailureKind::Timeout,
-        Some(
-            QueueFull | NotEnoughReplicas | NotEnoughReplicasAfterAppend | ThrottlingQuotaExceeded,
-        ) => FailureKind::Overloaded,
-        Some(
-            SaslAuthenticationFailed
-            | Authentication
-            | TopicAuthorizationFailed
-            | ClusterAuthorizationFailed,
-        ) => FailureKind::Auth,
-        Some(SSL) => FailureKind::Tls,
-        Some(
-            BrokerTransportFailure
-            | AllBrokersDown
-            | NetworkException
-            | Resolve
-            | BrokerNotAvailable,
-        ) => FailureKind::Connect,
-        Some(InvalidMessage | BadMessage | BadCompression) => FailureKind::Protocol,
-        _ => FailureKind::Other,
     }
 }
 
@@ -209,7 +183,7 @@ impl Output for KafkaClient {
         // event handed to librdkafka has its future here, and every other outcome (an error
         // report, a cancelled future when the producer goes away) puts it in `retry` or
         // `rejected`.
-        let mut first_error: Option<(FailureKind, String)> = None;
+        let mut first_error: Option<KafkaOutputError> = None;
         for (i, fut) in pending {
             match fut.await {
                 Ok(Ok(_)) => {}
@@ -219,7 +193,7 @@ impl Output for KafkaClient {
                         outcome.rejected.push((i, explain(&e, &topic)));
                     } else {
                         if first_error.is_none() {
-                            first_error = Some((kind_of(&e), explain(&e, &topic)));
+                            first_error = Some(KafkaOutputError::produce(&e, explain(&e, &topic)));
                         }
                         if code_of(&e) == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
                             || code_of(&e) == Some(RDKafkaErrorCode::UnknownPartition)
@@ -233,12 +207,12 @@ impl Output for KafkaClient {
                 Err(_canceled) => outcome.retry.push(i),
             }
         }
-        if let Some((kind, e)) = first_error {
+        if let Some(e) = first_error {
             if outcome.retry.len() == events.len() {
                 // Nothing went through: a failure of the whole batch, counted by its class.
-                return Err(Failure::new(kind, e));
+                return Err(e.into());
             }
-            tracing::warn!(output = %self.describe(), kind = %kind, events = outcome.retry.len(), error = %e, "kafka did not acknowledge some events; will retry");
+            tracing::warn!(output = %self.describe(), kind = %e.kind(), events = outcome.retry.len(), error = %e, "kafka did not acknowledge some events; will retry");
         }
         Ok(outcome)
     }

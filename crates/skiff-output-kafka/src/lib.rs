@@ -35,6 +35,7 @@
 
 pub mod client;
 pub mod config;
+pub mod error;
 pub mod partition;
 
 use std::collections::HashMap;

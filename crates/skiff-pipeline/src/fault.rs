@@ -10,6 +10,8 @@
 //!
 //! Points in use (add yours here):
 //! * `output.send.panic`: the output worker panics inside a batch's send.
+//! * `output.settle.panic`: the output worker panics while it settles a batch's outcome
+//!   (acks, retries, dead letters), after the first event.
 //! * `file.reader.panic`: a file reader panics after publishing a batch.
 //! * `input.run.panic`: an input's task panics as it starts, before its `run` reads anything
 //!   (the topology's supervisor, `skiff-topology`); each restart reaches it again.

@@ -45,6 +45,9 @@ use crate::{
 
 /// The fault point that makes the worker panic inside a batch's send (see [`fault`]).
 pub const SEND_PANIC_POINT: &str = "output.send.panic";
+/// The fault point that makes the worker panic while it settles a batch's outcome, after
+/// acking part of it (see [`fault`]).
+pub const SETTLE_PANIC_POINT: &str = "output.settle.panic";
 
 /// Metrics a worker records.
 #[derive(Clone)]
@@ -348,9 +351,8 @@ impl Worker {
     /// (`pending` then holds the events left).
     ///
     /// Events stay in `pending` until resolved, so a panic in the client's send leaves all of
-    /// them to the caller to send again. A panic in the worker's own settling of an outcome
-    /// (a skiff bug) drops the events not yet settled: their tokens resolve as failed, never
-    /// as delivered, and the input sees them unacknowledged.
+    /// them to the caller to send again; so does a panic in the worker's own settling of an
+    /// outcome (a skiff bug; see [`Worker::settle`]).
     async fn deliver(
         &mut self,
         pending: &mut Vec<Event>,
@@ -373,7 +375,7 @@ impl Worker {
                 Ok(outcome) => {
                     let progressed = outcome.retry.len() < pending.len();
                     self.fails = 0;
-                    *pending = self.settle(std::mem::take(pending), outcome, name).await;
+                    self.settle(pending, outcome, name).await;
                     if pending.is_empty() {
                         return None;
                     }
@@ -401,9 +403,10 @@ impl Worker {
             if self.over_retries(*attempt) {
                 let why = format!("gave up after {} attempts: {reason}", *attempt);
                 tracing::error!(output = %name, kind, events = pending.len(), error = %reason, "dropping events: out of retries (max_retries)");
-                for ev in std::mem::take(pending) {
+                for ev in pending.iter_mut() {
                     self.reject(ev, &why, name).await;
                 }
+                pending.clear();
                 return None;
             }
             let delay = backoff(&self.settings, *attempt);
@@ -418,25 +421,33 @@ impl Worker {
         self.settings.max_retries >= 0 && i64::from(attempt) > self.settings.max_retries
     }
 
-    /// Acks the delivered events, dead-letters the rejected ones, returns those to retry.
-    async fn settle(&mut self, pending: Vec<Event>, outcome: Outcome, name: &str) -> Vec<Event> {
+    /// Acks the delivered events, dead-letters the rejected ones, and leaves in `pending` only
+    /// those to retry, in order.
+    ///
+    /// `pending` keeps every event until the last step (one `retain`), so a panic here (a skiff
+    /// bug) leaves the whole batch to the caller, which retries it like a panicking send: the
+    /// events already acked or dead-lettered before the panic are sent again (at least once),
+    /// none is lost or acked early.
+    async fn settle(&mut self, pending: &mut Vec<Event>, outcome: Outcome, name: &str) {
         let Outcome {
             mut retry,
             mut rejected,
         } = outcome;
         if retry.is_empty() && rejected.is_empty() {
+            fault::panic_point(SETTLE_PANIC_POINT);
             self.m.acked.add(pending.len() as u64);
-            skiff_event::ack_all(pending.into_iter().filter_map(|mut ev| ev.ack.take()));
-            return Vec::new();
+            skiff_event::ack_all(pending.iter_mut().filter_map(|ev| ev.ack.take()));
+            pending.clear();
+            return;
         }
         retry.sort_unstable();
         rejected.sort_unstable_by_key(|r| r.0);
-        let mut again = Vec::with_capacity(retry.len());
+        let mut again = vec![false; pending.len()];
         let (mut ri, mut xi) = (0, 0);
-        for (i, mut ev) in pending.into_iter().enumerate() {
+        for (i, ev) in pending.iter_mut().enumerate() {
             if retry.get(ri) == Some(&i) {
                 ri += 1;
-                again.push(ev);
+                again[i] = true;
             } else if rejected.get(xi).is_some_and(|r| r.0 == i) {
                 let reason = std::mem::take(&mut rejected[xi].1);
                 xi += 1;
@@ -445,16 +456,18 @@ impl Worker {
                 self.m.acked.inc();
                 ev.ack();
             }
+            fault::panic_point(SETTLE_PANIC_POINT);
         }
-        again
+        let mut again = again.into_iter();
+        pending.retain(|_| again.next().unwrap_or(false));
     }
 
     /// Dead-letters an event (or drops it when there is no dead-letter file), then acks it.
-    async fn reject(&mut self, mut ev: Event, reason: &str, name: &str) {
+    async fn reject(&mut self, ev: &mut Event, reason: &str, name: &str) {
         self.m.dropped.inc();
         match &self.dead_letter {
             Some(dl) => loop {
-                match dl.write(&ev, reason, name) {
+                match dl.write(ev, reason, name) {
                     Ok(()) => break,
                     Err(e) => {
                         // The event must not vanish: wait for the disk rather than drop it.

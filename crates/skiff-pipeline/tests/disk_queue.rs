@@ -616,3 +616,51 @@ async fn handed_over_groups_keep_order_and_sources_and_are_replayed_after_a_cras
     );
     assert_eq!(replay, want[from as usize..].to_vec());
 }
+
+/// The fsync thread sees a failed fsync (`EIO`, injected): the events of that group are not
+/// acknowledged to their input (they are read again from the source after a restart; nothing
+/// is reported durable that is not), the failure is counted, the events already visible still
+/// reach the output, and writing goes on in a new segment whose events are acknowledged.
+#[tokio::test]
+async fn a_failed_fsync_acknowledges_nothing_it_covered_and_writing_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DiskQueueConfig {
+        retry_interval: skiff_config::Duration(Duration::from_millis(5)),
+        max_retry_interval: skiff_config::Duration(Duration::from_millis(20)),
+        ..Default::default()
+    };
+    let (q, reg) = open(dir.path(), cfg.clone());
+    let failures = reg.counter(&names::DISK_QUEUE_SYNC_FAILURES);
+    push_durably(&q, 0..10).await;
+    assert_eq!(failures.get(), 0);
+
+    q.inject_sync_failures(1);
+    let lost = AckStream::new();
+    let sh = shared();
+    for i in 10..20 {
+        q.push(event(&sh, i, &lost)).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + LIVENESS;
+    while failures.get() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(failures.get(), 1, "the failed fsync is counted");
+    // The next events go to a new segment and are acknowledged once fsynced.
+    let after = push_durably(&q, 20..30).await;
+    assert_eq!(after.progress().acked, 10);
+    // The events of the failed group (the first group after arming: at least event 10) were
+    // given up on, never acknowledged: they hold this input's prefix back, so it commits
+    // nothing past them and reads them again after a restart.
+    let p = lost.progress();
+    assert!(
+        p.abandoned >= 1 && p.acked == 0,
+        "the group of the failed fsync must not be acknowledged: {p:?}"
+    );
+    assert!(
+        segments(dir.path()).len() >= 2,
+        "writing went on in a new segment"
+    );
+    // Whatever was written reaches the output, in order, once (the lost group too: it was
+    // written, only its durability is unknown; its input sends it again after a restart).
+    assert_eq!(pop_n(&q, 30, true).await, (0..30).collect::<Vec<_>>());
+}

@@ -1,5 +1,6 @@
-//! Output worker supervision: a panic in an output's send restarts the worker's client and
-//! retries the batch; nothing is acked early, nothing is lost, and the panic is counted.
+//! Output worker supervision: a panic in an output's send (or in the worker's settling of its
+//! outcome) restarts the worker's client and retries the batch; nothing is acked early, nothing
+//! is lost, and the panic is counted.
 //!
 //! Fault points are process-wide (a worker anywhere in the process consumes an armed firing),
 //! so these tests live in their own test binary and run one after the other in one test.
@@ -87,6 +88,7 @@ fn errors(reg: &Registry, kind: FailureKind) -> u64 {
 async fn a_panicking_send_restarts_the_worker_and_a_restart_limit_is_reported() {
     a_worker_whose_send_panics_twice_restarts_and_delivers_everything_once().await;
     a_worker_past_its_restart_limit_reports_failure_and_acks_nothing().await;
+    a_panic_while_settling_retries_the_batch_and_loses_nothing().await;
 }
 
 async fn a_worker_whose_send_panics_twice_restarts_and_delivers_everything_once() {
@@ -161,4 +163,72 @@ async fn a_worker_past_its_restart_limit_reports_failure_and_acks_nothing() {
     assert_eq!(stream.progress().acked, 0);
     assert_eq!(reg.counter(&names::OUTPUT_EVENTS_ACKED).get(), 0);
     assert_eq!(errors(&reg, FailureKind::Panic), 4);
+}
+
+/// Asks to retry the last event of every batch of more than one: the worker settles each
+/// outcome on its general path (ack some, keep some).
+struct RetryLast {
+    seen: Arc<Mutex<Vec<u64>>>,
+}
+
+#[async_trait]
+impl Output for RetryLast {
+    async fn send(&mut self, events: &[Event]) -> Result<Outcome, Failure> {
+        self.seen
+            .lock()
+            .unwrap()
+            .extend(events.iter().map(|e| e.offset.unwrap()));
+        let retry = if events.len() > 1 {
+            vec![events.len() - 1]
+        } else {
+            Vec::new()
+        };
+        Ok(Outcome {
+            retry,
+            rejected: Vec::new(),
+        })
+    }
+    fn describe(&self) -> String {
+        "retry-last".into()
+    }
+}
+
+/// The worker panics while settling (`output.settle.panic`, after acking the first event of a
+/// batch): the batch is retried like a panicking send, no event is lost or left unacknowledged,
+/// the worker goes on (no `WorkerFailed`, so no fatal exit), and the panic is counted.
+async fn a_panic_while_settling_retries_the_batch_and_loses_nothing() {
+    let reg = Registry::new();
+    let n = 25;
+    let (q, stream) = filled_queue(&reg, n).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let out = OutputSet {
+        clients: vec![Box::new(RetryLast { seen: seen.clone() })],
+        settings: settings(),
+    };
+    fault::arm(worker::SETTLE_PANIC_POINT, 1);
+    let mut tasks = JoinSet::new();
+    let policy = RestartPolicy {
+        max_consecutive_panics: Some(3),
+    };
+    worker::spawn_supervised(&mut tasks, q, out, None, &reg, policy);
+    let result = tokio::time::timeout(Duration::from_secs(30), worker::join_all(&mut tasks))
+        .await
+        .expect("the worker did not finish within 30s after the queue was drained");
+    assert!(
+        result.is_ok(),
+        "a panic while settling is not fatal: {result:?}"
+    );
+    let p = stream.progress();
+    assert_eq!(
+        (p.acked, p.abandoned, p.acked_position),
+        (n, 0, Some(n - 1)),
+        "every event acknowledged once, none given up on"
+    );
+    let mut got = seen.lock().unwrap().clone();
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got, (0..n).collect::<Vec<_>>(), "every event sent");
+    assert_eq!(errors(&reg, FailureKind::Panic), 1);
+    // The event acked before the panic is sent and counted again (at least once).
+    assert!(reg.counter(&names::OUTPUT_EVENTS_ACKED).get() >= n);
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use skiff_config::Node;
+use skiff_pipeline::BackoffConfig;
 use skiff_pipeline::dead_letter::DeadLetterConfig;
 
 /// The configuration of one pipeline.
@@ -46,21 +47,10 @@ pub struct SupervisionConfig {
     /// `supervision.restart_window` (default 5m).
     #[serde(default = "default_window")]
     pub restart_window: skiff_config::Duration,
-    /// `supervision.backoff.*` (default 1s doubling to 30s).
+    /// `supervision.backoff.*`: the same type and defaults as every output's `backoff.*`
+    /// (1s doubling to 60s), so that one setting means one thing wherever it is written.
     #[serde(default)]
-    pub backoff: SupervisionBackoff,
-}
-
-/// `supervision.backoff.*`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SupervisionBackoff {
-    /// `init`: the wait before the first restart.
-    #[serde(default = "default_init")]
-    pub init: skiff_config::Duration,
-    /// `max`: the longest wait.
-    #[serde(default = "default_max")]
-    pub max: skiff_config::Duration,
+    pub backoff: BackoffConfig,
 }
 
 fn default_max_restarts() -> u32 {
@@ -69,28 +59,12 @@ fn default_max_restarts() -> u32 {
 fn default_window() -> skiff_config::Duration {
     skiff_config::Duration(Duration::from_secs(300))
 }
-fn default_init() -> skiff_config::Duration {
-    skiff_config::Duration(Duration::from_secs(1))
-}
-fn default_max() -> skiff_config::Duration {
-    skiff_config::Duration(Duration::from_secs(30))
-}
-
-impl Default for SupervisionBackoff {
-    fn default() -> Self {
-        SupervisionBackoff {
-            init: default_init(),
-            max: default_max(),
-        }
-    }
-}
-
 impl Default for SupervisionConfig {
     fn default() -> Self {
         SupervisionConfig {
             max_restarts: default_max_restarts(),
             restart_window: default_window(),
-            backoff: SupervisionBackoff::default(),
+            backoff: BackoffConfig::default(),
         }
     }
 }

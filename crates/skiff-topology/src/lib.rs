@@ -23,7 +23,7 @@ pub mod supervisor;
 pub mod topology;
 
 pub use build::{Plugins, error_at, input_from_config};
-pub use config::{PipelineConfig, SupervisionBackoff, SupervisionConfig};
+pub use config::{PipelineConfig, SupervisionConfig};
 pub use health::{ComponentHealth, Health, State};
 pub use topology::{
     AddError, Drain, Ended, InputFactory, InputSpec, Report, Running, Topology, TopologyBuilder,

@@ -8,12 +8,13 @@ use std::time::Instant;
 use async_trait::async_trait;
 use skiff_event::{Event, Value};
 use skiff_metrics::{Counter, Registry, names};
-use skiff_pipeline::{Failure, FailureKind, Outcome, Output};
+use skiff_pipeline::{Failure, Outcome, Output};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 
 use crate::connect::{self, Conn};
 use crate::output::config::Host;
+use crate::output::error::LogstashError;
 use crate::output::window::Window;
 use crate::protocol::{self, ACK_LEN, WindowEncoder};
 
@@ -75,9 +76,9 @@ impl LumberjackClient {
 
     /// Sends `events` in windows over the open connection; returns how many events (a prefix)
     /// the server acknowledged, and the error that stopped it, if any.
-    async fn transfer(&mut self, events: &[Event]) -> (usize, Result<(), Failure>) {
+    async fn transfer(&mut self, events: &[Event]) -> (usize, Result<(), LogstashError>) {
         let Some((conn, _)) = self.conn.as_mut() else {
-            return (0, Err(Failure::new(FailureKind::Connect, "not connected")));
+            return (0, Err(LogstashError::Connect("not connected".into())));
         };
         let s = &*self.settings;
         let chunks: Vec<&[Event]> = events
@@ -95,7 +96,7 @@ impl LumberjackClient {
                 permits
                     .acquire()
                     .await
-                    .map_err(|_| Failure::new(FailureKind::Other, "window accounting closed"))?
+                    .map_err(|_| LogstashError::Internal("window accounting closed".into()))?
                     .forget();
                 buf.clear();
                 encoder.encode(buf, chunk.len() as u32, |i, out| {
@@ -107,18 +108,15 @@ impl LumberjackClient {
                 };
                 match tokio::time::timeout(s.timeout, write).await {
                     Err(_) => {
-                        return Err(Failure::new(
-                            FailureKind::Timeout,
-                            format!(
-                                "writing {} bytes to {addr} timed out after {:?}: the server stopped reading (overloaded Logstash, or a network problem)",
-                                buf.len(),
-                                s.timeout
-                            ),
-                        ));
+                        return Err(LogstashError::Timeout(format!(
+                            "writing {} bytes to {addr} timed out after {:?}: the server stopped reading (overloaded Logstash, or a network problem)",
+                            buf.len(),
+                            s.timeout
+                        )));
                     }
                     Ok(Err(e)) => {
-                        return Err(Failure::new(
-                            FailureKind::of_io(&e),
+                        return Err(LogstashError::io(
+                            &e,
                             format!(
                                 "writing to {addr} failed: {}",
                                 skiff_tls::explain(&e, &addr)
@@ -134,7 +132,7 @@ impl LumberjackClient {
             if buf.capacity() > 32 << 20 {
                 *buf = Vec::new();
             }
-            Ok::<(), Failure>(())
+            Ok::<(), LogstashError>(())
         };
 
         let reader = async {
@@ -142,20 +140,20 @@ impl LumberjackClient {
             for (k, chunk) in chunks.iter().enumerate() {
                 // The ACK deadline runs from the moment the window is on the wire.
                 if written_rx.wait_for(|w| *w > k).await.is_err() {
-                    return Err(Failure::new(FailureKind::Other, "window was not written"));
+                    return Err(LogstashError::Internal("window was not written".into()));
                 }
                 let n = chunk.len() as u32;
                 let mut got = 0u32;
                 while got < n {
                     let seq = read_ack(&mut rd, s.timeout, &addr, got, n).await?;
                     let next = ack_step(got, n, seq)
-                        .map_err(|e| Failure::protocol(format!("{addr} {e}")))?;
+                        .map_err(|e| LogstashError::Protocol(format!("{addr} {e}")))?;
                     acked.fetch_add((next - got) as usize, Ordering::Relaxed);
                     got = next;
                 }
                 permits.add_permits(1);
             }
-            Ok::<(), Failure>(())
+            Ok::<(), LogstashError>(())
         };
 
         let res = tokio::try_join!(writer, reader).map(|_| ());
@@ -205,30 +203,26 @@ async fn read_ack<R: tokio::io::AsyncRead + Unpin>(
     addr: &str,
     got: u32,
     n: u32,
-) -> Result<u32, Failure> {
+) -> Result<u32, LogstashError> {
     let mut f = [0u8; ACK_LEN];
     match tokio::time::timeout(timeout, rd.read_exact(&mut f)).await {
-        Err(_) => Err(Failure::new(
-            FailureKind::Timeout,
-            format!(
-                "no ACK from {addr} within {timeout:?} ({got} of {n} events acknowledged): Logstash is overloaded or its pipeline is blocked; check its log, or raise output.logstash.timeout"
-            ),
-        )),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Failure::new(
-            FailureKind::Connect,
-            format!(
+        Err(_) => Err(LogstashError::Timeout(format!(
+            "no ACK from {addr} within {timeout:?} ({got} of {n} events acknowledged): Logstash is overloaded or its pipeline is blocked; check its log, or raise output.logstash.timeout"
+        ))),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(LogstashError::Connect(format!(
                 "{addr} closed the connection after acknowledging {got} of {n} events: the server was stopped, restarted or refused the data (see its log)"
-            ),
-        )),
-        Ok(Err(e)) => Err(Failure::new(
-            FailureKind::of_io(&e),
+            )))
+        }
+        Ok(Err(e)) => Err(LogstashError::io(
+            &e,
             format!(
                 "reading the ACK from {addr} failed ({got} of {n} events acknowledged): {}",
                 skiff_tls::explain(&e, addr)
             ),
         )),
         Ok(Ok(_)) => protocol::parse_ack(&f).map_err(|e| {
-            Failure::protocol(format!(
+            LogstashError::Protocol(format!(
                 "unexpected reply from {addr} where an ACK was due: {e}"
             ))
         }),
@@ -293,12 +287,11 @@ impl Output for LumberjackClient {
             .map_err(|e| {
                 // `connect` says "TLS handshake" in every TLS failure it reports.
                 let msg = format!("{e:#}");
-                let kind = if msg.contains("TLS") {
-                    FailureKind::Tls
+                if msg.contains("TLS") {
+                    LogstashError::Tls(msg)
                 } else {
-                    FailureKind::Connect
-                };
-                Failure::new(kind, msg)
+                    LogstashError::Connect(msg)
+                }
             })?;
             tracing::info!(output = %self.describe(), "connected to logstash");
             self.conn = Some((c, Instant::now()));
@@ -316,10 +309,10 @@ impl Output for LumberjackClient {
                 self.window.shrink();
                 // A server that broke the protocol is trusted for nothing in this batch, not
                 // even the ACKs it sent before: the whole batch is sent again.
-                if acked == 0 || e.kind == FailureKind::Protocol {
-                    return Err(e);
+                if acked == 0 || matches!(e, LogstashError::Protocol(_)) {
+                    return Err(e.into());
                 }
-                tracing::warn!(output = %self.describe(), acked, resend = events.len() - acked, kind = %e.kind, error = %e, "connection lost after a partial ACK; resending the rest");
+                tracing::warn!(output = %self.describe(), acked, resend = events.len() - acked, kind = %e.kind(), error = %e, "connection lost after a partial ACK; resending the rest");
                 Ok(Outcome {
                     retry: (acked..events.len()).collect(),
                     rejected: Vec::new(),

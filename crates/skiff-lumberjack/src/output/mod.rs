@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod config;
+pub mod error;
 mod probe;
 pub mod window;
 
@@ -18,6 +19,7 @@ use skiff_pipeline::{BuildContext, Output, OutputPlugin, OutputSet, OutputSettin
 
 pub use client::{LumberjackClient, Settings};
 use config::{Host, LogstashConfig};
+pub use error::LogstashError;
 
 /// The `output.logstash` plugin.
 pub static OUTPUT: OutputPlugin = OutputPlugin {

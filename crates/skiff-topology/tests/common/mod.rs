@@ -15,7 +15,7 @@ use skiff_pipeline::{
     BuildContext, Closed, Failure, FailureKind, Input, InputContext, Outcome, Output, OutputSet,
     OutputSettings, Queue,
 };
-use skiff_topology::{InputSpec, SupervisionBackoff, SupervisionConfig, Topology};
+use skiff_topology::{InputSpec, SupervisionConfig, Topology};
 
 pub type Log = Arc<Mutex<Vec<String>>>;
 
@@ -194,7 +194,7 @@ pub fn quick(max_restarts: u32) -> SupervisionConfig {
     SupervisionConfig {
         max_restarts,
         restart_window: skiff_config::Duration(Duration::from_secs(60)),
-        backoff: SupervisionBackoff {
+        backoff: skiff_pipeline::BackoffConfig {
             init: skiff_config::Duration(Duration::from_millis(5)),
             max: skiff_config::Duration(Duration::from_millis(20)),
         },

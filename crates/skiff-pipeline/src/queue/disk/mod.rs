@@ -120,6 +120,7 @@ struct Meters {
     events: Gauge,
     filled: Gauge,
     syncs: Counter,
+    sync_failures: Counter,
     corrupt: Counter,
     dropped: Counter,
     blocked: Counter,
@@ -145,6 +146,8 @@ struct Inner {
     stop: AtomicBool,
     /// Test hook: this many coming writes fail with "no space left on device".
     fail_writes: AtomicU64,
+    /// Test hook: fsyncs still to fail (see [`DiskQueue::inject_sync_failures`]).
+    fail_syncs: AtomicU64,
     write_stage: Stage,
     read_stage: Stage,
     m: Meters,
@@ -248,6 +251,7 @@ impl DiskQueue {
             events: metrics.gauge(&names::DISK_QUEUE_EVENTS),
             filled: metrics.gauge(&names::QUEUE_FILLED_EVENTS),
             syncs: metrics.counter(&names::DISK_QUEUE_SYNCS),
+            sync_failures: metrics.counter(&names::DISK_QUEUE_SYNC_FAILURES),
             corrupt: metrics.counter(&names::DISK_QUEUE_CORRUPT),
             dropped: metrics.counter(&names::PIPELINE_EVENTS_DROPPED),
             blocked: metrics.counter(&names::PIPELINE_BLOCKED),
@@ -280,6 +284,7 @@ impl DiskQueue {
             closed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             fail_writes: AtomicU64::new(0),
+            fail_syncs: AtomicU64::new(0),
             m,
             syncer: (cfg.sync == SyncMode::Batch).then(Arc::default),
             cfg,
@@ -368,6 +373,13 @@ impl DiskQueue {
     #[doc(hidden)]
     pub fn inject_write_failures(&self, n: u64) {
         self.inner.fail_writes.store(n, Ordering::Release);
+    }
+
+    /// Makes the next `n` fsyncs of the fsync thread (`sync.mode: batch`) fail with `EIO`, as
+    /// a failing disk would: for tests of what a failed fsync does.
+    #[doc(hidden)]
+    pub fn inject_sync_failures(&self, n: u64) {
+        self.inner.fail_syncs.store(n, Ordering::Release);
     }
 
     /// Write failures still to be injected (see [`inject_write_failures`](Self::inject_write_failures)).

@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -90,12 +91,22 @@ impl Syncer {
             drop(st);
             let mut failed = None;
             for (file, path, tokens) in work {
-                match file.sync_data() {
+                let injected = inner
+                    .fail_syncs
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                    .is_ok();
+                let synced = if injected {
+                    Err(io::Error::from_raw_os_error(5))
+                } else {
+                    file.sync_data()
+                };
+                match synced {
                     Ok(()) => {
                         inner.m.syncs.inc();
                         skiff_event::ack_all(tokens);
                     }
                     Err(e) => {
+                        inner.m.sync_failures.inc();
                         tracing::error!(path = %path.display(), error = %e, events = tokens.len(), "disk queue: fsync failed; these events are not acknowledged to their inputs and will be read again from their source after a restart");
                         failed = Some((path, e));
                     }

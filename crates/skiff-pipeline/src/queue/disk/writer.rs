@@ -199,6 +199,7 @@ impl Writer {
                 match f.sync_data() {
                     Ok(()) => self.unsynced.drain(..).for_each(AckToken::ack),
                     Err(e) => {
+                        self.inner.m.sync_failures.inc();
                         tracing::error!(path = %self.seg_path.display(), error = %e, events = self.unsynced.len(), "disk queue: fsync failed; these events are not acknowledged to their inputs and will be read again from their source after a restart");
                         self.unsynced.clear();
                     }
@@ -302,10 +303,14 @@ impl Writer {
         let Some(&end) = k.checked_sub(1).and_then(|i| self.ends.get(i)) else {
             return 0;
         };
-        for (i, (mut ev, size)) in group.drain(..k).enumerate() {
-            let seq = first + i as u64;
-            ev.ack = Some(self.inner.stream.token(seq));
-            st.ahead.push_back((ev, size, seq));
+        // The queue's tokens for the whole run under one lock of its stream.
+        let mut tokens = Vec::with_capacity(k);
+        self.inner
+            .stream
+            .tokens(first..first + k as u64, &mut tokens);
+        for (i, ((mut ev, size), token)) in group.drain(..k).zip(tokens).enumerate() {
+            ev.ack = Some(token);
+            st.ahead.push_back((ev, size, first + i as u64));
         }
         st.ahead_bytes += bytes;
         self.inner.read_stage.add(bytes);
@@ -474,6 +479,7 @@ impl Writer {
                     if !self.unsynced.is_empty()
                         && let Err((path, e)) = self.sync_now()
                     {
+                        inner.m.sync_failures.inc();
                         tracing::error!(path = %path.display(), error = %e, "disk queue: fsync failed");
                         self.abandon_segment();
                     }
