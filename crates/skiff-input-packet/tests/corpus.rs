@@ -29,6 +29,8 @@ fn baseline() -> Map<String, Value> {
         "icmp": {},
         "dns": {"ports": [53]},
         "http": {"ports": [80]},
+        // issue 13
+        "mysql": {"ports": [3306]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -361,4 +363,15 @@ case! {
     f4_icmp6_vlan_flow => "F4",
     f5_qinq_flow => "F5",
     f8_community_id => "F8",
+    // issue 13
+    m1_whitespaces => "M1",
+    m2_int_string_operations => "M2",
+    m4_long => "M4",
+    m5_affected_rows => "M5",
+    m7_gap => "M7",
+    m8_prepare_statement => "M8",
+    m10_connection => "M10",
+    m_err_database_not_selected => "M-err",
+    m_long_result => "M-long-result",
+    m_windows_lineending => "M-crlf",
 }

@@ -5,8 +5,12 @@
 //! [`ALL`]; docs/adding-a-protocol.md walks through it.
 
 pub mod dns;
+#[cfg(test)]
+pub(crate) mod fuzzing;
 pub mod http;
 pub mod icmp;
+pub mod mysql;
+pub mod resultset;
 
 use std::sync::Arc;
 
@@ -36,7 +40,13 @@ fn icmp_build(args: &BuildArgs<'_>) -> Result<Arc<dyn Protocol>, ConfigError> {
 }
 
 /// Every protocol skiff parses.
-pub const ALL: &[&ProtocolPlugin] = &[&http::PLUGIN, &dns::PLUGIN, &ICMP];
+pub const ALL: &[&ProtocolPlugin] = &[
+    &http::PLUGIN,
+    &dns::PLUGIN,
+    &ICMP,
+    // issue 13
+    &mysql::PLUGIN,
+];
 
 /// The protocol named `name`.
 pub fn find(name: &str) -> Option<&'static ProtocolPlugin> {
