@@ -31,6 +31,7 @@ fn baseline() -> Map<String, Value> {
         "http": {"ports": [80]},
         // issue 13
         "mysql": {"ports": [3306]},
+        "pgsql": {"ports": [5432]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -374,4 +375,10 @@ case! {
     m_err_database_not_selected => "M-err",
     m_long_result => "M-long-result",
     m_windows_lineending => "M-crlf",
+    p1_request_response => "P1",
+    p2_insert => "P2",
+    p3_insert_error => "P3",
+    p4_rt => "P4",
+    p5_extended_query => "P5",
+    p6_long_result => "P6",
 }

@@ -10,6 +10,7 @@ pub(crate) mod fuzzing;
 pub mod http;
 pub mod icmp;
 pub mod mysql;
+pub mod pgsql;
 pub mod resultset;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &ICMP,
     // issue 13
     &mysql::PLUGIN,
+    &pgsql::PLUGIN,
 ];
 
 /// The protocol named `name`.

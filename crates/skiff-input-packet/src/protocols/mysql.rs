@@ -160,6 +160,8 @@ enum State {
 
 #[derive(Default)]
 struct Response {
+    /// When its first packet arrived (`event.end`, as Packetbeat).
+    ts: Timestamp,
     bytes: u64,
     num_fields: u64,
     num_rows: u64,
@@ -544,6 +546,7 @@ impl MysqlSession {
                 return false;
             }
             let mut r = Response {
+                ts: cx.now,
                 bytes: total as u64,
                 ..Response::default()
             };
@@ -658,7 +661,7 @@ impl MysqlSession {
         };
         let mut tx = Transaction::new("mysql", client_dir(cx.conn, &self.cfg.ports));
         tx.start = Some(req.ts);
-        tx.end = Some(cx.now);
+        tx.end = Some(r.ts);
         tx.request_bytes = Some(req.bytes);
         tx.response_bytes = Some(r.bytes);
         tx.set("method", req.method.clone());
