@@ -32,6 +32,7 @@ fn baseline() -> Map<String, Value> {
         // issue 13
         "mysql": {"ports": [3306]},
         "pgsql": {"ports": [5432]},
+        "redis": {"ports": [6379]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -381,4 +382,7 @@ case! {
     p4_rt => "P4",
     p5_extended_query => "P5",
     p6_long_result => "P6",
+    r1_session => "R1",
+    r2_one_transaction => "R2",
+    r2_send_request_response => "R2-send",
 }

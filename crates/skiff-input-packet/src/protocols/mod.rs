@@ -4,6 +4,7 @@
 //! [`Session`](crate::protocol::Session), expose its [`ProtocolPlugin`], and add it to
 //! [`ALL`]; docs/adding-a-protocol.md walks through it.
 
+pub mod common;
 pub mod dns;
 #[cfg(test)]
 pub(crate) mod fuzzing;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod icmp;
 pub mod mysql;
 pub mod pgsql;
+pub mod redis;
 pub mod resultset;
 
 use std::sync::Arc;
@@ -48,6 +50,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     // issue 13
     &mysql::PLUGIN,
     &pgsql::PLUGIN,
+    &redis::PLUGIN,
 ];
 
 /// The protocol named `name`.

@@ -30,7 +30,8 @@ use crate::protocol::{
     BuildArgs, Cx, Dir, GapAction, Protocol, ProtocolPlugin, Session, StreamBuf, Transaction,
     Transport, expired,
 };
-use crate::protocols::resultset::{ResultText, client_dir, statement_method};
+use crate::protocols::common::Common;
+use crate::protocols::resultset::{ResultText, statement_method};
 
 /// `type: mysql`.
 pub static PLUGIN: ProtocolPlugin = ProtocolPlugin {
@@ -66,10 +67,7 @@ fn default_max_row_length() -> usize {
 
 struct Settings {
     cfg: MysqlConfig,
-    ports: Vec<u16>,
-    send_request: bool,
-    send_response: bool,
-    timeout: Duration,
+    common: Common,
     statement_timeout: Duration,
 }
 
@@ -85,14 +83,7 @@ fn build(args: &BuildArgs<'_>) -> Result<Arc<dyn Protocol>, ConfigError> {
     Ok(Arc::new(Mysql {
         cfg: Arc::new(Settings {
             cfg,
-            ports: args
-                .common
-                .ports
-                .clone()
-                .unwrap_or_else(|| PLUGIN.default_ports.to_vec()),
-            send_request: args.common.send_request,
-            send_response: args.common.send_response,
-            timeout: args.common.timeout(),
+            common: Common::of(args, &PLUGIN),
             statement_timeout,
         }),
     }))
@@ -397,7 +388,7 @@ impl MysqlSession {
     /// Parses the packets in `b`. Returns true when compression switched on in the middle
     /// (the rest of `b` is compressed frames).
     fn packets(&mut self, cx: &mut Cx<'_>, dir: Dir, b: &mut StreamBuf) -> bool {
-        let client = dir == client_dir(cx.conn, &self.cfg.ports);
+        let client = dir == self.cfg.common.client_dir(cx.conn);
         let d = dir.index();
         loop {
             if self.skip[d] > 0 {
@@ -659,7 +650,7 @@ impl MysqlSession {
         let Some(req) = self.request.take() else {
             return;
         };
-        let mut tx = Transaction::new("mysql", client_dir(cx.conn, &self.cfg.ports));
+        let mut tx = Transaction::new("mysql", self.cfg.common.client_dir(cx.conn));
         tx.start = Some(req.ts);
         tx.end = Some(r.ts);
         tx.request_bytes = Some(req.bytes);
@@ -700,10 +691,10 @@ impl MysqlSession {
         if !req.params.is_empty() {
             tx.set("params", req.params);
         }
-        if self.cfg.send_request {
+        if self.cfg.common.send_request {
             tx.set("request", req.raw);
         }
-        if self.cfg.send_response {
+        if self.cfg.common.send_response {
             tx.set("response", r.text.csv());
         }
         tx.notes = notes;
@@ -826,7 +817,7 @@ impl Session for MysqlSession {
 
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Dir, missing: u64, buf: &mut StreamBuf) -> GapAction {
         let _ = buf;
-        let client = dir == client_dir(cx.conn, &self.cfg.ports);
+        let client = dir == self.cfg.common.client_dir(cx.conn);
         let d = dir.index();
         // Inside a skipped row: the gap is only bytes not looked at.
         if self.compress != Compress::On && (self.skip[d] as u64) >= missing {
@@ -852,7 +843,7 @@ impl Session for MysqlSession {
         if self
             .request
             .as_ref()
-            .is_some_and(|r| expired(r.clock, cx.clock, self.cfg.timeout))
+            .is_some_and(|r| expired(r.clock, cx.clock, self.cfg.common.timeout))
         {
             // As Packetbeat: a request without an answer is dropped silently.
             self.request = None;

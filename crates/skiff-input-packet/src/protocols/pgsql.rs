@@ -20,7 +20,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use skiff_config::ConfigError;
@@ -30,7 +29,8 @@ use crate::protocol::{
     BuildArgs, Cx, Dir, GapAction, Protocol, ProtocolPlugin, Session, StreamBuf, Transaction,
     Transport, expired,
 };
-use crate::protocols::resultset::{ResultText, client_dir, statement_method};
+use crate::protocols::common::Common;
+use crate::protocols::resultset::{ResultText, statement_method};
 
 /// `type: pgsql`.
 pub static PLUGIN: ProtocolPlugin = ProtocolPlugin {
@@ -62,10 +62,7 @@ fn default_max_row_length() -> usize {
 
 struct Settings {
     cfg: PgsqlConfig,
-    ports: Vec<u16>,
-    send_request: bool,
-    send_response: bool,
-    timeout: Duration,
+    common: Common,
 }
 
 struct Pgsql {
@@ -77,14 +74,7 @@ fn build(args: &BuildArgs<'_>) -> Result<Arc<dyn Protocol>, ConfigError> {
     Ok(Arc::new(Pgsql {
         cfg: Arc::new(Settings {
             cfg,
-            ports: args
-                .common
-                .ports
-                .clone()
-                .unwrap_or_else(|| PLUGIN.default_ports.to_vec()),
-            send_request: args.common.send_request,
-            send_response: args.common.send_response,
-            timeout: args.common.timeout(),
+            common: Common::of(args, &PLUGIN),
         }),
     }))
 }
@@ -434,7 +424,7 @@ impl PgsqlSession {
         if req.hidden {
             return;
         }
-        let mut tx = Transaction::new("pgsql", client_dir(cx.conn, &self.cfg.ports));
+        let mut tx = Transaction::new("pgsql", self.cfg.common.client_dir(cx.conn));
         tx.start = Some(req.ts);
         tx.end = r.ts;
         tx.request_bytes = Some(req.bytes);
@@ -449,17 +439,17 @@ impl PgsqlSession {
             tx.set("pgsql.error_message", msg);
             tx.set("pgsql.error_severity", sev);
         }
-        if self.cfg.send_request {
+        if self.cfg.common.send_request {
             tx.set("request", req.query);
         }
-        if self.cfg.send_response {
+        if self.cfg.common.send_response {
             tx.set("response", r.text.csv());
         }
         cx.emit(tx);
     }
 
     fn messages(&mut self, cx: &mut Cx<'_>, dir: Dir, b: &mut StreamBuf) {
-        let client = dir == client_dir(cx.conn, &self.cfg.ports);
+        let client = dir == self.cfg.common.client_dir(cx.conn);
         let d = dir.index();
         loop {
             if self.skip[d] > 0 {
@@ -553,7 +543,7 @@ impl Session for PgsqlSession {
         if (self.skip[d] as u64) >= missing {
             self.skip[d] -= missing as usize;
             if let Some(r) = &mut self.response
-                && dir != client_dir(cx.conn, &self.cfg.ports)
+                && dir != self.cfg.common.client_dir(cx.conn)
             {
                 r.bytes += missing;
             }
@@ -564,7 +554,7 @@ impl Session for PgsqlSession {
 
     fn tick(&mut self, cx: &mut Cx<'_>) {
         // As Packetbeat: requests without an answer are dropped.
-        let t = self.cfg.timeout;
+        let t = self.cfg.common.timeout;
         self.queue.retain(|r| !expired(r.clock, cx.clock, t));
     }
 

@@ -1,8 +1,6 @@
 //! What the SQL protocols (mysql, pgsql) share: the result set kept for `response` (at most
 //! `max_rows` rows of at most `max_row_length` bytes, rendered as CSV as Packetbeat renders
-//! it), the `method` taken from a statement, and which side of a connection is the client.
-
-use crate::protocol::{ConnInfo, Dir};
+//! it) and the `method` taken from a statement.
 
 /// The rows of a result set kept for the `response` text.
 #[derive(Debug, Default, Clone)]
@@ -93,18 +91,6 @@ pub fn statement_method(query: &str) -> (String, String) {
     let q = query.trim_matches([' ', '\r', '\n', '\t']);
     let first = q.split([' ', '\r', '\n', '\t']).next().unwrap_or("");
     (q.to_owned(), first.to_uppercase())
-}
-
-/// The direction the client sends in: towards a configured server port, else the side that
-/// opened the connection.
-pub fn client_dir(conn: &ConnInfo, ports: &[u16]) -> Dir {
-    if ports.contains(&conn.reply.1) {
-        Dir::Orig
-    } else if ports.contains(&conn.orig.1) {
-        Dir::Reply
-    } else {
-        Dir::Orig
-    }
 }
 
 #[cfg(test)]
