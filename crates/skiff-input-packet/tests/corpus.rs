@@ -33,6 +33,7 @@ fn baseline() -> Map<String, Value> {
         "mysql": {"ports": [3306]},
         "pgsql": {"ports": [5432]},
         "redis": {"ports": [6379]},
+        "mongodb": {"ports": [27017]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -385,4 +386,16 @@ case! {
     r1_session => "R1",
     r2_one_transaction => "R2",
     r2_send_request_response => "R2-send",
+    g1_find => "G1",
+    g2_one_row => "G2",
+    g2_send_request_response => "G2-send",
+    g4_inserts => "G4",
+    g5_session => "G5",
+    g7_reply_request_reply => "G7",
+    g8_op_msg => "G8",
+    g10_use_db => "G10",
+    g10_create_collection => "G10-create",
+    g_insert_duplicate_key => "G-dupkey",
+    g_more_rows => "G-more-rows",
+    g_invalid_opcode => "G-invalid-opcode",
 }

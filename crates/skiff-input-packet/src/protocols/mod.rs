@@ -10,6 +10,7 @@ pub mod dns;
 pub(crate) mod fuzzing;
 pub mod http;
 pub mod icmp;
+pub mod mongodb;
 pub mod mysql;
 pub mod pgsql;
 pub mod redis;
@@ -51,6 +52,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &mysql::PLUGIN,
     &pgsql::PLUGIN,
     &redis::PLUGIN,
+    &mongodb::PLUGIN,
 ];
 
 /// The protocol named `name`.
