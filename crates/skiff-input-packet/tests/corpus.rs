@@ -34,6 +34,7 @@ fn baseline() -> Map<String, Value> {
         "pgsql": {"ports": [5432]},
         "redis": {"ports": [6379]},
         "mongodb": {"ports": [27017]},
+        "memcache": {"ports": [11211], "udptransactiontimeout": "10ms"},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -398,4 +399,20 @@ case! {
     g_insert_duplicate_key => "G-dupkey",
     g_more_rows => "G-more-rows",
     g_invalid_opcode => "G-invalid-opcode",
+    mc1_bin_tcp_single_load_store => "MC1",
+    mc2_bin_tcp_multi_store_load => "MC2",
+    mc3_bin_tcp_counter_ops => "MC3",
+    mc4_bin_tcp_delete => "MC4",
+    mc5_bin_tcp_stats => "MC5",
+    mc6_bin_udp => "MC6",
+    mc7_text_tcp_multi_store_load => "MC7",
+    mc8_text_tcp_counter_ops => "MC8-counter",
+    mc8_text_tcp_delete => "MC8-delete",
+    mc8_text_tcp_stats => "MC8-stats",
+    mc9_text_tcp_single_load_store => "MC9",
+    mc10_text_udp_single_store => "MC10-single",
+    mc10_text_udp_counter_ops => "MC10-counter",
+    mc10_text_udp_delete => "MC10-delete",
+    mc10_text_udp_multi_store => "MC10-multi",
+    mc_maxvalues => "MC-maxvalues",
 }

@@ -10,6 +10,7 @@ pub mod dns;
 pub(crate) mod fuzzing;
 pub mod http;
 pub mod icmp;
+pub mod memcache;
 pub mod mongodb;
 pub mod mysql;
 pub mod pgsql;
@@ -53,6 +54,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &pgsql::PLUGIN,
     &redis::PLUGIN,
     &mongodb::PLUGIN,
+    &memcache::PLUGIN,
 ];
 
 /// The protocol named `name`.
