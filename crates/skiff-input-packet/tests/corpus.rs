@@ -35,6 +35,7 @@ fn baseline() -> Map<String, Value> {
         "redis": {"ports": [6379]},
         "mongodb": {"ports": [27017]},
         "memcache": {"ports": [11211], "udptransactiontimeout": "10ms"},
+        "cassandra": {"ports": [9042]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -415,4 +416,14 @@ case! {
     mc10_text_udp_delete => "MC10-delete",
     mc10_text_udp_multi_store => "MC10-multi",
     mc_maxvalues => "MC-maxvalues",
+    c1_create_keyspace => "C1",
+    c2_create_table => "C2",
+    c3_insert => "C3",
+    c4_select => "C4",
+    c5_create_index => "C5",
+    c6_trace_err => "C6",
+    c7_select_via_index => "C7",
+    c8_mixed_frame => "C8",
+    c8_ignored_ops => "C8-ignored",
+    c9_compressed => "C9",
 }

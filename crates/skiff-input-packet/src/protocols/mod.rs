@@ -4,6 +4,7 @@
 //! [`Session`](crate::protocol::Session), expose its [`ProtocolPlugin`], and add it to
 //! [`ALL`]; docs/adding-a-protocol.md walks through it.
 
+pub mod cassandra;
 pub mod common;
 pub mod dns;
 #[cfg(test)]
@@ -55,6 +56,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &redis::PLUGIN,
     &mongodb::PLUGIN,
     &memcache::PLUGIN,
+    &cassandra::PLUGIN,
 ];
 
 /// The protocol named `name`.
