@@ -36,6 +36,7 @@ fn baseline() -> Map<String, Value> {
         "mongodb": {"ports": [27017]},
         "memcache": {"ports": [11211], "udptransactiontimeout": "10ms"},
         "cassandra": {"ports": [9042]},
+        "thrift": {"ports": [9090]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -426,4 +427,9 @@ case! {
     c8_mixed_frame => "C8",
     c8_ignored_ops => "C8-ignored",
     c9_compressed => "C9",
+    t1_tutorial => "T1",
+    t1_send_request_response => "T1-send",
+    t2_framed => "T2",
+    t3_ipv6 => "T3",
+    t4_integration_without_idl => "T4",
 }

@@ -17,6 +17,7 @@ pub mod mysql;
 pub mod pgsql;
 pub mod redis;
 pub mod resultset;
+pub mod thrift;
 
 use std::sync::Arc;
 
@@ -57,6 +58,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &mongodb::PLUGIN,
     &memcache::PLUGIN,
     &cassandra::PLUGIN,
+    &thrift::PLUGIN,
 ];
 
 /// The protocol named `name`.
