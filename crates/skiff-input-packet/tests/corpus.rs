@@ -37,6 +37,7 @@ fn baseline() -> Map<String, Value> {
         "memcache": {"ports": [11211], "udptransactiontimeout": "10ms"},
         "cassandra": {"ports": [9042]},
         "thrift": {"ports": [9090]},
+        "amqp": {"ports": [5672]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -432,4 +433,7 @@ case! {
     t2_framed => "T2",
     t3_ipv6 => "T3",
     t4_integration_without_idl => "T4",
+    a1_publish => "A1",
+    a2_emit_receive => "A2",
+    a3_channel_error => "A3",
 }

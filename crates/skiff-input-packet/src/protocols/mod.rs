@@ -4,6 +4,7 @@
 //! [`Session`](crate::protocol::Session), expose its [`ProtocolPlugin`], and add it to
 //! [`ALL`]; docs/adding-a-protocol.md walks through it.
 
+pub mod amqp;
 pub mod cassandra;
 pub mod common;
 pub mod dns;
@@ -59,6 +60,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &memcache::PLUGIN,
     &cassandra::PLUGIN,
     &thrift::PLUGIN,
+    &amqp::PLUGIN,
 ];
 
 /// The protocol named `name`.
