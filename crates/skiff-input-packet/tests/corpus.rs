@@ -38,6 +38,7 @@ fn baseline() -> Map<String, Value> {
         "cassandra": {"ports": [9042]},
         "thrift": {"ports": [9090]},
         "amqp": {"ports": [5672]},
+        "nfs": {"ports": [2049]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -436,4 +437,9 @@ case! {
     a1_publish => "A1",
     a2_emit_receive => "A2",
     a3_channel_error => "A3",
+    n1_nfs_v3 => "N1",
+    n2_nfs_v4 => "N2",
+    n3_nfs4_close => "N3",
+    n4_layoutstats => "N4",
+    n5_clone => "N5",
 }

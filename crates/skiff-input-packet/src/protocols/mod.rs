@@ -15,6 +15,7 @@ pub mod icmp;
 pub mod memcache;
 pub mod mongodb;
 pub mod mysql;
+pub mod nfs;
 pub mod pgsql;
 pub mod redis;
 pub mod resultset;
@@ -61,6 +62,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &cassandra::PLUGIN,
     &thrift::PLUGIN,
     &amqp::PLUGIN,
+    &nfs::PLUGIN,
 ];
 
 /// The protocol named `name`.
