@@ -39,6 +39,7 @@ fn baseline() -> Map<String, Value> {
         "thrift": {"ports": [9090]},
         "amqp": {"ports": [5672]},
         "nfs": {"ports": [2049]},
+        "sip": {"ports": [5060]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -442,4 +443,7 @@ case! {
     n3_nfs4_close => "N3",
     n4_layoutstats => "N4",
     n5_clone => "N5",
+    sip1_calls => "SIP1",
+    sip2_authenticated_register => "SIP2",
+    sip3_tcp => "SIP3",
 }

@@ -19,6 +19,7 @@ pub mod nfs;
 pub mod pgsql;
 pub mod redis;
 pub mod resultset;
+pub mod sip;
 pub mod thrift;
 
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &thrift::PLUGIN,
     &amqp::PLUGIN,
     &nfs::PLUGIN,
+    &sip::PLUGIN,
 ];
 
 /// The protocol named `name`.
