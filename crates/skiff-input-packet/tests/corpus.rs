@@ -40,6 +40,7 @@ fn baseline() -> Map<String, Value> {
         "amqp": {"ports": [5672]},
         "nfs": {"ports": [2049]},
         "sip": {"ports": [5060]},
+        "dhcpv4": {"ports": [67, 68]},
     });
     let Value::Object(m) = json else {
         unreachable!()
@@ -446,4 +447,5 @@ case! {
     sip1_calls => "SIP1",
     sip2_authenticated_register => "SIP2",
     sip3_tcp => "SIP3",
+    dh1_dhcp => "DH1",
 }

@@ -7,6 +7,7 @@
 pub mod amqp;
 pub mod cassandra;
 pub mod common;
+pub mod dhcpv4;
 pub mod dns;
 #[cfg(test)]
 pub(crate) mod fuzzing;
@@ -65,6 +66,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &amqp::PLUGIN,
     &nfs::PLUGIN,
     &sip::PLUGIN,
+    &dhcpv4::PLUGIN,
 ];
 
 /// The protocol named `name`.
