@@ -728,9 +728,8 @@ impl AmqpSession {
         }
         let no_wait = m.args.get("no-wait").and_then(Value::as_bool) == Some(true);
         if m.name.ends_with("-ok") || m.name == "basic.get-empty" {
-            match self.waiting.remove(&channel) {
-                Some(req) => self.publish(cx, req, Some(m), None),
-                None => {}
+            if let Some(req) = self.waiting.remove(&channel) {
+                self.publish(cx, req, Some(m), None);
             }
             return;
         }

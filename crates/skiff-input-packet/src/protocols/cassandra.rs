@@ -284,10 +284,10 @@ fn metadata(r: &mut Rd<'_>, m: &mut Map, prefix: &str, prepared: bool) -> Option
             v
         });
     }
-    if flags & 0x02 != 0 {
-        if let Some(p) = r.bytes()? {
-            set(m, &format!("{prefix}.paging_state"), hex(p));
-        }
+    if flags & 0x02 != 0
+        && let Some(p) = r.bytes()?
+    {
+        set(m, &format!("{prefix}.paging_state"), hex(p));
     }
     if flags & 0x04 != 0 {
         return Some(());

@@ -208,7 +208,7 @@ fn be(b: &[u8]) -> u64 {
 }
 
 enum Parsed {
-    Done(Msg, usize),
+    Done(Box<Msg>, usize),
     Incomplete,
     Invalid,
 }
@@ -317,7 +317,7 @@ fn binary(b: &[u8]) -> Parsed {
             _ => {}
         }
     }
-    Parsed::Done(m, 24 + body)
+    Parsed::Done(Box::new(m), 24 + body)
 }
 
 fn line(b: &[u8]) -> Option<(&str, usize)> {
@@ -426,7 +426,7 @@ fn text_request(b: &[u8], parseunknown: bool) -> Parsed {
     }
     // `quit` is never answered either.
     m.quiet = noreply || command == "quit";
-    Parsed::Done(m, used)
+    Parsed::Done(Box::new(m), used)
 }
 
 /// One text reply at the start of `b`, for a request of `kind`.
@@ -483,7 +483,7 @@ fn text_response(b: &[u8]) -> Parsed {
                     m.command = "END".into();
                     m.kind = "Load";
                 }
-                return Parsed::Done(m, at + n);
+                return Parsed::Done(Box::new(m), at + n);
             }
             _ if !m.command.is_empty() => return Parsed::Invalid,
             _ => {
@@ -519,7 +519,7 @@ fn text_response(b: &[u8]) -> Parsed {
                 if let Some((_, text)) = &m.text_error {
                     m.fields.insert("error_msg".into(), text.clone().into());
                 }
-                return Parsed::Done(m, at + n);
+                return Parsed::Done(Box::new(m), at + n);
             }
         }
     }
@@ -696,9 +696,9 @@ impl McSession {
                 }
                 let request = if m.binary { b[0] == 0x80 } else { client };
                 if request {
-                    self.request(cx, m);
+                    self.request(cx, *m);
                 } else {
-                    self.response(cx, m);
+                    self.response(cx, *m);
                 }
                 Some(n)
             }

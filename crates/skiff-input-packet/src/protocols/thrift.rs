@@ -387,12 +387,11 @@ fn render_fields(f: &[(i16, String)]) -> String {
     format!("({})", parts.join(", "))
 }
 
+/// A decoded message: name, type, fields, size.
+type Decoded = (String, u8, Vec<(i16, String)>, usize);
+
 /// One message at the start of `b` (no frame prefix): name, type and fields, and its size.
-fn message(
-    b: &[u8],
-    cfg: &ThriftConfig,
-    decode_fields: bool,
-) -> Out<(String, u8, Vec<(i16, String)>, usize)> {
+fn message(b: &[u8], cfg: &ThriftConfig, decode_fields: bool) -> Out<Decoded> {
     let compact = b.first() == Some(&0x82);
     let mut r = Rd {
         b,
