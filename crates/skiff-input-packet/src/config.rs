@@ -334,10 +334,10 @@ pub fn parse(section: &Node, known: &[&str]) -> Result<PacketbeatConfig, ConfigE
             },
         },
     }
-    if interfaces.is_empty() {
-        if let Ok(i) = Node::empty_map().deserialize::<InterfaceConfig>() {
-            interfaces.push(i);
-        }
+    if interfaces.is_empty()
+        && let Ok(i) = Node::empty_map().deserialize::<InterfaceConfig>()
+    {
+        interfaces.push(i);
     }
     for i in &interfaces {
         if let Some(k) = &i.kind

@@ -113,17 +113,20 @@ impl Input for PacketInput {
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
-        let iface = cfg.interfaces.first().cloned();
-        let Some(replay) = iface.as_ref().and_then(Replay::of) else {
-            return crate::capture::live::run(cfg, engine, ctx).await;
+        let Some(iface) = cfg.interfaces.first().cloned() else {
+            return Ok(());
         };
+        let replay = Replay::of(&iface);
         let ignore_outgoing = cfg.ignore_outgoing;
         let (tx, mut rx) = mpsc::channel::<Vec<Event>>(4);
         let stop = ctx.shutdown.clone();
+        let metrics = ctx.build.metrics.clone();
         let worker = tokio::task::spawn_blocking(move || {
-            replay_file(&mut engine, &replay, &stop, |batch| {
-                tx.blocking_send(batch).is_ok()
-            })
+            let send = |batch| tx.blocking_send(batch).is_ok();
+            match replay {
+                Some(r) => replay_file(&mut engine, &r, &stop, send),
+                None => crate::capture::live::capture(&mut engine, &iface, &metrics, &stop, send),
+            }
         });
         while let Some(mut batch) = rx.recv().await {
             if ignore_outgoing {

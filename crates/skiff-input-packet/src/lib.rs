@@ -5,7 +5,7 @@
 //! is the first stage of that pipeline (**input** -> processors -> queue -> output):
 //!
 //! ```text
-//! capture (file: pcap/pcapng)       capture/
+//! capture (pcap/pcapng file, or live through libpcap)              capture/
 //!   -> decode (etherparse; VLANs, SLL/SLL2, null, raw IP, IPv4 defragmentation)  decode.rs
 //!   -> flows (packetbeat.flows)                                                    flows.rs
 //!   -> ICMP request/reply matcher                                         protocols/icmp.rs
@@ -65,6 +65,23 @@ fn build(
     let names = protocols::names();
     let cfg = config::parse(node, &names)?;
     let engine = engine::Engine::new(&cfg, ctx)?;
+    // An invalid filter is a configuration error (`skiff test config` exits 1), as Packetbeat.
+    for (i, iface) in cfg.interfaces.iter().enumerate() {
+        if let Some(f) = &iface.bpf_filter
+            && let Err(e) = capture::live::check_filter(f)
+        {
+            let at = node
+                .get(&format!("interfaces.{i}.bpf_filter"))
+                .or_else(|| node.get("interfaces.bpf_filter"))
+                .unwrap_or(node);
+            return Err(skiff_config::ConfigError::new(
+                &at.path,
+                at.mark.clone(),
+                format!("invalid BPF filter `{f}`: {e}"),
+            )
+            .into());
+        }
+    }
     Ok(Box::new(input::PacketInput { cfg, engine }))
 }
 

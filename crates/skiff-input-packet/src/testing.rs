@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+use skiff_config::Node;
+
 use skiff_event::{Map, Value};
 use skiff_pipeline::BuildContext;
 use tokio_util::sync::CancellationToken;
@@ -64,4 +66,69 @@ pub fn events(pcap: &Path, yaml: &str) -> Result<Vec<Map>, String> {
     Ok(all.iter().map(|e| flatten(&e.to_value(true))).collect())
 }
 
-use skiff_config::Node;
+/// Writes a capture of one TCP conversation (Ethernet, IPv4 10.0.0.1 -> 10.0.0.2): the
+/// handshake, then each `(from_client, bytes)` as one segment 1 ms apart, then FINs. For
+/// protocols without a capture in the corpus: script the exchange, then [`events`].
+pub fn write_conversation(
+    path: &Path,
+    server_port: u16,
+    messages: &[(bool, &[u8])],
+) -> std::io::Result<()> {
+    use etherparse::PacketBuilder;
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+    let io = |e: pcap_file::PcapError| std::io::Error::other(e.to_string());
+    let file = std::fs::File::create(path)?;
+    let header = PcapHeader {
+        datalink: pcap_file::DataLink::ETHERNET,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(file, header).map_err(io)?;
+    let (client, server) = (([10, 0, 0, 1], 40000u16), ([10, 0, 0, 2], server_port));
+    let mut seq = [1000u32, 5000u32];
+    let mut t = 1_500_000_000_000u64;
+    let frame = |from_client: bool, flags: &str, payload: &[u8], seq: &mut [u32; 2]| {
+        let (a, b, i) = if from_client {
+            (client, server, 0)
+        } else {
+            (server, client, 1)
+        };
+        let mut tcp = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(a.0, b.0, 64)
+            .tcp(a.1, b.1, seq[i], 65535);
+        if flags.contains('S') {
+            tcp = tcp.syn();
+        }
+        if flags != "S" {
+            tcp = tcp.ack(seq[1 - i]);
+        }
+        if flags.contains('F') {
+            tcp = tcp.fin();
+        }
+        let mut out = Vec::new();
+        let _ = tcp.write(&mut out, payload);
+        seq[i] = seq[i].wrapping_add(payload.len() as u32);
+        if flags.contains('S') || flags.contains('F') {
+            seq[i] = seq[i].wrapping_add(1);
+        }
+        out
+    };
+    let mut packets = vec![
+        frame(true, "S", b"", &mut seq),
+        frame(false, "SA", b"", &mut seq),
+    ];
+    for (from_client, bytes) in messages {
+        packets.push(frame(*from_client, "", bytes, &mut seq));
+    }
+    packets.push(frame(true, "F", b"", &mut seq));
+    packets.push(frame(false, "F", b"", &mut seq));
+    for p in packets {
+        t += 1000;
+        w.write_packet(&PcapPacket::new(
+            std::time::Duration::from_micros(t),
+            p.len() as u32,
+            &p,
+        ))
+        .map_err(io)?;
+    }
+    Ok(())
+}

@@ -4,6 +4,8 @@
 //! the baseline configuration of EXPECTATIONS.md section 0, golden files compared after
 //! dropping the host-dependent keys).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};

@@ -70,6 +70,8 @@ pub enum Command {
     /// Inspect the file input's registry (what was shipped, file by file).
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// List the network devices the packet input can capture from (index, name, addresses).
+    Devices,
     /// Print the version.
     Version,
 }

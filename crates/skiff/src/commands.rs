@@ -11,6 +11,12 @@ use crate::{logging, registry, run};
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let g = cli.global;
     match cli.command.unwrap_or(Command::Run) {
+        Command::Devices => {
+            for (i, name, desc, addrs) in skiff_input_packet::capture::live::devices()? {
+                println!("{i}: {name} ({desc}) ({})", addrs.join(", "));
+            }
+            Ok(0)
+        }
         Command::Version => {
             println!(
                 "skiff version {} ({}), Beats-compatible configuration, ECS {}",

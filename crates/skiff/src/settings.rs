@@ -600,6 +600,18 @@ mod tests {
     }
 
     #[test]
+    fn the_packetbeat_section_is_one_more_input() {
+        let p = parts(
+            "filebeat.inputs:\n- {type: stdin}\npacketbeat.protocols: [{type: http}]\npacketbeat.shutdown_timeout: 3s\noutput.console: {}\n",
+        )
+        .unwrap();
+        assert_eq!(p.inputs.len(), 2);
+        let kind = p.inputs[1].get("type").map(|n| n.value.clone());
+        assert_eq!(kind, Some(NodeValue::String("packet".into())));
+        assert_eq!(p.settings.shutdown_timeout.unwrap().0.as_secs(), 3);
+    }
+
+    #[test]
     fn two_outputs_and_unknown_top_level_keys_are_errors() {
         let e =
             parts("output.console: {}\noutput.file.path: /tmp\nloging.level: debug\n").unwrap_err();

@@ -21,6 +21,7 @@ pub mod pgsql;
 pub mod redis;
 pub mod resultset;
 pub mod sip;
+pub mod smtp;
 pub mod thrift;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &http::PLUGIN,
     &dns::PLUGIN,
     &ICMP,
+    &smtp::PLUGIN,
     // issue 13
     &mysql::PLUGIN,
     &pgsql::PLUGIN,

@@ -68,7 +68,7 @@ enum Body {
 /// What a parse call achieved.
 pub enum Progress {
     /// A whole message.
-    Done(Message),
+    Done(Box<Message>),
     /// Needs more bytes.
     More,
     /// Not HTTP: the direction's bytes are dropped.
@@ -183,7 +183,7 @@ impl Parser {
             }
         }
         match self.cur.take() {
-            Some((m, _)) => Progress::Done(m),
+            Some((m, _)) => Progress::Done(Box::new(m)),
             None => Progress::More,
         }
     }

@@ -170,7 +170,7 @@ impl HttpSession {
         loop {
             let p = &mut self.parsers[dir.index()];
             match p.parse(&self.cfg.http, cx.now, cx.clock, buf) {
-                Progress::Done(msg) => self.complete(cx, dir, msg),
+                Progress::Done(msg) => self.complete(cx, dir, *msg),
                 Progress::More => return,
                 Progress::Invalid => {
                     // Not HTTP (or lost in the middle of a message): drop this direction's
