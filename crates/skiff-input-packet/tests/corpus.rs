@@ -438,6 +438,7 @@ case! {
     t2_framed => "T2",
     t3_ipv6 => "T3",
     t4_integration_without_idl => "T4",
+    t1_with_idl => "T1-idl",
     a1_publish => "A1",
     a2_emit_receive => "A2",
     a3_channel_error => "A3",

@@ -9,6 +9,7 @@
 //! One call is outstanding per connection: a call that is replaced before its reply is
 //! published as a oneway call (no response), as in Packetbeat.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -41,8 +42,8 @@ pub struct ThriftConfig {
     /// `protocol_type` (default `binary`): `binary` or `compact` (both are recognised).
     #[serde(default = "binary")]
     pub protocol_type: String,
-    /// `idl_files` (default none): accepted for compatibility; names from IDL files are not
-    /// applied yet (parameters show their ids).
+    /// `idl_files` (default none): Thrift IDL files whose services name the parameters and
+    /// exceptions of their functions (`path`, `thrift.service`).
     #[serde(default)]
     pub idl_files: Vec<String>,
     /// `string_max_size` (default 200): characters shown per string.
@@ -85,6 +86,142 @@ fn default_struct_fields() -> usize {
 struct Settings {
     cfg: ThriftConfig,
     common: Common,
+    idl: HashMap<String, Function>,
+}
+
+/// A function of an IDL service: its service, parameter and exception names by field id.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Function {
+    /// The service declaring it.
+    pub service: String,
+    /// Parameter names by id.
+    pub params: HashMap<i16, String>,
+    /// Exception names by id.
+    pub throws: HashMap<i16, String>,
+}
+
+/// Removes `//`, `#` and `/* */` comments.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |x| x.1);
+        } else if rest.starts_with("//") || rest.starts_with('#') {
+            rest = rest.split_once('\n').map_or("", |x| x.1);
+            out.push('\n');
+        } else if rest.starts_with('"') {
+            let end = rest[1..].find('"').map_or(rest.len(), |i| i + 2);
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+        } else {
+            let c = rest.chars().next().unwrap_or(' ');
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// `1: required i32 name = 3, 2: map<a, b> other` as ids and names.
+fn fields_of(list: &str) -> HashMap<i16, String> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in list.char_indices() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
+            ',' | ';' if depth == 0 => {
+                parts.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&list[start..]);
+    let mut out = HashMap::new();
+    for p in parts {
+        let p = p.split('=').next().unwrap_or("");
+        let Some((id, decl)) = p.split_once(':') else {
+            continue;
+        };
+        let (Ok(id), Some(name)) = (id.trim().parse::<i16>(), decl.split_whitespace().last())
+        else {
+            continue;
+        };
+        out.insert(id, name.to_owned());
+    }
+    out
+}
+
+/// The functions of the services of an IDL text, by name.
+pub fn parse_idl(text: &str) -> HashMap<String, Function> {
+    let text = strip_comments(text);
+    let mut out = HashMap::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("service") {
+        let after = &rest[i + 7..];
+        let boundary = rest[..i]
+            .chars()
+            .last()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        if !boundary || !after.starts_with(char::is_whitespace) {
+            rest = after;
+            continue;
+        }
+        let service = after.split_whitespace().next().unwrap_or("").to_owned();
+        let Some(open) = after.find('{') else { break };
+        // The service's closing brace (defaults like `= {}` nest).
+        let mut depth = 0;
+        let mut close = after.len();
+        for (i, c) in after[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = open + i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if close == after.len() {
+            break;
+        }
+        let mut body = &after[open + 1..close];
+        while let Some(p) = body.find('(') {
+            let name = body[..p]
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .rfind(|w| !w.is_empty())
+                .unwrap_or("")
+                .to_owned();
+            let Some(end) = body[p..].find(')').map(|e| p + e) else {
+                break;
+            };
+            let mut f = Function {
+                service: service.clone(),
+                params: fields_of(&body[p + 1..end]),
+                throws: HashMap::new(),
+            };
+            body = &body[end + 1..];
+            let t = body.trim_start();
+            if let Some(t) = t.strip_prefix("throws")
+                && let Some(o) = t.find('(')
+                && let Some(c) = t.find(')')
+                && o < c
+            {
+                f.throws = fields_of(&t[o + 1..c]);
+                body = &t[c + 1..];
+            }
+            if !name.is_empty() {
+                out.insert(name, f);
+            }
+        }
+        rest = &after[close + 1..];
+    }
+    out
 }
 
 struct Thrift {
@@ -105,10 +242,22 @@ fn build(args: &BuildArgs<'_>) -> Result<Arc<dyn Protocol>, ConfigError> {
             ));
         }
     }
+    let mut idl = HashMap::new();
+    for f in &cfg.idl_files {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            ConfigError::new(
+                &args.own.path,
+                args.own.mark.clone(),
+                format!("idl_files: {f}: {e}"),
+            )
+        })?;
+        idl.extend(parse_idl(&text));
+    }
     Ok(Arc::new(Thrift {
         cfg: Arc::new(Settings {
             cfg,
             common: Common::of(args, &PLUGIN),
+            idl,
         }),
     }))
 }
@@ -383,7 +532,18 @@ fn compact_type(t: u8) -> u8 {
 }
 
 fn render_fields(f: &[(i16, String)]) -> String {
-    let parts: Vec<String> = f.iter().map(|(id, v)| format!("{id}: {v}")).collect();
+    render_named(f, None)
+}
+
+/// Fields as `(name: value, ...)`, names from the IDL where it has them.
+fn render_named(f: &[(i16, String)], names: Option<&HashMap<i16, String>>) -> String {
+    let parts: Vec<String> = f
+        .iter()
+        .map(|(id, v)| match names.and_then(|n| n.get(id)) {
+            Some(name) => format!("{name}: {v}"),
+            None => format!("{id}: {v}"),
+        })
+        .collect();
     format!("({})", parts.join(", "))
 }
 
@@ -449,8 +609,13 @@ impl ThriftSession {
         let mut tx = Transaction::new("thrift", self.cfg.common.client_dir(cx.conn));
         tx.start = Some(call.ts);
         tx.request_bytes = Some(call.bytes);
-        let params = render_fields(&call.fields);
+        let idl = self.cfg.idl.get(&call.name);
+        let params = render_named(&call.fields, idl.map(|f| &f.params));
         let query = format!("{}{params}", call.name);
+        if let Some(f) = idl {
+            tx.set("path", f.service.clone());
+            tx.set("thrift.service", f.service.clone());
+        }
         tx.set("method", call.name.clone());
         tx.set("query", query.clone());
         tx.set("thrift.params", params);
@@ -484,7 +649,7 @@ impl ThriftSession {
                     ret
                 } else {
                     tx.status = "Error";
-                    let text = render_fields(&exc);
+                    let text = render_named(&exc, idl.map(|f| &f.throws));
                     tx.set("thrift.exceptions", text.clone());
                     format!("Exceptions: {text}")
                 }
@@ -589,6 +754,29 @@ mod tests {
 
     fn cfg() -> ThriftConfig {
         serde_json::from_str("{}").unwrap()
+    }
+
+    #[test]
+    fn idl_names_parameters_and_exceptions() {
+        let idl = parse_idl(
+            "# comment\nnamespace py tutorial\nservice Calculator extends shared.SharedService {\n\
+             void ping(), // c\n  i32 add(1:i32 num1, 2:i32 num2),\n\
+             i32 calculate(1:i32 logid, 2:Work w) throws (1:InvalidOperation ouch),\n\
+             /* x */ oneway void zip(), map<string, list<i32>> m(1: map<string,i32> a = {}, 2: optional string b)\n}",
+        );
+        assert_eq!(idl["add"].service, "Calculator");
+        assert_eq!(idl["add"].params[&2], "num2");
+        assert_eq!(idl["calculate"].throws[&1], "ouch");
+        assert!(idl["zip"].params.is_empty());
+        assert_eq!(idl["m"].params[&1], "a");
+        assert_eq!(idl["m"].params[&2], "b");
+        assert_eq!(
+            render_named(
+                &[(1, "1".into()), (3, "x".into())],
+                Some(&idl["add"].params)
+            ),
+            "(num1: 1, 3: x)"
+        );
     }
 
     #[test]
