@@ -1,7 +1,7 @@
 //! Live capture on `lo` with real clients and servers: Python's http.server answering curl
-//! (two requests on one kept-alive connection), and ping. Needs root (or CAP_NET_RAW), libpcap,
-//! python3, curl and ping (scripts/ensure-test-deps installs them); a missing one fails the
-//! test with its name.
+//! (two requests on one kept-alive connection), ping, and dnsmasq answering dig over UDP and
+//! TCP. Needs root (or CAP_NET_RAW), libpcap, python3, curl, ping, dnsmasq and dig
+//! (scripts/ensure-test-deps installs them); a missing one fails the test with its name.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -70,48 +70,32 @@ fn http_and_ping_on_loopback_become_transactions() {
     let yaml = format!(
         "packetbeat.interfaces.device: lo\npacketbeat.protocols:\n- {{type: http, ports: [{port}]}}\n- {{type: icmp}}\n"
     );
-    let root = skiff_config::parse_str(&yaml, Some("live.yml")).unwrap();
-    let cfg = config::parse(
-        root.get("packetbeat").unwrap(),
-        &skiff_input_packet::protocols::names(),
-    )
-    .unwrap();
-    let reg = Registry::new();
-    let ctx = BuildContext::standalone("live", "8.0.0", &reg);
-    let mut engine = Engine::new(&cfg, &ctx).unwrap();
-    let iface = cfg.interfaces[0].clone();
-    let stop = CancellationToken::new();
-    let stop2 = stop.clone();
-    let reg2 = reg.clone();
-    let capture = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let res = live::capture(&mut engine, &iface, &reg2, &stop2, |b| {
-            all.extend(b);
-            true
-        });
-        (res, all)
+    let evs = capture_while(&yaml, || {
+        let url = format!("http://127.0.0.1:{port}/hello.txt");
+        let missing = format!("http://127.0.0.1:{port}/missing");
+        let curl = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-o",
+                "/dev/null",
+                "--http1.1",
+                &url,
+                &missing,
+            ])
+            .status()
+            .unwrap();
+        assert!(curl.success());
+        let ping = Command::new("ping")
+            .args(["-c", "2", "-i", "0.2", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ping.success());
     });
-    std::thread::sleep(Duration::from_millis(700));
-    let url = format!("http://127.0.0.1:{port}/hello.txt");
-    let missing = format!("http://127.0.0.1:{port}/missing");
-    let curl = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "--http1.1", &url, &missing])
-        .status()
-        .unwrap();
-    assert!(curl.success());
-    let ping = Command::new("ping")
-        .args(["-c", "2", "-i", "0.2", "127.0.0.1"])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ping.success());
-    std::thread::sleep(Duration::from_millis(1200));
-    stop.cancel();
-    let (res, events) = capture.join().unwrap();
     let _ = server.kill();
     let _ = server.wait();
-    res.unwrap();
-    let evs: Vec<_> = events.iter().map(|e| flatten(&e.to_value(true))).collect();
     let http: Vec<_> = evs.iter().filter(|e| e["type"] == "http").collect();
     assert_eq!(http.len(), 2, "{evs:#?}");
     assert_eq!(http[0]["url.path"], "/hello.txt");
@@ -126,6 +110,105 @@ fn http_and_ping_on_loopback_become_transactions() {
         icmp.iter()
             .all(|e| e["status"] == "OK" && e["icmp.response.type"] == 0)
     );
+}
+
+/// Captures on `lo` with `yaml`'s protocols while `traffic` runs; the events, flattened.
+fn capture_while(
+    yaml: &str,
+    traffic: impl FnOnce(),
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let root = skiff_config::parse_str(yaml, Some("live.yml")).unwrap();
+    let cfg = config::parse(
+        root.get("packetbeat").unwrap(),
+        &skiff_input_packet::protocols::names(),
+    )
+    .unwrap();
+    let reg = Registry::new();
+    let ctx = BuildContext::standalone("live", "8.0.0", &reg);
+    let mut engine = Engine::new(&cfg, &ctx).unwrap();
+    let iface = cfg.interfaces[0].clone();
+    let stop = CancellationToken::new();
+    let stop2 = stop.clone();
+    let capture = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let res = live::capture(&mut engine, &iface, &reg, &stop2, |b| {
+            all.extend(b);
+            true
+        });
+        (res, all)
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    traffic();
+    std::thread::sleep(Duration::from_millis(1200));
+    stop.cancel();
+    let (res, events) = capture.join().unwrap();
+    res.unwrap();
+    events.iter().map(|e| flatten(&e.to_value(true))).collect()
+}
+
+#[test]
+fn dig_against_dnsmasq_over_udp_and_tcp() {
+    for t in ["dnsmasq", "dig"] {
+        need(t);
+    }
+    let port = free_port();
+    let mut server = Command::new("dnsmasq")
+        .args([
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            &format!("--port={port}"),
+            "--address=/skiff.test/10.1.2.3",
+            "--user=root",
+            "--pid-file",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let yaml = format!(
+        "packetbeat.interfaces.device: lo\npacketbeat.protocols:\n- {{type: dns, ports: [{port}]}}\n"
+    );
+    let evs = capture_while(&yaml, || {
+        for tcp in [false, true] {
+            let mut c = Command::new("dig");
+            c.args([
+                "@127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "www.skiff.test",
+                "A",
+                "+tries=1",
+                "+time=2",
+            ]);
+            if tcp {
+                c.arg("+tcp");
+            }
+            let out = c.output().unwrap();
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("10.1.2.3"),
+                "{out:?}"
+            );
+        }
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let dns: Vec<_> = evs.iter().filter(|e| e["type"] == "dns").collect();
+    assert_eq!(dns.len(), 2, "{evs:#?}");
+    let transports: Vec<&str> = dns
+        .iter()
+        .map(|e| e["network.transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(transports, ["udp", "tcp"]);
+    for e in dns {
+        assert_eq!(e["query"], "class IN, type A, www.skiff.test");
+        assert_eq!(e["dns.resolved_ip"], serde_json::json!(["10.1.2.3"]));
+        assert_eq!(e["status"], "OK");
+        assert_eq!(e["server.port"], port);
+    }
 }
 
 #[test]

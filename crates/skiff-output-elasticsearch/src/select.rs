@@ -261,6 +261,38 @@ mod tests {
         assert!(err.contains("fields.env"), "{err}");
     }
 
+    #[test]
+    fn the_default_index_follows_the_events_beat() {
+        let beat = |b: Option<&str>| {
+            let mut meta = json!({"pipeline": "p"});
+            if let Some(b) = b {
+                meta["beat"] = json!(b);
+            }
+            let shared = json!({"agent": {"version": "8.15.0"}, "@metadata": meta});
+            Event::new(Arc::new(shared.as_object().unwrap().clone()), "m".into())
+        };
+        let mut r = routing("hosts: [x]\n");
+        assert_eq!(
+            r.target(&beat(Some("packetbeat"))).unwrap().index,
+            "packetbeat-8.15.0"
+        );
+        assert_eq!(
+            r.target(&beat(Some("metricbeat"))).unwrap().index,
+            "metricbeat-8.15.0"
+        );
+        assert_eq!(
+            r.target(&beat(Some("filebeat"))).unwrap().index,
+            "filebeat-8.15.0"
+        );
+        assert_eq!(r.target(&beat(None)).unwrap().index, "filebeat-8.15.0");
+        // A configured index is the user's: it does not follow the Beat.
+        let mut r = routing("hosts: [x]\nindex: \"filebeat-%{[agent.version]}\"\n");
+        assert_eq!(
+            r.target(&beat(Some("packetbeat"))).unwrap().index,
+            "filebeat-8.15.0"
+        );
+    }
+
     fn routing_errors(yaml: &str) -> ConfigErrors {
         let node = skiff_config::parse_str(yaml, None).unwrap();
         let cfg: EsConfig = node.deserialize().unwrap();

@@ -333,6 +333,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_beat_has_its_template() {
+        let (name, body) = configured_template_for(
+            "packetbeat",
+            "8.15.0",
+            &TemplateSettings::default(),
+            &IlmSettings::default(),
+        );
+        assert_eq!(name, "packetbeat-8.15.0");
+        assert_eq!(body["index_patterns"], json!(["packetbeat-8.15.0"]));
+        assert_eq!(
+            body["template"]["mappings"]["_meta"]["beat"],
+            json!("packetbeat")
+        );
+        assert_eq!(BEATS, ["filebeat", "packetbeat", "metricbeat"]);
+    }
+
+    #[test]
     fn beats_setup_keys_shape_the_template() {
         let node = skiff_config::parse_str(
             "enabled: true\nname: custom\npattern: \"custom-*\"\noverwrite: false\nsettings:\n  index.number_of_shards: 3\n",
