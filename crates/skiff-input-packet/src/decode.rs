@@ -176,7 +176,13 @@ impl Decoder {
     pub fn decode<'a>(&mut self, ts: Timestamp, frame: &'a [u8]) -> Result<Packet<'a>, Skip> {
         let sliced = match self.link {
             LinkType::Ethernet => SlicedPacket::from_ethernet(frame),
-            LinkType::LinuxSll => SlicedPacket::from_linux_sll(frame),
+            LinkType::LinuxSll => {
+                // SLL: packet type (2), hatype (2), halen (2), address (8), protocol type (2).
+                // Read by hand: etherparse refuses the loopback hatype (772) of `any` captures.
+                let hdr = frame.get(..16).ok_or(Skip::Malformed)?;
+                let proto = u16::from_be_bytes([hdr[14], hdr[15]]);
+                SlicedPacket::from_ether_type(EtherType(proto), &frame[16..])
+            }
             LinkType::Raw => SlicedPacket::from_ip(frame),
             LinkType::Null => {
                 let fam = frame.get(..4).ok_or(Skip::Malformed)?;

@@ -4,11 +4,26 @@
 //! [`Session`](crate::protocol::Session), expose its [`ProtocolPlugin`], and add it to
 //! [`ALL`]; docs/adding-a-protocol.md walks through it.
 
+pub mod amqp;
+pub mod cassandra;
+pub mod common;
+pub mod dhcpv4;
 pub mod dns;
+#[cfg(test)]
+pub(crate) mod fuzzing;
 pub mod http;
 pub mod icmp;
+pub mod memcache;
+pub mod mongodb;
+pub mod mysql;
+pub mod nfs;
+pub mod pgsql;
+pub mod redis;
+pub mod resultset;
+pub mod sip;
 pub mod smtp;
 pub mod tls;
+pub mod thrift;
 
 use std::sync::Arc;
 
@@ -44,6 +59,18 @@ pub const ALL: &[&ProtocolPlugin] = &[
     &ICMP,
     &smtp::PLUGIN,
     &tls::PLUGIN,
+    // issue 13
+    &mysql::PLUGIN,
+    &pgsql::PLUGIN,
+    &redis::PLUGIN,
+    &mongodb::PLUGIN,
+    &memcache::PLUGIN,
+    &cassandra::PLUGIN,
+    &thrift::PLUGIN,
+    &amqp::PLUGIN,
+    &nfs::PLUGIN,
+    &sip::PLUGIN,
+    &dhcpv4::PLUGIN,
 ];
 
 /// The protocol named `name`.
