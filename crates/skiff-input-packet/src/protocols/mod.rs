@@ -22,8 +22,8 @@ pub mod redis;
 pub mod resultset;
 pub mod sip;
 pub mod smtp;
-pub mod tls;
 pub mod thrift;
+pub mod tls;
 
 use std::sync::Arc;
 
