@@ -22,9 +22,14 @@
 //! condition's nested maps are flattened back into paths here.
 //!
 //! Differences, for clear errors: a condition map with several operators (libbeat silently uses
-//! one of them) is an error asking for `and`; `network` is not supported yet.
+//! one of them) is an error asking for `and`.
+//!
+//! `network` matches an address field against named ranges, CIDRs or addresses (one or a list:
+//! `network: {source.ip: [private, 203.0.113.0/24]}`; see [`crate::network`]).
 
 use regex::Regex;
+
+use crate::network::{Range, any_contains};
 use skiff_config::{ConfigError, ConfigErrors, Node, NodeValue};
 use skiff_event::{Event, FieldRef, Value};
 
@@ -39,6 +44,7 @@ enum Op {
     Regexp(Vec<(String, Regex)>),
     Range(Vec<(String, Bounds)>),
     HasFields(Vec<String>),
+    Network(Vec<(String, Vec<Range>)>),
     And(Vec<Condition>),
     Or(Vec<Condition>),
     Not(Box<Condition>),
@@ -187,13 +193,26 @@ impl Condition {
                 }
             }
             "not" => Op::Not(Box::new(Condition::build(arg)?)),
-            "network" => {
-                return Err(err(
-                    arg,
-                    "the `network` condition is not supported by skiff yet; use `regexp` on the address or `or` of `contains`",
-                )
-                .into());
-            }
+            "network" => Op::Network(
+                leaves(arg)?
+                    .into_iter()
+                    .map(|(path, n)| {
+                        let names: Vec<String> = match &n.value {
+                            NodeValue::Seq(items) => items
+                                .iter()
+                                .map(|i| string_of(i, "network"))
+                                .collect::<Result<_, _>>()?,
+                            _ => vec![string_of(n, "network")?],
+                        };
+                        let ranges = names
+                            .iter()
+                            .map(|s| Range::parse(s))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| err(n, e))?;
+                        Ok((path, ranges))
+                    })
+                    .collect::<Result<_, ConfigError>>()?,
+            ),
             other => {
                 return Err(ConfigError::new(
                     arg.path.clone(),
@@ -230,6 +249,14 @@ impl Condition {
                     .is_some_and(|x| b.contains(x))
             }),
             Op::HasFields(list) => list.iter().all(|path| event.get(path).is_some()),
+            Op::Network(list) => list.iter().all(|(path, ranges)| {
+                event.get(path).is_some_and(|f| {
+                    any_str(f, |s| {
+                        s.parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| any_contains(ranges, ip))
+                    })
+                })
+            }),
             Op::And(list) => list.iter().all(|c| c.matches(event)),
             Op::Or(list) => list.iter().any(|c| c.matches(event)),
             Op::Not(c) => !c.matches(event),
@@ -388,6 +415,31 @@ mod tests {
         e
     }
 
+    /// libbeat's documentation examples of `network`.
+    #[test]
+    fn network() {
+        let mut e = event();
+        e.insert("source.ip", json!("192.168.1.7"));
+        e.insert("destination.ip", json!("8.8.8.8"));
+        let cases: &[(&str, bool)] = &[
+            ("when.network.source.ip: private", true),
+            ("when.network.destination.ip: private", false),
+            ("when.network.destination.ip: '8.8.8.8'", true),
+            (
+                "when.network: {source.ip: ['10.0.0.0/8', '192.168.0.0/16'], destination.ip: public}",
+                true,
+            ),
+            ("when.network: {source.ip: loopback}", false),
+            ("when.network: {status: private}", false),
+            ("when.network: {nope: private}", false),
+            ("when.not.network.source.ip: public", true),
+        ];
+        for (yaml, want) in cases {
+            let c = cond(yaml).unwrap_or_else(|err| panic!("{yaml}: {err}"));
+            assert_eq!(c.matches(&e), *want, "{yaml}");
+        }
+    }
+
     #[test]
     fn table() {
         let cases: &[(&str, bool)] = &[
@@ -463,7 +515,7 @@ mod tests {
             ("when.regexp: {a: '('}", "invalid regular expression"),
             ("when.range: {a: {gtt: 1}}", "did you mean `gt`"),
             ("when.range: {a: 1}", "needs bounds"),
-            ("when.network: {source.ip: private}", "not supported"),
+            ("when.network: {source.ip: intranet}", "is not a network"),
             ("when.and: []", "list of conditions"),
             ("when.equals: {a: [1]}", "string, an integer or a boolean"),
             ("when: x", "a condition is a map"),

@@ -24,8 +24,8 @@ plugin!(DECODE_JSON_FIELDS, "decode_json_fields", build);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    /// `fields`: the string fields to decode. Required.
-    fields: Vec<String>,
+    /// `fields`: the string fields to decode (one name is a list of one). Required.
+    fields: crate::fields::OneOrMany,
     /// `target`: where to put the result. Default: in place of the field; `""`: the root.
     #[serde(default)]
     target: Option<String>,
@@ -52,10 +52,11 @@ fn one() -> usize {
 
 struct DecodeJson {
     cfg: Config,
+    fields: Vec<String>,
 }
 
 fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
-    let cfg: Config = node.deserialize()?;
+    let mut cfg: Config = node.deserialize()?;
     if cfg.max_depth == 0 || cfg.max_depth > 64 {
         return Err(error_at(
             node.get("max_depth").unwrap_or(node),
@@ -66,7 +67,9 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
         )
         .into());
     }
-    Ok(Box::new(DecodeJson { cfg }))
+    let fields =
+        std::mem::replace(&mut cfg.fields, crate::fields::OneOrMany::Many(vec![])).into_vec();
+    Ok(Box::new(DecodeJson { cfg, fields }))
 }
 
 impl DecodeJson {
@@ -107,7 +110,7 @@ impl DecodeJson {
 
 impl Processor for DecodeJson {
     fn process(&self, event: &mut Event) -> Verdict {
-        for field in &self.cfg.fields {
+        for field in &self.fields {
             let decoded = match event.get(field).and_then(|f| f.as_str().map(str::to_owned)) {
                 None => continue,
                 Some(text) => serde_json::from_str::<Value>(&text),

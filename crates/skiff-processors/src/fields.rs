@@ -19,13 +19,13 @@ plugin!(RENAME, "rename", build_rename);
 /// A list of strings; a single string is a list of one (as go-ucfg reads it).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-enum OneOrMany {
+pub(crate) enum OneOrMany {
     One(String),
     Many(Vec<String>),
 }
 
 impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
+    pub(crate) fn into_vec(self) -> Vec<String> {
         match self {
             OneOrMany::One(s) => vec![s],
             OneOrMany::Many(v) => v,
@@ -42,7 +42,7 @@ fn join(target: &str, key: &str) -> String {
 }
 
 /// `{a: {b: 1}, c: [2]}` as `[("a.b", 1), ("c", [2])]`.
-fn leaves(prefix: &str, map: &Map, out: &mut Vec<(String, Value)>) {
+pub(crate) fn leaves(prefix: &str, map: &Map, out: &mut Vec<(String, Value)>) {
     for (k, v) in map {
         let path = join(prefix, k);
         match v {
@@ -327,7 +327,7 @@ fn build_rename(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, 
 }
 
 /// The parts of an event a processor may change, to undo it.
-struct Backup {
+pub(crate) struct Backup {
     message: Option<String>,
     offset: Option<u64>,
     fields: Map,
@@ -336,7 +336,7 @@ struct Backup {
 }
 
 impl Backup {
-    fn of(e: &Event) -> Self {
+    pub(crate) fn of(e: &Event) -> Self {
         Backup {
             message: e.message.clone(),
             offset: e.offset,
@@ -346,7 +346,7 @@ impl Backup {
         }
     }
 
-    fn restore(self, e: &mut Event) {
+    pub(crate) fn restore(self, e: &mut Event) {
         e.message = self.message;
         e.offset = self.offset;
         e.fields = self.fields;

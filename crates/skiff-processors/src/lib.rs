@@ -13,11 +13,25 @@
 //!   - drop_event.when.regexp.message: '^DEBUG'
 //! ```
 //!
-//! What is here: `add_fields`, `add_tags`, `drop_fields`, `include_fields`, `drop_event`,
-//! `rename`, `decode_json_fields` ([`fields`], [`decode_json`]), `add_host_metadata` and
-//! `add_locale` ([`metadata`]); `add_cloud_metadata`, `add_docker_metadata` and
-//! `add_kubernetes_metadata` are accepted so that existing files load, but do nothing yet (one
-//! warning at start). Other Beats processors are refused with a clear "not supported yet".
+//! What is here (every option of each is in `docs/processors.md`):
+//! - parsing: [`dissect`], [`timestamp`] (Go layouts, IANA zones), `decode_csv_fields`
+//!   ([`decode_csv`]), `decode_json_fields` ([`decode_json`]), `decode_base64_field`,
+//!   `decompress_gzip_field` and `decode_duration` ([`decode`]), `urldecode` ([`strings`]),
+//!   [`decode_xml`], [`decode_cef`], [`syslog`];
+//! - changing fields: `add_fields`, `add_tags`, `drop_fields`, `include_fields`, `drop_event`,
+//!   `rename` ([`fields`]), `copy_fields`, `move_fields` ([`copy_move`]), [`convert`],
+//!   `truncate_fields`, `replace` ([`strings`]), `append`, `extract_array`, `add_labels`
+//!   ([`arrays`]);
+//! - enriching: `fingerprint`, `add_id` ([`ids`]), [`community_id`], [`registered_domain`],
+//!   `add_network_direction` ([`network_direction`], ranges in [`network`]),
+//!   `add_host_metadata`, `add_locale` ([`metadata`]), `add_observer_metadata` ([`observer`]),
+//!   `detect_mime_type` ([`mime`]), `add_process_metadata` ([`process_metadata`]);
+//! - flow control: [`rate_limit`], and [`script`] (JavaScript on QuickJS, Filebeat's event API).
+//!
+//! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
+//! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
+//! clear "not supported yet": `dns` (reverse and forward lookups) and `add_nomad_metadata`
+//! (needs a Nomad agent), and the Windows-only `decode_xml_wineventlog` and `translate_sid`.
 //!
 //! A processor that fails on an event (a field to rename is missing, a tag target is not a
 //! list) keeps the event and records why in `error.message`, as libbeat does; it never panics
@@ -28,11 +42,32 @@
 //! [`select`] serve the outputs' routing rules (`indices`, `pipelines`, `topics`, `keys`), so a
 //! `when` means the same thing wherever it is written.
 
+pub mod arrays;
+pub mod community_id;
 pub mod condition;
+pub mod convert;
+pub mod copy_move;
+pub mod decode;
+pub mod decode_cef;
+pub mod decode_csv;
 pub mod decode_json;
+pub mod decode_xml;
+pub mod dissect;
 pub mod fields;
+pub mod ids;
 pub mod metadata;
+pub mod mime;
+pub mod network;
+pub mod network_direction;
+pub mod observer;
+pub mod process_metadata;
+pub mod rate_limit;
+pub mod registered_domain;
+pub mod script;
 pub mod select;
+pub mod strings;
+pub mod syslog;
+pub mod timestamp;
 
 use std::sync::Arc;
 
@@ -63,48 +98,48 @@ pub const ALL: &[&ProcessorPlugin] = &[
     &fields::INCLUDE_FIELDS,
     &fields::DROP_EVENT,
     &fields::RENAME,
+    &convert::CONVERT,
+    &copy_move::COPY_FIELDS,
+    &copy_move::MOVE_FIELDS,
+    &strings::TRUNCATE_FIELDS,
+    &strings::REPLACE,
+    &strings::URLDECODE,
+    &decode::DECODE_BASE64_FIELD,
+    &decode::DECOMPRESS_GZIP_FIELD,
+    &decode::DECODE_DURATION,
+    &arrays::APPEND,
+    &arrays::EXTRACT_ARRAY,
+    &arrays::ADD_LABELS,
+    &ids::FINGERPRINT,
+    &ids::ADD_ID,
+    &community_id::COMMUNITY_ID,
+    &registered_domain::REGISTERED_DOMAIN,
+    &rate_limit::RATE_LIMIT,
+    &network_direction::ADD_NETWORK_DIRECTION,
+    &observer::ADD_OBSERVER_METADATA,
+    &mime::DETECT_MIME_TYPE,
+    &process_metadata::ADD_PROCESS_METADATA,
+    &syslog::SYSLOG,
+    &decode_csv::DECODE_CSV_FIELDS,
     &decode_json::DECODE_JSON_FIELDS,
+    &decode_xml::DECODE_XML,
+    &decode_cef::DECODE_CEF,
+    &dissect::DISSECT,
+    &timestamp::TIMESTAMP,
     &metadata::ADD_HOST_METADATA,
     &metadata::ADD_LOCALE,
     &metadata::ADD_CLOUD_METADATA,
     &metadata::ADD_DOCKER_METADATA,
     &metadata::ADD_KUBERNETES_METADATA,
+    &script::SCRIPT,
 ];
 
 /// Beats processors skiff does not have yet: refused with a clear message rather than "unknown".
 const NOT_YET: &[&str] = &[
-    "add_id",
-    "add_labels",
-    "add_network_direction",
     "add_nomad_metadata",
-    "add_observer_metadata",
-    "add_process_metadata",
-    "append",
-    "community_id",
-    "convert",
-    "copy_fields",
-    "decode_base64_field",
-    "decode_cef",
-    "decode_csv_fields",
-    "decode_duration",
-    "decode_xml",
     "decode_xml_wineventlog",
-    "decompress_gzip_field",
-    "detect_mime_type",
-    "dissect",
     "dns",
-    "extract_array",
-    "fingerprint",
-    "move_fields",
-    "rate_limit",
-    "registered_domain",
-    "replace",
-    "script",
-    "syslog",
-    "timestamp",
     "translate_sid",
-    "truncate_fields",
-    "urldecode",
 ];
 
 /// Builds a `processors` list (global or an input's): looks each item's name up in [`ALL`],
@@ -226,6 +261,55 @@ pub(crate) fn set_error(event: &mut Event, msg: String) {
     event.insert("error.message", value);
 }
 
+/// serde's default `true`.
+pub(crate) fn yes() -> bool {
+    true
+}
+
+/// Runs `step` for each item, the libbeat way: with `fail_on_error`, the first error undoes
+/// every change the processor made to the event and stops; without it, errors are recorded
+/// and the other items still run. Errors go to `error.message`, prefixed with `name`.
+/// Returns false when an error undid the changes.
+pub(crate) fn each_item<T>(
+    event: &mut Event,
+    name: &str,
+    fail_on_error: bool,
+    items: &[T],
+    mut step: impl FnMut(&mut Event, &T) -> Result<(), String>,
+) -> bool {
+    let backup = (fail_on_error && items.len() > 1).then(|| fields::Backup::of(event));
+    for item in items {
+        if let Err(e) = step(event, item) {
+            if fail_on_error {
+                if let Some(b) = backup {
+                    b.restore(event);
+                }
+                set_error(event, format!("{name}: {e}"));
+                return false;
+            }
+            set_error(event, format!("{name}: {e}"));
+        }
+    }
+    true
+}
+
+/// Appends `tag` to the list at `key` (`tags`, `log.flags`) unless it is there; a non-list
+/// value there is replaced by a list holding the old value, as libbeat's `AddTagsWithKey` would
+/// refuse it and lose the tag.
+pub(crate) fn add_tag(event: &mut Event, key: &str, tag: &str) {
+    let list = match event.get(key).map(|f| f.to_value()) {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => a,
+        Some(other) => vec![other],
+    };
+    if list.iter().any(|t| t.as_str() == Some(tag)) {
+        return;
+    }
+    let mut list = list;
+    list.push(Value::String(tag.to_owned()));
+    event.insert(key, Value::Array(list));
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -267,6 +351,14 @@ pub(crate) mod testing {
         e
     }
 
+    /// Runs the processors of `yaml` on an event with `field` set to `v`, as JSON.
+    pub fn with(yaml: &str, field: &str, v: Value) -> Value {
+        let p = build(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        let mut ev = event("m");
+        ev.insert(field, v);
+        json(&run(&p, ev).unwrap())
+    }
+
     /// The event as the outputs would write it (without `@metadata`).
     pub fn json(ev: &Event) -> Value {
         ev.to_value(false)
@@ -284,9 +376,7 @@ mod tests {
             .unwrap();
         assert!(e.to_string().contains("did you mean `add_fields`"), "{e}");
         assert!(e.to_string().contains("processors.0"), "{e}");
-        let e = build("processors: [{dissect: {tokenizer: x}}]")
-            .err()
-            .unwrap();
+        let e = build("processors: [{dns: {}}]").err().unwrap();
         assert!(e.to_string().contains("not supported by skiff yet"), "{e}");
         let e = build("processors: [{add_fields: {fields: {a: 1}}, drop_event: {}}]")
             .err()
@@ -300,6 +390,35 @@ mod tests {
             .unwrap();
         assert_eq!(e.len(), 3, "{e}");
         assert!(build("processors: ~").unwrap().is_empty());
+    }
+
+    /// The processors' page names every processor skiff has, and its "Not yet" list is
+    /// exactly the refused ones.
+    #[test]
+    fn docs_list_every_processor() {
+        let doc = include_str!("../../../docs/processors.md");
+        for p in crate::ALL {
+            assert!(
+                doc.contains(&format!("`{}`", p.name)),
+                "docs/processors.md lacks {}",
+                p.name
+            );
+        }
+        let not_yet = doc.split("## Not yet").nth(1).unwrap();
+        for name in crate::NOT_YET {
+            assert!(
+                not_yet.contains(&format!("`{name}`")),
+                "docs/processors.md: {name} is not yet"
+            );
+        }
+        for p in crate::ALL {
+            assert!(
+                !not_yet.contains(&format!("`{}`", p.name)),
+                "{} is listed as not yet",
+                p.name
+            );
+            assert!(!crate::NOT_YET.contains(&p.name));
+        }
     }
 
     #[test]
