@@ -48,20 +48,23 @@ pub struct Module {
     pub filesets: &'static [(&'static str, &'static str)],
 }
 
-macro_rules! fileset {
-    ($m:literal, $f:literal) => {
-        (
-            $f,
-            include_str!(concat!("../modules/", $m, "/", $f, ".yml")),
-        )
+macro_rules! module {
+    ($m:literal: $($f:literal),+) => {
+        Module {
+            name: $m,
+            filesets: &[$(($f, include_str!(concat!("../modules/", $m, "/", $f, ".yml")))),+],
+        }
     };
 }
 
-/// Every module skiff knows, one line each.
-pub const MODULES: &[Module] = &[Module {
-    name: "nginx",
-    filesets: &[fileset!("nginx", "access"), fileset!("nginx", "error")],
-}];
+/// Every module skiff knows, one line each: `module!("name": "fileset", ...)` reads
+/// `modules/<name>/<fileset>.yml`.
+#[rustfmt::skip]
+pub const MODULES: &[Module] = &[
+    module!("nginx": "access", "error"),
+    module!("system": "syslog", "auth"),
+    module!("apache": "access", "error"),
+];
 
 /// A fileset's definition, parsed.
 #[derive(Debug, Deserialize)]

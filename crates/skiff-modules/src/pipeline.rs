@@ -660,12 +660,24 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
             timezone,
         } => {
             let text = text_of(d, field)?;
-            let zone = timezone.as_ref().map(|t| render(t, d));
+            let zone = timezone
+                .as_ref()
+                .map(|t| render(t, d))
+                .filter(|z| !z.is_empty());
             let parsed = formats
                 .iter()
                 .find_map(|f| parse_date(&text, f, zone.as_deref()))
                 .ok_or_else(|| format!("unable to parse date [{text}]"))?;
-            doc::insert(d, target, Value::String(format_ts(parsed)));
+            // With a `timezone`, Elasticsearch writes the time in that zone, even when the
+            // text had its own offset; without one, in UTC.
+            let shown = match zone
+                .as_deref()
+                .and_then(|z| zone_offset(z, parsed.naive_utc()))
+            {
+                Some(off) => parsed.with_timezone(&off),
+                None => parsed,
+            };
+            doc::insert(d, target, Value::String(format_ts(shown)));
             Ok(())
         }
         Op::Convert {
@@ -881,18 +893,10 @@ fn local(n: NaiveDateTime, zone: Option<&str>) -> Option<DateTime<FixedOffset>> 
     off.from_local_datetime(&n).single()
 }
 
-/// `@timestamp` as Elasticsearch writes it: milliseconds (more digits only when there are),
-/// `Z` for UTC, else the offset the time was read in.
+/// `@timestamp` as Elasticsearch's date processor writes it: milliseconds (finer digits are
+/// cut), `Z` for UTC, else the offset.
 fn format_ts(t: DateTime<FixedOffset>) -> String {
-    let sub = t.timestamp_subsec_nanos();
-    let form = if sub % 1_000_000 == 0 {
-        SecondsFormat::Millis
-    } else if sub % 1_000 == 0 {
-        SecondsFormat::Micros
-    } else {
-        SecondsFormat::Nanos
-    };
-    t.to_rfc3339_opts(form, true)
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
@@ -935,7 +939,7 @@ mod tests {
             steps.clone(),
             json!({"t": "07/Dec/2016:11:05:07 +0100", "event": {"timezone": "-02:00"}}),
         );
-        assert_eq!(out["@timestamp"], "2016-12-07T10:05:07.000Z");
+        assert_eq!(out["@timestamp"], "2016-12-07T08:05:07.000-02:00");
         let out = run(
             steps,
             json!({"t": "2016-12-07 11:05:07", "event": {"timezone": "-02:00"}}),
