@@ -79,8 +79,16 @@ pub struct FilesetDef {
     /// Input settings added to the filestream input (multiline, ...).
     #[serde(default)]
     pub input: Map<String, Value>,
+    /// Whether the input stamps `event.timezone` with the local offset (Filebeat's
+    /// `add_locale`, on the filesets whose times may lack a zone). Default `true`.
+    #[serde(default = "yes")]
+    pub add_locale: bool,
     /// The ingest pipeline, Elasticsearch's processor list.
     pub pipeline: Value,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Looks a fileset up and parses its definition.

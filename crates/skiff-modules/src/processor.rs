@@ -50,7 +50,7 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
 pub struct FilesetProcessor {
     pipeline: Pipeline,
     fields: Map<String, Value>,
-    timezone: String,
+    timezone: Option<String>,
 }
 
 impl FilesetProcessor {
@@ -62,7 +62,9 @@ impl FilesetProcessor {
     ) -> Result<Self, crate::Error> {
         let def = crate::fileset(module, fileset)?;
         let pipeline = Pipeline::compile(&format!("{module}/{fileset}"), &def.pipeline)?;
-        let timezone = timezone.unwrap_or_else(|| chrono::Local::now().format("%:z").to_string());
+        let timezone = def
+            .add_locale
+            .then(|| timezone.unwrap_or_else(|| chrono::Local::now().format("%:z").to_string()));
         Ok(Self {
             pipeline,
             fields: crate::fileset_fields(module, fileset),
@@ -75,8 +77,10 @@ impl FilesetProcessor {
         for (k, v) in doc::flatten(&self.fields) {
             doc::insert(d, &k, v);
         }
-        if doc::get(d, "event.timezone").is_none() {
-            doc::insert(d, "event.timezone", Value::String(self.timezone.clone()));
+        if let Some(tz) = &self.timezone
+            && doc::get(d, "event.timezone").is_none()
+        {
+            doc::insert(d, "event.timezone", Value::String(tz.clone()));
         }
         self.pipeline.run(d);
     }

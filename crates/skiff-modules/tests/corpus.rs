@@ -51,6 +51,21 @@ fn split(log: &str, input: &Map<String, Value>) -> Vec<(usize, String, bool)> {
     out
 }
 
+/// Files that do not match fully, with how many documents do and why. The test fails if the
+/// count changes either way, so a fix has to update this table (and docs/modules.md).
+const KNOWN: &[(&str, usize, &str)] = &[
+    (
+        "apache/error/ubuntu-2.2.22.log",
+        1,
+        "older pipeline generation: no file.path / http.request.referrer from `File does not exist` messages",
+    ),
+    (
+        "system/syslog/test-syslog.log",
+        0,
+        "the expected document joins two lines but has no log.flags: [multiline] (upstream fixture quirk)",
+    ),
+];
+
 const DROP: &[&str] = &[
     "agent.name",
     "agent.type",
@@ -210,7 +225,7 @@ fn corpus_documents_match_filebeat() {
                     let theirs = normalise(exp, &name, older, exp);
                     if mine == theirs {
                         matched += 1;
-                    } else if failures.len() < 40 {
+                    } else if failures.len() < 40 && !KNOWN.iter().any(|(f, _, _)| *f == name) {
                         let diff: Vec<String> = theirs
                             .keys()
                             .chain(mine.keys())
@@ -231,11 +246,16 @@ fn corpus_documents_match_filebeat() {
                         ));
                     }
                 }
+                let known = KNOWN.iter().find(|(f, _, _)| *f == name);
+                let why = known
+                    .map(|(_, _, why)| format!(" -- known: {why}"))
+                    .unwrap_or_default();
                 report.push(format!(
-                    "{name}: {matched}/{} documents match ({got_n} events read)",
+                    "{name}: {matched}/{} documents match ({got_n} events read){why}",
                     expected.len()
                 ));
-                if matched != expected.len() || got_n != expected.len() {
+                let want = known.map_or(expected.len(), |(_, n, _)| *n);
+                if matched != want || got_n != expected.len() {
                     failures.push(format!(
                         "{name}: {matched} of {} match, {got_n} events",
                         expected.len()
