@@ -47,6 +47,9 @@ pub struct Global {
     /// Keys Filebeat would ignore are errors, not warnings (also `skiff.strict: true`).
     #[arg(long = "strict", global = true)]
     pub strict: bool,
+    /// Run these modules with all their filesets (comma separated), as `filebeat.modules`.
+    #[arg(long = "modules", global = true, value_name = "LIST")]
+    pub modules: Option<String>,
 }
 
 /// Commands.
@@ -63,6 +66,9 @@ pub enum Command {
     /// Inspect the file input's registry (what was shipped, file by file).
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// List, enable or disable the modules of `modules.d/` (docs/modules.md).
+    #[command(subcommand)]
+    Modules(crate::modules::ModulesCommand),
     /// Print the version.
     Version,
 }

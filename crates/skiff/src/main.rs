@@ -20,6 +20,7 @@ mod commands;
 mod extras;
 mod http;
 mod logging;
+mod modules;
 mod registry;
 mod reload;
 mod run;
