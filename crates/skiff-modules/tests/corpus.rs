@@ -35,7 +35,7 @@ fn split(log: &str, input: &Map<String, Value>) -> Vec<(usize, String, bool)> {
         let here = offset;
         offset += raw.len();
         let continues = match &rule {
-            Some((re, negate)) => re.is_match(line) == !negate,
+            Some((re, negate)) => re.is_match(line) != *negate,
             None => false,
         };
         match out.last_mut() {
@@ -102,10 +102,10 @@ fn normalise(
 ) -> Map<String, Value> {
     let mut flat = doc::flatten(d);
     flat.retain(|k, _| {
-        !DROP.contains(&k.as_str())
-            && !k.starts_with("source.geo.")
-            && !k.starts_with("source.as.")
-            && !(k.starts_with("user_agent.") && k != "user_agent.original")
+        let enrichment = k.starts_with("source.geo.")
+            || k.starts_with("source.as.")
+            || (k.starts_with("user_agent.") && k != "user_agent.original");
+        !(DROP.contains(&k.as_str()) || enrichment)
     });
     let tags_forwarded = flat
         .get("tags")
@@ -129,10 +129,10 @@ fn normalise(
         });
     }
     for (k, v) in flat.iter_mut() {
-        if k == "http.request.method" {
-            if let Value::String(s) = v {
-                *s = s.to_lowercase();
-            }
+        if k == "http.request.method"
+            && let Value::String(s) = v
+        {
+            *s = s.to_lowercase();
         }
         if let Value::Array(a) = v
             && k != "process.args"
