@@ -64,6 +64,7 @@ pub const MODULES: &[Module] = &[
     module!("nginx": "access", "error"),
     module!("system": "syslog", "auth"),
     module!("apache": "access", "error"),
+    module!("redis": "log"),
 ];
 
 /// A fileset's definition, parsed.
