@@ -65,6 +65,7 @@ pub const MODULES: &[Module] = &[
     module!("system": "syslog", "auth"),
     module!("apache": "access", "error"),
     module!("redis": "log"),
+    module!("mysql": "error"),
 ];
 
 /// A fileset's definition, parsed.

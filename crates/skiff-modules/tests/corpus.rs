@@ -67,6 +67,11 @@ const KNOWN: &[(&str, usize, &str)] = &[
         "older pipeline generation: no file.path / http.request.referrer from `File does not exist` messages",
     ),
     (
+        "mysql/error/error.log",
+        0,
+        "oldest pipeline generation (ECS 1.0.0-beta2): keeps mysql.error.timestamp, has process.thread.id for mysql.thread_id, no service.type, and another multiline rule (9 documents; skiff's 8)",
+    ),
+    (
         "system/syslog/test-syslog.log",
         0,
         "the expected document joins two lines but has no log.flags: [multiline] (upstream fixture quirk)",
@@ -266,7 +271,7 @@ fn corpus_documents_match_filebeat() {
                     expected.len()
                 ));
                 let want = known.map_or(expected.len(), |(_, n, _)| *n);
-                if matched != want || got_n != expected.len() {
+                if matched != want || (known.is_none() && got_n != expected.len()) {
                     failures.push(format!(
                         "{name}: {matched} of {} match, {got_n} events",
                         expected.len()
