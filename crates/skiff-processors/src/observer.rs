@@ -76,10 +76,12 @@ pub fn net_info() -> (Vec<String>, Vec<String>) {
     if let Ok(text) = std::fs::read_to_string("/proc/net/if_inet6") {
         for line in text.lines() {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() == 6 && cols[5] != "lo" && cols[0].len() == 32 {
-                if let Ok(n) = u128::from_str_radix(cols[0], 16) {
-                    ips.push(std::net::Ipv6Addr::from(n).to_string());
-                }
+            if cols.len() == 6
+                && cols[5] != "lo"
+                && cols[0].len() == 32
+                && let Ok(n) = u128::from_str_radix(cols[0], 16)
+            {
+                ips.push(std::net::Ipv6Addr::from(n).to_string());
             }
         }
     }

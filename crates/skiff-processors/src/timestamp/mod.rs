@@ -306,9 +306,16 @@ impl Processor for TimestampProc {
                 self.parse(&v).map_err(|e| (v, e))
             }
         };
+        // Times outside 1677-2262 do not fit skiff's nanosecond timestamps.
+        let parsed = parsed.and_then(|t| match t.timestamp_nanos_opt() {
+            Some(n) => Ok(Timestamp(n)),
+            None => Err((
+                Value::String(t.to_rfc3339()),
+                "the time is outside 1677-2262".to_owned(),
+            )),
+        });
         match parsed {
-            Ok(t) => {
-                let ts = Timestamp(t.timestamp_nanos_opt().unwrap_or(i64::MAX));
+            Ok(ts) => {
                 if self.target == "@timestamp" {
                     event.timestamp = ts;
                 } else {

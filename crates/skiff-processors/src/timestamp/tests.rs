@@ -200,6 +200,16 @@ fn target_missing_and_failure() {
     let yaml =
         "processors: [{timestamp: {field: ts, layouts: ['2006-01-02'], ignore_failure: true}}]";
     assert!(stamped(yaml, json!("x")).get("error").is_none());
+    // A time skiff's timestamps cannot hold is an error, not a wrong time.
+    let yaml = "processors: [{timestamp: {field: ts, layouts: ['2006-01-02']}}]";
+    let v = stamped(yaml, json!("2400-01-01"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside 1677-2262"),
+        "{v}"
+    );
     // The event's own @timestamp can be re-read (a no-op), and a missing layout list is refused.
     assert!(build("processors: [{timestamp: {field: ts, layouts: []}}]").is_err());
     assert!(build("processors: [{timestamp: {field: ts}}]").is_err());
