@@ -66,6 +66,7 @@ pub const MODULES: &[Module] = &[
     module!("apache": "access", "error"),
     module!("redis": "log"),
     module!("mysql": "error"),
+    module!("postgresql": "log"),
 ];
 
 /// A fileset's definition, parsed.

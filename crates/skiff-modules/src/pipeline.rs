@@ -812,15 +812,19 @@ fn zone_offset(zone: &str, at: NaiveDateTime) -> Option<FixedOffset> {
         "UTC" | "GMT" | "Z" | "UT" => Some(0),
         "CET" => Some(3600),
         "CEST" => Some(7200),
-        "EST" => Some(-5 * 3600),
         "EDT" => Some(-4 * 3600),
-        "CST" => Some(-6 * 3600),
         "CDT" => Some(-5 * 3600),
-        "MST" => Some(-7 * 3600),
         "MDT" => Some(-6 * 3600),
-        "PST" => Some(-8 * 3600),
         "PDT" => Some(-7 * 3600),
         _ => None,
+    };
+    // Java's legacy short ids name regions, with their summer time (`EST` in July is -04:00).
+    let z = match z {
+        "EST" => "America/New_York",
+        "CST" => "America/Chicago",
+        "MST" => "America/Denver",
+        "PST" => "America/Los_Angeles",
+        other => other,
     };
     if let Some(secs) = fixed {
         return FixedOffset::east_opt(secs);
@@ -868,6 +872,16 @@ fn parse_date(text: &str, format: &str, zone: Option<&str>) -> Option<DateTime<F
             return local(naive, zone);
         }
         _ => {}
+    }
+    // A zone name at the end (`... CEST`): chrono cannot parse names, so it is split off.
+    if let Some(base) = format.strip_suffix(" %Z") {
+        let (rest, name) = text.rsplit_once(' ')?;
+        let n = NaiveDateTime::parse_from_str(rest, base).ok()?;
+        let off = zone_offset(name, n)?;
+        return off
+            .from_local_datetime(&n)
+            .single()
+            .map(|t| utc(t.with_timezone(&Utc)));
     }
     if let Ok(t) = DateTime::parse_from_str(text, format) {
         return Some(utc(t.with_timezone(&Utc)));
