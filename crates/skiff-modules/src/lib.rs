@@ -67,6 +67,7 @@ pub const MODULES: &[Module] = &[
     module!("redis": "log"),
     module!("mysql": "error"),
     module!("postgresql": "log"),
+    module!("traefik": "access"),
 ];
 
 /// A fileset's definition, parsed.
