@@ -153,3 +153,39 @@ output.file: {path: "$DIR/out", filename: out}
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[test]
+fn fileset_multiline_settings_reach_the_input() {
+    let sb = Sandbox::new();
+    sb.write(
+        "logs/error.log",
+        concat!(
+            "2016/10/25 14:49:34 [error] 54053#0: *1 first line\n",
+            "  continued here\n",
+            "2016/10/25 14:50:44 [warn] 54053#0: second\n",
+        ),
+    );
+    let cfg = sb.write(
+        "skiff.yml",
+        r#"
+filebeat.modules:
+  - module: nginx
+    access.enabled: false
+    error.var.paths: ["$DIR/logs/error.log"]
+output.file: {path: "$DIR/out", filename: out}
+"#,
+    );
+    let got = run_until(&sb, &cfg, &[], 2);
+    let first = got
+        .iter()
+        .find(|e| e["log"]["level"] == "error")
+        .expect("error event");
+    assert_eq!(first["message"], "first line\n  continued here");
+    assert_eq!(first["nginx"]["error"]["connection_id"], 1);
+    assert_eq!(first["event"]["dataset"], "nginx.error");
+    assert!(first["event"]["timezone"].is_string());
+    assert!(
+        got.iter()
+            .any(|e| e["log"]["level"] == "warn" && e["message"] == "second")
+    );
+}
