@@ -32,9 +32,16 @@ fn run(bytes_target: usize, parse: Option<&FilesetProcessor>) -> f64 {
 }
 
 fn main() {
-    let mb: usize = std::env::var("BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
-    let p = FilesetProcessor::new("nginx", "access", Some("+00:00".into())).unwrap_or_else(|e| panic!("{e}"));
+    let mb: usize = std::env::var("BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let p = FilesetProcessor::new("nginx", "access", Some("+00:00".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
     let base = run(mb << 20, None);
     let parsed = run(mb << 20, Some(&p));
-    println!("nginx access, {mb} MiB: without parsing {base:.1} MB/s, with the pipeline {parsed:.1} MB/s ({:.3} of the baseline)", parsed / base);
+    println!(
+        "nginx access, {mb} MiB: without parsing {base:.1} MB/s, with the pipeline {parsed:.1} MB/s ({:.3} of the baseline)",
+        parsed / base
+    );
 }
