@@ -132,6 +132,7 @@ pub const ALL: &[&ProcessorPlugin] = &[
     &metadata::ADD_DOCKER_METADATA,
     &metadata::ADD_KUBERNETES_METADATA,
     &script::SCRIPT,
+    &skiff_modules::processor::PLUGIN,
 ];
 
 /// Beats processors skiff does not have yet: refused with a clear message rather than "unknown".

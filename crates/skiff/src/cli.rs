@@ -60,6 +60,9 @@ pub struct Global {
     /// With -I: replay the file this many times (Packetbeat's `-l`).
     #[arg(short = 'l', global = true, value_name = "N")]
     pub loops: Option<u32>,
+    /// Run these modules with all their filesets (comma separated), as `filebeat.modules`.
+    #[arg(long = "modules", global = true, value_name = "LIST")]
+    pub modules: Option<String>,
 }
 
 /// Commands.
@@ -78,6 +81,9 @@ pub enum Command {
     Registry(RegistryCommand),
     /// List the network devices the packet input can capture from (index, name, addresses).
     Devices,
+    /// List, enable or disable the modules of `modules.d/` (docs/modules.md).
+    #[command(subcommand)]
+    Modules(crate::modules::ModulesCommand),
     /// Print the version, commit and build date.
     Version,
     /// Manage the keystore: secrets that the configuration uses as `${KEY}`.

@@ -101,6 +101,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Export(ExportCommand::Template) => crate::extras::export_template(),
+        Command::Modules(cmd) => crate::modules::command(&g, cmd),
         Command::Registry(RegistryCommand::List { json }) => {
             let Some(parts) = load_parts(&g) else {
                 return Ok(1);

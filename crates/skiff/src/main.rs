@@ -24,6 +24,7 @@ mod extras;
 mod http;
 mod keystore;
 mod logging;
+mod modules;
 mod registry;
 mod reload;
 mod run;

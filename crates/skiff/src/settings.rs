@@ -250,7 +250,7 @@ struct FilebeatConfigFiles {
     /// `inputs`: input files (see [`InputFiles`]).
     #[serde(default)]
     inputs: Option<InputFiles>,
-    /// `modules`: module files (modules are not supported: ignored with a warning).
+    /// `modules`: module files (`path`, a glob of `modules.d/*.yml`; see docs/modules.md).
     #[serde(default)]
     modules: Option<serde_json::Value>,
 }
@@ -473,10 +473,11 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
                     }
                 }
                 let config = sec.config.unwrap_or_default();
-                if config.modules.is_some() || sec.modules.is_some() {
-                    warnings.push("filebeat.modules and filebeat.config.modules are not supported and are ignored: configure inputs (filebeat.inputs) instead".into());
+                match crate::modules::inputs(sec.modules.as_ref(), config.modules.as_ref()) {
+                    Ok(made) => inputs.extend(made),
+                    Err(e) => errors.push(ConfigError::new("filebeat.modules", fb.mark.clone(), e)),
                 }
-                for key in ["modules", "autodiscover"] {
+                for key in ["autodiscover"] {
                     if let Some(n) = fb.get(key) {
                         unsupported_sources.push((format!("filebeat.{key}"), n.mark.clone()));
                     }
@@ -691,6 +692,9 @@ pub fn load(cli: &crate::cli::Global) -> Result<Node, ConfigErrors> {
             cli.loops,
             cli.config.is_empty(),
         );
+    }
+    if let Some(list) = &cli.modules {
+        crate::modules::add_flag(&mut root, list);
     }
     // `${path.data}` and friends in values refer to the final paths.
     root.fix_paths("");

@@ -140,7 +140,7 @@ fn run_refuses_a_config_with_nothing_to_run_and_logs_warnings() {
     let sb = common::Sandbox::new();
     let cfg = sb.write(
         "skiff.yml",
-        "filebeat.modules:\n- module: system\noutput.console: {}\n",
+        "filebeat.autodiscover:\n  providers: [{type: docker}]\noutput.console: {}\n",
     );
     let out = sb.cmd(&cfg, &["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -1,0 +1,41 @@
+//! Property test: every fileset's pipeline takes any line (log lines are untrusted input)
+//! without panicking, and always leaves either parsed fields or `error.message` with the
+//! original text kept.
+
+use proptest::prelude::*;
+use serde_json::{Map, Value};
+use skiff_modules::{MODULES, doc, processor::FilesetProcessor};
+
+fn processors() -> &'static [FilesetProcessor] {
+    static ALL: std::sync::OnceLock<Vec<FilesetProcessor>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        MODULES
+            .iter()
+            .flat_map(|m| m.filesets.iter().map(move |(f, _)| (m.name, *f)))
+            .map(|(m, f)| {
+                FilesetProcessor::new(m, f, Some("+01:00".into())).unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn any_line_is_parsed_or_marked(line in "(\\PC|[\\[\\]\":\\- 0-9])*", prefix in prop::sample::select(vec![
+        "", "127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] \"GET ", "2016/10/25 14:49:34 [error] 1#0: ",
+        "Dec 13 11:35:28 host proc[1]: ", "[Mon Dec 26 16:22:08 2016] [error] ", "1:M 30 May 12:50:13.457 * ",
+        "2019-03-24T13:44:25.484123Z 0 [System] ", "2020-04-16 11:45:11.844 CEST [1] LOG:  ",
+    ])) {
+        for p in processors() {
+            let mut d = Map::new();
+            let text = format!("{prefix}{line}");
+            doc::insert(&mut d, "message", Value::String(text.clone()));
+            p.run_doc(&mut d);
+            if doc::get(&d, "error.message").is_some() {
+                let kept = doc::get(&d, "message").or_else(|| doc::get(&d, "event.original"));
+                prop_assert_eq!(kept, Some(&Value::String(text)));
+            }
+        }
+    }
+}
