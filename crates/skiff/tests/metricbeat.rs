@@ -70,6 +70,9 @@ fn a_metricbeat_yml_passes_test_config_and_typos_are_located() {
         "bad.yml",
         "metricbeat.modules:\n  - module: system\n    metricsets: [cpux]\n  - module: golang\n    metricsets: [heap]\n    hsts: [x]\noutput.console: {}\n",
     );
+    // A wrong metricset is an error; an unknown key is ignored with a located warning, as
+    // Metricbeat ignores it (docs/configuration.md, "Loading"), and an error under --strict,
+    // where the misspelt common key is named.
     let (code, _, err) = run(&sb, &bad, &["test", "config"]);
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -77,12 +80,24 @@ fn a_metricbeat_yml_passes_test_config_and_typos_are_located() {
         "{err}"
     );
     assert!(
+        err.contains("warning: ") && err.contains("bad.yml:6") && err.contains("`hsts`"),
+        "{err}"
+    );
+    let (code, _, err) = run(&sb, &bad, &["test", "config", "--strict"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
         err.contains("bad.yml:6") && err.contains("did you mean `hosts`"),
         "{err}"
     );
 
     sb.write("modules.d/broken.yml", "- module: redis\n  pasword: x\n");
-    let (code, _, err) = run(&sb, &cfg, &["test", "config"]);
+    let (code, out, err) = run(&sb, &cfg, &["test", "config"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("broken.yml:2") && format!("{out}{err}").contains("pasword"),
+        "{out}{err}"
+    );
+    let (code, _, err) = run(&sb, &cfg, &["test", "config", "--strict"]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("broken.yml:2") && err.contains("password"),
