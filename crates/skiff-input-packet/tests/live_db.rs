@@ -3,13 +3,12 @@
 //! a query and an error), PostgreSQL on 5432 (`psql`: a result set and an error with its
 //! SQLSTATE; `pgbench -M extended`: the extended query protocol of a real client), Redis on
 //! 6379 (a pipeline of three commands in one write, one of them failing), and a memcached
-//! this test starts on a free port (text protocol). Needs root (or CAP_NET_RAW), libpcap,
-//! the clients and memcached (scripts/ensure-test-deps installs them); a missing tool or
-//! server fails the test with its name.
-//!
-//! Not covered live: MySQL binary prepared statements (no client here speaks
-//! COM_STMT_PREPARE; the corpus case M8 covers them) and AMQP (no client library here; the
-//! corpus cases A1-A3 cover it).
+//! this test starts on a free port (text protocol); and, from Python drivers in a venv
+//! (`tests/clients/`), MySQL prepared statements (mysql-connector-python's
+//! `cursor(prepared=True)`: COM_STMT_PREPARE/EXECUTE, parameters, a duplicate-key error) and
+//! an AMQP publish and basic.get against RabbitMQ on 5672 (pika). Needs root (or
+//! CAP_NET_RAW), libpcap, the clients and memcached (scripts/ensure-test-deps installs them);
+//! a missing tool or server fails the test with its name.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -93,6 +92,48 @@ fn find<'a>(evs: &[&'a Map<String, Value>], key: &str, needle: &str) -> &'a Map<
         .unwrap_or_else(|| panic!("no event with {key} containing {needle:?} in {evs:#?}"))
 }
 
+/// A live capture on `lo` running on its own thread while the test drives clients.
+struct Capture {
+    stop: CancellationToken,
+    thread: std::thread::JoinHandle<(Result<(), skiff_pipeline::Failure>, Vec<skiff_event::Event>)>,
+}
+
+impl Capture {
+    fn start(yaml: &str) -> Self {
+        let root = skiff_config::parse_str(yaml, Some("live.yml")).unwrap();
+        let cfg = config::parse(
+            root.get("packetbeat").unwrap(),
+            &skiff_input_packet::protocols::names(),
+        )
+        .unwrap();
+        let reg = Registry::new();
+        let ctx = BuildContext::standalone("live", "8.0.0", &reg);
+        let mut engine = Engine::new(&cfg, &ctx).unwrap();
+        let iface = cfg.interfaces[0].clone();
+        let stop = CancellationToken::new();
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let res = live::capture(&mut engine, &iface, &reg, &stop2, |b| {
+                all.extend(b);
+                true
+            });
+            (res, all)
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        Capture { stop, thread }
+    }
+
+    /// Waits for the last packets, stops and returns the events flattened.
+    fn finish(self) -> Vec<Map<String, Value>> {
+        std::thread::sleep(Duration::from_millis(1500));
+        self.stop.cancel();
+        let (res, events) = self.thread.join().unwrap();
+        res.unwrap();
+        events.iter().map(|e| flatten(&e.to_value(true))).collect()
+    }
+}
+
 #[test]
 fn real_database_sessions_become_transactions() {
     for t in ["mysql", "psql", "pgbench", "memcached"] {
@@ -132,28 +173,7 @@ fn real_database_sessions_become_transactions() {
          - {{type: redis, ports: [6379]}}\n\
          - {{type: memcache, ports: [{mc_port}]}}\n"
     );
-    let root = skiff_config::parse_str(&yaml, Some("live.yml")).unwrap();
-    let cfg = config::parse(
-        root.get("packetbeat").unwrap(),
-        &skiff_input_packet::protocols::names(),
-    )
-    .unwrap();
-    let reg = Registry::new();
-    let ctx = BuildContext::standalone("live", "8.0.0", &reg);
-    let mut engine = Engine::new(&cfg, &ctx).unwrap();
-    let iface = cfg.interfaces[0].clone();
-    let stop = CancellationToken::new();
-    let stop2 = stop.clone();
-    let reg2 = reg.clone();
-    let capture = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let res = live::capture(&mut engine, &iface, &reg2, &stop2, |b| {
-            all.extend(b);
-            true
-        });
-        (res, all)
-    });
-    std::thread::sleep(Duration::from_millis(700));
+    let capture = Capture::start(&yaml);
 
     let my = ["-h", "127.0.0.1", "-P", "3306", "-u", "root"];
     run(
@@ -209,13 +229,9 @@ fn real_database_sessions_become_transactions() {
         b"set skiff 0 0 2\r\nhi\r\nget skiff nokey\r\n",
         |b| b.ends_with(b"END\r\n"),
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    stop.cancel();
-    let (res, events) = capture.join().unwrap();
+    let evs = capture.finish();
     let _ = memcached.kill();
     let _ = memcached.wait();
-    res.unwrap();
-    let evs: Vec<_> = events.iter().map(|e| flatten(&e.to_value(true))).collect();
 
     let mysql = of(&evs, "mysql");
     let union = find(&mysql, "query", "SELECT 1 AS one UNION SELECT 2");
@@ -270,4 +286,122 @@ fn real_database_sessions_become_transactions() {
         mc[1]["memcache.response.keys"],
         serde_json::json!(["skiff"])
     );
+}
+
+/// The Python of the venv `scripts/ensure-test-deps` makes for mysql-connector-python and
+/// pika.
+const CLIENTS_PYTHON: &str = "/opt/skiff-tools/dbclients/bin/python";
+
+/// Runs one of the real client scripts of `tests/clients`; it must succeed (it checks the
+/// server's answers itself, so a failure there is a server or setup problem, said loudly).
+fn run_client(script: &str) {
+    assert!(
+        std::path::Path::new(CLIENTS_PYTHON).exists(),
+        "{CLIENTS_PYTHON} is missing: run scripts/ensure-test-deps"
+    );
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(CLIENTS_PYTHON).arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// MySQL prepared statements from a real driver (mysql-connector-python's
+/// `cursor(prepared=True)`: COM_STMT_PREPARE then COM_STMT_EXECUTE with binary parameters)
+/// and an AMQP publish and basic.get from a real client (pika) against RabbitMQ.
+#[test]
+fn real_prepared_statements_and_amqp_become_transactions() {
+    need_server(3306, "MariaDB");
+    need_server(5672, "RabbitMQ");
+    let capture = Capture::start(
+        "packetbeat.interfaces.device: lo\npacketbeat.protocols:\n\
+         - {type: mysql, ports: [3306]}\n\
+         - {type: amqp, ports: [5672], send_request: true, send_response: true}\n",
+    );
+    run_client("mysql_prepared.py");
+    run_client("amqp_publish_get.py");
+    let evs = capture.finish();
+
+    let insert = "INSERT INTO skiff_live_prep (id, name) VALUES (?, ?)";
+    let mysql: Vec<_> = of(&evs, "mysql")
+        .into_iter()
+        .filter(|e| {
+            e.get("query")
+                .and_then(Value::as_str)
+                .is_some_and(|q| q.contains("skiff_live_prep"))
+                || e.get("error.message")
+                    .and_then(Value::as_str)
+                    .is_some_and(|q| q.contains("skiff_live_prep"))
+        })
+        .collect();
+    let prepares: Vec<_> = mysql
+        .iter()
+        .filter(|e| e["query"] == "Request Prepare Statement")
+        .collect();
+    assert_eq!(
+        prepares.len(),
+        2,
+        "an INSERT and a SELECT prepared: {mysql:#?}"
+    );
+    assert_eq!(prepares[0]["error.message"], insert);
+    let inserts: Vec<_> = mysql.iter().filter(|e| e["query"] == insert).collect();
+    assert_eq!(inserts.len(), 3, "{mysql:#?}");
+    assert_eq!(inserts[0]["method"], "INSERT");
+    assert_eq!(inserts[0]["params"], serde_json::json!(["1", "one"]));
+    assert_eq!(inserts[0]["status"], "OK");
+    assert_eq!(inserts[0]["mysql.affected_rows"], 1);
+    assert_eq!(inserts[1]["params"], serde_json::json!(["2", "two"]));
+    assert_eq!(inserts[1]["mysql.affected_rows"], 1);
+    assert_eq!(inserts[2]["params"], serde_json::json!(["1", "dup"]));
+    assert_eq!(inserts[2]["status"], "Error");
+    assert_eq!(inserts[2]["mysql.error_code"], 1062);
+    let select = find(
+        &mysql,
+        "query",
+        "SELECT id, name FROM skiff_live_prep WHERE id >= ?",
+    );
+    assert_eq!(select["method"], "SELECT");
+    assert_eq!(select["params"], serde_json::json!(["1"]));
+    assert_eq!(select["status"], "OK");
+    assert_eq!(select["mysql.num_rows"], 2);
+    assert_eq!(select["mysql.num_fields"], 2);
+
+    let amqp: Vec<_> = of(&evs, "amqp")
+        .into_iter()
+        .filter(|e| {
+            e.get("amqp.queue") == Some(&Value::from("skiff.live"))
+                || e.get("amqp.routing-key") == Some(&Value::from("skiff.live"))
+        })
+        .collect();
+    let methods: Vec<_> = amqp.iter().map(|e| e["method"].clone()).collect();
+    assert_eq!(
+        methods,
+        [
+            "queue.declare",
+            "queue.purge",
+            "basic.publish",
+            "basic.publish",
+            "basic.publish",
+            "basic.get",
+            "basic.get",
+            "basic.get",
+            "queue.delete",
+        ],
+        "{amqp:#?}"
+    );
+    assert!(amqp.iter().all(|e| e["status"] == "OK"), "{amqp:#?}");
+    assert_eq!(amqp[0]["amqp.durable"], false);
+    let bodies = ["a".to_string(), "bb".repeat(10), "c".repeat(300)];
+    for (publish, body) in amqp[2..5].iter().zip(&bodies) {
+        assert_eq!(publish["amqp.exchange"], "");
+        assert_eq!(publish["amqp.content-type"], "text/plain");
+        assert_eq!(publish["request"], body.as_str());
+    }
+    for (get, body) in amqp[5..8].iter().zip(&bodies) {
+        assert_eq!(get["amqp.routing-key"], "skiff.live");
+        assert_eq!(get["response"], body.as_str());
+    }
 }
