@@ -307,22 +307,30 @@ fn check(pair: &Pair) -> Result<(), String> {
         .into_iter()
         .filter_map(|e| normalise(e, &h, keep_period, pair.legacy))
         .collect();
-    let key = |v: &Value| v.to_string();
-    got.sort_by_key(key);
-    want.sort_by_key(key);
-    if got == want {
+    // Compared as multisets: the text of a map depends on key order (serde_json keeps insertion
+    // order when any crate of the build enables `preserve_order`), its equality does not.
+    let mut unexpected = Vec::new();
+    for g in got.drain(..) {
+        match want.iter().position(|w| *w == g) {
+            Some(i) => {
+                want.swap_remove(i);
+            }
+            None => unexpected.push(g),
+        }
+    }
+    if unexpected.is_empty() && want.is_empty() {
         return Ok(());
     }
-    let mut report = format!("{} events, {} expected\n", got.len(), want.len());
-    for g in &got {
-        if !want.contains(g) {
-            report.push_str(&format!("  unexpected: {g}\n"));
-        }
+    let mut report = format!(
+        "{} events unexpected, {} expected events missing\n",
+        unexpected.len(),
+        want.len()
+    );
+    for g in &unexpected {
+        report.push_str(&format!("  unexpected: {g}\n"));
     }
     for w in &want {
-        if !got.contains(w) {
-            report.push_str(&format!("  missing:    {w}\n"));
-        }
+        report.push_str(&format!("  missing:    {w}\n"));
     }
     Err(report)
 }

@@ -67,7 +67,12 @@ fn packetbeats_own_config_passes_test_config() {
         ),
     ] {
         let bad = sb.write("bad.yml", yaml);
-        let out = sb.cmd(&bad, &["test", "config"]).output().unwrap();
+        // Unknown keys are located warnings by default, as Packetbeat ignores them
+        // (docs/configuration.md, "Loading"); --strict makes every case here an error.
+        let out = sb
+            .cmd(&bad, &["test", "config", "--strict"])
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains(line), "{err}");
@@ -75,6 +80,19 @@ fn packetbeats_own_config_passes_test_config() {
             assert!(err.contains(w), "{w}: {err}");
         }
     }
+    let typo = sb.write(
+        "typo.yml",
+        "packetbeat.protocols:\n- type: dns\n  ports: [53]\n  include_authorties: true\noutput.console: {}\n",
+    );
+    let out = sb.cmd(&typo, &["test", "config"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: ")
+            && err.contains("typo.yml:4")
+            && err.contains("did you mean `include_authorities`"),
+        "{err}"
+    );
 }
 
 #[test]
