@@ -135,7 +135,9 @@ async fn reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<Reply, E
         return Err(Error::Other("redis closed the connection".into()));
     }
     let line = line.trim_end();
-    let (kind, rest) = line.split_at(line.len().min(1));
+    // The type byte is split off by characters: a reply starting with a multi-byte character
+    // (a server speaking something else) is an unknown type, not a panic.
+    let (kind, rest) = line.split_at(line.chars().next().map_or(0, char::len_utf8));
     match kind {
         "+" => Ok(Reply::Text(rest.to_owned())),
         "-" => Err(Error::Other(rest.to_owned())),
@@ -653,6 +655,20 @@ mod tests {
                 }
             });
         }
+    }
+
+    /// Regression (found by the proptest above): a reply starting with a multi-byte character
+    /// panicked in `split_at(1)`, as the Redis output once did.
+    #[test]
+    fn a_reply_starting_with_a_multi_byte_character_is_an_error() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let r = rt.block_on(async {
+            let bytes = "\u{6be}x\r\n".as_bytes();
+            reply(&mut BufReader::new(bytes)).await
+        });
+        assert!(r.is_err());
     }
 
     #[test]
