@@ -365,50 +365,14 @@ pub fn local_datetime(year: i32, month: u32, day: u32, time: NaiveTime) -> Optio
     NaiveDate::from_ymd_opt(year, month, day).map(|d| d.and_time(time))
 }
 
-/// The facility's name, as Filebeat writes it.
+/// The facility's name, as Filebeat writes it (the `syslog` processor's table).
 pub fn facility_name(code: u8) -> &'static str {
-    const NAMES: [&str; 24] = [
-        "kernel",
-        "user-level",
-        "mail",
-        "system",
-        "security/authorization",
-        "syslogd",
-        "line printer",
-        "network news",
-        "UUCP",
-        "clock",
-        "security/authorization",
-        "FTP",
-        "NTP",
-        "log audit",
-        "log alert",
-        "clock",
-        "local0",
-        "local1",
-        "local2",
-        "local3",
-        "local4",
-        "local5",
-        "local6",
-        "local7",
-    ];
-    NAMES.get(usize::from(code)).copied().unwrap_or("unknown")
+    skiff_processors::syslog::facility_name(code).unwrap_or("unknown")
 }
 
-/// The severity's name, as Filebeat writes it.
+/// The severity's name, as Filebeat writes it (the `syslog` processor's table).
 pub fn severity_name(code: u8) -> &'static str {
-    const NAMES: [&str; 8] = [
-        "Emergency",
-        "Alert",
-        "Critical",
-        "Error",
-        "Warning",
-        "Notice",
-        "Informational",
-        "Debug",
-    ];
-    NAMES.get(usize::from(code)).copied().unwrap_or("unknown")
+    skiff_processors::syslog::severity_name(code).unwrap_or("unknown")
 }
 
 #[cfg(test)]

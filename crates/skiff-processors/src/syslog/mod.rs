@@ -98,6 +98,16 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
     }))
 }
 
+/// The facility's name as Filebeat writes it; the `syslog` input uses the same table.
+pub fn facility_name(code: u8) -> Option<&'static str> {
+    FACILITIES.get(usize::from(code)).copied()
+}
+
+/// The severity's name as Filebeat writes it; the `syslog` input uses the same table.
+pub fn severity_name(code: u8) -> Option<&'static str> {
+    SEVERITIES.get(usize::from(code)).copied()
+}
+
 const FACILITIES: [&str; 24] = [
     "kernel",
     "user-level",
