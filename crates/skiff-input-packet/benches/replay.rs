@@ -18,15 +18,7 @@ use std::time::Instant;
 use etherparse::PacketBuilder;
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use skiff_event::Timestamp;
-use skiff_input_packet::capture::file::FileSource;
-use skiff_input_packet::config;
-use skiff_input_packet::decode::Decoder;
-use skiff_input_packet::engine::Engine;
-use skiff_input_packet::input::{Replay, replay_file};
-use skiff_metrics::Registry;
-use skiff_pipeline::BuildContext;
-use tokio_util::sync::CancellationToken;
+use skiff_input_packet::testing;
 
 struct Writer {
     w: PcapWriter<std::io::BufWriter<std::fs::File>>,
@@ -152,45 +144,18 @@ fn main() {
     // 1. Baseline: read and decode only.
     let t0 = Instant::now();
     let c0 = thread_cpu_s();
-    let mut src = FileSource::open(&path).unwrap();
-    let mut decoder: Option<Decoder> = None;
-    let mut decoded = 0u64;
-    while let Some(f) = src.next_frame() {
-        let f = f.unwrap();
-        let d = decoder.get_or_insert_with(|| Decoder::new(f.link));
-        if d.decode(Timestamp(0), &f.data).is_ok() {
-            decoded += 1;
-        }
-    }
+    let decoded = testing::decode_only(&path).unwrap();
     let base_wall = t0.elapsed().as_secs_f64();
     let base = thread_cpu_s() - c0;
     assert_eq!(decoded, packets);
 
     // 2. The full replay.
-    let root = skiff_config::parse_str(
-        "packetbeat.protocols:\n- {type: http, ports: [80]}\n- {type: dns, ports: [53]}\n",
-        None,
-    )
-    .unwrap();
-    let cfg = config::parse(
-        root.get("packetbeat").unwrap(),
-        &skiff_input_packet::protocols::names(),
-    )
-    .unwrap();
-    let reg = Registry::new();
-    let ctx = BuildContext::standalone("bench", "8.0.0", &reg);
-    let mut engine = Engine::new(&cfg, &ctx).unwrap();
-    let replay = Replay {
-        path: path.clone(),
-        top_speed: true,
-        loops: 1,
-    };
+    let yaml = "packetbeat.protocols:\n- {type: http, ports: [80]}\n- {type: dns, ports: [53]}\n";
     let mut events = 0u64;
     let t1 = Instant::now();
     let c1 = thread_cpu_s();
-    replay_file(&mut engine, &replay, &CancellationToken::new(), |b| {
+    testing::replay(&path, yaml, |b| {
         events += b.len() as u64;
-        true
     })
     .unwrap();
     let full_wall = t1.elapsed().as_secs_f64();

@@ -18,15 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use skiff_event::Timestamp;
-use skiff_input_packet::capture::file::FileSource;
-use skiff_input_packet::config;
-use skiff_input_packet::decode::Decoder;
-use skiff_input_packet::engine::Engine;
-use skiff_input_packet::input::{Replay, replay_file};
-use skiff_metrics::Registry;
-use skiff_pipeline::BuildContext;
-use tokio_util::sync::CancellationToken;
+use skiff_input_packet::testing;
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -146,40 +138,15 @@ fn main() {
 
     // 1. Baseline: read and decode only.
     let t0 = Instant::now();
-    let mut src = FileSource::open(&path).unwrap();
-    let mut decoder: Option<Decoder> = None;
-    let mut decoded = 0u64;
-    while let Some(f) = src.next_frame() {
-        let f = f.unwrap();
-        let d = decoder.get_or_insert_with(|| Decoder::new(f.link));
-        if d.decode(Timestamp(0), &f.data).is_ok() {
-            decoded += 1;
-        }
-    }
+    let decoded = testing::decode_only(&path).unwrap();
     let base = t0.elapsed().as_secs_f64();
 
     // 2. The full replay.
-    let root = skiff_config::parse_str(
-        "packetbeat.protocols:\n- {type: mysql, ports: [3306]}\n- {type: pgsql, ports: [5432]}\n",
-        None,
-    )
-    .unwrap();
-    let cfg = config::parse(
-        root.get("packetbeat").unwrap(),
-        &skiff_input_packet::protocols::names(),
-    )
-    .unwrap();
-    let reg = Registry::new();
-    let ctx = BuildContext::standalone("bench", "8.0.0", &reg);
-    let mut engine = Engine::new(&cfg, &ctx).unwrap();
-    let replay = Replay {
-        path: path.clone(),
-        top_speed: true,
-        loops: 1,
-    };
+    let yaml =
+        "packetbeat.protocols:\n- {type: mysql, ports: [3306]}\n- {type: pgsql, ports: [5432]}\n";
     let (mut mysql, mut pgsql) = (0u64, 0u64);
     let t1 = Instant::now();
-    replay_file(&mut engine, &replay, &CancellationToken::new(), |b| {
+    testing::replay(&path, yaml, |b| {
         for e in &b {
             match e.fields.get("type").and_then(|t| t.as_str()) {
                 Some("mysql") => mysql += 1,
@@ -187,7 +154,6 @@ fn main() {
                 _ => {}
             }
         }
-        true
     })
     .unwrap();
     let full = t1.elapsed().as_secs_f64();

@@ -9,11 +9,13 @@ use std::path::Path;
 
 use skiff_config::Node;
 
-use skiff_event::{Map, Value};
+use skiff_event::{Event, Map, Timestamp, Value};
 use skiff_pipeline::BuildContext;
 use tokio_util::sync::CancellationToken;
 
+use crate::capture::file::FileSource;
 use crate::config;
+use crate::decode::Decoder;
 use crate::engine::Engine;
 use crate::input::{Replay, replay_file};
 
@@ -44,6 +46,14 @@ pub fn flatten(v: &Value) -> Map {
 /// The events of `pcap` through the configuration `yaml` (a file in Packetbeat's layout:
 /// `packetbeat.protocols: ...`), flattened. Errors: the configuration or the file.
 pub fn events(pcap: &Path, yaml: &str) -> Result<Vec<Map>, String> {
+    let mut all = Vec::new();
+    replay(pcap, yaml, |batch| all.extend(batch))?;
+    Ok(all.iter().map(|e| flatten(&e.to_value(true))).collect())
+}
+
+/// Replays `pcap` at top speed through the protocols of `yaml` (Packetbeat's layout), handing
+/// each batch of events to `each`: [`events`] and the replay benchmarks share it.
+pub fn replay(pcap: &Path, yaml: &str, mut each: impl FnMut(Vec<Event>)) -> Result<(), String> {
     let root = skiff_config::parse_str(yaml, Some("test.yml")).map_err(|e| e.to_string())?;
     let section = root
         .get("packetbeat")
@@ -57,13 +67,27 @@ pub fn events(pcap: &Path, yaml: &str) -> Result<Vec<Map>, String> {
         top_speed: true,
         loops: 1,
     };
-    let mut all = Vec::new();
     replay_file(&mut engine, &replay, &CancellationToken::new(), |batch| {
-        all.extend(batch);
+        each(batch);
         true
     })
-    .map_err(|e| e.to_string())?;
-    Ok(all.iter().map(|e| flatten(&e.to_value(true))).collect())
+    .map_err(|e| e.to_string())
+}
+
+/// Reads and decodes every frame of `pcap` without analysing it, the baseline the replay
+/// benchmarks divide by; the number of frames that decoded.
+pub fn decode_only(pcap: &Path) -> Result<u64, String> {
+    let mut src = FileSource::open(pcap).map_err(|e| e.to_string())?;
+    let mut decoder: Option<Decoder> = None;
+    let mut decoded = 0u64;
+    while let Some(f) = src.next_frame() {
+        let f = f.map_err(|e| e.to_string())?;
+        let d = decoder.get_or_insert_with(|| Decoder::new(f.link));
+        if d.decode(Timestamp(0), &f.data).is_ok() {
+            decoded += 1;
+        }
+    }
+    Ok(decoded)
 }
 
 /// Writes a capture of one TCP conversation (Ethernet, IPv4 10.0.0.1 -> 10.0.0.2): the

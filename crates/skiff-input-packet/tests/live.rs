@@ -11,30 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use skiff_input_packet::capture::live;
-use skiff_input_packet::config;
-use skiff_input_packet::engine::Engine;
-use skiff_input_packet::testing::flatten;
-use skiff_metrics::Registry;
-use skiff_pipeline::BuildContext;
-use tokio_util::sync::CancellationToken;
 
-fn need(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "{tool} is missing: run scripts/ensure-test-deps");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{capture_while, free_port, need};
 
 #[test]
 fn http_and_ping_on_loopback_become_transactions() {
@@ -200,40 +179,6 @@ fn a_tls_handshake_between_openssl_and_curl() {
     assert_eq!(e["tls.server.subject"], "CN=localhost,O=skiff,C=US");
     assert_eq!(e["tls.server.x509.public_key_size"], 2048);
     assert_eq!(e["tls.client.ja3"].as_str().map(str::len), Some(32));
-}
-
-/// Captures on `lo` with `yaml`'s protocols while `traffic` runs; the events, flattened.
-fn capture_while(
-    yaml: &str,
-    traffic: impl FnOnce(),
-) -> Vec<serde_json::Map<String, serde_json::Value>> {
-    let root = skiff_config::parse_str(yaml, Some("live.yml")).unwrap();
-    let cfg = config::parse(
-        root.get("packetbeat").unwrap(),
-        &skiff_input_packet::protocols::names(),
-    )
-    .unwrap();
-    let reg = Registry::new();
-    let ctx = BuildContext::standalone("live", "8.0.0", &reg);
-    let mut engine = Engine::new(&cfg, &ctx).unwrap();
-    let iface = cfg.interfaces[0].clone();
-    let stop = CancellationToken::new();
-    let stop2 = stop.clone();
-    let capture = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let res = live::capture(&mut engine, &iface, &reg, &stop2, |b| {
-            all.extend(b);
-            true
-        });
-        (res, all)
-    });
-    std::thread::sleep(Duration::from_millis(700));
-    traffic();
-    std::thread::sleep(Duration::from_millis(1200));
-    stop.cancel();
-    let (res, events) = capture.join().unwrap();
-    res.unwrap();
-    events.iter().map(|e| flatten(&e.to_value(true))).collect()
 }
 
 #[test]

@@ -18,38 +18,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use skiff_input_packet::capture::live;
-use skiff_input_packet::config;
-use skiff_input_packet::engine::Engine;
-use skiff_input_packet::testing::flatten;
-use skiff_metrics::Registry;
-use skiff_pipeline::BuildContext;
-use tokio_util::sync::CancellationToken;
 
-fn need(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "{tool} is missing: run scripts/ensure-test-deps");
-}
-
-fn need_server(port: u16, what: &str) {
-    assert!(
-        TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        "{what} is not listening on 127.0.0.1:{port}"
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{Capture, free_port, need, need_server};
 
 /// Runs a client; its exit status is not checked (some commands fail on purpose).
 fn run(cmd: &str, args: &[&str]) {
@@ -90,48 +61,6 @@ fn find<'a>(evs: &[&'a Map<String, Value>], key: &str, needle: &str) -> &'a Map<
                 .is_some_and(|q| q.contains(needle))
         })
         .unwrap_or_else(|| panic!("no event with {key} containing {needle:?} in {evs:#?}"))
-}
-
-/// A live capture on `lo` running on its own thread while the test drives clients.
-struct Capture {
-    stop: CancellationToken,
-    thread: std::thread::JoinHandle<(Result<(), skiff_pipeline::Failure>, Vec<skiff_event::Event>)>,
-}
-
-impl Capture {
-    fn start(yaml: &str) -> Self {
-        let root = skiff_config::parse_str(yaml, Some("live.yml")).unwrap();
-        let cfg = config::parse(
-            root.get("packetbeat").unwrap(),
-            &skiff_input_packet::protocols::names(),
-        )
-        .unwrap();
-        let reg = Registry::new();
-        let ctx = BuildContext::standalone("live", "8.0.0", &reg);
-        let mut engine = Engine::new(&cfg, &ctx).unwrap();
-        let iface = cfg.interfaces[0].clone();
-        let stop = CancellationToken::new();
-        let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let res = live::capture(&mut engine, &iface, &reg, &stop2, |b| {
-                all.extend(b);
-                true
-            });
-            (res, all)
-        });
-        std::thread::sleep(Duration::from_millis(700));
-        Capture { stop, thread }
-    }
-
-    /// Waits for the last packets, stops and returns the events flattened.
-    fn finish(self) -> Vec<Map<String, Value>> {
-        std::thread::sleep(Duration::from_millis(1500));
-        self.stop.cancel();
-        let (res, events) = self.thread.join().unwrap();
-        res.unwrap();
-        events.iter().map(|e| flatten(&e.to_value(true))).collect()
-    }
 }
 
 #[test]
