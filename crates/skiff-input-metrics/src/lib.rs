@@ -33,6 +33,7 @@ pub mod config;
 mod error;
 pub mod host;
 pub mod http;
+pub mod listener;
 mod module;
 pub mod modules;
 pub mod monitoring;
@@ -80,8 +81,20 @@ impl Input for Block {
         let shared = Arc::new(shared);
         let mut tasks = tokio::task::JoinSet::new();
         let block = *self;
-        for (fctx, fetcher) in block.fetchers {
+        for (fctx, mut fetcher) in block.fetchers {
             let counters = scheduler::Counters::new(&block.metrics, &fctx);
+            if let Some(l) = fetcher.listener() {
+                let sink = listener::Sink::new(
+                    fctx,
+                    block.service_name.clone(),
+                    ctx.publisher.clone(),
+                    shared.clone(),
+                    ctx.shutdown.clone(),
+                    counters,
+                );
+                tasks.spawn(listener::run_listener(l, sink));
+                continue;
+            }
             tasks.spawn(scheduler::run_fetcher(
                 fctx,
                 fetcher,
