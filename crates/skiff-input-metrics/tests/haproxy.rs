@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod example;
+mod live;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -128,9 +128,9 @@ async fn info_and_stat_from_the_socket_and_the_stats_page() {
         let idle = num(e, "haproxy.info.idle.pct");
         assert!((0.0..=1.0).contains(&idle), "idle.pct is a ratio: {idle}");
         assert!(num(e, "haproxy.info.ulimit_n") > 0.0);
-        example::assert_typed_like(
+        live::assert_typed_like(
             e,
-            &example::example("haproxy", "info", "data.json"),
+            &live::example("haproxy", "info", "data.json"),
             "haproxy.info",
             &[("pid", "process.pid")],
             &[
@@ -166,9 +166,9 @@ async fn info_and_stat_from_the_socket_and_the_stats_page() {
     assert_eq!(get(front, "haproxy.stat.status"), "OPEN");
     assert!(num(front, "haproxy.stat.request.total") >= 5.0);
     assert!(num(front, "haproxy.stat.response.http.2xx") >= 5.0);
-    example::assert_typed_like(
+    live::assert_typed_like(
         front,
-        &example::example("haproxy", "stat", "data.json"),
+        &live::example("haproxy", "stat", "data.json"),
         "haproxy.stat",
         &[("process_id", "process.pid")],
         &[],

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod live;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,17 +83,8 @@ fn label(name: &str, value: &str) -> Label {
     }
 }
 
-/// A plain HTTP client (reqwest is built without a default TLS provider here).
-fn client() -> reqwest::Client {
-    let tls = skiff_tls::client_config(&skiff_tls::SslConfig::default()).unwrap();
-    reqwest::Client::builder()
-        .use_preconfigured_tls((*tls).clone())
-        .build()
-        .unwrap()
-}
-
 async fn post(port: u16, body: Vec<u8>) -> reqwest::Response {
-    let client = client();
+    let client = live::http_client();
     // The receiver may still be binding right after the block started.
     for _ in 0..100 {
         match client
@@ -179,7 +171,7 @@ async fn writes_are_answered_after_the_output_acknowledged_them() {
     )
     .await;
     assert_eq!(junk.status().as_u16(), 400);
-    let get = client()
+    let get = live::http_client()
         .get(format!("http://127.0.0.1:{port}/write"))
         .send()
         .await

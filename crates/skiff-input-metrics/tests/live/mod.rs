@@ -1,3 +1,5 @@
+//! Helpers of the live tests (haproxy, remote_write, rabbitmq, zookeeper).
+//!
 //! Comparing a live event with a metricset's example event from the corpus
 //! (`shared/corpus/metricbeat-modules/<module>/<metricset>/data*.json`): every field the example
 //! has under `<module>.<metricset>` must be in the live event with the same JSON type (number,
@@ -100,4 +102,31 @@ pub fn assert_typed_like(
     );
     assert!(checked > 0, "nothing compared under {prefix}");
     checked
+}
+
+/// A plain HTTP client (reqwest is built without a default TLS provider here: the one
+/// skiff-tls configures).
+pub fn http_client() -> reqwest::Client {
+    let tls = skiff_tls::client_config(&skiff_tls::SslConfig::default()).unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .build()
+        .unwrap()
+}
+
+/// Starts `program` with `args` in a process group of its own (so that dropping the returned
+/// server stops it and its children), output discarded.
+pub fn spawn(program: &Path, args: &[&std::ffi::OsStr]) -> crate::common::Server {
+    use std::os::unix::process::CommandExt;
+    let child = std::process::Command::new(program)
+        .args(args)
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    crate::common::Server {
+        child,
+        dir: tempfile::tempdir().unwrap(),
+    }
 }
