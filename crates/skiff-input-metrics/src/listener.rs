@@ -170,10 +170,9 @@ impl Sink {
 pub async fn run_listener(mut listener: Box<dyn Listener>, sink: Sink) {
     let period = sink.ctx.period;
     loop {
-        let result = tokio::select! {
-            r = listener.listen(sink.clone()) => r,
-            _ = sink.shutdown.cancelled() => return,
-        };
+        // Not raced against shutdown: the listener sees it itself and answers the requests in
+        // progress (delivered, or 503) before it returns.
+        let result = listener.listen(sink.clone()).await;
         if sink.shutdown.is_cancelled() {
             return;
         }

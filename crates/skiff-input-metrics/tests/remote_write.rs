@@ -187,6 +187,33 @@ async fn writes_are_answered_after_the_output_acknowledged_them() {
 }
 
 #[tokio::test]
+async fn a_write_not_delivered_when_skiff_stops_is_answered_503() {
+    let port = common::free_port();
+    let r = run(&format!(
+        "module: prometheus\nmetricsets: [remote_write]\nhost: 127.0.0.1\nport: {port}\n"
+    ));
+    let req = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![label("__name__", "up")],
+            samples: vec![Sample {
+                value: 1.0,
+                timestamp: 1_700_000_000_000,
+            }],
+        }],
+    };
+    let answer = tokio::spawn(post(port, body(&req)));
+    // Queued, never acknowledged (the output is down); then skiff stops.
+    let held = r.next(Duration::from_secs(10)).await;
+    assert_eq!(held.len(), 1);
+    r.stop.cancel();
+    let resp = answer.await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503, "Prometheus must send it again");
+    drop(held);
+    r.queue.close();
+    r.task.await.unwrap();
+}
+
+#[tokio::test]
 async fn a_taken_port_is_an_error_event() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();

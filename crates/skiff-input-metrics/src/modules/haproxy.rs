@@ -510,4 +510,13 @@ mod tests {
         assert!(stat("<html>nope</html>").is_err());
         assert!(stat("").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_answers_do_not_panic(text in "(?s).{0,400}", header in proptest::bool::ANY) {
+            let text = if header { format!("# pxname,svname,scur,type\n{text}") } else { text };
+            let _ = stat(&text);
+            let _ = info(&text);
+        }
+    }
 }

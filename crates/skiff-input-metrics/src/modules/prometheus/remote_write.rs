@@ -399,4 +399,18 @@ mod tests {
         let junk = snap::raw::Encoder::new().compress_vec(&[0xff; 64]).unwrap();
         assert_eq!(decode(&junk, 1 << 20).unwrap_err().status, 400);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_bodies_do_not_panic(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..300), compress in proptest::bool::ANY) {
+            let body = if compress {
+                snap::raw::Encoder::new().compress_vec(&raw).unwrap()
+            } else {
+                raw
+            };
+            if let Ok(req) = decode(&body, 1 << 16) {
+                let _ = events(req, true);
+            }
+        }
+    }
 }
