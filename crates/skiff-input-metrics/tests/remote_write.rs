@@ -237,18 +237,60 @@ async fn a_taken_port_is_an_error_event() {
 
 #[tokio::test]
 async fn a_real_prometheus_writes_its_samples() {
+    prometheus_writes_to_skiff(false).await;
+}
+
+/// The same over HTTPS: skiff serves a certificate made by `openssl` (the `ssl` block of the
+/// module), Prometheus trusts it through `tls_config.ca_file`.
+#[tokio::test]
+async fn a_real_prometheus_writes_over_https() {
+    prometheus_writes_to_skiff(true).await;
+}
+
+async fn prometheus_writes_to_skiff(tls: bool) {
     let (receiver, web) = (common::free_port(), common::free_port());
-    let r = run(&format!(
-        "module: prometheus\nmetricsets: [remote_write]\nhost: 127.0.0.1\nport: {receiver}\n"
-    ));
     let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (scheme, ssl, tls_config) = if tls {
+        let out = std::process::Command::new(common::need("openssl"))
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        (
+            "https",
+            format!(
+                "ssl: {{certificate: '{}', key: '{}'}}\n",
+                cert.display(),
+                key.display()
+            ),
+            format!(", tls_config: {{ca_file: '{}'}}", cert.display()),
+        )
+    } else {
+        ("http", String::new(), String::new())
+    };
+    let r = run(&format!(
+        "module: prometheus\nmetricsets: [remote_write]\nhost: 127.0.0.1\nport: {receiver}\n{ssl}"
+    ));
     let cfg = dir.path().join("prometheus.yml");
     std::fs::write(
         &cfg,
         format!(
             "global: {{scrape_interval: 1s, external_labels: {{monitor: skiff-test}}}}\n\
              scrape_configs: [{{job_name: self, static_configs: [{{targets: ['127.0.0.1:{web}']}}]}}]\n\
-             remote_write: [{{url: 'http://127.0.0.1:{receiver}/write', queue_config: {{batch_send_deadline: 1s}}}}]\n"
+             remote_write: [{{url: '{scheme}://127.0.0.1:{receiver}/write', queue_config: {{batch_send_deadline: 1s}}{tls_config}}}]\n"
         ),
     )
     .unwrap();
@@ -317,4 +359,31 @@ async fn a_real_prometheus_writes_its_samples() {
     }
     assert!(metrics > seen.len() / 2, "{metrics}");
     r.stop().await;
+}
+
+#[test]
+fn bad_settings_are_configuration_errors() {
+    let errors = |extra: &str| {
+        let yaml = format!("module: prometheus\nmetricsets: [remote_write]\n{extra}");
+        let node = skiff_config::parse_str(&yaml, Some("m.yml")).unwrap();
+        match skiff_input_metrics::Block::from_node(&node) {
+            Ok(_) => panic!("accepted: {extra}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let e = errors("port: nine\n");
+    assert!(e.contains("port") && e.contains("m.yml"), "{e}");
+    let e = errors("use_types: true\n");
+    assert!(e.contains("use_types"), "{e}");
+    let e = errors("ssl: {certificate: /nonexistent/cert.pem}\n");
+    assert!(e.contains("remote_write ssl"), "{e}");
+    let e = errors("hots: 1\n");
+    assert!(e.contains("hots"), "{e}");
+    // Metricbeat's examples quote the port.
+    let node = skiff_config::parse_str(
+        "module: prometheus\nmetricsets: [remote_write]\nport: '9201'\n",
+        Some("m.yml"),
+    )
+    .unwrap();
+    assert!(skiff_input_metrics::Block::from_node(&node).is_ok());
 }
