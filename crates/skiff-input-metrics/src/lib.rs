@@ -17,7 +17,10 @@
 //! ([`scheduler`]), errors as events. `docs/adding-a-module.md` walks through `golang`.
 //!
 //! Metric events are not acknowledged back to their source: a sample lost in a crash is not
-//! fetched again (Metricbeat neither), so fetchers publish without an ack token.
+//! fetched again (Metricbeat neither), so fetchers publish without an ack token. Push
+//! metricsets (prometheus `remote_write`, see [`listener`]) are the exception: their samples
+//! exist only in the sender's request, so they are published with tokens and the sender is
+//! answered after the output acknowledged them.
 //!
 //! ```
 //! let yaml = "module: golang\nmetricsets: [heap]\nhosts: ['127.0.0.1:6060']\nperiod: 10s\n";
