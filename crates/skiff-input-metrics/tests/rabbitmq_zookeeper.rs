@@ -338,7 +338,7 @@ async fn zookeeper_mntr_and_server() {
         mntr,
         &live::example("zookeeper", "mntr", "data.json"),
         "zookeeper.mntr",
-        &[],
+        &[("version", "service.version")],
         &[],
     );
     let server = by("server");
