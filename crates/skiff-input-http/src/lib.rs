@@ -24,7 +24,8 @@
 
 #![deny(missing_docs)]
 
-use std::convert::Infallible;
+pub mod server;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -287,54 +288,14 @@ impl Input for HttpInput {
             });
         }
         tracing::info!(input = %ctx.id, listen = %addr, tls = tls.is_some(), "http_endpoint input listening");
-        let mut conns = tokio::task::JoinSet::new();
-        loop {
-            let (tcp, peer) = tokio::select! {
-                a = listener.accept() => match a {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!(input = %ctx.id, error = %e, "accept failed; retrying in 1s");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                },
-                _ = ctx.shutdown.cancelled() => break,
-            };
-            while conns.try_join_next().is_some() {}
-            let (h, tls) = (h.clone(), tls.clone());
-            conns.spawn(async move {
-                match tls {
-                    None => serve(tcp, h).await,
-                    Some(acc) => match tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp)).await {
-                        Ok(Ok(s)) => serve(s, h).await,
-                        Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "http_endpoint TLS handshake failed"),
-                        Err(_) => tracing::debug!(peer = %peer, "http_endpoint TLS handshake timed out"),
-                    },
-                }
-            });
-        }
-        // Requests in progress finish (they answer 503 once shutdown is seen).
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while conns.join_next().await.is_some() {}
+        let what = format!("http_endpoint input {}", ctx.id);
+        server::serve_until(listener, tls, &ctx.shutdown, &what, move |req| {
+            let h = h.clone();
+            async move { h.handle(req).await }
         })
         .await;
         Ok(())
     }
-}
-
-async fn serve<S>(io: S, h: Arc<Handler>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let svc = hyper::service::service_fn(move |req| {
-        let h = h.clone();
-        async move { Ok::<_, Infallible>(h.handle(req).await) }
-    });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
-        .await;
 }
 
 fn reply(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

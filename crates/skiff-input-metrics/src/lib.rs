@@ -17,7 +17,10 @@
 //! ([`scheduler`]), errors as events. `docs/adding-a-module.md` walks through `golang`.
 //!
 //! Metric events are not acknowledged back to their source: a sample lost in a crash is not
-//! fetched again (Metricbeat neither), so fetchers publish without an ack token.
+//! fetched again (Metricbeat neither), so fetchers publish without an ack token. Push
+//! metricsets (prometheus `remote_write`, see [`listener`]) are the exception: their samples
+//! exist only in the sender's request, so they are published with tokens and the sender is
+//! answered after the output acknowledged them.
 //!
 //! ```
 //! let yaml = "module: golang\nmetricsets: [heap]\nhosts: ['127.0.0.1:6060']\nperiod: 10s\n";
@@ -33,6 +36,7 @@ pub mod config;
 mod error;
 pub mod host;
 pub mod http;
+pub mod listener;
 mod module;
 pub mod modules;
 pub mod monitoring;
@@ -80,8 +84,20 @@ impl Input for Block {
         let shared = Arc::new(shared);
         let mut tasks = tokio::task::JoinSet::new();
         let block = *self;
-        for (fctx, fetcher) in block.fetchers {
+        for (fctx, mut fetcher) in block.fetchers {
             let counters = scheduler::Counters::new(&block.metrics, &fctx);
+            if let Some(l) = fetcher.listener() {
+                let sink = listener::Sink::new(
+                    fctx,
+                    block.service_name.clone(),
+                    ctx.publisher.clone(),
+                    shared.clone(),
+                    ctx.shutdown.clone(),
+                    counters,
+                );
+                tasks.spawn(listener::run_listener(l, sink));
+                continue;
+            }
             tasks.spawn(scheduler::run_fetcher(
                 fctx,
                 fetcher,

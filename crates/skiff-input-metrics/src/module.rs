@@ -73,6 +73,13 @@ pub trait Fetcher: Send {
     /// Fetches once. An `Err` becomes one event with `error.message`; the next fetch runs at
     /// the next period all the same.
     async fn fetch(&mut self) -> Result<Vec<MetricEvent>, Error>;
+
+    /// A push metricset (prometheus `remote_write`) is not fetched every period: it returns
+    /// the [`Listener`](crate::listener::Listener) the block runs instead (see
+    /// [`listener`](crate::listener)). Default: none, a periodic metricset.
+    fn listener(&mut self) -> Option<Box<dyn crate::listener::Listener>> {
+        None
+    }
 }
 
 /// One event's worth of data from a fetch; the framework adds the envelope.

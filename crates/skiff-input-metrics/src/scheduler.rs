@@ -126,9 +126,9 @@ pub fn envelope(
 /// A fetcher's counters: `skiff.metrics.{fetches, fetch.errors, events}`.
 #[derive(Clone, Debug)]
 pub struct Counters {
-    fetches: Counter,
-    errors: Counter,
-    events: Counter,
+    pub(crate) fetches: Counter,
+    pub(crate) errors: Counter,
+    pub(crate) events: Counter,
 }
 
 impl Counters {

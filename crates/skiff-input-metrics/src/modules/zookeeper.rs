@@ -106,7 +106,8 @@ pub fn mntr(answer: &str, hostname: &str) -> MetricEvent {
                 f.insert("server_state".into(), Value::from(v));
             }
             "zk_version" => {
-                f.insert("version".into(), Value::from(v));
+                // Only `service.version`: Metricbeat's template declares `zookeeper.mntr.version`
+                // an alias of it, and Elasticsearch refuses a document that sets an alias.
                 put(&mut ev.root_fields, "service.version", Value::from(v));
             }
             _ => {
@@ -133,13 +134,14 @@ pub fn srvr(answer: &str) -> MetricEvent {
         let (k, v) = (k.trim(), v.trim());
         match k {
             "Zookeeper version" => {
-                // `3.5.5-390fe..., built on 05/03/2019 12:07 GMT`
+                // `3.5.5-390fe..., built on 05/03/2019 12:07 GMT`; 3.6 and later (found by the
+                // live test against Debian's 3.8): `built on 2024-12-29 17:54 UTC`.
                 let (version, date) = v.split_once(", built on ").unwrap_or((v, ""));
                 put(&mut ev.root_fields, "service.version", Value::from(version));
-                if let Ok(t) = chrono::NaiveDateTime::parse_from_str(
-                    date.trim_end_matches(" GMT"),
-                    "%m/%d/%Y %H:%M",
-                ) {
+                let date = date.trim_end_matches(" GMT").trim_end_matches(" UTC");
+                let parsed = chrono::NaiveDateTime::parse_from_str(date, "%m/%d/%Y %H:%M")
+                    .or_else(|_| chrono::NaiveDateTime::parse_from_str(date, "%Y-%m-%d %H:%M"));
+                if let Ok(t) = parsed {
                     f.insert(
                         "version_date".into(),
                         Value::from(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
@@ -195,6 +197,10 @@ impl Fetcher for Fetch {
                 answer.trim()
             )));
         }
+        // A server that is starting or lost its quorum answers this notice instead of data.
+        if answer.contains("not currently serving requests") {
+            return Err(Error::Other(format!("{}: {}", self.addr, answer.trim())));
+        }
         if answer.trim().is_empty() {
             return Err(Error::parse(&self.addr, "empty answer"));
         }
@@ -221,6 +227,7 @@ mod tests {
             assert!(ev.fields["synced_followers"].is_i64(), "{f}");
             assert!(ev.fields["latency"]["avg"].is_number(), "{f}");
             assert!(ev.root_fields["service"]["version"].is_string(), "{f}");
+            assert!(ev.fields.get("version").is_none(), "an alias: {f}");
         }
     }
 
@@ -230,6 +237,8 @@ mod tests {
             "Zookeeper version: 3.5.5-390fe37ea45dee01bf87dc1c042b5e3dcce88653, built on 05/03/2019 12:07 GMT\nLatency min/avg/max: 0/0/0\nReceived: 11\nSent: 10\nConnections: 1\nOutstanding: 0\nZxid: 0x100000002\nMode: standalone\nNode count: 5\n",
         );
         assert_eq!(ev.fields["version_date"], "2019-05-03T12:07:00Z");
+        let newer = srvr("Zookeeper version: 3.8.0-abc, built on 2024-12-29 17:54 UTC\n");
+        assert_eq!(newer.fields["version_date"], "2024-12-29T17:54:00Z");
         assert_eq!(ev.fields["epoch"], 1);
         assert_eq!(ev.fields["count"], 2);
         assert_eq!(ev.fields["node_count"], 5);

@@ -13,8 +13,12 @@
 //!
 //! `query` runs PromQL queries against a Prometheus server's HTTP API (`queries: [{name, path,
 //! params}]`, see `query.rs`).
+//!
+//! `remote_write` receives what Prometheus pushes (`host`, `port`, `ssl`; a push metricset run
+//! as a listener, see `remote_write.rs`).
 
 mod query;
+pub mod remote_write;
 pub mod text;
 
 use async_trait::async_trait;
@@ -50,6 +54,26 @@ struct Config {
     /// `queries` (the `query` metricset): `[{name, path, params}]`. Required by `query`.
     #[serde(default)]
     queries: Vec<query::QueryConfig>,
+    /// `host` (`remote_write`): the address to listen on. Default `localhost`.
+    #[serde(default)]
+    host: Option<String>,
+    /// `port` (`remote_write`): number or string, as Metricbeat's examples write it. Default 9201.
+    #[serde(default)]
+    port: Option<Port>,
+    /// `max_compressed_body_bytes` (`remote_write`). Default 2 MiB.
+    #[serde(default)]
+    max_compressed_body_bytes: Option<usize>,
+    /// `max_decoded_body_bytes` (`remote_write`). Default 10 MiB.
+    #[serde(default)]
+    max_decoded_body_bytes: Option<usize>,
+}
+
+/// A port written `9201` or `"9201"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Port {
+    Number(u16),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,7 +120,7 @@ impl Module for Prometheus {
     }
 
     fn metricsets(&self) -> &'static [&'static str] {
-        &["collector", "query"]
+        &["collector", "query", "remote_write"]
     }
 
     fn default_metricsets(&self) -> &'static [&'static str] {
@@ -132,6 +156,9 @@ impl Module for Prometheus {
                     ),
                 ));
             }
+        }
+        if metricset == "remote_write" {
+            return remote_write_fetcher(ctx, own, &cfg, errors);
         }
         let include = set(&cfg.metrics_filters.include, own, "metrics_filters.include");
         let exclude = set(&cfg.metrics_filters.exclude, own, "metrics_filters.exclude");
@@ -170,6 +197,62 @@ impl Module for Prometheus {
     }
 }
 
+/// The `remote_write` metricset of a block (its keys checked; `errors` are the block's so far).
+fn remote_write_fetcher(
+    ctx: &FetchContext,
+    own: &Node,
+    cfg: &Config,
+    mut errors: Vec<ConfigError>,
+) -> Result<Box<dyn Fetcher>, ConfigErrors> {
+    let port = match &cfg.port {
+        None => Some(9201),
+        Some(Port::Number(p)) => Some(*p),
+        Some(Port::Text(t)) => t.trim().parse::<u16>().ok(),
+    };
+    let Some(port) = port else {
+        let at = own.get("port").unwrap_or(own);
+        errors.push(ConfigError::new(
+            at.path.clone(),
+            at.mark.clone(),
+            "`port` must be a port number, like 9201",
+        ));
+        return Err(ConfigErrors(errors));
+    };
+    let host = cfg.host.as_deref().unwrap_or("localhost");
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let tls = match &ctx.http.options.ssl {
+        Some(ssl) => match remote_write::server_tls(ssl, own) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.extend(e.0);
+                None
+            }
+        },
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let settings = remote_write::Settings {
+        addr,
+        max_compressed: cfg
+            .max_compressed_body_bytes
+            .unwrap_or(remote_write::DEFAULT_MAX_COMPRESSED),
+        max_decoded: cfg
+            .max_decoded_body_bytes
+            .unwrap_or(remote_write::DEFAULT_MAX_DECODED),
+        metrics_count: cfg.metrics_count,
+        tls,
+    };
+    Ok(Box::new(remote_write::RemoteWrite {
+        settings: std::sync::Arc::new(settings),
+    }))
+}
+
 struct Collector {
     http: HttpFetch,
     instance: String,
@@ -177,22 +260,31 @@ struct Collector {
     metrics_count: bool,
 }
 
-impl Collector {
-    fn event(&self, labels: Vec<(String, String)>, metrics: Map) -> MetricEvent {
-        let mut ev = MetricEvent::default();
-        if self.metrics_count {
-            ev.root_fields
-                .insert("metrics_count".into(), Value::from(metrics.len()));
-        }
+/// The classic layout's event (collector and remote_write): `prometheus.labels.*` (left out
+/// when there are none), `prometheus.metrics.*`, and `metrics_count` when asked.
+fn labelled_event(labels: Vec<(String, String)>, metrics: Map, metrics_count: bool) -> MetricEvent {
+    let mut ev = MetricEvent::default();
+    if metrics_count {
+        ev.root_fields
+            .insert("metrics_count".into(), Value::from(metrics.len()));
+    }
+    if !labels.is_empty() {
         let labels: Map = labels
             .into_iter()
             .map(|(k, v)| (k, Value::from(v)))
             .collect();
         ev.module_fields
             .insert("labels".into(), Value::Object(labels));
-        ev.module_fields
-            .insert("metrics".into(), Value::Object(metrics));
-        ev
+    }
+    ev.module_fields
+        .insert("metrics".into(), Value::Object(metrics));
+    ev
+}
+
+impl Collector {
+    fn event(&self, labels: Vec<(String, String)>, metrics: Map) -> MetricEvent {
+        // The collector's label sets always hold `instance` and `job`.
+        labelled_event(labels, metrics, self.metrics_count)
     }
 
     fn up(&self, value: u8) -> MetricEvent {
