@@ -378,3 +378,39 @@ fn dns_over_tls() {
     assert_eq!(v["tags"], json!(["f"]), "{v}");
     drop(socat);
 }
+
+/// A lookup waiting for a nameserver that never answers does not stop the other tasks of its
+/// Tokio worker: on a runtime with a single worker, another task runs to its end while the
+/// event is still waiting (it waits for the 3s timeout, and the check is by order of events,
+/// not by time). The nameserver is a UDP socket of the test that reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_pending_lookup_does_not_block_its_worker() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let p = build(&format!(
+        "processors:\n  - dns:\n      type: reverse\n      fields: {{source.ip: source.domain}}\n      nameservers: ['{}']\n      timeout: 3s\n      tag_on_failure: [timed_out]\n",
+        silent.local_addr().unwrap()
+    ));
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = started.clone();
+    let lookup = tokio::spawn(async move {
+        s.store(true, std::sync::atomic::Ordering::SeqCst);
+        run(&p, json!({"source.ip": "10.1.1.1"}))
+    });
+    // The other task: once the lookup has started, a few rounds through the scheduler.
+    let other = tokio::spawn(async move {
+        while !started.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    });
+    other.await.unwrap();
+    assert!(
+        !lookup.is_finished(),
+        "the lookup should still be waiting for the silent nameserver"
+    );
+    let v = lookup.await.unwrap();
+    assert_eq!(v["tags"], json!(["timed_out"]), "{v}");
+    drop(silent);
+}
