@@ -234,7 +234,6 @@ fn build_resolver(setup: &Setup) -> TokioResolver {
     o.cache_size = 0;
     // Filebeat's processor does not read /etc/hosts.
     o.use_hosts_file = ResolveHosts::Never;
-    o.try_tcp_on_error = setup.tls.is_none();
     if let Some(tls) = &setup.tls {
         o.tls_config = (**tls).clone();
     }
