@@ -2,8 +2,8 @@
 //! Filebeat's `type: mqtt`.
 //!
 //! Where it sits: an input of the pipeline (**input** -> processors -> queue -> output), a
-//! separate crate because of its client library (`rumqttc`, pure Rust, no TLS features
-//! compiled in: see "Not supported").
+//! separate crate because of its client library (`rumqttc`, pure Rust; its TLS is rustls,
+//! configured by skiff-tls from the `ssl.*` settings like every other TLS client of skiff).
 //!
 //! # Acknowledgement contract
 //!
@@ -28,10 +28,18 @@
 //! `message` (the payload, UTF-8 with invalid bytes replaced), `mqtt.topic`, `mqtt.qos`,
 //! `mqtt.retained`, `mqtt.duplicate`, `mqtt.message_id` (QoS > 0), as Filebeat.
 //!
+//! # TLS
+//!
+//! A broker is reached over TLS when its `hosts` entry says so (`ssl://`, `tls://`, `tcps://`,
+//! `mqtts://`; port 8883 by default), or when an `ssl` block is given and not disabled (then
+//! every broker is). The `ssl.*` settings are Beats' client ones (`certificate_authorities`,
+//! `certificate`/`key` for brokers that ask for a client certificate, `verification_mode`,
+//! ...); the broker's name in `hosts` is the name its certificate is checked against.
+//!
 //! # Not supported
 //!
-//! TLS to the broker (`ssl://`, `mqtts://` hosts, `ssl.*`) and MQTT 5 are refused at
-//! configuration time with a clear message.
+//! WebSocket brokers (`ws://`, `wss://`) and MQTT 5 are refused at configuration time with a
+//! clear message.
 
 #![deny(missing_docs)]
 
@@ -40,7 +48,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport,
+};
 use serde::Deserialize;
 use skiff_config::{ByteSize, ConfigError, ConfigErrors, Node};
 use skiff_event::{AckStream, Event, Map, Timestamp};
@@ -87,9 +97,10 @@ pub struct MqttConfig {
     /// ends the connection (logged). Default 10MiB.
     #[serde(default = "ten_mib")]
     pub max_message_size: ByteSize,
-    /// `ssl`: not supported yet; refused when enabled.
+    /// `ssl`: TLS client settings (Beats' `ssl.*`); TLS to every broker unless
+    /// `ssl.enabled: false`. Default: TLS only for `ssl://`-style hosts, with the system's CAs.
     #[serde(default)]
-    pub ssl: Option<serde_json::Value>,
+    pub ssl: Option<skiff_tls::SslConfig>,
 }
 
 fn yes() -> bool {
@@ -107,27 +118,45 @@ fn at(node: &Node, key: &str, msg: impl Into<String>) -> ConfigError {
     ConfigError::new(n.path().to_owned(), n.mark.clone(), msg.into())
 }
 
+/// A broker from a `hosts` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broker {
+    /// The host name or address (also the name its TLS certificate is checked against).
+    pub host: String,
+    /// The port (1883, 8883 for TLS, unless given).
+    pub port: u16,
+    /// The entry's scheme asks for TLS.
+    pub tls: bool,
+}
+
 /// A broker address from a `hosts` entry.
-pub fn parse_host(h: &str) -> Result<(String, u16), String> {
-    let rest = match h.split_once("://") {
-        Some(("tcp" | "mqtt", r)) => r,
-        Some((s @ ("ssl" | "tls" | "mqtts" | "ws" | "wss"), _)) => {
+pub fn parse_host(h: &str) -> Result<Broker, String> {
+    let (rest, tls) = match h.split_once("://") {
+        Some(("tcp" | "mqtt", r)) => (r, false),
+        Some(("ssl" | "tls" | "tcps" | "mqtts", r)) => (r, true),
+        Some((s @ ("ws" | "wss"), _)) => {
             return Err(format!(
-                "{s}:// brokers are not supported yet by skiff's mqtt input: use a tcp:// listener of the broker"
+                "{s}:// (MQTT over WebSocket) brokers are not supported by skiff's mqtt input: use a tcp:// or ssl:// listener of the broker"
             ));
         }
-        Some((s, _)) => return Err(format!("unknown scheme {s}:// (use tcp://host:1883)")),
-        None => h,
-    };
-    let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => {
-            let port = port.parse().map_err(|_| format!("bad port in {h:?}"))?;
-            Ok((host.trim_matches(['[', ']']).to_owned(), port))
+        Some((s, _)) => {
+            return Err(format!(
+                "unknown scheme {s}:// (use tcp://host:1883 or ssl://host:8883)"
+            ));
         }
-        _ if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
-        _ => Err(format!("no host in {h:?}")),
-    }
+        None => (h, false),
+    };
+    let default_port = if tls { 8883 } else { 1883 };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !port.contains(']') => {
+            let port = port.parse().map_err(|_| format!("bad port in {h:?}"))?;
+            (host.trim_matches(['[', ']']).to_owned(), port)
+        }
+        _ if !rest.is_empty() => (rest.trim_matches(['[', ']']).to_owned(), default_port),
+        _ => return Err(format!("no host in {h:?}")),
+    };
+    Ok(Broker { host, port, tls })
 }
 
 fn build(node: &Node) -> Result<Box<dyn Input>, ConfigErrors> {
@@ -160,23 +189,38 @@ fn build(node: &Node) -> Result<Box<dyn Input>, ConfigErrors> {
             "must be between 1 byte and 256MiB",
         ));
     }
-    let ssl_on = match &cfg.ssl {
-        None | Some(serde_json::Value::Null) => false,
-        Some(v) => v.get("enabled").and_then(|e| e.as_bool()).unwrap_or(true),
-    };
+    let ssl_on = cfg
+        .ssl
+        .as_ref()
+        .is_some_and(skiff_tls::SslConfig::is_enabled);
     if ssl_on {
-        errs.push(at(node, "ssl", "TLS to the broker is not supported yet by skiff's mqtt input (set ssl.enabled: false, or use a plain listener)"));
+        for b in &mut brokers {
+            b.tls = true;
+        }
     }
+    let tls = if ssl_on || brokers.iter().any(|b| b.tls) {
+        match skiff_tls::client_config(&cfg.ssl.clone().unwrap_or_default()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errs.push(at(node, "ssl", e.to_string()));
+                None
+            }
+        }
+    } else {
+        None
+    };
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    Ok(Box::new(MqttInput { cfg, brokers }))
+    Ok(Box::new(MqttInput { cfg, brokers, tls }))
 }
 
 /// A built mqtt input.
 pub struct MqttInput {
     cfg: MqttConfig,
-    brokers: Vec<(String, u16)>,
+    brokers: Vec<Broker>,
+    /// The TLS client configuration, when a broker is reached over TLS.
+    tls: Option<Arc<skiff_tls::rustls::ClientConfig>>,
 }
 
 /// A message whose event is in the pipeline, waiting for the output's acknowledgement.
@@ -191,7 +235,7 @@ struct Pending {
 #[async_trait]
 impl Input for MqttInput {
     async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), Failure> {
-        let MqttInput { cfg, brokers } = *self;
+        let MqttInput { cfg, brokers, tls } = *self;
         let qos = match cfg.qos {
             0 => QoS::AtMostOnce,
             _ => QoS::AtLeastOnce,
@@ -201,8 +245,13 @@ impl Input for MqttInput {
             .clone()
             .unwrap_or_else(|| format!("skiff-{}", ctx.build.agent.id));
         let options = |i: usize| {
-            let (host, port) = &brokers[i % brokers.len()];
-            let mut o = MqttOptions::new(client_id.clone(), host.clone(), *port);
+            let b = &brokers[i % brokers.len()];
+            let mut o = MqttOptions::new(client_id.clone(), b.host.clone(), b.port);
+            if let (true, Some(tls)) = (b.tls, &tls) {
+                o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                    tls.clone(),
+                )));
+            }
             o.set_keep_alive(cfg.keep_alive.0.max(Duration::from_secs(5)))
                 .set_clean_session(cfg.clean_session)
                 .set_manual_acks(true)
@@ -233,7 +282,7 @@ impl Input for MqttInput {
             let (s, b) = (stream.clone(), brokers.clone());
             ctx.build.status.register(&ctx.id, move || {
                 let p = s.progress();
-                serde_json::json!({"type": "mqtt", "brokers": b.iter().map(|(h, p)| format!("{h}:{p}")).collect::<Vec<_>>(),
+                serde_json::json!({"type": "mqtt", "brokers": b.iter().map(|b| format!("{}://{}:{}", if b.tls { "ssl" } else { "tcp" }, b.host, b.port)).collect::<Vec<_>>(),
                     "acked": p.acked, "pending": p.pending()})
             });
         }
@@ -388,14 +437,24 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(parse_host("tcp://broker:1883"), Ok(("broker".into(), 1883)));
+        let b = |host: &str, port, tls| {
+            Ok(Broker {
+                host: host.into(),
+                port,
+                tls,
+            })
+        };
+        assert_eq!(parse_host("tcp://broker:1883"), b("broker", 1883, false));
         assert_eq!(
             parse_host("mqtt://127.0.0.1:1884/"),
-            Ok(("127.0.0.1".into(), 1884))
+            b("127.0.0.1", 1884, false)
         );
-        assert_eq!(parse_host("broker"), Ok(("broker".into(), 1883)));
+        assert_eq!(parse_host("broker"), b("broker", 1883, false));
+        assert_eq!(parse_host("ssl://b"), b("b", 8883, true));
+        assert_eq!(parse_host("mqtts://b:9883"), b("b", 9883, true));
+        assert_eq!(parse_host("tls://[::1]:8884"), b("::1", 8884, true));
         assert!(
-            parse_host("ssl://b:8883")
+            parse_host("wss://b:443")
                 .unwrap_err()
                 .contains("not supported")
         );
@@ -404,8 +463,11 @@ mod tests {
 
     #[test]
     fn config_problems_are_all_reported() {
-        let n = skiff_config::parse_str("hosts: []\ntopics: []\nqos: 3\nssl.certificate: x", None)
-            .unwrap();
+        let n = skiff_config::parse_str(
+            "hosts: []\ntopics: []\nqos: 3\nssl.certificate_authorities: [/nonexistent/ca.pem]",
+            None,
+        )
+        .unwrap();
         let errs = build(&n).err().unwrap();
         assert_eq!(errs.0.len(), 4, "{errs}");
     }

@@ -7,7 +7,8 @@
 //! [`stream`] serves each; [`datagram`] receives UDP and unix datagrams. A [`framing::Framer`]
 //! cuts a stream into messages (delimiter, or RFC 6587 octet counting), and a
 //! [`message::ToEvent`] turns each message into an event: [`plain`] keeps it as `message`,
-//! [`syslog`] parses it.
+//! [`syslog`] parses it (with the `syslog` processor's parser, `skiff_processors::syslog::parse`:
+//! one parser of syslog in skiff).
 //!
 //! # Acknowledgements (what a sender is told, and when)
 //!

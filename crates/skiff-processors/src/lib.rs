@@ -22,16 +22,17 @@
 //!   `rename` ([`fields`]), `copy_fields`, `move_fields` ([`copy_move`]), [`convert`],
 //!   `truncate_fields`, `replace` ([`strings`]), `append`, `extract_array`, `add_labels`
 //!   ([`arrays`]);
+//! - lookups: [`dns`] (reverse and forward, cached, on a resolver thread of its own);
 //! - enriching: `fingerprint`, `add_id` ([`ids`]), [`community_id`], [`registered_domain`],
 //!   `add_network_direction` ([`network_direction`], ranges in [`network`]),
 //!   `add_host_metadata`, `add_locale` ([`metadata`]), `add_observer_metadata` ([`observer`]),
-//!   `detect_mime_type` ([`mime`]), `add_process_metadata` ([`process_metadata`]);
+//!   `detect_mime_type` ([`mime`]), `add_process_metadata` ([`process_metadata`]),
+//!   `add_nomad_metadata` ([`nomad`], from a Nomad agent's API);
 //! - flow control: [`rate_limit`], and [`script`] (JavaScript on QuickJS, Filebeat's event API).
 //!
 //! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
 //! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
-//! clear "not supported yet": `dns` (reverse and forward lookups) and `add_nomad_metadata`
-//! (needs a Nomad agent), and the Windows-only `decode_xml_wineventlog` and `translate_sid`.
+//! clear "not supported yet": the Windows-only `decode_xml_wineventlog` and `translate_sid`.
 //!
 //! A processor that fails on an event (a field to rename is missing, a tag target is not a
 //! list) keeps the event and records why in `error.message`, as libbeat does; it never panics
@@ -53,12 +54,14 @@ pub mod decode_csv;
 pub mod decode_json;
 pub mod decode_xml;
 pub mod dissect;
+pub mod dns;
 pub mod fields;
 pub mod ids;
 pub mod metadata;
 pub mod mime;
 pub mod network;
 pub mod network_direction;
+pub mod nomad;
 pub mod observer;
 pub mod process_metadata;
 pub mod rate_limit;
@@ -125,23 +128,20 @@ pub const ALL: &[&ProcessorPlugin] = &[
     &decode_xml::DECODE_XML,
     &decode_cef::DECODE_CEF,
     &dissect::DISSECT,
+    &dns::DNS,
     &timestamp::TIMESTAMP,
     &metadata::ADD_HOST_METADATA,
     &metadata::ADD_LOCALE,
     &metadata::ADD_CLOUD_METADATA,
     &metadata::ADD_DOCKER_METADATA,
     &metadata::ADD_KUBERNETES_METADATA,
+    &nomad::ADD_NOMAD_METADATA,
     &script::SCRIPT,
     &skiff_modules::processor::PLUGIN,
 ];
 
 /// Beats processors skiff does not have yet: refused with a clear message rather than "unknown".
-const NOT_YET: &[&str] = &[
-    "add_nomad_metadata",
-    "decode_xml_wineventlog",
-    "dns",
-    "translate_sid",
-];
+const NOT_YET: &[&str] = &["decode_xml_wineventlog", "translate_sid"];
 
 /// Builds a `processors` list (global or an input's): looks each item's name up in [`ALL`],
 /// suggests a name for a typo, builds it. `None` or an empty value is no processors. Every
@@ -377,7 +377,7 @@ mod tests {
             .unwrap();
         assert!(e.to_string().contains("did you mean `add_fields`"), "{e}");
         assert!(e.to_string().contains("processors.0"), "{e}");
-        let e = build("processors: [{dns: {}}]").err().unwrap();
+        let e = build("processors: [{translate_sid: {}}]").err().unwrap();
         assert!(e.to_string().contains("not supported by skiff yet"), "{e}");
         let e = build("processors: [{add_fields: {fields: {a: 1}}, drop_event: {}}]")
             .err()

@@ -29,7 +29,8 @@
 //! ahead of the clock (a December message read in January is last year's; a "Jan 1" message
 //! read at 23:00 on December 31 in a zone behind UTC is the coming year's).
 
-pub mod parse;
+/// The syslog parser: the `syslog` processor's (skiff-processors), one parser for both.
+pub use skiff_processors::syslog::parse;
 
 use std::sync::Arc;
 

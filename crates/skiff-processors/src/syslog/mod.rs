@@ -11,8 +11,9 @@
 //! RFC 3164 times (`Jan 23 14:09:01`) get the current year in `timezone`; RFC 3339 times (the
 //! RFC 5424 form, also accepted in RFC 3164 messages) carry their own offset. The message's
 //! fields overwrite the event's unless `overwrite_keys: false`. A field that is missing or not
-//! syslog is an error in `error.message` unless `ignore_missing` / `ignore_failure`. The parser
-//! is in [`parse`].
+//! syslog (an RFC 3164 message needs its time stamp here) is an error in `error.message` unless
+//! `ignore_missing` / `ignore_failure`. The parser is in [`parse`], shared with the `syslog`
+//! input.
 
 pub mod parse;
 
@@ -22,9 +23,9 @@ use skiff_event::{Event, Map, Timestamp, Value};
 use skiff_pipeline::{BuildContext, Processor, Verdict};
 
 use crate::timestamp::Zone;
-use crate::timestamp::golayout::Layout;
+use crate::timestamp::golayout::Parsed;
 use crate::{error_at, plugin, set_error, yes};
-use parse::{Format, Syslog};
+use parse::{Format, Message, Stamp};
 
 plugin!(SYSLOG, "syslog", build);
 
@@ -72,7 +73,6 @@ struct SyslogProc {
     cfg: Config,
     format: Format,
     zone: Zone,
-    bsd_time: Layout,
     name: String,
 }
 
@@ -93,7 +93,6 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
         cfg,
         format,
         zone,
-        bsd_time: Layout::compile("Jan _2 15:04:05"),
         name,
     }))
 }
@@ -146,15 +145,35 @@ const SEVERITIES: [&str; 8] = [
 ];
 
 impl SyslogProc {
-    fn time(&self, text: &str) -> Option<Timestamp> {
-        Timestamp::parse(text).or_else(|| {
-            let p = self.bsd_time.parse(text).ok()?;
-            let t = self.zone.resolve(&p)?;
-            t.timestamp_nanos_opt().map(Timestamp)
-        })
+    /// The instant of a time stamp: a zoneless one is read in `timezone`, in the zone's current
+    /// year when it has none.
+    fn time(&self, stamp: Stamp) -> Option<Timestamp> {
+        use chrono::Timelike;
+        let utc = match stamp {
+            Stamp::Zoned(t) => t.with_timezone(&chrono::Utc),
+            Stamp::Local {
+                year,
+                month,
+                day,
+                time,
+            } => self.zone.resolve(&Parsed {
+                year,
+                rest: (
+                    month,
+                    day,
+                    time.hour(),
+                    time.minute(),
+                    time.second(),
+                    time.nanosecond(),
+                ),
+                offset: None,
+                abbrev: None,
+            })?,
+        };
+        utc.timestamp_nanos_opt().map(Timestamp)
     }
 
-    fn fields(&self, m: Syslog) -> (Map, Option<Timestamp>, String) {
+    fn fields(&self, m: Message<'_>) -> (Map, Option<Timestamp>, String) {
         let mut s = Map::new();
         if let Some(pri) = m.priority {
             s.insert("priority".into(), Value::from(pri));
@@ -178,7 +197,7 @@ impl SyslogProc {
             ("msgid", m.msgid),
         ] {
             if let Some(v) = v {
-                s.insert(k.into(), Value::String(v));
+                s.insert(k.into(), Value::String(v.to_owned()));
             }
         }
         if let Some(v) = m.version {
@@ -195,8 +214,8 @@ impl SyslogProc {
             }
             s.insert("structured_data".into(), Value::Object(sd));
         }
-        let ts = m.timestamp.as_deref().and_then(|t| self.time(t));
-        (s, ts, m.message)
+        let ts = m.timestamp.and_then(|t| self.time(t));
+        (s, ts, m.message.to_owned())
     }
 }
 
@@ -214,9 +233,25 @@ impl Processor for SyslogProc {
             }
             Some(f) => f.as_str().map(str::to_owned),
         };
-        let parsed = text
-            .ok_or_else(|| format!("field `{}` is not a string", c.field))
-            .and_then(|t| parse::parse(&t, self.format));
+        let Some(text) = text else {
+            if !c.ignore_failure {
+                set_error(
+                    event,
+                    format!("{}: field `{}` is not a string", self.name, c.field),
+                );
+            }
+            return Verdict::Keep;
+        };
+        let parsed = parse::parse(&text, self.format)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                // libbeat's processor refuses an RFC 3164 message without its time stamp.
+                if m.version.is_none() && m.timestamp.is_none() {
+                    Err("RFC 3164 message without a timestamp".to_owned())
+                } else {
+                    Ok(m)
+                }
+            });
         let m = match parsed {
             Ok(m) => m,
             Err(e) => {

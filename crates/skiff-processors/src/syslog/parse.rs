@@ -1,240 +1,534 @@
-//! RFC 3164 and RFC 5424 syslog messages, as the `syslog` processor reads them.
+//! Syslog messages, RFC 3164 (BSD) and RFC 5424, parsed from untrusted text: the one parser of
+//! skiff, used by the `syslog` processor and by the `syslog` input (skiff-input-net).
 //!
-//! Hand-written: small, and the processor needs libbeat's leniencies (an RFC 3339 time in an
-//! RFC 3164 message, a missing host name) that the strict crates do not have. It slices the
-//! text only at positions it found, so no input can make it panic.
+//! Lenient where senders differ in practice, as Filebeat's parser is: the `<PRI>` of an RFC
+//! 3164 message may be missing, its day may be space- or zero-padded, its time may carry a
+//! fraction and a year, or be an RFC 3339 time stamp (rsyslog's high-precision format), the
+//! host name may be missing (the next word then is the tag). Strict where RFC 5424 is precise:
+//! a header field that is not there makes the message fail, and the caller keeps it whole.
+//!
+//! Never panics and never allocates more than the message's own size: every index is checked
+//! (`get`, `split_once`), there is no recursion. A proptest feeds it random input.
+//!
+//! Hand-written because the crates that parse syslog (`syslog_loose`, `syslog_rfc5424`) either
+//! parse one format, drop the fields Filebeat keeps, or take the year from the clock in a way
+//! the caller cannot decide; the grammar is small.
 
-/// A parsed message; the time is left as text for the processor to place in a zone.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Syslog {
-    /// `<PRI>`.
-    pub priority: Option<u8>,
-    /// RFC 5424's version (1); `None` for RFC 3164.
-    pub version: Option<u16>,
-    /// The time as written.
-    pub timestamp: Option<String>,
-    /// HOSTNAME.
-    pub hostname: Option<String>,
-    /// APP-NAME, or RFC 3164's TAG.
-    pub appname: Option<String>,
-    /// PROCID, or the `[pid]` of RFC 3164's TAG.
-    pub procid: Option<String>,
-    /// MSGID (RFC 5424).
-    pub msgid: Option<String>,
-    /// STRUCTURED-DATA (RFC 5424): elements with their parameters, in order.
-    pub structured_data: Vec<(String, Vec<(String, String)>)>,
-    /// MSG.
-    pub message: String,
-}
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 
-/// Which format to expect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `format`.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// Decide by the version after `<PRI>`.
-    Auto,
-    /// BSD syslog.
+    /// RFC 3164 (the default, as Filebeat).
+    #[default]
     Rfc3164,
-    /// The IETF format.
+    /// RFC 5424.
     Rfc5424,
+    /// Either, decided per message: `<PRI>` followed by a version number and a space is 5424.
+    Auto,
 }
 
-fn priority(s: &str) -> Result<(Option<u8>, &str), String> {
-    let Some(rest) = s.strip_prefix('<') else {
-        return Ok((None, s));
-    };
-    let end = rest
-        .find('>')
-        .filter(|&e| (1..=3).contains(&e))
-        .ok_or("bad <PRI>")?;
-    let pri: u8 = rest[..end].parse().map_err(|_| "bad <PRI>")?;
-    if pri > 191 {
-        return Err("<PRI> above 191".into());
+/// A time stamp as written in the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stamp {
+    /// With its offset (RFC 5424, RFC 3339 in RFC 3164).
+    Zoned(DateTime<FixedOffset>),
+    /// Without zone and maybe without year (classic RFC 3164): the caller applies `timezone`
+    /// and the year rule.
+    Local {
+        /// The year if the message had one.
+        year: Option<i32>,
+        /// 1-12.
+        month: u32,
+        /// 1-31.
+        day: u32,
+        /// The time of day.
+        time: NaiveTime,
+    },
+}
+
+/// One structured-data element: its id and its parameters, in order.
+pub type SdElement = (String, Vec<(String, String)>);
+
+/// A parsed message; the text fields borrow from the input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// `<PRI>`: facility * 8 + severity.
+    pub priority: Option<u8>,
+    /// RFC 5424 VERSION.
+    pub version: Option<u16>,
+    /// The time stamp.
+    pub timestamp: Option<Stamp>,
+    /// HOSTNAME.
+    pub hostname: Option<&'a str>,
+    /// APP-NAME (RFC 3164: the tag's program).
+    pub appname: Option<&'a str>,
+    /// PROCID (RFC 3164: the tag's `[pid]`).
+    pub procid: Option<&'a str>,
+    /// MSGID.
+    pub msgid: Option<&'a str>,
+    /// STRUCTURED-DATA.
+    pub structured_data: Vec<SdElement>,
+    /// MSG.
+    pub message: &'a str,
+}
+
+/// Why a message is not syslog.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    /// Empty input.
+    #[error("empty message")]
+    Empty,
+    /// `<PRI>` malformed or above 191.
+    #[error("bad priority: expected <0> to <191> at the start")]
+    Priority,
+    /// An RFC 5424 header field is missing or malformed.
+    #[error("not RFC 5424: {0}")]
+    Header(&'static str),
+    /// Structured data that does not close or is malformed.
+    #[error("bad RFC 5424 structured data: {0}")]
+    StructuredData(&'static str),
+}
+
+/// Parses `s` as `format`.
+pub fn parse(s: &str, format: Format) -> Result<Message<'_>, ParseError> {
+    let s = s.trim_end_matches(['\n', '\r', '\0']);
+    if s.is_empty() {
+        return Err(ParseError::Empty);
     }
-    Ok((Some(pri), &rest[end + 1..]))
-}
-
-/// The next space-separated token and what follows the space.
-fn token(s: &str) -> (&str, &str) {
-    match s.find(' ') {
-        Some(i) => (&s[..i], &s[i + 1..]),
-        None => (s, ""),
-    }
-}
-
-fn nil(t: &str) -> Option<String> {
-    (t != "-" && !t.is_empty()).then(|| t.to_owned())
-}
-
-/// Parses a message in `format`.
-pub fn parse(text: &str, format: Format) -> Result<Syslog, String> {
-    let text = text.trim_end_matches(['\n', '\r']);
-    let (pri, rest) = priority(text)?;
+    let (priority, rest) = priority(s)?;
     let is_5424 = match format {
         Format::Rfc5424 => true,
         Format::Rfc3164 => false,
-        Format::Auto => {
-            let (v, _) = token(rest);
-            pri.is_some() && !v.is_empty() && v.len() <= 3 && v.bytes().all(|b| b.is_ascii_digit())
-        }
+        Format::Auto => priority.is_some() && looks_5424(rest),
     };
-    let mut m = if is_5424 {
-        parse_5424(rest)?
+    if is_5424 {
+        rfc5424(priority, rest)
     } else {
-        parse_3164(rest)?
-    };
-    m.priority = pri;
-    Ok(m)
+        Ok(rfc3164(priority, rest))
+    }
 }
 
-fn parse_5424(s: &str) -> Result<Syslog, String> {
-    let mut m = Syslog::default();
-    let (v, s) = token(s);
-    m.version = Some(
-        v.parse()
-            .map_err(|_| format!("RFC 5424 version `{v}` is not a number"))?,
-    );
-    let (ts, s) = token(s);
-    m.timestamp = nil(ts);
-    let (host, s) = token(s);
-    m.hostname = nil(host);
-    let (app, s) = token(s);
-    m.appname = nil(app);
-    let (proc, s) = token(s);
-    m.procid = nil(proc);
-    let (msgid, s) = token(s);
-    m.msgid = nil(msgid);
-    let rest = if let Some(r) = s.strip_prefix('-') {
-        r
-    } else if s.starts_with('[') {
-        structured_data(s, &mut m.structured_data)?
-    } else if s.is_empty() {
-        ""
-    } else {
-        return Err("RFC 5424 structured data must be `-` or `[...]`".into());
+/// `<N>` at the start, if any.
+fn priority(s: &str) -> Result<(Option<u8>, &str), ParseError> {
+    let Some(rest) = s.strip_prefix('<') else {
+        return Ok((None, s));
     };
-    let msg = rest.strip_prefix(' ').unwrap_or(rest);
-    m.message = msg.strip_prefix('\u{feff}').unwrap_or(msg).to_owned();
-    Ok(m)
+    let (num, rest) = rest.split_once('>').ok_or(ParseError::Priority)?;
+    if num.is_empty() || num.len() > 3 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::Priority);
+    }
+    match num.parse::<u8>() {
+        Ok(p) if p <= 191 => Ok((Some(p), rest)),
+        _ => Err(ParseError::Priority),
+    }
 }
 
-/// Reads `[id k="v" ...]...`, returns what follows.
-fn structured_data<'a>(
-    mut s: &'a str,
-    out: &mut Vec<(String, Vec<(String, String)>)>,
-) -> Result<&'a str, String> {
+fn looks_5424(rest: &str) -> bool {
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    (1..=3).contains(&digits) && rest.as_bytes().get(digits) == Some(&b' ')
+}
+
+/// Splits off the next space-delimited field.
+fn field(s: &str) -> Option<(&str, &str)> {
+    match s.split_once(' ') {
+        Some((f, rest)) => Some((f, rest)),
+        None if !s.is_empty() => Some((s, "")),
+        None => None,
+    }
+}
+
+fn nil(f: &str) -> Option<&str> {
+    (f != "-" && !f.is_empty()).then_some(f)
+}
+
+fn rfc5424(priority: Option<u8>, rest: &str) -> Result<Message<'_>, ParseError> {
+    let priority = priority.ok_or(ParseError::Header("no <PRI>"))?;
+    let (version, rest) = field(rest).ok_or(ParseError::Header("no VERSION"))?;
+    let version = version
+        .parse::<u16>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or(ParseError::Header("bad VERSION"))?;
+    let (ts, rest) = field(rest).ok_or(ParseError::Header("no TIMESTAMP"))?;
+    let timestamp = match ts {
+        "-" => None,
+        t => Some(Stamp::Zoned(
+            DateTime::parse_from_rfc3339(t).map_err(|_| ParseError::Header("bad TIMESTAMP"))?,
+        )),
+    };
+    let (hostname, rest) = field(rest).ok_or(ParseError::Header("no HOSTNAME"))?;
+    let (appname, rest) = field(rest).ok_or(ParseError::Header("no APP-NAME"))?;
+    let (procid, rest) = field(rest).ok_or(ParseError::Header("no PROCID"))?;
+    let (msgid, rest) = field(rest).ok_or(ParseError::Header("no MSGID"))?;
+    let (structured_data, rest) = if let Some(r) = rest.strip_prefix('-') {
+        (Vec::new(), r)
+    } else if rest.starts_with('[') {
+        structured(rest)?
+    } else {
+        return Err(ParseError::Header("no STRUCTURED-DATA"));
+    };
+    let message = match rest.strip_prefix(' ') {
+        Some(m) => m.strip_prefix('\u{feff}').unwrap_or(m),
+        None if rest.is_empty() => "",
+        None => return Err(ParseError::StructuredData("no space after it")),
+    };
+    Ok(Message {
+        priority: Some(priority),
+        version: Some(version),
+        timestamp,
+        hostname: nil(hostname),
+        appname: nil(appname),
+        procid: nil(procid),
+        msgid: nil(msgid),
+        structured_data,
+        message,
+    })
+}
+
+/// `[id k="v" ...][...]`, with `\"`, `\\` and `\]` escapes in values.
+fn structured(mut s: &str) -> Result<(Vec<SdElement>, &str), ParseError> {
+    let mut out = Vec::new();
     while let Some(r) = s.strip_prefix('[') {
-        let id_end = r.find([' ', ']']).ok_or("unterminated structured data")?;
-        let id = &r[..id_end];
+        let end_id = r
+            .find([' ', ']'])
+            .ok_or(ParseError::StructuredData("unclosed element"))?;
+        let id = &r[..end_id];
+        if id.is_empty() {
+            return Err(ParseError::StructuredData("empty SD-ID"));
+        }
+        let mut r = &r[end_id..];
         let mut params = Vec::new();
-        let mut rest = &r[id_end..];
         loop {
-            rest = rest.trim_start_matches(' ');
-            if let Some(after) = rest.strip_prefix(']') {
-                rest = after;
+            if let Some(after) = r.strip_prefix(']') {
+                r = after;
                 break;
             }
-            let eq = rest.find("=\"").ok_or("bad structured data parameter")?;
-            let name = &rest[..eq];
-            let mut value = String::new();
-            let mut chars = rest[eq + 2..].char_indices();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => match chars.next() {
-                        Some((_, e @ ('"' | '\\' | ']'))) => value.push(e),
-                        Some((_, e)) => {
-                            value.push('\\');
-                            value.push(e);
-                        }
-                        None => break,
-                    },
-                    '"' => {
-                        end = Some(eq + 2 + i + 1);
-                        break;
-                    }
-                    c => value.push(c),
-                }
+            r = r
+                .strip_prefix(' ')
+                .ok_or(ParseError::StructuredData("expected a space or ]"))?;
+            let (name, after) = r
+                .split_once("=\"")
+                .ok_or(ParseError::StructuredData("expected name=\"value\""))?;
+            if name.is_empty() || name.contains([' ', ']', '"']) {
+                return Err(ParseError::StructuredData("bad parameter name"));
             }
-            let end = end.ok_or("unterminated structured data value")?;
+            let (value, after) = quoted(after)?;
             params.push((name.to_owned(), value));
-            rest = &rest[end..];
+            r = after;
         }
         out.push((id.to_owned(), params));
-        s = rest;
+        s = r;
     }
-    Ok(s)
+    Ok((out, s))
+}
+
+/// A value up to its closing quote, unescaped; returns the rest after the quote.
+fn quoted(s: &str) -> Result<(String, &str), ParseError> {
+    let mut value = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Ok((value, &s[i + 1..])),
+            '\\' => match chars.next() {
+                Some((_, e @ ('"' | '\\' | ']'))) => value.push(e),
+                // RFC 5424 6.3.3: any other backslash is kept as is.
+                Some((_, e)) => {
+                    value.push('\\');
+                    value.push(e);
+                }
+                None => break,
+            },
+            c => value.push(c),
+        }
+    }
+    Err(ParseError::StructuredData("unclosed value"))
 }
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-fn parse_3164(s: &str) -> Result<Syslog, String> {
-    let mut m = Syslog::default();
-    // `Mmm dd hh:mm:ss` (day space-padded), or an RFC 3339 time.
-    let rest =
-        if s.len() >= 15 && MONTHS.iter().any(|mo| s.starts_with(mo)) && s.is_char_boundary(15) {
-            m.timestamp = Some(s[..15].to_owned());
-            s[15..].strip_prefix(' ').unwrap_or(&s[15..])
-        } else if s.len() > 10
-            && s.as_bytes()[..4].iter().all(u8::is_ascii_digit)
-            && s.as_bytes()[4] == b'-'
-        {
-            let (ts, r) = token(s);
-            m.timestamp = Some(ts.to_owned());
-            r
-        } else {
-            return Err("RFC 3164 message without a timestamp".into());
-        };
-    // HOSTNAME, unless the first word is already the tag (`sshd[12]:`).
-    let (first, after) = token(rest);
-    let (tag_part, rest) = if first.ends_with(':') || first.contains('[') {
-        (rest, "")
-    } else {
-        m.hostname = nil(first);
-        (after, "")
+fn rfc3164(priority: Option<u8>, rest: &str) -> Message<'_> {
+    let rest = rest.trim_start_matches(' ');
+    let (timestamp, rest) = match bsd_time(rest).or_else(|| rfc3339_word(rest)) {
+        Some((t, r)) => (Some(t), r.trim_start_matches(' ')),
+        None => (None, rest),
     };
-    let _ = rest;
-    // TAG: letters up to `[`, `:` or a space.
-    let tag_end = tag_part.find([':', '[', ' ']).unwrap_or(tag_part.len());
-    let tag = &tag_part[..tag_end];
-    let mut msg = &tag_part[tag_end..];
-    if let Some(r) = msg.strip_prefix('[')
-        && let Some(close) = r.find(']')
+    // HOSTNAME, unless the first word is already the tag (`prog:` or `prog[12]:`). Without a
+    // time stamp there is no header: all of it is the message (RFC 3164 4.3.3).
+    let (hostname, rest) = match (timestamp, field(rest)) {
+        (Some(_), Some((w, r))) if !is_tag(w) && !r.is_empty() => (Some(w), r),
+        _ => (None, rest),
+    };
+    let (appname, procid, message) = match (timestamp, tag(rest)) {
+        (Some(_), Some(t)) => t,
+        _ => (None, None, rest),
+    };
+    Message {
+        priority,
+        timestamp,
+        hostname: hostname.and_then(nil),
+        appname,
+        procid,
+        message,
+        ..Message::default()
+    }
+}
+
+fn is_tag(w: &str) -> bool {
+    w.ends_with(':') || (w.contains('[') && w.ends_with("]:"))
+}
+
+/// `prog[pid]: msg` or `prog: msg`.
+fn tag(s: &str) -> Option<(Option<&str>, Option<&str>, &str)> {
+    let (w, rest) = field(s)?;
+    let w = w.strip_suffix(':')?;
+    let (prog, pid) = match w.split_once('[') {
+        Some((p, pid)) => (p, Some(pid.strip_suffix(']')?)),
+        None => (w, None),
+    };
+    if prog.is_empty() || prog.len() > 128 {
+        return None;
+    }
+    Some((Some(prog), pid.filter(|p| !p.is_empty()), rest))
+}
+
+/// `Mmm dd hh:mm:ss[.frac][ yyyy]` or `Mmm dd yyyy hh:mm:ss`.
+fn bsd_time(s: &str) -> Option<(Stamp, &str)> {
+    let month = MONTHS
+        .iter()
+        .position(|m| s.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(m)))?;
+    let r = s.get(3..)?.strip_prefix(' ')?.trim_start_matches(' ');
+    let (day, r) = field(r)?;
+    let day: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+    let (mut word, mut r) = field(r)?;
+    let mut year = None;
+    if word.len() == 4 && word.bytes().all(|b| b.is_ascii_digit()) {
+        year = word.parse().ok();
+        (word, r) = field(r)?;
+    }
+    let time = clock(word)?;
+    if year.is_none()
+        && let Some((y, after)) = field(r)
+        && y.len() == 4
+        && y.bytes().all(|b| b.is_ascii_digit())
     {
-        m.procid = nil(&r[..close]);
-        msg = &r[close + 1..];
+        year = y.parse().ok();
+        r = after;
     }
-    if let Some(r) = msg.strip_prefix(':') {
-        m.appname = nil(tag);
-        msg = r;
-    } else if m.procid.is_some() {
-        m.appname = nil(tag);
-    } else {
-        // No tag after all: the word is part of the message.
-        msg = tag_part;
+    Some((
+        Stamp::Local {
+            year,
+            month: u32::try_from(month).ok()? + 1,
+            day,
+            time,
+        },
+        r,
+    ))
+}
+
+/// `hh:mm:ss[.fraction]`.
+fn clock(w: &str) -> Option<NaiveTime> {
+    let (hms, frac) = match w.split_once(['.', ',']) {
+        Some((a, b)) => (a, Some(b)),
+        None => (w, None),
+    };
+    let mut it = hms.split(':');
+    let (h, m, s) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() || [h, m, s].iter().any(|p| p.len() != 2) {
+        return None;
     }
-    m.message = msg.strip_prefix(' ').unwrap_or(msg).to_owned();
-    Ok(m)
+    let nanos = match frac {
+        None => 0,
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32)
+        }
+        Some(_) => return None,
+    };
+    NaiveTime::from_hms_nano_opt(h.parse().ok()?, m.parse().ok()?, s.parse().ok()?, nanos)
+}
+
+/// An RFC 3339 time stamp as the first word (rsyslog's `RSYSLOG_ForwardFormat`).
+fn rfc3339_word(s: &str) -> Option<(Stamp, &str)> {
+    let (w, r) = field(s)?;
+    if !w.as_bytes().first()?.is_ascii_digit() {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(w)
+        .ok()
+        .map(|t| (Stamp::Zoned(t), r))
+}
+
+/// A zoneless time stamp completed with `year`.
+pub fn local_datetime(year: i32, month: u32, day: u32, time: NaiveTime) -> Option<NaiveDateTime> {
+    NaiveDate::from_ymd_opt(year, month, day).map(|d| d.and_time(time))
+}
+
+/// The facility's name, as Filebeat writes it (the `syslog` processor's table).
+pub fn facility_name(code: u8) -> &'static str {
+    super::facility_name(code).unwrap_or("unknown")
+}
+
+/// The severity's name, as Filebeat writes it (the `syslog` processor's table).
+pub fn severity_name(code: u8) -> &'static str {
+    super::severity_name(code).unwrap_or("unknown")
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
-    fn rfc5424() {
+    fn rfc5424_example_of_the_rfc() {
+        let m = parse(
+            "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"][examplePriority@32473 class=\"high\"] \u{feff}An application event log entry...",
+            Format::Rfc5424,
+        )
+        .unwrap();
+        assert_eq!(m.priority, Some(165));
+        assert_eq!(m.version, Some(1));
+        assert_eq!(
+            m.timestamp,
+            Some(Stamp::Zoned(
+                DateTime::parse_from_rfc3339("2003-10-11T22:14:15.003Z").unwrap()
+            ))
+        );
+        assert_eq!(m.hostname, Some("mymachine.example.com"));
+        assert_eq!(m.appname, Some("evntslog"));
+        assert_eq!(m.procid, None);
+        assert_eq!(m.msgid, Some("ID47"));
+        assert_eq!(m.structured_data.len(), 2);
+        assert_eq!(m.structured_data[0].0, "exampleSDID@32473");
+        assert_eq!(
+            m.structured_data[0].1[1],
+            ("eventSource".into(), "Application".into())
+        );
+        assert_eq!(m.message, "An application event log entry...");
+    }
+
+    #[test]
+    fn rfc5424_nil_values_and_escapes() {
+        let m = parse("<34>1 - - - - - -", Format::Auto).unwrap();
+        assert_eq!(m.version, Some(1));
+        assert_eq!((m.timestamp, m.hostname, m.message), (None, None, ""));
+        let m = parse(
+            r#"<34>1 - h a 12 - [x@1 k="a\"b\]c\\d\e"] msg"#,
+            Format::Auto,
+        )
+        .unwrap();
+        assert_eq!(m.structured_data[0].1[0].1, r#"a"b]c\d\e"#);
+        assert_eq!(m.procid, Some("12"));
+        assert!(parse(r#"<34>1 - h a 12 - [x@1 k="open] msg"#, Format::Rfc5424).is_err());
+        assert!(parse("<34>1 2003-13-45T00:00:00Z h a - - -", Format::Rfc5424).is_err());
+    }
+
+    #[test]
+    fn rfc3164_variants() {
+        let m = parse(
+            "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+            Format::Rfc3164,
+        )
+        .unwrap();
+        assert_eq!(m.priority, Some(34));
+        assert_eq!(
+            m.timestamp,
+            Some(Stamp::Local {
+                year: None,
+                month: 10,
+                day: 11,
+                time: NaiveTime::from_hms_opt(22, 14, 15).unwrap()
+            })
+        );
+        assert_eq!(m.hostname, Some("mymachine"));
+        assert_eq!(m.appname, Some("su"));
+        assert_eq!(m.message, "'su root' failed for lonvick on /dev/pts/8");
+        // Space-padded day, pid, no host name.
+        let m = parse("<13>Feb  5 17:32:18 sshd[4242]: Accepted key", Format::Auto).unwrap();
+        assert_eq!(
+            (m.hostname, m.appname, m.procid),
+            (None, Some("sshd"), Some("4242"))
+        );
+        assert_eq!(m.message, "Accepted key");
+        // Fraction and year (Cisco style), no PRI.
+        let m = parse(
+            "Feb 05 2024 17:32:18.123 router1 %LINK-3-UPDOWN: down",
+            Format::Auto,
+        )
+        .unwrap();
+        match m.timestamp {
+            Some(Stamp::Local { year, time, .. }) => {
+                assert_eq!(year, Some(2024));
+                assert_eq!(
+                    time,
+                    NaiveTime::from_hms_milli_opt(17, 32, 18, 123).unwrap()
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(m.hostname, Some("router1"));
+        assert_eq!(m.appname, Some("%LINK-3-UPDOWN"));
+        // RFC 3339 time in an RFC 3164 message.
+        let m = parse(
+            "<13>2026-12-06T10:00:00.5+01:00 web1 nginx: GET /",
+            Format::Auto,
+        )
+        .unwrap();
+        assert!(matches!(m.timestamp, Some(Stamp::Zoned(_))));
+        assert_eq!(
+            (m.hostname, m.appname, m.message),
+            (Some("web1"), Some("nginx"), "GET /")
+        );
+        // No header at all: all of it is the message.
+        let m = parse("<13>just text: here", Format::Auto).unwrap();
+        assert_eq!(
+            (m.timestamp, m.appname, m.message),
+            (None, None, "just text: here")
+        );
+    }
+
+    #[test]
+    fn bad_priorities() {
+        assert_eq!(parse("<192>x", Format::Auto), Err(ParseError::Priority));
+        assert_eq!(parse("<1a>x", Format::Auto), Err(ParseError::Priority));
+        assert_eq!(parse("<13", Format::Auto), Err(ParseError::Priority));
+        assert_eq!(parse("", Format::Auto), Err(ParseError::Empty));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(facility_name(165 / 8), "local4");
+        assert_eq!(severity_name(165 % 8), "Notice");
+        assert_eq!(facility_name(4), "security/authorization");
+    }
+
+    // The cases of the processor's former parser, on this one.
+
+    fn local(m: &Message<'_>) -> Option<(Option<i32>, u32, u32, NaiveTime)> {
+        match m.timestamp {
+            Some(Stamp::Local {
+                year,
+                month,
+                day,
+                time,
+            }) => Some((year, month, day, time)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn processor_rfc5424() {
         let m = parse(r#"<165>1 2022-01-11T22:14:15.003Z mymachine.example.com eventslog 1024 ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"][examplePriority@32473 class="high"] this is the message"#, Format::Auto).unwrap();
         assert_eq!((m.priority, m.version), (Some(165), Some(1)));
-        assert_eq!(m.timestamp.as_deref(), Some("2022-01-11T22:14:15.003Z"));
         assert_eq!(
-            (
-                m.hostname.as_deref(),
-                m.appname.as_deref(),
-                m.procid.as_deref(),
-                m.msgid.as_deref()
-            ),
+            m.timestamp,
+            Some(Stamp::Zoned(
+                DateTime::parse_from_rfc3339("2022-01-11T22:14:15.003Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            (m.hostname, m.appname, m.procid, m.msgid),
             (
                 Some("mymachine.example.com"),
                 Some("eventslog"),
@@ -272,20 +566,19 @@ mod tests {
     }
 
     #[test]
-    fn rfc3164() {
+    fn processor_rfc3164() {
         let m = parse(
             "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
             Format::Auto,
         )
         .unwrap();
         assert_eq!(m.priority, Some(34));
-        assert_eq!(m.timestamp.as_deref(), Some("Oct 11 22:14:15"));
         assert_eq!(
-            (
-                m.hostname.as_deref(),
-                m.appname.as_deref(),
-                m.procid.as_deref()
-            ),
+            local(&m),
+            Some((None, 10, 11, NaiveTime::from_hms_opt(22, 14, 15).unwrap()))
+        );
+        assert_eq!(
+            (m.hostname, m.appname, m.procid),
             (Some("mymachine"), Some("su"), None)
         );
         assert_eq!(m.message, "'su root' failed for lonvick on /dev/pts/8");
@@ -295,11 +588,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (
-                m.appname.as_deref(),
-                m.procid.as_deref(),
-                m.message.as_str()
-            ),
+            (m.appname, m.procid, m.message),
             (Some("sshd"), Some("1234"), "Accepted publickey")
         );
         let m = parse(
@@ -308,17 +597,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            m.timestamp.as_deref(),
-            Some("2003-10-11T22:14:15.123456-06:00")
+            m.timestamp,
+            Some(Stamp::Zoned(
+                DateTime::parse_from_rfc3339("2003-10-11T22:14:15.123456-06:00").unwrap()
+            ))
         );
         let m = parse("Jan 23 14:09:01 cron[9]: ran", Format::Rfc3164).unwrap();
         assert_eq!(
-            (m.priority, m.hostname.as_deref(), m.appname.as_deref()),
+            (m.priority, m.hostname, m.appname),
             (None, None, Some("cron"))
         );
         let m = parse("<13>Jan 23 14:09:01 host just a message", Format::Auto).unwrap();
-        assert_eq!((m.appname, m.message.as_str()), (None, "just a message"));
-        assert!(parse("<13>no time here", Format::Auto).is_err());
+        assert_eq!((m.appname, m.message), (None, "just a message"));
+        // No time stamp: no header; the processor refuses such a message (see `syslog`).
+        let m = parse("<13>no time here", Format::Auto).unwrap();
+        assert_eq!((m.timestamp, m.message), (None, "no time here"));
     }
 
     mod fuzz {
