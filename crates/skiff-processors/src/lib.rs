@@ -150,6 +150,17 @@ pub fn build_list(
     node: Option<&Node>,
     ctx: &BuildContext,
 ) -> Result<Vec<Arc<dyn Processor>>, ConfigErrors> {
+    build_list_with(node, ctx, &[])
+}
+
+/// [`build_list`] with processors defined outside this crate (`extra`, looked up before
+/// [`ALL`]): the binary's table adds those that live in crates depending on this one
+/// (`add_docker_metadata` in skiff-autodiscover).
+pub fn build_list_with(
+    node: Option<&Node>,
+    ctx: &BuildContext,
+    extra: &[&ProcessorPlugin],
+) -> Result<Vec<Arc<dyn Processor>>, ConfigErrors> {
     let Some(list) = node else {
         return Ok(Vec::new());
     };
@@ -167,7 +178,12 @@ pub fn build_list(
             .into());
         }
     };
-    let names: Vec<&str> = ALL.iter().map(|p| p.name).collect();
+    let mut names: Vec<&str> = ALL.iter().map(|p| p.name).collect();
+    for p in extra {
+        if !names.contains(&p.name) {
+            names.push(p.name);
+        }
+    }
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for item in items {
@@ -178,7 +194,7 @@ pub fn build_list(
             ));
             continue;
         };
-        match ALL.iter().find(|p| p.name == name) {
+        match extra.iter().chain(ALL).find(|p| p.name == name) {
             Some(p) => match (p.build)(cfg, ctx) {
                 Ok(built) => out.push(Arc::from(built)),
                 Err(e) => errors.extend(e),
