@@ -155,9 +155,7 @@ defs! {
     /// Inputs started and stopped by autodiscover.
     AUTODISCOVER_INPUTS = Counter "skiff.autodiscover.inputs" "Inputs autodiscover started, stopped or failed to start (labels `provider`, `action`: started, stopped, failed).";
     /// Inputs autodiscover runs now.
-    AUTODISCOVER_RUNNING = Gauge "skiff.autodiscover.inputs.running" "Inputs autodiscover runs now, for the containers its providers found (label `provider`).";
-    /// Provider reconnects.
-    AUTODISCOVER_RECONNECTS = Counter "skiff.autodiscover.reconnects" "Times an autodiscover provider lost its source (Docker socket, API server) and connected again (label `provider`).";
+    AUTODISCOVER_RUNNING = Gauge "skiff.autodiscover.running" "Inputs autodiscover runs now, for the containers its providers found (label `provider`).";
     // Metrics modules (crates/skiff-input-metrics).
     /// Fetches of metricsets.
     METRICS_FETCHES = Counter "skiff.metrics.fetches" "Fetches of a metrics module's metricset from one host (labels `module`, `metricset`).";
