@@ -29,7 +29,9 @@
 //! - flow control: [`rate_limit`], and [`script`] (JavaScript on QuickJS, Filebeat's event API).
 //!
 //! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
-//! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
+//! that existing files load, but do nothing yet here (one warning at start). The binary's
+//! table has the real `add_docker_metadata` (it asks the Docker daemon, so it lives in
+//! skiff-autodiscover) and puts it before this one ([`build_list_with`]). Not yet, refused with a
 //! clear "not supported yet": `dns` (reverse and forward lookups) and `add_nomad_metadata`
 //! (needs a Nomad agent), and the Windows-only `decode_xml_wineventlog` and `translate_sid`.
 //!

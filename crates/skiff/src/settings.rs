@@ -616,7 +616,8 @@ impl Parts {
         let mut message = String::from(
             "nothing to run: no input is enabled. Add one under `filebeat.inputs`, e.g. \
              `- {type: filestream, id: app, paths: [/var/log/app/*.log]}`, or load input files \
-             with `filebeat.config.inputs.path: ${path.config}/inputs.d/*.yml`",
+             with `filebeat.config.inputs.path: ${path.config}/inputs.d/*.yml`, or discover \
+             containers with `filebeat.autodiscover.providers: [{type: docker, hints.enabled: true}]`",
         );
         let (path, mark) = match self.unsupported_sources.first() {
             Some((key, mark)) => {
