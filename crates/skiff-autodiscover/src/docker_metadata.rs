@@ -156,11 +156,11 @@ impl Processor for AddDockerMetadata {
             return Verdict::Keep;
         };
         let cache = cache_for(&self.engine);
-        if let Some(c) = cache.get(&id) {
-            if let Some(Value::Object(m)) = c.meta(self.dedot).remove("container") {
-                for (k, v) in m {
-                    event.insert(&format!("container.{k}"), v);
-                }
+        if let Some(c) = cache.get(&id)
+            && let Some(Value::Object(m)) = c.meta(self.dedot).remove("container")
+        {
+            for (k, v) in m {
+                event.insert(&format!("container.{k}"), v);
             }
         }
         Verdict::Keep

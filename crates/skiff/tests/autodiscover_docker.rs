@@ -278,8 +278,8 @@ fn hints_module_multiline_and_disabled() {
         "enabled: false starts nothing: {inputs}"
     );
     // nginx: one input per stream's fileset.
-    assert!(inputs.get(&format!("docker-{A}-0")).is_some(), "{inputs}");
-    assert!(inputs.get(&format!("docker-{A}-1")).is_some(), "{inputs}");
+    assert!(inputs.get(format!("docker-{A}-0")).is_some(), "{inputs}");
+    assert!(inputs.get(format!("docker-{A}-1")).is_some(), "{inputs}");
     stop(child);
     assert!(!counts(&sb).contains_key("quiet 0"));
 }
