@@ -458,3 +458,44 @@ fn filebeat_docs_examples_load() {
         "{text}"
     );
 }
+
+/// `add_docker_metadata` (a global processor, no autodiscover): events whose log file lies in a
+/// container's folder (`match_source`) or that carry a container id (`match_fields`) get the
+/// container's fields from the daemon; others are left alone.
+#[test]
+fn add_docker_metadata_adds_the_containers_fields() {
+    let sb = Sandbox::new();
+    let sd = DockerStandIn::start(sb.path());
+    sd.run(A, "meta", "alpine:3", &[("com.example.team", "ops")]);
+    sd.log(A, "stdout", &lines("meta", 0, 2));
+    sb.write("plain/by_field.log", "byfield 0\n");
+    sb.write("plain/other.log", "other 0\n");
+    // The container id's index among the path's non-empty parts: <sandbox>/containers/<id>/.
+    let index = sb.path().components().count();
+    let cfg = format!(
+        "filebeat.inputs:\n  - {{type: container, id: all, paths: ['$DIR/containers/*/*-json.log'], scan_frequency: 100ms}}\n  - {{type: filestream, id: f, paths: ['$DIR/plain/by_field.log'], fields: {{cid: {A}}}, prospector.scanner.check_interval: 100ms}}\n  - {{type: filestream, id: o, paths: ['$DIR/plain/other.log'], prospector.scanner.check_interval: 100ms}}\nprocessors:\n  - add_docker_metadata:\n      host: {}\n      match_fields: [fields.cid]\n      match_source_index: {index}\noutput.file: {{path: $DIR/out, filename: skiff}}\n",
+        sd.host()
+    );
+    let child = start(&sb, &cfg);
+    wait_for("every line", Duration::from_secs(60), || {
+        let c = counts(&sb);
+        ["meta 0", "meta 1", "byfield 0", "other 0"]
+            .iter()
+            .all(|m| c.contains_key(*m))
+    });
+    stop(child);
+    let evs = events(&sb);
+    let find = |m: &str| evs.iter().find(|e| e["message"] == m).unwrap().clone();
+    let meta = find("meta 0");
+    assert_eq!(meta["container"]["id"], A, "{meta}");
+    assert_eq!(meta["container"]["name"], "meta", "{meta}");
+    assert_eq!(meta["container"]["image"]["name"], "alpine:3", "{meta}");
+    assert_eq!(
+        meta["container"]["labels"]["com_example_team"], "ops",
+        "{meta}"
+    );
+    let by_field = find("byfield 0");
+    assert_eq!(by_field["container"]["name"], "meta", "{by_field}");
+    let other = find("other 0");
+    assert!(other.get("container").is_none(), "{other}");
+}
