@@ -4,10 +4,9 @@
 //! the socket went away) it connects again with backoff and reports the difference: a `Stop`
 //! for each container gone meanwhile, a `Start` for each new one.
 //!
-//! Settings (Filebeat's): `host` (default `unix:///var/run/docker.sock`), `labels.dedot`
-//! (default true: `.` in label names becomes `_` in the data and the events). `ssl` is read for
-//! compatibility; TLS to a `tcp://` daemon is not done yet (an enabled `ssl` is an error that
-//! says so).
+//! Settings (Filebeat's): `host` (default `unix:///var/run/docker.sock`), `ssl.*` (TLS to a
+//! `tcp://` daemon: `certificate_authorities`, `certificate`, `key`, as `docker --tlsverify`),
+//! `labels.dedot` (default true: `.` in label names becomes `_` in the data and the events).
 //!
 //! The data, as Filebeat's docker provider documents it:
 //! `docker.container.{id,name,image,labels}` and `container.{id,name,image.name,labels}`; the
@@ -50,7 +49,7 @@ struct DockerSettings {
     #[serde(default = "default_host")]
     host: String,
     #[serde(default)]
-    ssl: Option<serde_json::Value>,
+    ssl: Option<skiff_tls::SslConfig>,
     #[serde(default)]
     labels: Labels,
 }
@@ -78,30 +77,33 @@ fn default_host() -> String {
 
 fn build(node: &Node) -> Result<Box<dyn Provider>, ConfigErrors> {
     let s: DockerSettings = node.deserialize()?;
-    if s.ssl
-        .as_ref()
-        .is_some_and(|v| v.get("enabled").and_then(Value::as_bool) != Some(false))
-    {
-        let n = node.get("ssl").unwrap_or(node);
-        return Err(skiff_config::ConfigError::new(
-            n.path.clone(),
-            n.mark.clone(),
-            "TLS to the Docker daemon is not supported by skiff yet: use the unix socket, or a tcp:// address without ssl",
-        )
-        .into());
-    }
-    let engine = Engine::new(&s.host).map_err(|e| {
-        let n = node.get("host").unwrap_or(node);
-        ConfigErrors::from(skiff_config::ConfigError::new(
-            n.path.clone(),
-            n.mark.clone(),
-            e.to_string(),
-        ))
-    })?;
+    let engine = engine_from(node, &s.host, s.ssl.as_ref())?;
     Ok(Box::new(Docker {
         engine,
         dedot: s.labels.dedot,
     }))
+}
+
+/// The Engine API client of `host` and `ssl` (the settings of `node`, for located errors):
+/// shared by the provider and `add_docker_metadata`.
+pub(crate) fn engine_from(
+    node: &Node,
+    host: &str,
+    ssl: Option<&skiff_tls::SslConfig>,
+) -> Result<Engine, ConfigErrors> {
+    let at = |key: &str, msg: String| {
+        let n = node.get(key).unwrap_or(node);
+        ConfigErrors::from(skiff_config::ConfigError::new(
+            n.path.clone(),
+            n.mark.clone(),
+            msg,
+        ))
+    };
+    let tls = match ssl.filter(|s| s.is_enabled()) {
+        None => None,
+        Some(s) => Some(skiff_tls::client_config(s).map_err(|e| at("ssl", e.to_string()))?),
+    };
+    Engine::new(host, tls).map_err(|e| at("host", e.to_string()))
 }
 
 /// What the provider knows of a container.

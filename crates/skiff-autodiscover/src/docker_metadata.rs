@@ -60,7 +60,7 @@ struct Settings {
     #[allow(dead_code)]
     cleanup_timeout: Option<Value>,
     #[serde(default)]
-    ssl: Option<Value>,
+    ssl: Option<skiff_tls::SslConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,24 +90,7 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
         .map(|w| Condition::build(&w))
         .transpose()?;
     let s: Settings = own.deserialize()?;
-    let at = |key: &str, msg: String| {
-        let n = own.get(key).unwrap_or(&own);
-        ConfigErrors::from(skiff_config::ConfigError::new(
-            n.path.clone(),
-            n.mark.clone(),
-            msg,
-        ))
-    };
-    if s.ssl
-        .as_ref()
-        .is_some_and(|v| v.get("enabled").and_then(Value::as_bool) != Some(false))
-    {
-        return Err(at(
-            "ssl",
-            "TLS to the Docker daemon is not supported by skiff yet".into(),
-        ));
-    }
-    let engine = Engine::new(&s.host).map_err(|e| at("host", e.to_string()))?;
+    let engine = crate::docker::engine_from(&own, &s.host, s.ssl.as_ref())?;
     Ok(Box::new(AddDockerMetadata {
         when,
         engine,

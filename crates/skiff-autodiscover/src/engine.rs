@@ -1,6 +1,7 @@
 //! A small client of the Docker Engine API (<https://docs.docker.com/reference/api/engine/>):
 //! HTTP/1.1 over the daemon's unix socket (`unix:///var/run/docker.sock`) or TCP
-//! (`tcp://host:2375`), through hyper's connection-level client. Only what autodiscover and
+//! (`tcp://host:2375`, or with TLS `tcp://host:2376` and `ssl.*`, as `docker --tlsverify`),
+//! through hyper's connection-level client. Only what autodiscover and
 //! `add_docker_metadata` need: the API version (`GET /version`), the container list
 //! (`GET /containers/json`), one container (`GET /containers/{id}/json`) and the event stream
 //! (`GET /events`, one JSON document per line, as long as the connection lasts).
@@ -11,6 +12,7 @@
 //! make skiff allocate without bound.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -74,7 +76,8 @@ pub enum EngineError {
 #[derive(Debug, Clone)]
 enum Target {
     Unix(PathBuf),
-    Tcp(String),
+    /// `host:port`, and TLS when configured.
+    Tcp(String, Option<Arc<skiff_tls::rustls::ClientConfig>>),
 }
 
 /// The Engine API of one daemon.
@@ -85,19 +88,29 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// A client of the daemon at `host` (`unix:///var/run/docker.sock`, `tcp://h:2375`).
-    pub fn new(host: &str) -> Result<Engine, EngineError> {
+    /// A client of the daemon at `host` (`unix:///var/run/docker.sock`, `tcp://h:2375`), with
+    /// TLS when `tls` is given (TCP only).
+    pub fn new(
+        host: &str,
+        tls: Option<Arc<skiff_tls::rustls::ClientConfig>>,
+    ) -> Result<Engine, EngineError> {
         let target = if let Some(p) = host.strip_prefix("unix://") {
+            if tls.is_some() {
+                return Err(EngineError::Host(format!(
+                    "{host} with ssl (TLS is for tcp:// addresses)"
+                )));
+            }
             Target::Unix(PathBuf::from(p))
         } else if let Some(a) = host
             .strip_prefix("tcp://")
             .or_else(|| host.strip_prefix("http://"))
+            .or_else(|| host.strip_prefix("https://"))
         {
-            Target::Tcp(a.trim_end_matches('/').to_owned())
+            Target::Tcp(a.trim_end_matches('/').to_owned(), tls)
         } else {
             return Err(EngineError::Host(host.to_owned()));
         };
-        if matches!(&target, Target::Tcp(a) if a.is_empty())
+        if matches!(&target, Target::Tcp(a, _) if a.is_empty())
             || matches!(&target, Target::Unix(p) if p.as_os_str().is_empty())
         {
             return Err(EngineError::Host(host.to_owned()));
@@ -129,10 +142,23 @@ impl Engine {
                     .map_err(connect_err)?;
                 (handshake(s).await.map_err(req_err)?, "docker".to_owned())
             }
-            Target::Tcp(a) => {
+            Target::Tcp(a, None) => {
                 let s = tokio::net::TcpStream::connect(a.as_str())
                     .await
                     .map_err(connect_err)?;
+                (handshake(s).await.map_err(req_err)?, a.clone())
+            }
+            Target::Tcp(a, Some(tls)) => {
+                let s = tokio::net::TcpStream::connect(a.as_str())
+                    .await
+                    .map_err(connect_err)?;
+                let name = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+                let (s, _) = skiff_tls::handshake(s, name, tls.clone())
+                    .await
+                    .map_err(|e| EngineError::Connect {
+                        host: self.host.clone(),
+                        reason: skiff_tls::explain(&e, name),
+                    })?;
                 (handshake(s).await.map_err(req_err)?, a.clone())
             }
         };
@@ -296,15 +322,85 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert!(Engine::new("unix:///var/run/docker.sock").is_ok());
-        assert!(Engine::new("tcp://127.0.0.1:2375").is_ok());
-        assert!(Engine::new("/var/run/docker.sock").is_err());
-        assert!(Engine::new("tcp://").is_err());
+        assert!(Engine::new("unix:///var/run/docker.sock", None).is_ok());
+        assert!(Engine::new("tcp://127.0.0.1:2375", None).is_ok());
+        assert!(Engine::new("/var/run/docker.sock", None).is_err());
+        assert!(Engine::new("tcp://", None).is_err());
     }
 
     #[test]
     fn filters_are_encoded() {
         let q = filters_query(&serde_json::json!({"type": ["container"]}));
         assert_eq!(q, "filters=%7B%22type%22%3A%5B%22container%22%5D%7D");
+    }
+
+    /// A CA, and a certificate for `localhost` signed by it, as PEM files in `dir`.
+    fn pki(dir: &std::path::Path) -> (String, String, String) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = p.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        (
+            write("ca.pem", ca.pem()),
+            write("cert.pem", cert.pem()),
+            write("key.pem", key.serialize_pem()),
+        )
+    }
+
+    /// TLS to a `tcp://` daemon (`docker --tlsverify`): a TLS server answering `GET /version`
+    /// as the Engine API documents it; trusted through `ssl.certificate_authorities`, refused
+    /// with the system's roots.
+    #[tokio::test]
+    async fn tls_to_a_tcp_daemon() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = pki(dir.path());
+        let server: skiff_tls::SslServerConfig =
+            serde_json::from_value(serde_json::json!({"certificate": cert, "key": key})).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(skiff_tls::server_config(&server).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = [0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let body = r#"{"ApiVersion":"1.41","Version":"20.10.24"}"#;
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(resp.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        let host = format!("tcp://localhost:{port}");
+        let ssl: skiff_tls::SslConfig =
+            serde_json::from_value(serde_json::json!({"certificate_authorities": [ca]})).unwrap();
+        let e = Engine::new(&host, Some(skiff_tls::client_config(&ssl).unwrap())).unwrap();
+        assert_eq!(e.version_prefix().await.unwrap(), "/v1.41");
+        let untrusted = skiff_tls::client_config(&skiff_tls::SslConfig::default()).unwrap();
+        let e = Engine::new(&host, Some(untrusted)).unwrap();
+        let err = e.version_prefix().await.unwrap_err();
+        assert!(matches!(err, EngineError::Connect { .. }), "{err}");
+        // TLS on a unix socket is a mistake, said at once.
+        let tls = skiff_tls::client_config(&ssl).unwrap();
+        assert!(Engine::new("unix:///var/run/docker.sock", Some(tls)).is_err());
     }
 }
