@@ -429,3 +429,47 @@ async fn supervise(
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_input_is_shipped_when_every_file_is() {
+        let doc = |files: Value| json!({"id": "x", "files": files});
+        assert!(fully_shipped(&doc(json!([]))));
+        assert!(
+            fully_shipped(&json!({"id": "tcp"})),
+            "no files: nothing to wait for"
+        );
+        assert!(fully_shipped(&doc(
+            json!([{"fully_shipped": true}, {"fully_shipped": false, "state": "removed"}])
+        )));
+        assert!(!fully_shipped(&doc(
+            json!([{"fully_shipped": true}, {"fully_shipped": false, "state": "reading"}])
+        )));
+    }
+
+    #[test]
+    fn prepared_inputs_get_the_id_and_the_container_fields_first() {
+        let mut n = skiff_config::parse_str(
+            "type: docker\ncontainers.ids: [abc]\nprocessors: [{add_tags: {tags: [x]}}]\n",
+            Some("t.yml"),
+        )
+        .unwrap();
+        let meta = json!({"container": {"id": "abc"}})
+            .as_object()
+            .unwrap()
+            .clone();
+        prepare(&mut n, "docker-abc-0", &meta);
+        let j = n.to_json();
+        assert_eq!(j["id"], "docker-abc-0");
+        assert_eq!(j["type"], "container");
+        assert_eq!(
+            j["processors"][0]["add_fields"],
+            json!({"target": "", "fields": {"container": {"id": "abc"}}})
+        );
+        assert_eq!(j["processors"][1]["add_tags"]["tags"], json!(["x"]));
+    }
+}
