@@ -9,9 +9,24 @@
 //! The split here follows that: a [`Provider`] only watches its source (the Docker Engine API,
 //! the Kubernetes API server) and reports [`Change`]s; everything after that (templates,
 //! conditions, hints, starting and stopping inputs) is shared, so a provider is one module
-//! implementing one trait.
+//! implementing one trait and one line in [`PROVIDERS`].
+//!
+//! Modules: [`config`] (`filebeat.autodiscover.providers`), [`template`] (conditions and
+//! `${data.*}`), [`hints`] (`co.elastic.logs/*` into input settings), [`runner`] (changes into
+//! inputs added to and removed from the running topology), [`engine`] (a small Docker Engine
+//! API client), [`docker`] (the provider), [`docker_metadata`] (the `add_docker_metadata`
+//! processor).
+
+pub mod config;
+pub mod docker;
+pub mod docker_metadata;
+pub mod engine;
+pub mod hints;
+pub mod runner;
+pub mod template;
 
 use serde_json::{Map, Value};
+use skiff_config::{ConfigErrors, Node};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -82,3 +97,19 @@ pub trait Provider: Send + 'static {
         cancel: CancellationToken,
     ) -> Result<(), ProviderError>;
 }
+
+/// The descriptor of a provider type: its `type` in the configuration, how to build it from its
+/// own settings (the provider's map without the shared keys `type`, `templates`, `hints`,
+/// `cleanup_timeout`), and the input settings its hints start from when the user gives no
+/// `hints.default_config` (YAML, with `${data.*}` variables).
+pub struct ProviderPlugin {
+    /// `type: <name>`.
+    pub name: &'static str,
+    /// Builds the provider; errors carry file:line of the provider's settings.
+    pub build: fn(&Node) -> Result<Box<dyn Provider>, ConfigErrors>,
+    /// Filebeat's `hints.default_config` for this provider.
+    pub default_hints_config: &'static str,
+}
+
+/// Every provider type, one line each.
+pub const PROVIDERS: &[&ProviderPlugin] = &[&docker::PLUGIN];

@@ -149,6 +149,13 @@ defs! {
     CONFIG_RELOADS = Counter "skiff.config.reloads" "Reloads of filebeat.config.inputs files and of the main file on SIGHUP, by result (label `result`: applied, unchanged, failed).";
     /// Inputs started and stopped by reloads.
     CONFIG_RELOAD_INPUTS = Counter "skiff.config.reload.inputs" "Inputs started, stopped or restarted by reloads (label `action`: started, stopped, restarted).";
+    // Autodiscover (crates/skiff-autodiscover).
+    /// Changes reported by autodiscover providers.
+    AUTODISCOVER_CHANGES = Counter "skiff.autodiscover.changes" "Containers reported started or stopped by autodiscover providers (labels `provider`, `change`: start, stop).";
+    /// Inputs started and stopped by autodiscover.
+    AUTODISCOVER_INPUTS = Counter "skiff.autodiscover.inputs" "Inputs autodiscover started, stopped or failed to start (labels `provider`, `action`: started, stopped, failed).";
+    /// Inputs autodiscover runs now.
+    AUTODISCOVER_RUNNING = Gauge "skiff.autodiscover.running" "Inputs autodiscover runs now, for the containers its providers found (label `provider`).";
     // Metrics modules (crates/skiff-input-metrics).
     /// Fetches of metricsets.
     METRICS_FETCHES = Counter "skiff.metrics.fetches" "Fetches of a metrics module's metricset from one host (labels `module`, `metricset`).";

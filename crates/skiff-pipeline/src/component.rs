@@ -84,6 +84,15 @@ impl StatusBoard {
             .insert(id.to_owned(), Arc::new(f));
     }
 
+    /// Withdraws the status of `id` (an input removed while skiff runs: a reload, a container
+    /// gone for autodiscover).
+    pub fn remove(&self, id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
     /// Every status document, by id.
     pub fn snapshot(&self) -> BTreeMap<String, Value> {
         let entries: Vec<_> = {

@@ -31,8 +31,10 @@
 //! - flow control: [`rate_limit`], and [`script`] (JavaScript on QuickJS, Filebeat's event API).
 //!
 //! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
-//! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
-//! clear "not supported yet": the Windows-only `decode_xml_wineventlog` and `translate_sid`.
+//! that existing files load, but do nothing yet here (one warning at start). The binary's
+//! table has the real `add_docker_metadata` (it asks the Docker daemon, so it lives in
+//! skiff-autodiscover) and puts it before this one ([`build_list_with`]). Not yet, refused with
+//! a clear "not supported yet": the Windows-only `decode_xml_wineventlog` and `translate_sid`.
 //!
 //! A processor that fails on an event (a field to rename is missing, a tag target is not a
 //! list) keeps the event and records why in `error.message`, as libbeat does; it never panics
@@ -150,6 +152,17 @@ pub fn build_list(
     node: Option<&Node>,
     ctx: &BuildContext,
 ) -> Result<Vec<Arc<dyn Processor>>, ConfigErrors> {
+    build_list_with(node, ctx, &[])
+}
+
+/// [`build_list`] with processors defined outside this crate (`extra`, looked up before
+/// [`ALL`]): the binary's table adds those that live in crates depending on this one
+/// (`add_docker_metadata` in skiff-autodiscover).
+pub fn build_list_with(
+    node: Option<&Node>,
+    ctx: &BuildContext,
+    extra: &[&ProcessorPlugin],
+) -> Result<Vec<Arc<dyn Processor>>, ConfigErrors> {
     let Some(list) = node else {
         return Ok(Vec::new());
     };
@@ -167,7 +180,12 @@ pub fn build_list(
             .into());
         }
     };
-    let names: Vec<&str> = ALL.iter().map(|p| p.name).collect();
+    let mut names: Vec<&str> = ALL.iter().map(|p| p.name).collect();
+    for p in extra {
+        if !names.contains(&p.name) {
+            names.push(p.name);
+        }
+    }
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for item in items {
@@ -178,7 +196,7 @@ pub fn build_list(
             ));
             continue;
         };
-        match ALL.iter().find(|p| p.name == name) {
+        match extra.iter().chain(ALL).find(|p| p.name == name) {
             Some(p) => match (p.build)(cfg, ctx) {
                 Ok(built) => out.push(Arc::from(built)),
                 Err(e) => errors.extend(e),

@@ -506,6 +506,7 @@ impl Running {
         // An error means the supervisor task is gone: it has ended either way.
         let _ = input.ended.wait_for(|ended| *ended).await;
         self.health.remove(&format!("input/{id}"));
+        self.ctx.status.remove(id);
         true
     }
 

@@ -36,15 +36,27 @@ pub const OUTPUTS: &[&OutputPlugin] = &[
     &skiff_lumberjack::OUTPUT,
 ];
 
+/// Processors that live outside skiff-processors (in crates that depend on it), looked up
+/// before its own table.
+pub const EXTRA_PROCESSORS: &[&ProcessorPlugin] = &[&skiff_autodiscover::docker_metadata::PLUGIN];
+
+/// Builds a `processors` list from skiff-processors' table and [`EXTRA_PROCESSORS`].
+fn build_processors(
+    node: Option<&skiff_config::Node>,
+    ctx: &skiff_pipeline::BuildContext,
+) -> Result<Vec<std::sync::Arc<dyn skiff_pipeline::Processor>>, skiff_config::ConfigErrors> {
+    skiff_processors::build_list_with(node, ctx, EXTRA_PROCESSORS)
+}
+
 /// The table the topology builds from.
 pub const PLUGINS: Plugins = Plugins {
     inputs: INPUTS,
     outputs: OUTPUTS,
-    processors: skiff_processors::build_list,
+    processors: build_processors,
 };
 
 /// Every processor type.
-// `skiff_processors::build_list` resolves processor names in this same table.
+// `build_processors` resolves processor names in this same table (after EXTRA_PROCESSORS).
 #[cfg_attr(not(test), allow(dead_code))]
 pub const PROCESSORS: &[&ProcessorPlugin] = skiff_processors::ALL;
 

@@ -155,6 +155,7 @@ pub async fn run(
         running.keep_alive(true);
         reloader.reload_files(&mut running, &ctx).await;
     }
+    let mut autodiscover = start_autodiscover(&parts, &ctx, &mut running);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -163,6 +164,11 @@ pub async fn run(
         tokio::select! {
             e = running.wait() => break Some(e),
             _ = &mut shutdown => break None,
+            step = async { match autodiscover.as_mut() { Some(a) => a.next().await, None => std::future::pending().await } } => {
+                if let Some(a) = autodiscover.as_mut() {
+                    a.apply(step, &mut running).await;
+                }
+            }
             _ = async { match tick.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
                 reloader.reload_files(&mut running, &ctx).await;
             }
@@ -189,6 +195,9 @@ pub async fn run(
             (Drain::For(shutdown_timeout), Some(reason))
         }
     };
+    if let Some(a) = &autodiscover {
+        a.shutdown();
+    }
     let report = running.stop(drain, shutdown_signal()).await;
     stop_http.cancel();
     let _ = cli;
@@ -249,6 +258,34 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// Starts `filebeat.autodiscover`'s providers (docs/autodiscover.md): the inputs they start
+/// are added to `running` by the main loop. With a provider, skiff runs on with no input.
+fn start_autodiscover(
+    parts: &Parts,
+    ctx: &BuildContext,
+    running: &mut skiff_topology::Running,
+) -> Option<skiff_autodiscover::runner::Runner> {
+    let node = parts.autodiscover.as_ref()?;
+    // Checked when the configuration was split; an error here cannot happen but is logged.
+    let cfg = match skiff_autodiscover::config::parse(node) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("filebeat.autodiscover: {e}");
+            return None;
+        }
+    };
+    running.keep_alive(true);
+    let stop_wait = crate::reload::STOP_WAIT.max(running.shutdown_timeout());
+    let names: Vec<&str> = cfg.providers.iter().map(|p| p.plugin.name).collect();
+    tracing::info!(providers = ?names, "autodiscover started");
+    Some(skiff_autodiscover::runner::Runner::start(
+        cfg,
+        registry::PLUGINS,
+        ctx.clone(),
+        stop_wait,
+    ))
 }
 
 /// Index offset of the ids made up for input files' inputs without an `id`.
@@ -380,6 +417,7 @@ fn rest_of(parts: &Parts) -> serde_json::Value {
         "setup": json(&parts.setup),
         "output": named(&parts.output),
         "queue": named(&parts.queue),
+        "autodiscover": json(&parts.autodiscover),
         "settings": format!("{:?}", parts.settings),
     })
 }

@@ -374,9 +374,11 @@ pub struct Parts {
     pub input_files: Option<InputFiles>,
     /// `skiff.strict` (or `--strict`): keys Filebeat would ignore are errors.
     pub strict: bool,
-    /// What the user wrote instead of inputs that skiff cannot run (`filebeat.modules`,
-    /// `filebeat.autodiscover`), for the "nothing to run" message.
+    /// What the user wrote instead of inputs that skiff cannot run, for the "nothing to run"
+    /// message.
     pub unsupported_sources: Vec<(String, skiff_config::Mark)>,
+    /// `filebeat.autodiscover`, when it has an enabled provider (checked; docs/autodiscover.md).
+    pub autodiscover: Option<Node>,
 }
 
 /// Whether `root` (loaded, not split) asks for strict loading: `skiff.strict: true`.
@@ -420,7 +422,8 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
     let mut warnings = Vec::new();
     let strict = strict_in(&root);
     let mut input_files = None;
-    let mut unsupported_sources = Vec::new();
+    let unsupported_sources = Vec::new();
+    let mut autodiscover = None;
     resolve_auto(&mut root);
     let mut inputs = Vec::new();
 
@@ -477,14 +480,17 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
                     Ok(made) => inputs.extend(made),
                     Err(e) => errors.push(ConfigError::new("filebeat.modules", fb.mark.clone(), e)),
                 }
-                for key in ["autodiscover"] {
-                    if let Some(n) = fb.get(key) {
-                        unsupported_sources.push((format!("filebeat.{key}"), n.mark.clone()));
+                if let Some(n) = fb
+                    .get("autodiscover")
+                    .filter(|_| sec.autodiscover.is_some())
+                {
+                    // Checked here so that `skiff test config` reports its problems located;
+                    // `run` reads it again to start the providers.
+                    match skiff_autodiscover::config::parse(n) {
+                        Ok(cfg) if !cfg.providers.is_empty() => autodiscover = Some(n.clone()),
+                        Ok(_) => {}
+                        Err(e) => errors.extend(e.0),
                     }
-                }
-                if sec.autodiscover.is_some() {
-                    warnings
-                        .push("filebeat.autodiscover is not supported yet and is ignored".into());
                 }
                 input_files = config.inputs.filter(|i| i.enabled);
             }
@@ -592,6 +598,7 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
         input_files,
         strict,
         unsupported_sources,
+        autodiscover,
     };
     (parts, errors)
 }
@@ -600,13 +607,17 @@ impl Parts {
     /// Filebeat refuses to start with nothing to run; so does skiff: an error that says what to
     /// add. An enabled `filebeat.config.inputs` counts (its files may be empty at start).
     pub fn nothing_to_run(&self) -> Option<ConfigError> {
-        if self.input_files.is_some() || self.inputs.iter().any(Node::is_enabled) {
+        if self.input_files.is_some()
+            || self.autodiscover.is_some()
+            || self.inputs.iter().any(Node::is_enabled)
+        {
             return None;
         }
         let mut message = String::from(
             "nothing to run: no input is enabled. Add one under `filebeat.inputs`, e.g. \
              `- {type: filestream, id: app, paths: [/var/log/app/*.log]}`, or load input files \
-             with `filebeat.config.inputs.path: ${path.config}/inputs.d/*.yml`",
+             with `filebeat.config.inputs.path: ${path.config}/inputs.d/*.yml`, or discover \
+             containers with `filebeat.autodiscover.providers: [{type: docker, hints.enabled: true}]`",
         );
         let (path, mark) = match self.unsupported_sources.first() {
             Some((key, mark)) => {

@@ -140,7 +140,8 @@ fn run_refuses_a_config_with_nothing_to_run_and_logs_warnings() {
     let sb = common::Sandbox::new();
     let cfg = sb.write(
         "skiff.yml",
-        "filebeat.autodiscover:\n  providers: [{type: docker}]\noutput.console: {}\n",
+        // (An autodiscover provider is something to run: tests/autodiscover_docker.rs.)
+        "filebeat.inputs:\n  - {type: filestream, id: a, enabled: false, paths: [/x]}\noutput.console: {}\n",
     );
     let out = sb.cmd(&cfg, &["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
