@@ -11,6 +11,8 @@
 //! conditions, hints, starting and stopping inputs) is shared, so a provider is one module
 //! implementing one trait.
 
+pub mod kubernetes;
+
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -28,7 +28,9 @@
 //!   `detect_mime_type` ([`mime`]), `add_process_metadata` ([`process_metadata`]);
 //! - flow control: [`rate_limit`], and [`script`] (JavaScript on QuickJS, Filebeat's event API).
 //!
-//! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
+//! `add_kubernetes_metadata` (the pod's fields, from a watch of the node's pods) is built by
+//! `skiff_kubernetes::processor`, which it shares with the kubernetes autodiscover provider.
+//! `add_cloud_metadata` and `add_docker_metadata` are accepted so
 //! that existing files load, but do nothing yet (one warning at start). Not yet, refused with a
 //! clear "not supported yet": `dns` (reverse and forward lookups) and `add_nomad_metadata`
 //! (needs a Nomad agent), and the Windows-only `decode_xml_wineventlog` and `translate_sid`.
