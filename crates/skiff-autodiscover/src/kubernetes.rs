@@ -15,13 +15,12 @@
 //! the reading of a log file.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use skiff_config::{ConfigError, ConfigErrors, Node};
-use skiff_kubernetes::pod::{self, Dedot, MetaOptions, Pod};
-use skiff_kubernetes::{Backoff, PodEvent, PodQuery, Target, watch_pods};
+use skiff_kubernetes::pod::{self, MetaOptions, Pod};
+use skiff_kubernetes::{Backoff, PodEvent, Target, settings, watch_pods};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,26 +36,12 @@ pub fn default_hints_config() -> Value {
     json!({"type": "container", "paths": [DEFAULT_LOG_PATH]})
 }
 
-/// The provider's settings, as Filebeat names them. The runner's own keys (`templates`,
-/// `hints.*`, `cleanup_timeout`, `appenders`) are accepted here and left to it.
+/// The provider's own settings (the shared ones are `skiff_kubernetes::settings`). The
+/// runner's keys (`templates`, `hints.*`, `cleanup_timeout`, `appenders`, `builders`) are
+/// accepted here and left to it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
-    #[serde(rename = "type")]
-    #[allow(dead_code)]
-    kind: Option<String>,
-    /// `node`: the node whose pods are watched (default `NODE_NAME`, else the host name).
-    #[serde(default)]
-    node: Option<String>,
-    /// `namespace`: only this namespace's pods.
-    #[serde(default)]
-    namespace: Option<String>,
-    /// `scope`: `node` (default) or `cluster`.
-    #[serde(default)]
-    scope: Option<String>,
-    /// `kube_config`.
-    #[serde(default)]
-    kube_config: Option<PathBuf>,
     /// `resource`: only `pod` (the default) is supported.
     #[serde(default)]
     resource: Option<String>,
@@ -67,49 +52,22 @@ struct Settings {
     /// `prefix` of the hints' annotations (default `co.elastic`).
     #[serde(default)]
     prefix: Option<String>,
-    #[serde(default)]
-    include_labels: Vec<String>,
-    #[serde(default)]
-    exclude_labels: Vec<String>,
-    #[serde(default)]
-    include_annotations: Vec<String>,
-    #[serde(default)]
-    labels: Dedot,
-    #[serde(default)]
-    annotations: Dedot,
-    // Accepted for compatibility, not used here.
-    #[serde(default)]
-    #[allow(dead_code)]
-    add_resource_metadata: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    sync_period: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    kube_client_options: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    leader_lease: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    identifier: Option<Value>,
-    // The runner's.
-    #[serde(default)]
-    #[allow(dead_code)]
-    templates: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    hints: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    cleanup_timeout: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    appenders: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    builders: Option<Value>,
 }
+
+/// The keys of [`Settings`].
+const OWN_KEYS: &[&str] = &["resource", "unique", "prefix"];
+/// Keys that are the runner's, or accepted without use (`leader_lease`, `identifier`: only
+/// meaningful with `unique`).
+const OTHERS_KEYS: &[&str] = &[
+    "type",
+    "templates",
+    "hints",
+    "cleanup_timeout",
+    "appenders",
+    "builders",
+    "leader_lease",
+    "identifier",
+];
 
 /// The `kubernetes` provider.
 #[derive(Debug, Clone)]
@@ -123,7 +81,14 @@ impl KubernetesProvider {
     /// Reads the provider's settings (one item of `filebeat.autodiscover.providers`). Nothing
     /// is contacted yet: a missing cluster is reported when it runs.
     pub fn from_config(node: &Node) -> Result<Self, ConfigErrors> {
-        let s: Settings = node.deserialize()?;
+        let (common, own) = settings::split(node, &[OWN_KEYS, OTHERS_KEYS].concat())?;
+        let s: Settings = {
+            let mut own = own;
+            for k in OTHERS_KEYS {
+                own.remove(k);
+            }
+            own.deserialize()?
+        };
         let err = |key: &str, msg: String| -> ConfigErrors {
             let at = node.get(key).unwrap_or(node);
             ConfigError::new(&at.path, at.mark.clone(), msg).into()
@@ -137,16 +102,6 @@ impl KubernetesProvider {
                 ));
             }
         }
-        let node_name = match s.scope.as_deref() {
-            None | Some("node") => Some(s.node.unwrap_or_else(skiff_kubernetes::default_node_name)),
-            Some("cluster") => None,
-            Some(other) => {
-                return Err(err(
-                    "scope",
-                    format!("scope is `node` or `cluster`, not `{other}`"),
-                ));
-            }
-        };
         if s.unique {
             return Err(err(
                 "unique",
@@ -154,21 +109,8 @@ impl KubernetesProvider {
             ));
         }
         Ok(KubernetesProvider {
-            target: Target {
-                kube_config: s.kube_config,
-                query: PodQuery {
-                    namespace: s.namespace,
-                    node: node_name,
-                },
-                backoff: Backoff::default(),
-            },
-            opts: MetaOptions {
-                include_labels: s.include_labels,
-                exclude_labels: s.exclude_labels,
-                include_annotations: s.include_annotations,
-                labels: s.labels,
-                annotations: s.annotations,
-            },
+            target: common.target(node)?,
+            opts: common.meta(),
             prefix: s.prefix.unwrap_or_else(|| "co.elastic".into()),
         })
     }

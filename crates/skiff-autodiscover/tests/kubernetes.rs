@@ -56,7 +56,13 @@ async fn watches(api: &ApiServer, n: usize) {
     panic!("expected {n} open watches, have {}", api.watches());
 }
 
-fn run(yaml: &str) -> (mpsc::Receiver<Change>, CancellationToken, tokio::task::JoinHandle<()>) {
+fn run(
+    yaml: &str,
+) -> (
+    mpsc::Receiver<Change>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let node = skiff_config::parse_str(yaml, Some("filebeat.yml")).unwrap();
     let provider = KubernetesProvider::from_config(&node)
         .unwrap()
@@ -87,7 +93,9 @@ async fn pods_start_run_and_stop_through_list_watch_and_relist() {
     ));
     // What runs at start.
     let c = next(&mut rx).await;
-    let Change::Start(d) = &c else { panic!("{c:?}") };
+    let Change::Start(d) = &c else {
+        panic!("{c:?}")
+    };
     assert_eq!(d.id, "c-old");
     assert_eq!(d.data["kubernetes"]["pod"]["name"], "old");
     assert_eq!(d.data["kubernetes"]["container"]["id"], "c-old");

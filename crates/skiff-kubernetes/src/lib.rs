@@ -14,6 +14,8 @@
 //! - [`watch`]: list, then watch from the list's `resourceVersion`, list again on `410 Gone`,
 //!   retry with backoff;
 //! - [`pod`]: the pod model and the fields;
+//! - [`settings`]: the settings both share (`node`, `scope`, `namespace`, `kube_config`,
+//!   labels and annotations);
 //! - [`processor`]: the `add_kubernetes_metadata` processor;
 //! - `stand_in` (feature `stand-in`, for tests): a stand-in of the API server's pod list and
 //!   watch, written from the Kubernetes API documentation, since no cluster runs here.
@@ -22,6 +24,7 @@ pub mod api;
 pub mod connection;
 pub mod pod;
 pub mod processor;
+pub mod settings;
 #[cfg(feature = "stand-in")]
 pub mod stand_in;
 pub mod watch;

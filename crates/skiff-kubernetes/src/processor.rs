@@ -16,7 +16,6 @@
 //! `kube_config`, not in a pod) the processor warns once and does nothing, as Filebeat does.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -29,26 +28,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::pod::{MetaOptions, Pod, container_fields, pod_fields};
-use crate::watch::{PodEvent, PodQuery, watch_pods};
-use crate::{Backoff, Client, Target};
+use crate::watch::{PodEvent, watch_pods};
+use crate::{Client, Target};
 
-/// `add_kubernetes_metadata`'s settings, as Filebeat names them.
+/// `add_kubernetes_metadata`'s own settings (the shared ones are in [`crate::settings::CommonSettings`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
-    /// `host` / `node`: the node whose pods are indexed (default: `NODE_NAME`, else the host
-    /// name).
-    #[serde(default, alias = "node")]
-    host: Option<String>,
-    /// `scope`: `node` (default) or `cluster` (every pod).
-    #[serde(default)]
-    scope: Option<String>,
-    /// `namespace`: only this namespace's pods.
-    #[serde(default)]
-    namespace: Option<String>,
-    /// `kube_config`.
-    #[serde(default)]
-    kube_config: Option<PathBuf>,
     /// `cleanup_timeout`: how long a deleted pod stays indexed (default 60s).
     #[serde(default)]
     cleanup_timeout: Option<skiff_config::Duration>,
@@ -64,33 +50,16 @@ struct Settings {
     /// `matchers`: `- logs_path: {logs_path, resource_type}`, `- fields: {lookup_fields}`.
     #[serde(default)]
     matchers: Vec<BTreeMap<String, Value>>,
-    /// `include_labels`: only these labels (default: all).
-    #[serde(default)]
-    include_labels: Vec<String>,
-    /// `exclude_labels`.
-    #[serde(default)]
-    exclude_labels: Vec<String>,
-    /// `include_annotations` (default: none).
-    #[serde(default)]
-    include_annotations: Vec<String>,
-    /// `labels.dedot` (default true).
-    #[serde(default)]
-    labels: crate::pod::Dedot,
-    /// `annotations.dedot` (default true).
-    #[serde(default)]
-    annotations: crate::pod::Dedot,
-    /// Accepted for compatibility; not used (`sync_period`, `kube_client_options`,
-    /// `add_resource_metadata`: namespace and node labels are not added yet).
-    #[allow(dead_code)]
-    #[serde(default)]
-    sync_period: Option<Value>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    kube_client_options: Option<Value>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    add_resource_metadata: Option<Value>,
 }
+
+/// The keys of [`Settings`].
+const OWN_KEYS: &[&str] = &[
+    "cleanup_timeout",
+    "default_indexers",
+    "default_matchers",
+    "indexers",
+    "matchers",
+];
 
 /// `x.enabled`.
 #[derive(Debug, Deserialize)]
@@ -134,7 +103,8 @@ enum Matcher {
 /// Builds the processor (the `add_kubernetes_metadata` entry of skiff-processors' table calls
 /// this with the settings, `when` already taken off).
 pub fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
-    let s: Settings = node.deserialize()?;
+    let (common, own) = crate::settings::split(node, OWN_KEYS)?;
+    let s: Settings = own.deserialize()?;
     let err = |key: &str, msg: String| -> ConfigErrors {
         let at = node.get(key).unwrap_or(node);
         ConfigError::new(&at.path, at.mark.clone(), msg).into()
@@ -194,31 +164,8 @@ pub fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, Con
             pod: false,
         });
     }
-    let node_name = match s.scope.as_deref() {
-        None | Some("node") => Some(s.host.clone().unwrap_or_else(crate::default_node_name)),
-        Some("cluster") => None,
-        Some(other) => {
-            return Err(err(
-                "scope",
-                format!("scope is `node` or `cluster`, not `{other}`"),
-            ));
-        }
-    };
-    let target = Target {
-        kube_config: s.kube_config.clone(),
-        query: PodQuery {
-            namespace: s.namespace.clone(),
-            node: node_name,
-        },
-        backoff: Backoff::default(),
-    };
-    let opts = MetaOptions {
-        include_labels: s.include_labels,
-        exclude_labels: s.exclude_labels,
-        include_annotations: s.include_annotations,
-        labels: s.labels,
-        annotations: s.annotations,
-    };
+    let target = common.target(node)?;
+    let opts = common.meta();
     let client = match target.client() {
         Ok(c) => Some(c),
         Err(e) => {

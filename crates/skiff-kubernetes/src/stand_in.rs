@@ -69,6 +69,12 @@ fn matches(pod: &Value, namespace: Option<&str>, node: Option<&str>) -> bool {
     namespace.is_none_or(|n| Some(n) == ns) && node.is_none_or(|n| Some(n) == on)
 }
 
+/// `namespace/name` of an object.
+fn key(obj: &Value) -> String {
+    let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    format!("{}/{}", text("/metadata/namespace"), text("/metadata/name"))
+}
+
 fn line(kind: &str, object: &Value) -> Line {
     let mut text = json!({"type": kind, "object": object}).to_string();
     text.push('\n');
@@ -89,15 +95,7 @@ impl Store {
                 Value::String(self.version.to_string()),
             );
         }
-        let key = format!(
-            "{}/{}",
-            pod.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-            pod.pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        );
+        let key = key(&pod);
         if kind == "DELETED" {
             self.pods.remove(&key);
         } else {
@@ -168,16 +166,7 @@ impl ApiServer {
     /// Creates or replaces a pod (`ADDED` or `MODIFIED`).
     pub fn apply(&self, pod: Value) {
         let mut s = self.store();
-        let key = format!(
-            "{}/{}",
-            pod.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-            pod.pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        );
-        let kind = if s.pods.contains_key(&key) {
+        let kind = if s.pods.contains_key(&key(&pod)) {
             "MODIFIED"
         } else {
             "ADDED"
