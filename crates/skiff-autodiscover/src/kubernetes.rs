@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use skiff_config::{ConfigError, ConfigErrors, Node};
 use skiff_kubernetes::pod::{self, MetaOptions, Pod};
+use skiff_kubernetes::resources::{ResourceOptions, Resources};
 use skiff_kubernetes::{Backoff, PodEvent, Target, settings, watch_pods};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +75,7 @@ const OTHERS_KEYS: &[&str] = &[
 pub struct KubernetesProvider {
     target: Target,
     opts: MetaOptions,
+    resources: ResourceOptions,
     prefix: String,
 }
 
@@ -111,6 +113,7 @@ impl KubernetesProvider {
         Ok(KubernetesProvider {
             target: common.target(node)?,
             opts: common.meta(),
+            resources: common.resources(),
             prefix: s.prefix.unwrap_or_else(|| "co.elastic".into()),
         })
     }
@@ -271,6 +274,7 @@ impl Provider for KubernetesProvider {
             what: "the Kubernetes API server".into(),
             reason: e.to_string(),
         })?;
+        let mut resources = Resources::new(client.clone(), self.resources);
         let (ptx, mut prx) = mpsc::channel(64);
         let (query, backoff) = (self.target.query.clone(), self.target.backoff);
         let stop = cancel.child_token();
@@ -279,7 +283,8 @@ impl Provider for KubernetesProvider {
             tokio::spawn(async move { watch_pods(&client, &query, backoff, &ptx, &stop).await })
         };
         let mut running = Running::default();
-        while let Some(ev) = prx.recv().await {
+        while let Some(mut ev) = prx.recv().await {
+            resources.enrich(&mut ev).await;
             for change in running.apply(ev, &self.opts, &self.prefix) {
                 if tx.send(change).await.is_err() {
                     stop.cancel();

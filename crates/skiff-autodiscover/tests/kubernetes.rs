@@ -87,6 +87,9 @@ async fn pods_start_run_and_stop_through_list_watch_and_relist() {
     let cfg = api.kubeconfig(dir.path()).unwrap();
     api.apply(pod("web", "old", "node-a", Some("c-old")));
     api.apply(pod("web", "far", "node-b", Some("c-far")));
+    // add_resource_metadata (on by default): the namespace's labels; the node is unknown to
+    // the API server (404), so only its name.
+    api.put_namespace("web", json!({"env": "prod"}));
     let (mut rx, cancel, task) = run(&format!(
         "type: kubernetes\nnode: node-a\nkube_config: {}\nhints.enabled: true\n",
         cfg.display()
@@ -100,6 +103,12 @@ async fn pods_start_run_and_stop_through_list_watch_and_relist() {
     assert_eq!(d.data["kubernetes"]["pod"]["name"], "old");
     assert_eq!(d.data["kubernetes"]["container"]["id"], "c-old");
     assert_eq!(d.meta["kubernetes"]["namespace"], "web");
+    assert_eq!(
+        d.meta["kubernetes"]["namespace_labels"],
+        json!({"env": "prod"})
+    );
+    assert_eq!(d.meta["kubernetes"]["namespace_uid"], "ns-uid-web");
+    assert_eq!(d.data["kubernetes"]["node"], json!({"name": "node-a"}));
     assert_eq!(
         d.hints,
         [
@@ -134,7 +143,7 @@ async fn pods_start_run_and_stop_through_list_watch_and_relist() {
     let lists = api
         .requests()
         .iter()
-        .filter(|r| !r.contains("watch=true"))
+        .filter(|r| r.contains("/pods?") && !r.contains("watch=true"))
         .count();
     assert_eq!(lists, 2, "{:?}", api.requests());
 

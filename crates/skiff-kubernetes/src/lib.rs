@@ -14,6 +14,7 @@
 //! - [`watch`]: list, then watch from the list's `resourceVersion`, list again on `410 Gone`,
 //!   retry with backoff;
 //! - [`pod`]: the pod model and the fields;
+//! - [`resources`]: `add_resource_metadata`, the pod's namespace and node labels;
 //! - [`settings`]: the settings both share (`node`, `scope`, `namespace`, `kube_config`,
 //!   labels and annotations);
 //! - [`processor`]: the `add_kubernetes_metadata` processor;
@@ -24,6 +25,7 @@ pub mod api;
 pub mod connection;
 pub mod pod;
 pub mod processor;
+pub mod resources;
 pub mod settings;
 #[cfg(feature = "stand-in")]
 pub mod stand_in;

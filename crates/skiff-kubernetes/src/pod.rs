@@ -29,6 +29,13 @@ pub struct Pod {
     /// `status`.
     #[serde(deserialize_with = "nullable")]
     pub status: PodStatus,
+    /// The metadata of the pod's namespace, when `add_resource_metadata.namespace` fetched it
+    /// (not part of the pod's JSON).
+    #[serde(skip)]
+    pub namespace_meta: Option<ObjectMeta>,
+    /// The metadata of the pod's node, when `add_resource_metadata.node` fetched it.
+    #[serde(skip)]
+    pub node_meta: Option<ObjectMeta>,
 }
 
 /// `metadata` of any object.
@@ -253,6 +260,14 @@ fn dedot_key(key: &str, dedot: bool) -> String {
     }
 }
 
+/// A namespace's or node's labels as fields.
+fn dedotted(labels: &BTreeMap<String, String>, dedot: bool) -> Map<String, Value> {
+    labels
+        .iter()
+        .map(|(k, v)| (dedot_key(k, dedot), Value::String(v.clone())))
+        .collect()
+}
+
 /// The labels as fields, filtered and dedotted as `opts` say.
 pub fn labels(pod: &Pod, opts: &MetaOptions) -> Map<String, Value> {
     pod.metadata
@@ -280,9 +295,10 @@ pub fn annotations(pod: &Pod, opts: &MetaOptions, only: Option<&[String]>) -> Ma
 }
 
 /// The pod's own `kubernetes.*` fields (not a container's): `pod.{name,uid,ip}`, `namespace`,
-/// `node.name`, `labels`, the included `annotations`, and the controller
-/// (`replicaset.name`, `statefulset.name`, `daemonset.name`, `job.name`), as Beats' metadata
-/// generator writes them. Empty values are left out.
+/// `node.name`, `labels`, the included `annotations`, the controller
+/// (`replicaset.name`, `statefulset.name`, `daemonset.name`, `job.name`), and when fetched
+/// (`add_resource_metadata`) `namespace_uid`, `namespace_labels`, `node.uid`, `node.labels`, as
+/// Beats' metadata generator writes them. Empty values are left out.
 pub fn pod_fields(pod: &Pod, opts: &MetaOptions) -> Map<String, Value> {
     let m = &pod.metadata;
     let mut k = Map::new();
@@ -295,7 +311,23 @@ pub fn pod_fields(pod: &Pod, opts: &MetaOptions) -> Map<String, Value> {
     k.insert("pod".into(), Value::Object(p));
     put(&mut k, "namespace", &m.namespace);
     if let Some(node) = pod.spec.node_name.as_deref().filter(|n| !n.is_empty()) {
-        k.insert("node".into(), json!({ "name": node }));
+        let mut n = Map::new();
+        put(&mut n, "name", node);
+        if let Some(meta) = &pod.node_meta {
+            put(&mut n, "uid", &meta.uid);
+            let l = dedotted(&meta.labels, opts.labels.dedot);
+            if !l.is_empty() {
+                n.insert("labels".into(), Value::Object(l));
+            }
+        }
+        k.insert("node".into(), Value::Object(n));
+    }
+    if let Some(meta) = &pod.namespace_meta {
+        put(&mut k, "namespace_uid", &meta.uid);
+        let l = dedotted(&meta.labels, opts.labels.dedot);
+        if !l.is_empty() {
+            k.insert("namespace_labels".into(), Value::Object(l));
+        }
     }
     let l = labels(pod, opts);
     if !l.is_empty() {

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::pod::{MetaOptions, Pod, container_fields, pod_fields};
+use crate::resources::{ResourceOptions, Resources};
 use crate::watch::{PodEvent, watch_pods};
 use crate::{Client, Target};
 
@@ -166,6 +167,7 @@ pub fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, Con
     }
     let target = common.target(node)?;
     let opts = common.meta();
+    let resources = common.resources();
     let client = match target.client() {
         Ok(c) => Some(c),
         Err(e) => {
@@ -178,6 +180,7 @@ pub fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, Con
         matchers,
         client,
         target,
+        resources,
         cleanup: s.cleanup_timeout.map_or(Duration::from_secs(60), |d| d.0),
         started: OnceLock::new(),
         cancel: CancellationToken::new(),
@@ -190,6 +193,7 @@ struct AddKubernetesMetadata {
     matchers: Vec<Matcher>,
     client: Option<Client>,
     target: Target,
+    resources: ResourceOptions,
     cleanup: Duration,
     started: OnceLock<()>,
     cancel: CancellationToken,
@@ -218,10 +222,12 @@ impl AddKubernetesMetadata {
                 self.target.backoff,
                 self.cancel.clone(),
             );
+            let mut resources = Resources::new(client.clone(), self.resources);
             rt.spawn(async move { watch_pods(&client, &query, backoff, &tx, &cancel).await });
             let (index, cleanup) = (Arc::downgrade(&self.index), self.cleanup);
             rt.spawn(async move {
-                while let Some(ev) = rx.recv().await {
+                while let Some(mut ev) = rx.recv().await {
+                    resources.enrich(&mut ev).await;
                     let Some(index) = index.upgrade() else { return };
                     let mut ix = index.write().unwrap_or_else(|p| p.into_inner());
                     ix.apply(ev, Instant::now(), cleanup);

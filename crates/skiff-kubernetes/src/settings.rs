@@ -45,17 +45,17 @@ pub struct CommonSettings {
     /// `annotations.dedot` (default true).
     #[serde(default)]
     pub annotations: Dedot,
+    /// `add_resource_metadata.{namespace,node}.enabled` (default true): add the namespace's and
+    /// node's labels (`deployment`, `cronjob` are accepted, not used).
+    #[serde(default)]
+    pub add_resource_metadata: Option<Value>,
     /// Accepted for compatibility, not used: `sync_period` (the watch keeps up by itself),
-    /// `kube_client_options` (client-go's QPS and burst), `add_resource_metadata` (namespace and
-    /// node labels are not added yet).
+    /// `kube_client_options` (client-go's QPS and burst).
     #[serde(default)]
     pub sync_period: Option<Value>,
     /// See `sync_period`.
     #[serde(default)]
     pub kube_client_options: Option<Value>,
-    /// See `sync_period`.
-    #[serde(default)]
-    pub add_resource_metadata: Option<Value>,
 }
 
 /// Splits `node` (a map) into the shared settings and a map of the keys in `own`, which keep
@@ -101,6 +101,11 @@ impl CommonSettings {
             },
             backoff: Backoff::default(),
         })
+    }
+
+    /// Which resources' metadata to add.
+    pub fn resources(&self) -> crate::resources::ResourceOptions {
+        crate::resources::ResourceOptions::from_setting(self.add_resource_metadata.as_ref())
     }
 
     /// The label and annotation options.

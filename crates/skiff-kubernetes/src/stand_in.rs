@@ -14,6 +14,8 @@
 //! - a `resourceVersion` older than the history kept (after [`ApiServer::compact`]) is answered
 //!   with one `ERROR` event carrying a `Status` with `code: 410` (`reason: Expired`), as the API
 //!   server does for a watch;
+//! - `GET /api/v1/namespaces/{name}` and `GET /api/v1/nodes/{name}` answer the objects stored
+//!   with [`ApiServer::put_namespace`] / [`ApiServer::put_node`], else `404` with a `Status`;
 //! - during an [`ApiServer::outage`], every request is answered `503`;
 //! - with a token set, a request without `Authorization: Bearer <token>` gets `401` and a
 //!   `Status`.
@@ -61,6 +63,8 @@ struct Store {
     token: Option<String>,
     /// Answering 503 to everything (a restarting API server).
     down: bool,
+    /// Other objects by path (`/api/v1/namespaces/<ns>`, `/api/v1/nodes/<name>`).
+    objects: BTreeMap<String, Value>,
 }
 
 fn matches(pod: &Value, namespace: Option<&str>, node: Option<&str>) -> bool {
@@ -174,6 +178,24 @@ impl ApiServer {
         s.change(kind, pod);
     }
 
+    /// Stores a namespace (`GET /api/v1/namespaces/<name>` answers it).
+    pub fn put_namespace(&self, name: &str, labels: Value) {
+        let obj = json!({"kind": "Namespace", "apiVersion": "v1",
+            "metadata": {"name": name, "uid": format!("ns-uid-{name}"), "labels": labels}});
+        self.store()
+            .objects
+            .insert(format!("/api/v1/namespaces/{name}"), obj);
+    }
+
+    /// Stores a node (`GET /api/v1/nodes/<name>` answers it).
+    pub fn put_node(&self, name: &str, labels: Value) {
+        let obj = json!({"kind": "Node", "apiVersion": "v1",
+            "metadata": {"name": name, "uid": format!("node-uid-{name}"), "labels": labels}});
+        self.store()
+            .objects
+            .insert(format!("/api/v1/nodes/{name}"), obj);
+    }
+
     /// Deletes a pod (`DELETED`, with its last state).
     pub fn delete(&self, namespace: &str, name: &str) {
         let mut s = self.store();
@@ -256,6 +278,9 @@ async fn handle(
         }
     }
     let path = uri.path();
+    if let Some(obj) = s.objects.get(path) {
+        return ([("content-type", "application/json")], obj.to_string()).into_response();
+    }
     let namespace = if path == "/api/v1/pods" {
         None
     } else if let Some(ns) = path

@@ -60,6 +60,8 @@ async fn events_of_a_containers_log_get_its_pods_fields() {
     let cfg = api.kubeconfig(dir.path()).unwrap();
     api.apply(pod("checkout", "node-7", CID));
     api.apply(pod("other", "node-8", "ffff"));
+    api.put_namespace("shop", json!({"team": "payments"}));
+    api.put_node("node-7", json!({"topology.kubernetes.io/zone": "z1"}));
     let p = build(&format!(
         "host: node-7\nkube_config: {}\ncleanup_timeout: 0s\ninclude_annotations: [team]\nmatchers:\n- logs_path: {{logs_path: /var/log/containers/}}\n",
         cfg.display()
@@ -73,7 +75,9 @@ async fn events_of_a_containers_log_get_its_pods_fields() {
             "kubernetes": {
                 "pod": {"name": "checkout", "uid": "uid-checkout", "ip": "10.2.0.4"},
                 "namespace": "shop",
-                "node": {"name": "node-7"},
+                "namespace_uid": "ns-uid-shop",
+                "namespace_labels": {"team": "payments"},
+                "node": {"name": "node-7", "uid": "node-uid-node-7", "labels": {"topology_kubernetes_io/zone": "z1"}},
                 "labels": {"app": "checkout", "app_kubernetes_io/part-of": "shop"},
                 "annotations": {"team": "blue"},
                 "container": {"name": "web"}
@@ -114,7 +118,11 @@ async fn default_matcher_reads_docker_paths_and_pod_uid_matchers() {
     let cfg = api.kubeconfig(dir.path()).unwrap();
     api.apply(pod("checkout", "node-7", CID));
     // Defaults: the `container` indexer and the `logs_path` matcher on Docker's folder.
-    let p = build(&format!("node: node-7\nkube_config: {}\n", cfg.display()));
+    api.put_namespace("shop", json!({"team": "payments"}));
+    let p = build(&format!(
+        "node: node-7\nkube_config: {}\nadd_resource_metadata: {{namespace.enabled: false}}\n",
+        cfg.display()
+    ));
     let v = until(
         &*p,
         &format!("/var/lib/docker/containers/{CID}/{CID}-json.log"),
@@ -122,8 +130,9 @@ async fn default_matcher_reads_docker_paths_and_pod_uid_matchers() {
     )
     .await;
     assert_eq!(v["container"]["id"], CID);
-    // By default no annotation is added.
+    // By default no annotation is added; the namespace's labels are off here.
     assert!(v["kubernetes"].get("annotations").is_none());
+    assert!(v["kubernetes"].get("namespace_labels").is_none());
 
     // Pod logs (`/var/log/pods/<ns>_<name>_<uid>/`) with the pod_uid indexer.
     let p = build(&format!(
