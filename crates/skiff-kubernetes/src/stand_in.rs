@@ -37,6 +37,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use skiff_tls::SslServerConfig;
 use tokio::sync::mpsc;
 
 type Line = Result<Bytes, Infallible>;
@@ -118,6 +119,7 @@ pub struct ApiServer {
     addr: SocketAddr,
     store: Arc<Mutex<Store>>,
     task: tokio::task::JoinHandle<()>,
+    https: bool,
 }
 
 impl Drop for ApiServer {
@@ -127,8 +129,22 @@ impl Drop for ApiServer {
 }
 
 impl ApiServer {
-    /// Starts on a free port of 127.0.0.1; with `token`, requests must carry it.
+    /// Starts on a free port of 127.0.0.1 (plain HTTP); with `token`, requests must carry it.
     pub async fn start(token: Option<&str>) -> std::io::Result<Self> {
+        Self::start_with(token, None).await
+    }
+
+    /// Starts serving HTTPS with the certificate chain and key `tls` (PEM), as a real API
+    /// server (and the in-cluster `https://KUBERNETES_SERVICE_HOST`) does.
+    pub async fn start_tls(token: Option<&str>, tls: &SslServerConfig) -> std::io::Result<Self> {
+        let cfg = skiff_tls::server_config(tls).map_err(std::io::Error::other)?;
+        Self::start_with(token, Some(tokio_rustls::TlsAcceptor::from(cfg))).await
+    }
+
+    async fn start_with(
+        token: Option<&str>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let store = Arc::new(Mutex::new(Store {
             token: token.map(str::to_string),
             ..Store::default()
@@ -138,29 +154,65 @@ impl ApiServer {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(store.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(ApiServer { addr, store, task })
+        let https = tls.is_some();
+        let task = match tls {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+            Some(acceptor) => tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (acceptor, app) = (acceptor.clone(), app.clone());
+                    tokio::spawn(async move {
+                        let Ok(stream) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let svc = hyper_util::service::TowerToHyperService::new(app);
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            }),
+        };
+        Ok(ApiServer {
+            addr,
+            store,
+            task,
+            https,
+        })
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` when serving TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Writes a kubeconfig for this server (with the token, if any) into `dir`.
     pub fn kubeconfig(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        self.kubeconfig_with_ca(dir, None)
+    }
+
+    /// Writes a kubeconfig for this server into `dir`, trusting `ca_pem`
+    /// (`certificate-authority-data`, base64 of the PEM, as kubectl writes it).
+    pub fn kubeconfig_with_ca(&self, dir: &Path, ca_pem: Option<&str>) -> std::io::Result<PathBuf> {
+        use base64::Engine as _;
         let path = dir.join("kubeconfig");
         let token = self.store().token.clone().unwrap_or_default();
+        let ca = ca_pem.map_or(String::new(), |pem| {
+            format!(
+                "\n    certificate-authority-data: {}",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        });
         std::fs::write(
             &path,
             format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: stand-in\nclusters:\n- name: stand-in\n  cluster:\n    server: {}\ncontexts:\n- name: stand-in\n  context: {{cluster: stand-in, user: tester}}\nusers:\n- name: tester\n  user: {{token: \"{token}\"}}\n",
+                "apiVersion: v1\nkind: Config\ncurrent-context: stand-in\nclusters:\n- name: stand-in\n  cluster:\n    server: {}{ca}\ncontexts:\n- name: stand-in\n  context: {{cluster: stand-in, user: tester}}\nusers:\n- name: tester\n  user: {{token: \"{token}\"}}\n",
                 self.url()
             ),
         )?;

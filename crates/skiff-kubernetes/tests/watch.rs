@@ -1,7 +1,8 @@
 //! The pod watch against the stand-in API server (`skiff_kubernetes::stand_in`, written from
 //! the Kubernetes API documentation: no cluster runs on the test machines): list then watch with
 //! the list's resourceVersion, resume after a lost connection, list again on `410 Gone`, node
-//! and namespace selection, bearer token.
+//! and namespace selection, bearer token, HTTPS with the cluster CA (kubeconfig and the
+//! in-cluster service account).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -232,4 +233,77 @@ async fn a_wrong_token_is_refused_with_the_servers_reason() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("401") && e.contains("Unauthorized"), "{e}");
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (chain PEM, key PEM, CA PEM).
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "kubernetes-ca");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = p.self_signed(&ca_key).unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+    (cert.pem(), key.serialize_pem(), ca.pem())
+}
+
+#[tokio::test]
+async fn https_with_the_clusters_ca_from_kubeconfig_and_the_service_account() {
+    let (chain, key, ca) = certificates();
+    let tls = skiff_tls::SslServerConfig {
+        certificate: Some(chain),
+        key: Some(key),
+        ..Default::default()
+    };
+    let api = ApiServer::start_tls(Some("sa-token"), &tls).await.unwrap();
+    api.apply(pod("kube-system", "dns", "node-1", Some("d1")));
+    let dir = tempfile::tempdir().unwrap();
+    let list = |target: Target| async move {
+        target
+            .client()?
+            .get("/api/v1/pods", &[])
+            .await
+            .map(|v| v["items"].as_array().map_or(0, Vec::len))
+    };
+
+    // kubeconfig with certificate-authority-data.
+    let cfg = api.kubeconfig_with_ca(dir.path(), Some(&ca)).unwrap();
+    let target = Target {
+        kube_config: Some(cfg),
+        ..Target::default()
+    };
+    assert_eq!(list(target).await.unwrap(), 1);
+
+    // Without the CA the server is not trusted.
+    let cfg = api.kubeconfig(dir.path()).unwrap();
+    let target = Target {
+        kube_config: Some(cfg),
+        ..Target::default()
+    };
+    let e = list(target).await.unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+
+    // In a pod: the service account's token and CA files, the service's host and port.
+    let account = dir.path().join("serviceaccount");
+    std::fs::create_dir(&account).unwrap();
+    std::fs::write(account.join("token"), "sa-token\n").unwrap();
+    std::fs::write(account.join("ca.crt"), &ca).unwrap();
+    let port = api.url().rsplit(':').next().unwrap().to_string();
+    let conn =
+        skiff_kubernetes::connection::in_cluster(Some("127.0.0.1"), Some(&port), &account).unwrap();
+    assert_eq!(conn.server, format!("https://127.0.0.1:{port}"));
+    let client = skiff_kubernetes::Client::new(conn, Duration::from_secs(10)).unwrap();
+    let v = client.get("/api/v1/pods", &[]).await.unwrap();
+    assert_eq!(v["items"][0]["metadata"]["name"], "dns");
+    // The token file is read at each request: a rotated token is used at once.
+    std::fs::write(account.join("token"), "rotated\n").unwrap();
+    let e = client
+        .get("/api/v1/pods", &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("401"), "{e}");
 }
