@@ -99,6 +99,7 @@ impl Client {
         Ok(Lines {
             resp,
             buf: Vec::new(),
+            scanned: 0,
             eof: false,
         })
     }
@@ -136,6 +137,8 @@ async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>
 pub struct Lines {
     resp: reqwest::Response,
     buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline.
+    scanned: usize,
     eof: bool,
 }
 
@@ -143,7 +146,15 @@ impl Lines {
     /// The next non-empty line, `None` when the server ended the answer.
     pub async fn next_line(&mut self) -> Result<Option<Vec<u8>>, KubeError> {
         loop {
-            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            if let Some(pos) = self
+                .buf
+                .get(self.scanned..)
+                .unwrap_or_default()
+                .iter()
+                .position(|b| *b == b'\n')
+                .map(|p| p + self.scanned)
+            {
+                self.scanned = 0;
                 let rest = self.buf.split_off(pos + 1);
                 let mut line = std::mem::replace(&mut self.buf, rest);
                 line.pop();
@@ -152,20 +163,26 @@ impl Lines {
                 }
                 return Ok(Some(line));
             }
+            // What is buffered has no newline: look only at what comes next.
+            self.scanned = self.buf.len();
             if self.eof {
                 if self.buf.iter().all(u8::is_ascii_whitespace) {
                     return Ok(None);
                 }
+                self.scanned = 0;
                 return Ok(Some(std::mem::take(&mut self.buf)));
             }
             match self.resp.chunk().await {
                 Ok(Some(chunk)) => {
-                    if self.buf.len() + chunk.len() > MAX_LINE_BYTES {
+                    // Only an unfinished line is capped: one chunk may carry many whole lines.
+                    self.buf.extend_from_slice(&chunk);
+                    // The buffer held no newline before this chunk (a line would have been
+                    // returned), so the chunk alone says whether a line is complete.
+                    if self.buf.len() > MAX_LINE_BYTES && !chunk.contains(&b'\n') {
                         return Err(KubeError::TooLarge {
                             limit: MAX_LINE_BYTES,
                         });
                     }
-                    self.buf.extend_from_slice(&chunk);
                 }
                 Ok(None) => self.eof = true,
                 Err(e) => {
@@ -176,5 +193,49 @@ impl Lines {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(body: Vec<u8>) -> Lines {
+        let resp = reqwest::Response::from(http::Response::new(body));
+        Lines {
+            resp,
+            buf: Vec::new(),
+            scanned: 0,
+            eof: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_blank_lines_and_a_last_line_without_newline() {
+        let mut l = lines(b"a\n\n  \n{\"b\":1}\nlast".to_vec());
+        assert_eq!(l.next_line().await.unwrap(), Some(b"a".to_vec()));
+        assert_eq!(l.next_line().await.unwrap(), Some(b"{\"b\":1}".to_vec()));
+        assert_eq!(l.next_line().await.unwrap(), Some(b"last".to_vec()));
+        assert_eq!(l.next_line().await.unwrap(), None);
+        assert_eq!(l.next_line().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn only_an_unfinished_line_is_capped() {
+        // Two whole lines of 3 MiB in one chunk: more than the cap together, each below it.
+        let mut body = vec![b'x'; 3 << 20];
+        body.push(b'\n');
+        body.extend(vec![b'y'; 3 << 20]);
+        body.push(b'\n');
+        let mut l = lines(body);
+        assert_eq!(l.next_line().await.unwrap().map(|v| v.len()), Some(3 << 20));
+        assert_eq!(l.next_line().await.unwrap().map(|v| v.len()), Some(3 << 20));
+        assert_eq!(l.next_line().await.unwrap(), None);
+        // One line over the cap.
+        let mut l = lines(vec![b'z'; MAX_LINE_BYTES + 1]);
+        assert!(matches!(
+            l.next_line().await,
+            Err(KubeError::TooLarge { .. })
+        ));
     }
 }
