@@ -25,6 +25,8 @@ pub mod hints;
 pub mod runner;
 pub mod template;
 
+pub mod kubernetes;
+
 use serde_json::{Map, Value};
 use skiff_config::{ConfigErrors, Node};
 use tokio::sync::mpsc;
@@ -112,4 +114,4 @@ pub struct ProviderPlugin {
 }
 
 /// Every provider type, one line each.
-pub const PROVIDERS: &[&ProviderPlugin] = &[&docker::PLUGIN];
+pub const PROVIDERS: &[&ProviderPlugin] = &[&docker::PLUGIN, &kubernetes::PLUGIN];

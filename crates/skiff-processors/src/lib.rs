@@ -30,11 +30,13 @@
 //!   `add_nomad_metadata` ([`nomad`], from a Nomad agent's API);
 //! - flow control: [`rate_limit`], and [`script`] (JavaScript on QuickJS, Filebeat's event API).
 //!
-//! `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are accepted so
-//! that existing files load, but do nothing yet here (one warning at start). The binary's
-//! table has the real `add_docker_metadata` (it asks the Docker daemon, so it lives in
-//! skiff-autodiscover) and puts it before this one ([`build_list_with`]). Not yet, refused with
-//! a clear "not supported yet": the Windows-only `decode_xml_wineventlog` and `translate_sid`.
+//! `add_kubernetes_metadata` (the pod's fields, from a watch of the node's pods) is built by
+//! `skiff_kubernetes::processor`, which it shares with the kubernetes autodiscover provider.
+//! `add_cloud_metadata` and `add_docker_metadata` are accepted so that existing files load, but
+//! do nothing yet here (one warning at start). The binary's table has the real
+//! `add_docker_metadata` (it asks the Docker daemon, so it lives in skiff-autodiscover) and puts
+//! it before this one ([`build_list_with`]). Not yet, refused with a clear "not supported yet":
+//! the Windows-only `decode_xml_wineventlog` and `translate_sid`.
 //!
 //! A processor that fails on an event (a field to rename is missing, a tag target is not a
 //! list) keeps the event and records why in `error.message`, as libbeat does; it never panics

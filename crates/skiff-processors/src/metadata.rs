@@ -1,7 +1,7 @@
 //! Processors that add metadata about where skiff runs: `add_host_metadata`, `add_locale`, and
-//! the not-yet-supported `add_cloud_metadata`, `add_docker_metadata` and
-//! `add_kubernetes_metadata` (accepted so that existing `filebeat.yml` files load; one warning
-//! at start, no fields added).
+//! the not-yet-supported `add_cloud_metadata` and `add_docker_metadata` (accepted so that
+//! existing `filebeat.yml` files load; one warning at start, no fields added).
+//! `add_kubernetes_metadata` is built by crates/skiff-kubernetes.
 //!
 //! The host facts are read once, when the processor is built (`/etc/os-release`,
 //! `/proc/sys/kernel/osrelease`, `/etc/machine-id`). They are the same for every event of a
@@ -297,7 +297,6 @@ fn not_yet(once: &'static Once, name: &'static str, fields: &'static str) -> Box
 
 static CLOUD: Once = Once::new();
 static DOCKER: Once = Once::new();
-static KUBERNETES: Once = Once::new();
 
 fn build_cloud(_node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
     Ok(not_yet(&CLOUD, "add_cloud_metadata", "cloud.*"))
@@ -307,12 +306,10 @@ fn build_docker(_node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>,
     Ok(not_yet(&DOCKER, "add_docker_metadata", "container.*"))
 }
 
-fn build_kubernetes(_node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
-    Ok(not_yet(
-        &KUBERNETES,
-        "add_kubernetes_metadata",
-        "kubernetes.*",
-    ))
+/// `add_kubernetes_metadata` lives with the Kubernetes API client it shares with the kubernetes
+/// autodiscover provider (crates/skiff-kubernetes).
+fn build_kubernetes(node: &Node, ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
+    skiff_kubernetes::processor::build(node, ctx)
 }
 
 #[cfg(test)]

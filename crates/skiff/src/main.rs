@@ -19,6 +19,7 @@
 mod about;
 mod agent;
 mod cli;
+mod cloud_id;
 mod commands;
 mod extras;
 mod http;

@@ -519,7 +519,7 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
         }
     }
     let processors = root.remove("processors");
-    let setup = root.remove("setup");
+    let mut setup = root.remove("setup");
     match setup.as_ref().map(|n| n.deserialize::<SetupConfig>()) {
         None => {}
         Some(Ok(s)) if s.kibana.is_some() || s.dashboards.is_some() => warnings.push(
@@ -527,6 +527,18 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
         ),
         Some(Ok(_)) => {}
         Some(Err(e)) => errors.push(e),
+    }
+
+    // `cloud.id`/`cloud.auth`: the Elasticsearch output's hosts and credentials, as Filebeat.
+    match crate::cloud_id::apply(&mut root) {
+        Ok(Some(kibana)) => {
+            let text = Node::new(NodeValue::String(kibana), skiff_config::Mark::none());
+            let setup = setup.get_or_insert_with(Node::empty_map);
+            setup.insert("kibana.host", text, &skiff_config::Mark::none());
+            setup.fix_paths("setup");
+        }
+        Ok(None) => {}
+        Err(e) => errors.push(e),
     }
 
     let mut output = None;
@@ -830,5 +842,34 @@ mod tests {
         assert!(e.contains("t.yml:2"), "{e}");
         // A disabled second output is fine.
         assert!(parts("output.console: {}\noutput.file: {enabled: false}\n").is_ok());
+    }
+
+    #[test]
+    fn cloud_id_makes_the_elasticsearch_output() {
+        let p = parts("filebeat.inputs: [{type: stdin}]\ncloud.id: \"staging:dXMtZWFzdC0xLmF3cy5mb3VuZC5pbyRjZWM2ZjI2MWE3NGJmMjRjZTMzYmI4ODExYjg0Mjk0ZiRjNmMyY2E2ZDA0MjI0OWFmMGNjN2Q3YTllOTYyNTc0Mw==\"\ncloud.auth: \"elastic:pw\"\n").unwrap();
+        let (name, out) = p.output.unwrap();
+        assert_eq!(name, "elasticsearch");
+        assert_eq!(
+            out.get("hosts.0").unwrap().value,
+            NodeValue::String(
+                "https://cec6f261a74bf24ce33bb8811b84294f.us-east-1.aws.found.io:443".into()
+            )
+        );
+        assert_eq!(
+            out.get("hosts.0").unwrap().path,
+            "output.elasticsearch.hosts.0"
+        );
+        assert_eq!(
+            out.get("password").unwrap().value,
+            NodeValue::String("pw".into())
+        );
+        assert!(p.setup.unwrap().get("kibana.host").is_some());
+        let e = parts("cloud.id: nope\noutput.console: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.yml:1") && e.contains("invalid cloud id"),
+            "{e}"
+        );
     }
 }
