@@ -72,6 +72,11 @@ pub(super) struct Writer {
     /// The group being committed, and its inputs' tokens (reused).
     group: Vec<(Event, usize)>,
     tokens: Vec<AckToken>,
+    /// The write-ahead buffer's previous allocation, swapped back in when a group is taken, so
+    /// that pushes do not grow a new vector from nothing for every group (under callgrind that
+    /// growth was 3 % of file -> disk queue -> discard's instructions, plus the reallocations'
+    /// copies of whole events). At most `write_ahead` events of room.
+    spare: Vec<(Event, usize)>,
 }
 
 impl Writer {
@@ -102,6 +107,7 @@ impl Writer {
             queued_ms: 0,
             group: Vec::new(),
             tokens: Vec::new(),
+            spare: Vec::new(),
         };
         w.open_segment().map_err(|(path, e)| {
             anyhow::anyhow!(
@@ -468,13 +474,14 @@ impl Writer {
                     };
                     w = nap(&inner.w_cv, w, wait);
                 }
-                let batch = std::mem::take(&mut w.pending);
+                let mut batch = std::mem::replace(&mut w.pending, std::mem::take(&mut self.spare));
                 w.pending_bytes = 0;
                 drop(w);
                 if !batch.is_empty() {
                     inner.not_full.notify_waiters();
                 }
-                carry.extend(batch);
+                carry.extend(batch.drain(..));
+                self.spare = batch;
                 if carry.is_empty() {
                     if !self.unsynced.is_empty()
                         && let Err((path, e)) = self.sync_now()
