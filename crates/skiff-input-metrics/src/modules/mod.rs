@@ -6,6 +6,7 @@ use crate::Module;
 pub mod apache;
 pub mod beat;
 pub mod golang;
+pub mod kafka;
 pub mod memcached;
 pub mod nats;
 pub mod nginx;
@@ -27,6 +28,7 @@ pub static MODULES: &[&dyn Module] = &[
     &nginx::Nginx,
     &memcached::Memcached,
     &zookeeper::ZooKeeper,
+    &kafka::Kafka,
     &system::System,
     &beat::Agent("beat"),
     &beat::Agent("skiff"),
