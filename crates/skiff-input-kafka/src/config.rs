@@ -246,11 +246,14 @@ pub fn translate(
     set("enable.auto.offset.store", "false".into());
     set("auto.commit.interval.ms", "1000".into());
     set("enable.partition.eof", "false".into());
-    // The rebalance timeout of the JoinGroup request is librdkafka's max.poll.interval.ms; it
-    // must be at least session.timeout.ms (45s by default).
+    // The rebalance timeout of the JoinGroup request is librdkafka's max.poll.interval.ms,
+    // which is also how long the input may go without reading: while the queue is full (the
+    // output down) it does not read, and past that librdkafka leaves the group (it rejoins
+    // when reading resumes, and the records after the last commit are read again). So never
+    // below librdkafka's default of 5 minutes.
     set(
         "max.poll.interval.ms",
-        ms(cfg.rebalance.timeout.max(secs(45))),
+        ms(cfg.rebalance.timeout.max(secs(300))),
     );
     set("retry.backoff.ms", ms(cfg.rebalance.retry_backoff));
     set("reconnect.backoff.max.ms", ms(cfg.connect_backoff));
@@ -354,7 +357,7 @@ mod tests {
         assert_eq!(p["fetch.wait.max.ms"], "250");
         assert_eq!(p["fetch.error.backoff.ms"], "2000");
         assert_eq!(p["max.partition.fetch.bytes"], "1048576");
-        assert_eq!(p["max.poll.interval.ms"], "60000");
+        assert_eq!(p["max.poll.interval.ms"], "300000");
         assert_eq!(p["security.protocol"], "plaintext");
     }
 
@@ -369,7 +372,7 @@ version: 2.1.0
 initial_offset: newest
 isolation_level: read_committed
 fetch: {min: 10, default: 2MiB, max: 4MiB}
-rebalance: {strategy: roundrobin, timeout: 90s, max_retries: 3, retry_backoff: 1s}
+rebalance: {strategy: roundrobin, timeout: 600s, max_retries: 3, retry_backoff: 1s}
 username: u
 password: p
 sasl.mechanism: SCRAM-SHA-256
@@ -382,7 +385,7 @@ sasl.mechanism: SCRAM-SHA-256
         assert_eq!(p["max.partition.fetch.bytes"], "2097152");
         assert_eq!(p["fetch.max.bytes"], "4194304");
         assert_eq!(p["partition.assignment.strategy"], "roundrobin");
-        assert_eq!(p["max.poll.interval.ms"], "90000");
+        assert_eq!(p["max.poll.interval.ms"], "600000");
         assert_eq!(p["security.protocol"], "sasl_plaintext");
         assert_eq!(p["sasl.mechanisms"], "SCRAM-SHA-256");
     }

@@ -318,6 +318,8 @@ impl Input for KafkaInput {
             s.wait_all_acked(deadline).await;
         }
         storer.abort();
+        // Its handle on the consumer goes with it, so the close below is the last one.
+        let _ = storer.await;
         store_moved(&consumer, &offsets);
         let c = consumer.clone();
         drop(consumer);
