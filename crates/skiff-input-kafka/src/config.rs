@@ -255,6 +255,11 @@ pub fn translate(
         "max.poll.interval.ms",
         ms(cfg.rebalance.timeout.max(secs(300))),
     );
+    // Filebeat's client (sarama) keeps a group session of 10s with a heartbeat every 3s; so
+    // does the input (librdkafka's 45s would make a dead member hold its partitions 4 times
+    // longer, and joins that wait on the session slower).
+    set("session.timeout.ms", "10000".into());
+    set("heartbeat.interval.ms", "3000".into());
     set("retry.backoff.ms", ms(cfg.rebalance.retry_backoff));
     set("reconnect.backoff.max.ms", ms(cfg.connect_backoff));
     set(

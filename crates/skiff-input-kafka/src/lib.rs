@@ -52,6 +52,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
 use skiff_config::{ConfigErrors, Node};
 use skiff_event::Event;
 use skiff_metrics::names;
@@ -157,7 +158,13 @@ type GroupConsumer = StreamConsumer<GroupContext>;
 /// Stores the offsets whose watermark moved; librdkafka's auto-commit sends them.
 fn store_moved(consumer: &GroupConsumer, offsets: &Offsets) {
     for ((topic, partition), next) in offsets.take_moved() {
-        if let Err(e) = consumer.store_offset(&topic, partition, next) {
+        // rd_kafka_offsets_store takes the offset to resume from as given (its single-partition
+        // sibling behind `store_offset` adds 1 itself).
+        let mut tpl = TopicPartitionList::new();
+        let stored = tpl
+            .add_partition_offset(&topic, partition, Offset::Offset(next))
+            .and_then(|()| consumer.store_offsets(&tpl));
+        if let Err(e) = stored {
             // The partition was revoked meanwhile: its new owner reads it again.
             tracing::debug!(topic, partition, offset = next, error = %e, "kafka input: offset not stored");
         }

@@ -65,6 +65,8 @@ fn group_member(addr: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) ->
         .set("group.id", group)
         .set("client.id", "skiff-test-member")
         .set("enable.auto.commit", "false")
+        // tansu's join waits in proportion to the session timeout: keep it short.
+        .set("session.timeout.ms", "6000")
         .create()
         .unwrap();
     c.subscribe(&[topic]).unwrap();
