@@ -106,10 +106,12 @@ async fn partition_and_consumergroup_from_a_live_broker() {
         value,
         headers: &[],
     };
-    b.produce(
-        "metrics",
-        &[rec(0, "a"), rec(0, "b"), rec(0, "c"), rec(1, "d")],
-    );
+    // One produce call (one record batch) per record: with three records sent as one batch,
+    // tansu 0.6.0 answered ListOffsets(latest) for the partition with 1, not 3 (seen while
+    // writing this test; a broker quirk, not the module's).
+    for r in [rec(0, "a"), rec(0, "b"), rec(0, "c"), rec(1, "d")] {
+        b.produce("metrics", &[r]);
+    }
     let addr = b.addr();
     let member = {
         let addr = addr.clone();
