@@ -230,14 +230,27 @@ fn connect_error(q: &Query, e: &KafkaError) -> Error {
     }
 }
 
-/// The broker that answered: its id and its advertised address.
-fn answering_broker(md: &Metadata) -> (i32, String) {
-    let id = md.orig_broker_id();
-    let address = md.brokers().iter().find(|b| b.id() == id).map_or_else(
-        || md.orig_broker_name().to_owned(),
-        |b| format!("{}:{}", b.host(), b.port()),
-    );
-    (id, address)
+/// The broker this host is: its id and advertised address. As Metricbeat, the broker whose
+/// advertised `host:port` is the configured one; else the one librdkafka says answered (it is
+/// -1, unknown, when the answer came over the bootstrap connection); else the only broker.
+fn answering_broker(md: &Metadata, addr: &str) -> Option<(i32, String)> {
+    let listed =
+        |b: &rdkafka::metadata::MetadataBroker| (b.id(), format!("{}:{}", b.host(), b.port()));
+    let brokers = md.brokers();
+    brokers
+        .iter()
+        .map(listed)
+        .find(|(_, a)| a == addr)
+        .or_else(|| {
+            brokers
+                .iter()
+                .find(|b| b.id() == md.orig_broker_id())
+                .map(listed)
+        })
+        .or_else(|| match brokers {
+            [only] => Some(listed(only)),
+            _ => None,
+        })
 }
 
 fn wanted(filter: &[String], name: &str) -> bool {
@@ -250,7 +263,16 @@ fn connect(q: &Query) -> Result<(BaseConsumer, Metadata, i32, Value), Error> {
     let md = c
         .fetch_metadata(None, q.timeout)
         .map_err(|e| connect_error(q, &e))?;
-    let (broker_id, broker_addr) = answering_broker(&md);
+    let (broker_id, broker_addr) = answering_broker(&md, &q.addr).ok_or_else(|| {
+        Error::Other(format!(
+            "{}: not among the brokers the cluster lists ({:?}); give a broker's advertised host:port",
+            q.addr,
+            md.brokers()
+                .iter()
+                .map(|b| format!("{}:{}", b.host(), b.port()))
+                .collect::<Vec<_>>()
+        ))
+    })?;
     let broker = json!({"id": broker_id, "address": broker_addr});
     Ok((c, md, broker_id, broker))
 }
