@@ -324,6 +324,29 @@ fn pem_or_path(v: &str) -> bool {
     v.trim_start().starts_with("-----BEGIN")
 }
 
+/// `hosts` as librdkafka's `bootstrap.servers`, each checked to be `host:port`. Public: the
+/// kafka input reads the same key.
+pub fn bootstrap_servers(hosts: &[String], err: &mut impl FnMut(&str, String)) -> String {
+    if hosts.is_empty() {
+        err(
+            "hosts",
+            "list at least one broker, like `kafka1:9092`".into(),
+        );
+    }
+    for (i, h) in hosts.iter().enumerate() {
+        let ok = h
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !ok || h.contains("://") {
+            err(
+                &format!("hosts.{i}"),
+                format!("{h:?} is not host:port (like `kafka1:9092`)"),
+            );
+        }
+    }
+    hosts.join(",")
+}
+
 /// Validates and translates the settings into librdkafka properties.
 pub fn translate(cfg: &KafkaConfig, node: &Node) -> Result<Translated, Vec<ConfigError>> {
     let mut errs = Vec::new();
@@ -339,24 +362,7 @@ pub fn translate(cfg: &KafkaConfig, node: &Node) -> Result<Translated, Vec<Confi
     let mut set = |k: &str, v: String| {
         p.insert(k.to_owned(), v);
     };
-    if cfg.hosts.is_empty() {
-        err(
-            "hosts",
-            "list at least one broker, like `kafka1:9092`".into(),
-        );
-    }
-    for (i, h) in cfg.hosts.iter().enumerate() {
-        let ok = h
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !ok || h.contains("://") {
-            err(
-                &format!("hosts.{i}"),
-                format!("{h:?} is not host:port (like `kafka1:9092`)"),
-            );
-        }
-    }
-    set("bootstrap.servers", cfg.hosts.join(","));
+    set("bootstrap.servers", bootstrap_servers(&cfg.hosts, &mut err));
     set("client.id", cfg.client_id.clone());
     match cfg.required_acks {
         -1 => set("acks", "all".into()),
@@ -464,55 +470,13 @@ pub fn translate(cfg: &KafkaConfig, node: &Node) -> Result<Translated, Vec<Confi
         );
     }
 
-    let tls = match &cfg.ssl {
-        Some(s) if s.enabled != Some(false) => {
-            ssl_props(s, &mut set, &mut err);
-            true
-        }
-        _ => false,
-    };
-    let mechanism = cfg
-        .sasl
-        .as_ref()
-        .and_then(|s| s.mechanism.clone())
-        .map(|m| m.to_ascii_uppercase());
-    let sasl = match (&cfg.username, &mechanism) {
-        (Some(u), m) => {
-            let m = m.clone().unwrap_or_else(|| "PLAIN".into());
-            if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&m.as_str()) {
-                err(
-                    "sasl.mechanism",
-                    format!("{m:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
-                );
-            }
-            set("sasl.mechanisms", m);
-            set("sasl.username", u.clone());
-            set("sasl.password", cfg.password.clone().unwrap_or_default());
-            true
-        }
-        (None, Some(_)) => {
-            err(
-                "sasl.mechanism",
-                "set `username` and `password` for SASL".into(),
-            );
-            false
-        }
-        (None, None) => {
-            if cfg.password.is_some() {
-                err("password", "a password needs a `username`".into());
-            }
-            false
-        }
-    };
-    set(
-        "security.protocol",
-        match (tls, sasl) {
-            (false, false) => "plaintext",
-            (true, false) => "ssl",
-            (false, true) => "sasl_plaintext",
-            (true, true) => "sasl_ssl",
-        }
-        .into(),
+    security_props(
+        cfg.ssl.as_ref(),
+        cfg.sasl.as_ref(),
+        cfg.username.as_deref(),
+        cfg.password.as_deref(),
+        &mut set,
+        &mut err,
     );
 
     let partitioning = partitioning(cfg, &mut err);
@@ -539,6 +503,67 @@ pub fn translate(cfg: &KafkaConfig, node: &Node) -> Result<Translated, Vec<Confi
     } else {
         Err(errs)
     }
+}
+
+/// The librdkafka properties of `ssl.*`, `username`/`password` and `sasl.mechanism` (TLS, SASL
+/// and `security.protocol`), as the Beats write them. Public: the kafka input reads the same
+/// keys and must translate them the same way.
+pub fn security_props(
+    ssl: Option<&Ssl>,
+    sasl: Option<&Sasl>,
+    username: Option<&str>,
+    password: Option<&str>,
+    set: &mut impl FnMut(&str, String),
+    err: &mut impl FnMut(&str, String),
+) {
+    let tls = match ssl {
+        Some(s) if s.enabled != Some(false) => {
+            ssl_props(s, set, err);
+            true
+        }
+        _ => false,
+    };
+    let mechanism = sasl
+        .and_then(|s| s.mechanism.clone())
+        .map(|m| m.to_ascii_uppercase());
+    let sasl = match (username, &mechanism) {
+        (Some(u), m) => {
+            let m = m.clone().unwrap_or_else(|| "PLAIN".into());
+            if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&m.as_str()) {
+                err(
+                    "sasl.mechanism",
+                    format!("{m:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+                );
+            }
+            set("sasl.mechanisms", m);
+            set("sasl.username", u.to_owned());
+            set("sasl.password", password.unwrap_or_default().to_owned());
+            true
+        }
+        (None, Some(_)) => {
+            err(
+                "sasl.mechanism",
+                "set `username` and `password` for SASL".into(),
+            );
+            false
+        }
+        (None, None) => {
+            if password.is_some() {
+                err("password", "a password needs a `username`".into());
+            }
+            false
+        }
+    };
+    set(
+        "security.protocol",
+        match (tls, sasl) {
+            (false, false) => "plaintext",
+            (true, false) => "ssl",
+            (false, true) => "sasl_plaintext",
+            (true, true) => "sasl_ssl",
+        }
+        .into(),
+    );
 }
 
 fn ssl_props(s: &Ssl, set: &mut impl FnMut(&str, String), err: &mut impl FnMut(&str, String)) {

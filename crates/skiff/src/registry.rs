@@ -22,6 +22,7 @@ pub const INPUTS: &[&InputPlugin] = &[
     &skiff_input_mqtt::PLUGIN,
     &skiff_input_http::PLUGIN,
     &skiff_input_journald::PLUGIN,
+    &skiff_input_kafka::PLUGIN,
     &skiff_input_metrics::PLUGIN,
 ];
 

@@ -7,6 +7,7 @@ pub mod apache;
 pub mod beat;
 pub mod golang;
 pub mod haproxy;
+pub mod kafka;
 pub mod memcached;
 pub mod nats;
 pub mod nginx;
@@ -29,6 +30,7 @@ pub static MODULES: &[&dyn Module] = &[
     &memcached::Memcached,
     &zookeeper::ZooKeeper,
     &haproxy::Haproxy,
+    &kafka::Kafka,
     &system::System,
     &beat::Agent("beat"),
     &beat::Agent("skiff"),
