@@ -17,7 +17,8 @@ fn corpus() -> PathBuf {
 }
 
 /// Splits a log into `(offset, text, multiline)` events with the fileset's multiline settings
-/// (`pattern`, `negate`, `match: after`), as the input does; empty lines make no event.
+/// (`pattern`, `negate`, `match: after`), as the input does; empty lines make no event, and
+/// events matching `exclude_lines` are dropped.
 fn split(log: &str, input: &Map<String, Value>) -> Vec<(usize, String, bool)> {
     let ml = input
         .get("parsers")
@@ -51,10 +52,12 @@ fn split(log: &str, input: &Map<String, Value>) -> Vec<(usize, String, bool)> {
                 last.1.push_str(line);
                 last.2 = true;
             }
-            _ if line.is_empty() || exclude.iter().any(|r| r.is_match(line)) => {}
+            _ if line.is_empty() => {}
             _ => out.push((here, line.to_string(), false)),
         }
     }
+    // As Filebeat: `exclude_lines` applies to the whole event, after multiline.
+    out.retain(|(_, text, _)| !exclude.iter().any(|r| r.is_match(text)));
     out
 }
 
@@ -72,9 +75,14 @@ const KNOWN: &[(&str, usize, &str)] = &[
         "oldest pipeline generation (ECS 1.0.0-beta2): keeps mysql.error.timestamp, has process.thread.id for mysql.thread_id, no service.type, and another multiline rule (9 documents; skiff's 8)",
     ),
     (
-        "postgresql/log/postgresql-13-error-code.csv.log",
+        "haproxy/log/httplog-no-headers.log",
         0,
-        "the csvlog format is not parsed yet: the documents keep message and get error.message",
+        "older pipeline generation (ECS 1.0.0): did not split the request line into http.request.method, url.original and http.version",
+    ),
+    (
+        "mysql/slowlog/mysql-ubuntu-8.0.15.log",
+        1,
+        "the second expected document has related.user and the first (same pipeline, same user) has not: an upstream fixture inconsistency; skiff adds no related.user, as the first and the mysql-debian documents",
     ),
     (
         "system/syslog/test-syslog.log",
