@@ -324,7 +324,13 @@ impl Pipeline {
         let bad = |msg: String| Error::Definition(name.to_string(), msg);
         let configs: Vec<StepConfig> =
             serde_json::from_value(list.clone()).map_err(|e| bad(e.to_string()))?;
-        let library = grok::Grok::with_default_patterns();
+        let mut library = grok::Grok::with_default_patterns();
+        // `IP` is `IPV6|IPV4` in the standard library: on an IPv4 address (most lines) the
+        // backtracking engine first tries and fails each of IPV6's dozen alternatives. The two
+        // cannot both match at one position (every IPV6 alternative needs a `:` within its
+        // first five characters, IPV4 a `.` after its first one to three digits, and hex
+        // digits before either), so trying IPV4 first gives the same matches, faster.
+        library.add_pattern("IP", "(?:%{IPV4}|%{IPV6})");
         let mut steps = Vec::with_capacity(configs.len());
         for (i, c) in configs.into_iter().enumerate() {
             steps.push(compile_step(c, &library).map_err(|e| bad(format!("step {}: {e}", i + 1)))?);
