@@ -2,7 +2,8 @@
 //! (`filebeat.config.modules`), `--modules`, and `skiff modules list|enable|disable`.
 //!
 //! Decisions (written in docs/modules.md): a fileset runs unless its `enabled` is `false`
-//! (as in Filebeat 7 and for `--modules nginx`); a module whose `enabled` is `false` runs
+//! (as in Filebeat 7 and for `--modules nginx`), but for the few filesets that are off by
+//! default (nginx `ingress_controller`, which reads the same files as `access`); a module whose `enabled` is `false` runs
 //! nothing; the input made for a fileset is a `filestream` input with id
 //! `module-<module>-<fileset>`, the fileset's default paths for this OS unless `var.paths`
 //! is given, the fileset's parsers (multiline), the user's `input:` settings on top, and the
@@ -66,7 +67,11 @@ pub fn expand(entries: &[Value], os: &str) -> Result<Vec<Value>, Error> {
                     )));
                 }
             };
-            if user.get("enabled").and_then(Value::as_bool) == Some(false) {
+            let enabled = match user.get("enabled").and_then(Value::as_bool) {
+                Some(on) => on,
+                None => crate::fileset(name, fs)?.enabled,
+            };
+            if !enabled {
                 continue;
             }
             inputs.push(fileset_input(name, fs, &user, os)?);
@@ -223,6 +228,14 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[1]["paths"], json!(["/var/log/nginx/error.log*"]));
         assert!(all[1]["parsers"][0]["multiline"].is_object());
+        // ingress_controller reads access.log too: it runs only when enabled.
+        let ingress = expand(
+            &[json!({"module": "nginx", "access": {"enabled": false}, "error": {"enabled": false}, "ingress_controller": {"enabled": true}})],
+            "linux",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ingress.len(), 1);
+        assert_eq!(ingress[0]["id"], "module-nginx-ingress_controller");
         assert!(expand(&[json!({"module": "nginx", "acces": {}})], "linux").is_err());
         assert!(expand(&[json!({"module": "nope"})], "linux").is_err());
     }

@@ -14,6 +14,7 @@
 //! See docs/modules.md.
 
 pub mod config;
+pub mod csv;
 pub mod doc;
 pub mod pipeline;
 pub mod processor;
@@ -61,13 +62,14 @@ macro_rules! module {
 /// `modules/<name>/<fileset>.yml`.
 #[rustfmt::skip]
 pub const MODULES: &[Module] = &[
-    module!("nginx": "access", "error"),
+    module!("nginx": "access", "error", "ingress_controller"),
     module!("system": "syslog", "auth"),
     module!("apache": "access", "error"),
     module!("redis": "log"),
-    module!("mysql": "error"),
+    module!("mysql": "error", "slowlog"),
     module!("postgresql": "log"),
     module!("traefik": "access"),
+    module!("haproxy": "log"),
 ];
 
 /// A fileset's definition, parsed.
@@ -87,6 +89,11 @@ pub struct FilesetDef {
     /// `add_locale`, on the filesets whose times may lack a zone). Default `true`.
     #[serde(default = "yes")]
     pub add_locale: bool,
+    /// Whether the fileset runs when the module's entry does not enable or disable it.
+    /// Default `true`; `false` for a fileset that reads another one's files (nginx
+    /// `ingress_controller` and `access` both read `access.log`), as Filebeat ships it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// The ingest pipeline, Elasticsearch's processor list.
     pub pipeline: Value,
 }

@@ -38,15 +38,21 @@ enum StepConfig {
     Gsub(GsubConfig),
     FirstPublicIp(RenameConfig),
     Scale(ScaleConfig),
+    Csv(CsvConfig),
+    ListLast(ListLastConfig),
+    ListSum(RenameConfig),
+    HostPort(HostPortConfig),
+    YesNo(FieldsConfig),
+    UserAgent(FieldConfig),
 }
 
 /// When a step runs: every key given must hold.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Cond {
-    /// The field exists.
+    /// The field exists (every field, given a list).
     #[serde(default)]
-    exists: Option<String>,
+    exists: Option<OneOrMany>,
     /// The field does not exist.
     #[serde(default)]
     missing: Option<String>,
@@ -56,6 +62,9 @@ struct Cond {
     /// The field's text matches the regular expression: `[field, regex]`.
     #[serde(default, with = "serde_regex_pair")]
     matches: Option<(String, Regex)>,
+    /// The field exists and its text does not match the regular expression.
+    #[serde(default, with = "serde_regex_pair")]
+    not_matches: Option<(String, Regex)>,
 }
 
 /// `matches: [field, regex]`, the regex compiled once when the pipeline is.
@@ -159,8 +168,33 @@ config!(GsubConfig {
 });
 config!(ScaleConfig {
     field: String,
-    factor: f64
+    factor: f64,
+    #[serde(default)]
+    round: bool,
 });
+config!(CsvConfig {
+    field: String,
+    target_fields: Vec<String>,
+    #[serde(default = "comma")]
+    separator: String,
+    #[serde(default)]
+    trim: bool,
+});
+config!(ListLastConfig {
+    field: String,
+    target_field: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+});
+config!(HostPortConfig {
+    field: String,
+    ip_field: String,
+    port_field: String,
+});
+
+fn comma() -> String {
+    ",".into()
+}
 
 fn yes() -> bool {
     true
@@ -240,7 +274,30 @@ enum Op {
     Scale {
         field: String,
         factor: f64,
+        round: bool,
     },
+    Csv {
+        field: String,
+        targets: Vec<String>,
+        separator: u8,
+        trim: bool,
+    },
+    ListLast {
+        field: String,
+        target: String,
+        kind: Option<String>,
+    },
+    ListSum {
+        field: String,
+        target: String,
+    },
+    HostPort {
+        field: String,
+        ip: String,
+        port: String,
+    },
+    YesNo(Vec<String>),
+    UserAgent(String),
 }
 
 struct Step {
@@ -267,7 +324,13 @@ impl Pipeline {
         let bad = |msg: String| Error::Definition(name.to_string(), msg);
         let configs: Vec<StepConfig> =
             serde_json::from_value(list.clone()).map_err(|e| bad(e.to_string()))?;
-        let library = grok::Grok::with_default_patterns();
+        let mut library = grok::Grok::with_default_patterns();
+        // `IP` is `IPV6|IPV4` in the standard library: on an IPv4 address (most lines) the
+        // backtracking engine first tries and fails each of IPV6's dozen alternatives. The two
+        // cannot both match at one position (every IPV6 alternative needs a `:` within its
+        // first five characters, IPV4 a `.` after its first one to three digits, and hex
+        // digits before either), so trying IPV4 first gives the same matches, faster.
+        library.add_pattern("IP", "(?:%{IPV4}|%{IPV6})");
         let mut steps = Vec::with_capacity(configs.len());
         for (i, c) in configs.into_iter().enumerate() {
             steps.push(compile_step(c, &library).map_err(|e| bad(format!("step {}: {e}", i + 1)))?);
@@ -457,12 +520,66 @@ fn compile_step(c: StepConfig, library: &grok::Grok) -> Result<Step, String> {
             };
             (op, common, g.cond)
         }
+        StepConfig::Csv(c) => {
+            let &[separator] = c.separator.as_bytes() else {
+                return Err("csv: `separator` must be one byte".into());
+            };
+            let common = c.common();
+            let op = Op::Csv {
+                field: c.field,
+                targets: c.target_fields,
+                separator,
+                trim: c.trim,
+            };
+            (op, common, c.cond)
+        }
+        StepConfig::ListLast(l) => {
+            if let Some(k) = &l.kind
+                && !["long", "integer", "string"].contains(&k.as_str())
+            {
+                return Err(format!("list_last: unknown type `{k}`"));
+            }
+            let common = l.common();
+            let op = Op::ListLast {
+                field: l.field,
+                target: l.target_field,
+                kind: l.kind,
+            };
+            (op, common, l.cond)
+        }
+        StepConfig::ListSum(r) => {
+            let common = r.common();
+            let op = Op::ListSum {
+                field: r.field,
+                target: r.target_field,
+            };
+            (op, common, r.cond)
+        }
+        StepConfig::HostPort(h) => {
+            let common = h.common();
+            let op = Op::HostPort {
+                field: h.field,
+                ip: h.ip_field,
+                port: h.port_field,
+            };
+            (op, common, h.cond)
+        }
+        StepConfig::YesNo(f) => {
+            let common = f.common();
+            let fields = f.field.items().into_iter().map(String::from).collect();
+            (Op::YesNo(fields), common, f.cond)
+        }
+        StepConfig::UserAgent(f) => {
+            let common = f.common();
+            (Op::UserAgent(f.field), common, f.cond)
+        }
         StepConfig::Scale(s) => {
             let common = s.common();
             (
                 Op::Scale {
                     field: s.field,
                     factor: s.factor,
+                    round: s.round,
                 },
                 common,
                 s.cond,
@@ -498,7 +615,9 @@ impl From<String> for Failure {
 }
 
 fn cond_holds(c: &Cond, d: &Map<String, Value>) -> bool {
-    c.exists.as_ref().is_none_or(|f| doc::get(d, f).is_some())
+    c.exists
+        .as_ref()
+        .is_none_or(|fs| fs.items().iter().all(|f| doc::get(d, f).is_some()))
         && c.missing.as_ref().is_none_or(|f| doc::get(d, f).is_none())
         && c.equals
             .as_ref()
@@ -506,6 +625,9 @@ fn cond_holds(c: &Cond, d: &Map<String, Value>) -> bool {
         && c.matches
             .as_ref()
             .is_none_or(|(f, re)| doc::get_text(d, f).is_some_and(|t| re.is_match(&t)))
+        && c.not_matches
+            .as_ref()
+            .is_none_or(|(f, re)| doc::get_text(d, f).is_some_and(|t| !re.is_match(&t)))
 }
 
 fn text_of(d: &Map<String, Value>, field: &str) -> Result<String, Failure> {
@@ -567,7 +689,13 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
                             Some("boolean") => Value::Bool(v.eq_ignore_ascii_case("true")),
                             _ => Value::from(v),
                         };
-                        found.push((key.to_string(), value));
+                        // Both captures of a name used twice matched: Elasticsearch keeps
+                        // both values, as a list.
+                        match found.iter_mut().find(|(k, _)| k == key) {
+                            Some((_, Value::Array(list))) => list.push(value),
+                            Some((_, first)) => *first = Value::Array(vec![first.take(), value]),
+                            None => found.push((key.to_string(), value)),
+                        }
                     }
                     for (k, v) in found {
                         doc::insert(d, &k, v);
@@ -707,10 +835,17 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
         }
         Op::Split { field, separator } => {
             let text = text_of(d, field)?;
-            let parts = separator
+            let mut parts: Vec<Value> = separator
                 .split(&text)
                 .map(|s| Value::String(s.to_string()))
                 .collect();
+            // Java's String.split, which Elasticsearch uses, drops trailing empty strings
+            // (`a||` is `[a]`, `||` is `[]`), but an empty text is one empty string.
+            if !text.is_empty() {
+                while parts.last().is_some_and(|p| p == "") {
+                    parts.pop();
+                }
+            }
             doc::insert(d, field, Value::Array(parts));
             Ok(())
         }
@@ -726,11 +861,109 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
             doc::insert(d, field, Value::String(out));
             Ok(())
         }
-        Op::Scale { field, factor } => {
+        Op::Csv {
+            field,
+            targets,
+            separator,
+            trim,
+        } => {
+            let text = text_of(d, field)?;
+            let values = crate::csv::first_record(*separator, text.as_bytes())?;
+            // Elasticsearch's csv processor: empty values set nothing, extra values are
+            // dropped, `trim` trims each value.
+            for (target, v) in targets.iter().zip(values) {
+                let v = if *trim { v.trim().to_string() } else { v };
+                if !v.is_empty() {
+                    doc::insert(d, target, Value::String(v));
+                }
+            }
+            Ok(())
+        }
+        Op::ListLast {
+            field,
+            target,
+            kind,
+        } => {
+            let Some(last) = list_items(d, field)?.pop() else {
+                return Ok(());
+            };
+            // Elastic's script sets null (no field) when the item is not a number.
+            let value = match kind.as_deref() {
+                Some("long" | "integer") => match last.trim().parse::<i64>() {
+                    Ok(n) => Value::from(n),
+                    Err(_) => return Ok(()),
+                },
+                _ => Value::String(last),
+            };
+            doc::insert(d, target, value);
+            Ok(())
+        }
+        Op::ListSum { field, target } => {
+            // Elastic's script sums in Java `float`; the sum is written as that float prints
+            // (0.1 + 0.004 is 0.104, not 0.10400000214576721).
+            let mut sum = 0f32;
+            for item in list_items(d, field)? {
+                match item.trim().parse::<f32>() {
+                    Ok(x) => sum += x,
+                    Err(_) => return Ok(()),
+                }
+            }
+            if let Some(v) = number_f64(&sum.to_string()) {
+                doc::insert(d, target, v);
+            }
+            Ok(())
+        }
+        Op::HostPort { field, ip, port } => {
+            let Some(last) = list_items(d, field)?.pop() else {
+                return Ok(());
+            };
+            // Elastic's script: `host:port` splits at the colon (a StringTokenizer, so an
+            // IPv6 address is not split sensibly either); a port that is not a number sets
+            // neither field.
+            let mut tokens = last.split(':').filter(|t| !t.is_empty());
+            match (tokens.next(), tokens.next()) {
+                (Some(host), Some(p)) => {
+                    if let Ok(n) = p.parse::<i64>() {
+                        doc::insert(d, ip, Value::String(host.to_string()));
+                        doc::insert(d, port, Value::from(n));
+                    }
+                }
+                _ => doc::insert(d, ip, Value::String(last)),
+            }
+            Ok(())
+        }
+        Op::YesNo(fields) => {
+            // MySQL's slow log writes flags as `Yes`/`No`; the module stores booleans.
+            for f in fields {
+                let b = match doc::get_text(d, f).as_deref() {
+                    Some("Yes") => true,
+                    Some("No") => false,
+                    _ => continue,
+                };
+                doc::insert(d, f, Value::Bool(b));
+            }
+            Ok(())
+        }
+        Op::UserAgent(field) => {
+            // Elasticsearch's user_agent processor parses the string with the uap-core
+            // database; skiff keeps `user_agent.original` only (docs/modules.md) and checks
+            // the field is there, so a missing one fails as it would.
+            text_of(d, field).map(|_| ())
+        }
+        Op::Scale {
+            field,
+            factor,
+            round,
+        } => {
             let v = doc::get(d, field)
                 .and_then(Value::as_f64)
                 .ok_or_else(|| Failure::Missing(field.clone()))?;
-            let scaled = v * factor;
+            // `round`: Java's Math.round, as Elastic's scripts use.
+            let scaled = if *round {
+                (v * factor + 0.5).floor()
+            } else {
+                v * factor
+            };
             let out = if scaled.fract() == 0.0 && scaled.abs() < 9.0e15 {
                 Value::from(scaled as i64)
             } else {
@@ -739,6 +972,22 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
             doc::insert(d, field, out);
             Ok(())
         }
+    }
+}
+
+/// The items of a list field (a lone string is a list of one), as text.
+fn list_items(d: &Map<String, Value>, field: &str) -> Result<Vec<String>, Failure> {
+    match doc::get(d, field) {
+        Some(Value::Array(a)) => Ok(a
+            .iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        _ => Err(Failure::Missing(field.to_string())),
     }
 }
 

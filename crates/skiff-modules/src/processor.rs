@@ -49,7 +49,8 @@ fn build(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigE
 /// Runs one fileset's pipeline.
 pub struct FilesetProcessor {
     pipeline: Pipeline,
-    fields: Map<String, Value>,
+    /// The module metadata, flattened once (it is the same on every event).
+    fields: Vec<(String, Value)>,
     timezone: Option<String>,
 }
 
@@ -67,15 +68,17 @@ impl FilesetProcessor {
             .then(|| timezone.unwrap_or_else(|| chrono::Local::now().format("%:z").to_string()));
         Ok(Self {
             pipeline,
-            fields: crate::fileset_fields(module, fileset),
+            fields: doc::flatten(&crate::fileset_fields(module, fileset))
+                .into_iter()
+                .collect(),
             timezone,
         })
     }
 
     /// Runs the pipeline on a document (metadata and `event.timezone` added first).
     pub fn run_doc(&self, d: &mut Map<String, Value>) {
-        for (k, v) in doc::flatten(&self.fields) {
-            doc::insert(d, &k, v);
+        for (k, v) in &self.fields {
+            doc::insert(d, k, v.clone());
         }
         if let Some(tz) = &self.timezone
             && doc::get(d, "event.timezone").is_none()
@@ -88,13 +91,14 @@ impl FilesetProcessor {
 
 impl Processor for FilesetProcessor {
     fn process(&self, event: &mut Event) -> Verdict {
-        let Value::Object(before) = event.to_value(false) else {
+        let Value::Object(mut doc) = event.to_value(false) else {
             return Verdict::Keep;
         };
-        let mut after = before.clone();
-        self.run_doc(&mut after);
+        // The leaves before, then the pipeline on the document itself (no second copy).
+        let old = doc::flatten(&doc);
+        self.run_doc(&mut doc);
         // Write back leaf by leaf, so fields shared by every event of the input stay shared.
-        let (old, new) = (doc::flatten(&before), doc::flatten(&after));
+        let new = doc::flatten(&doc);
         for k in old.keys().filter(|k| !new.contains_key(*k)) {
             event.remove(k);
         }

@@ -134,3 +134,39 @@ pub fn inputs(listed: Option<&Value>, files: Option<&Value>) -> Result<Vec<Node>
         skiff_config::parse_list_str(&text, Some("filebeat.modules")).map_err(|e| e.to_string())?;
     Ok(list.items().to_vec())
 }
+
+/// `filebeat.config.modules` with `reload.enabled`: the enabled files of the `modules.d/`
+/// folder, as the text they were read from (to tell a change) and the inputs they ask for.
+/// Errors refuse the reload (the running inputs stay), as for `filebeat.config.inputs`.
+pub fn read_files(
+    cfg: &crate::settings::InputFiles,
+) -> (String, Result<Vec<Node>, Vec<skiff_config::ConfigError>>) {
+    let dir = glob_dir(&cfg.path);
+    let mark = skiff_config::Mark {
+        file: Some(std::sync::Arc::from(dir.display().to_string())),
+        line: 0,
+        column: 0,
+    };
+    let err = |e: String| {
+        vec![skiff_config::ConfigError::new(
+            "filebeat.config.modules",
+            mark.clone(),
+            e,
+        )]
+    };
+    let mut seen = String::new();
+    match skiff_modules::config::list_dir(&dir) {
+        Ok(files) => {
+            for f in files.iter().filter(|f| f.enabled) {
+                let path = dir.join(format!("{}.yml", f.name));
+                seen.push_str(&f.name);
+                seen.push('\0');
+                seen.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+                seen.push('\0');
+            }
+        }
+        Err(e) => return (String::new(), Err(err(e.to_string()))),
+    }
+    let files = serde_json::json!({"path": cfg.path});
+    (seen, inputs(None, Some(&files)).map_err(err))
+}

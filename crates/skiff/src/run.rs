@@ -151,7 +151,7 @@ pub async fn run(
         strict,
         warnings.len() + parts.warnings.len(),
     );
-    if parts.input_files.is_some() {
+    if parts.input_files.is_some() || parts.module_files.is_some() {
         running.keep_alive(true);
         reloader.reload_files(&mut running, &ctx).await;
     }
@@ -291,6 +291,10 @@ fn start_autodiscover(
 /// Index offset of the ids made up for input files' inputs without an `id`.
 const FILE_INDEX_BASE: usize = 10_000;
 
+/// Index offset for the inputs of reloaded `modules.d/` files (they all have ids,
+/// `module-<module>-<fileset>`; this only keeps the sources apart).
+const MODULE_INDEX_BASE: usize = 20_000;
+
 /// The reload state of a running skiff: the main file's inputs and the input files' inputs,
 /// each a [`Managed`] source.
 struct Reloader {
@@ -301,6 +305,11 @@ struct Reloader {
     input_files: Option<settings::InputFiles>,
     /// The input files' names and texts at the last reload (nothing to do when unchanged).
     files_seen: Option<String>,
+    /// `filebeat.config.modules` with `reload.enabled`: the modules.d/ files' inputs.
+    modules: Managed,
+    module_files: Option<settings::InputFiles>,
+    /// The enabled modules.d/ files' names and texts at the last reload.
+    modules_seen: Option<String>,
     /// The main file's parts other than inputs, as JSON, to tell what changed on SIGHUP.
     main_rest: serde_json::Value,
     main_warnings: usize,
@@ -318,18 +327,23 @@ impl Reloader {
             files: Managed::new(FILE_INDEX_BASE),
             input_files: parts.input_files.clone(),
             files_seen: None,
+            modules: Managed::new(MODULE_INDEX_BASE),
+            module_files: parts.module_files.clone(),
+            modules_seen: None,
             main_rest: rest_of(parts),
             main_warnings: warnings,
             files_warnings: 0,
         }
     }
 
-    /// `reload.period` when the input files are reloaded.
+    /// `reload.period` when the input files or the module files are reloaded (the shorter).
     fn period(&self) -> Option<Duration> {
-        self.input_files
-            .as_ref()
+        [&self.input_files, &self.module_files]
+            .into_iter()
+            .flatten()
             .filter(|f| f.reload.enabled)
             .map(|f| f.reload.period.0.max(Duration::from_millis(100)))
+            .min()
     }
 
     fn count_warnings(&self, ctx: &BuildContext) {
@@ -338,8 +352,27 @@ impl Reloader {
             .set((self.main_warnings + self.files_warnings) as i64);
     }
 
-    /// Reads the input files and applies them if they changed since the last time.
+    /// Reads the modules.d/ files (when reloaded) and applies them if they changed.
+    async fn reload_modules(&mut self, running: &mut skiff_topology::Running, ctx: &BuildContext) {
+        let Some(cfg) = self.module_files.clone() else {
+            return;
+        };
+        let (seen, items) = crate::modules::read_files(&cfg);
+        if self.modules_seen.as_deref() == Some(seen.as_str()) {
+            return;
+        }
+        self.modules_seen = Some(seen);
+        let result = match items {
+            Ok(items) => self.modules.apply(running, &items, ctx, self.strict).await,
+            Err(e) => Err(e),
+        };
+        crate::reload::record(ctx, "filebeat.config.modules", &result);
+    }
+
+    /// Reads the input files and applies them if they changed since the last time (and the
+    /// module files, when they are reloaded).
     async fn reload_files(&mut self, running: &mut skiff_topology::Running, ctx: &BuildContext) {
+        self.reload_modules(running, ctx).await;
         let Some(cfg) = self.input_files.clone() else {
             return;
         };

@@ -372,6 +372,9 @@ pub struct Parts {
     pub warnings: Vec<String>,
     /// `filebeat.config.inputs`, when enabled: input files, maybe reloaded while running.
     pub input_files: Option<InputFiles>,
+    /// `filebeat.config.modules` with `reload.enabled`: the `modules.d/` files, read while
+    /// running (their inputs are not in `inputs`; the reloader starts them).
+    pub module_files: Option<InputFiles>,
     /// `skiff.strict` (or `--strict`): keys Filebeat would ignore are errors.
     pub strict: bool,
     /// What the user wrote instead of inputs that skiff cannot run, for the "nothing to run"
@@ -422,6 +425,7 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
     let mut warnings = Vec::new();
     let strict = strict_in(&root);
     let mut input_files = None;
+    let mut module_files = None;
     let unsupported_sources = Vec::new();
     let mut autodiscover = None;
     resolve_auto(&mut root);
@@ -476,7 +480,15 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
                     }
                 }
                 let config = sec.config.unwrap_or_default();
-                match crate::modules::inputs(sec.modules.as_ref(), config.modules.as_ref()) {
+                // With `reload.enabled`, modules.d/ is read by the reloader, at start and
+                // while running; without, once here.
+                module_files = config
+                    .modules
+                    .as_ref()
+                    .and_then(|m| serde_json::from_value::<InputFiles>(m.clone()).ok())
+                    .filter(|m| m.enabled && m.reload.enabled);
+                let files_now = config.modules.as_ref().filter(|_| module_files.is_none());
+                match crate::modules::inputs(sec.modules.as_ref(), files_now) {
                     Ok(made) => inputs.extend(made),
                     Err(e) => errors.push(ConfigError::new("filebeat.modules", fb.mark.clone(), e)),
                 }
@@ -608,6 +620,7 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
         setup,
         warnings,
         input_files,
+        module_files,
         strict,
         unsupported_sources,
         autodiscover,
@@ -621,6 +634,7 @@ impl Parts {
     pub fn nothing_to_run(&self) -> Option<ConfigError> {
         if self.input_files.is_some()
             || self.autodiscover.is_some()
+            || self.module_files.is_some()
             || self.inputs.iter().any(Node::is_enabled)
         {
             return None;

@@ -189,3 +189,94 @@ output.file: {path: "$DIR/out", filename: out}
             .any(|e| e["log"]["level"] == "warn" && e["message"] == "second")
     );
 }
+
+/// The log without its terminal colours (`ESC [ ... m`).
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut rest = log;
+    while let Some(i) = rest.find('\x1b') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        rest = rest.find('m').map_or("", |m| &rest[m + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Waits (up to a minute, a start-up bound, not a measure) until `n` events are in `out/`.
+fn wait_events(sb: &Sandbox, n: usize) -> Vec<serde_json::Value> {
+    let start = Instant::now();
+    loop {
+        let got = events(sb);
+        if got.len() >= n || start.elapsed() > Duration::from_secs(60) {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn modules_d_reload_starts_and_stops_module_inputs() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path().join("modules.d")).unwrap();
+    sb.write("logs/access.log", LINES);
+    sb.write(
+        "logs/redis.log",
+        "1:M 06 Dec 2026 14:00:00.000 * Ready to accept connections\n",
+    );
+    let cfg = sb.write(
+        "skiff.yml",
+        r#"
+filebeat.config.modules:
+  path: "$DIR/modules.d/*.yml"
+  reload.enabled: true
+  reload.period: 200ms
+output.file: {path: "$DIR/out", filename: out}
+"#,
+    );
+    // Nothing enabled at start: skiff runs and waits for modules.d/ to change.
+    let child = sb
+        .cmd(&cfg, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sb.write(
+        "modules.d/nginx.yml",
+        "- module: nginx\n  access:\n    var.paths: [\"$DIR/logs/access.log\"]\n    input: {prospector.scanner.check_interval: 100ms}\n  error:\n    enabled: false\n",
+    );
+    let got = wait_events(&sb, 3);
+    assert_eq!(got.len(), 3, "the nginx module did not start");
+    check_parsed(&got);
+
+    // Disabled while running (as `skiff modules disable nginx` does), and redis added: the
+    // nginx input stops, the redis one starts.
+    std::fs::rename(
+        sb.path().join("modules.d/nginx.yml"),
+        sb.path().join("modules.d/nginx.yml.disabled"),
+    )
+    .unwrap();
+    sb.write(
+        "modules.d/redis.yml",
+        "- module: redis\n  log:\n    var.paths: [\"$DIR/logs/redis.log\"]\n",
+    );
+    let got = wait_events(&sb, 4);
+    assert!(
+        got.iter()
+            .any(|e| e["event"]["dataset"] == "redis.log" && e["redis"]["log"]["role"] == "master"),
+        "the redis module did not start: {got:?}"
+    );
+    common::sigterm(&child);
+    let out = common::wait_with_timeout(child, Duration::from_secs(60));
+    let log = plain(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains(r#"started=["module-nginx-access"]"#),
+        "no reload started the nginx input: {log}"
+    );
+    assert!(
+        log.contains(r#"stopped=["module-nginx-access"]"#),
+        "no reload stopped the nginx input: {log}"
+    );
+    assert_eq!(events(&sb).len(), 4, "{log}");
+}
