@@ -7,8 +7,10 @@ pub mod apache;
 pub mod beat;
 pub mod golang;
 pub mod memcached;
+pub mod mysql;
 pub mod nats;
 pub mod nginx;
+pub mod postgresql;
 pub mod prometheus;
 pub mod rabbitmq;
 pub mod redis;
@@ -23,6 +25,8 @@ pub static MODULES: &[&dyn Module] = &[
     &prometheus::Prometheus,
     &rabbitmq::RabbitMq,
     &redis::Redis,
+    &mysql::Mysql,
+    &postgresql::Postgresql,
     &nats::Nats,
     &nginx::Nginx,
     &memcached::Memcached,
