@@ -211,9 +211,26 @@ fn column<'a>(row: &'a Row, name: &str) -> Option<&'a str> {
 impl Fetch {
     fn error(&self, e: tokio_postgres::Error) -> Error {
         let Some(db) = e.as_db_error() else {
+            // tokio-postgres says "error connecting to server" and keeps the why in its
+            // source (connection refused, TLS, ...).
+            let mut reason = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                reason.push_str(": ");
+                reason.push_str(&c.to_string());
+                cause = c.source();
+            }
+            if reason.ends_with("password missing") {
+                return Error::Auth {
+                    what: self.what.clone(),
+                    reason: "the server asks for a password and none is configured (set \
+                             `password` or put it in the host URL)"
+                        .into(),
+                };
+            }
             return Error::Connect {
                 what: self.what.clone(),
-                reason: e.to_string(),
+                reason,
             };
         };
         let code = db.code();
