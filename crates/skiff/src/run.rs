@@ -155,10 +155,15 @@ pub async fn run(
         running.keep_alive(true);
         reloader.reload_files(&mut running, &ctx).await;
     }
+    if parts.module_files.is_some() {
+        running.keep_alive(true);
+        reloader.reload_modules(&mut running, &ctx).await;
+    }
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = reloader.period().map(tokio::time::interval);
+    let mut module_tick = reloader.modules_period().map(tokio::time::interval);
     let ended = loop {
         tokio::select! {
             e = running.wait() => break Some(e),
@@ -166,10 +171,14 @@ pub async fn run(
             _ = async { match tick.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
                 reloader.reload_files(&mut running, &ctx).await;
             }
+            _ = async { match module_tick.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
+                reloader.reload_modules(&mut running, &ctx).await;
+            }
             _ = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                 tracing::info!("SIGHUP: reading the configuration again");
                 reloader.reload_main(&mut running, &ctx).await;
                 reloader.reload_files(&mut running, &ctx).await;
+                reloader.reload_modules(&mut running, &ctx).await;
             }
         }
     };
@@ -254,6 +263,10 @@ async fn shutdown_signal() {
 /// Index offset of the ids made up for input files' inputs without an `id`.
 const FILE_INDEX_BASE: usize = 10_000;
 
+/// Index offset for the module files' blocks (they get ids from their settings; this keeps
+/// the index apart all the same).
+const MODULE_INDEX_BASE: usize = 20_000;
+
 /// The reload state of a running skiff: the main file's inputs and the input files' inputs,
 /// each a [`Managed`] source.
 struct Reloader {
@@ -268,6 +281,11 @@ struct Reloader {
     main_rest: serde_json::Value,
     main_warnings: usize,
     files_warnings: usize,
+    /// The blocks of `metricbeat.config.modules` when reloaded.
+    modules: Managed,
+    module_files: Option<skiff_input_metrics::section::ModuleFiles>,
+    /// The module files' names and texts at the last reload.
+    modules_seen: Option<String>,
 }
 
 impl Reloader {
@@ -284,7 +302,39 @@ impl Reloader {
             main_rest: rest_of(parts),
             main_warnings: warnings,
             files_warnings: 0,
+            modules: Managed::new(MODULE_INDEX_BASE),
+            module_files: parts.module_files.clone(),
+            modules_seen: None,
         }
+    }
+
+    /// `metricbeat.config.modules.reload.period`, when the module files are reloaded.
+    fn modules_period(&self) -> Option<Duration> {
+        self.module_files
+            .as_ref()
+            .map(|f| f.period.max(Duration::from_millis(100)))
+    }
+
+    /// Reads the module files and applies their blocks if the files changed since the last
+    /// time: the same mechanism as the input files (blocks keyed by id, a changed block
+    /// restarted, a bad file refusing the whole reload).
+    async fn reload_modules(&mut self, running: &mut skiff_topology::Running, ctx: &BuildContext) {
+        let Some(files) = self.module_files.clone() else {
+            return;
+        };
+        let (seen, items) = skiff_input_metrics::section::read_module_inputs(&files);
+        if self.modules_seen.as_deref() == Some(seen.as_str()) {
+            ctx.metrics
+                .counter_with(&names::CONFIG_RELOADS, &[("result", "unchanged")])
+                .inc();
+            return;
+        }
+        self.modules_seen = Some(seen);
+        let result = match items {
+            Ok(items) => self.modules.apply(running, &items, ctx, self.strict).await,
+            Err(e) => Err(e),
+        };
+        crate::reload::record(ctx, "metricbeat.config.modules", &result);
     }
 
     /// `reload.period` when the input files are reloaded.
@@ -356,6 +406,11 @@ impl Reloader {
         {
             tracing::warn!(
                 "SIGHUP: filebeat.config.inputs changed; it applies after a restart of skiff"
+            );
+        }
+        if parts.module_files != self.module_files {
+            tracing::warn!(
+                "SIGHUP: metricbeat.config.modules changed (path, reload); it applies after a restart of skiff"
             );
         }
         let mut result = self

@@ -372,6 +372,9 @@ pub struct Parts {
     pub warnings: Vec<String>,
     /// `filebeat.config.inputs`, when enabled: input files, maybe reloaded while running.
     pub input_files: Option<InputFiles>,
+    /// `metricbeat.config.modules` with `reload.enabled`: module files read and reloaded
+    /// while running (their blocks are not in `inputs`).
+    pub module_files: Option<skiff_input_metrics::section::ModuleFiles>,
     /// `skiff.strict` (or `--strict`): keys Filebeat would ignore are errors.
     pub strict: bool,
     /// What the user wrote instead of inputs that skiff cannot run (`filebeat.modules`,
@@ -420,6 +423,7 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
     let mut warnings = Vec::new();
     let strict = strict_in(&root);
     let mut input_files = None;
+    let mut module_files = None;
     let mut unsupported_sources = Vec::new();
     resolve_auto(&mut root);
     let mut inputs = Vec::new();
@@ -508,6 +512,7 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
             Ok(s) => {
                 inputs.extend(s.inputs);
                 warnings.extend(s.warnings);
+                module_files = s.module_files;
             }
             Err(e) => errors.extend(e.0),
         }
@@ -590,6 +595,7 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
         setup,
         warnings,
         input_files,
+        module_files,
         strict,
         unsupported_sources,
     };
@@ -600,7 +606,10 @@ impl Parts {
     /// Filebeat refuses to start with nothing to run; so does skiff: an error that says what to
     /// add. An enabled `filebeat.config.inputs` counts (its files may be empty at start).
     pub fn nothing_to_run(&self) -> Option<ConfigError> {
-        if self.input_files.is_some() || self.inputs.iter().any(Node::is_enabled) {
+        if self.input_files.is_some()
+            || self.module_files.is_some()
+            || self.inputs.iter().any(Node::is_enabled)
+        {
             return None;
         }
         let mut message = String::from(
