@@ -305,3 +305,18 @@ async fn performance_events_from_a_server_with_performance_schema() {
         sock.display().to_string()
     );
 }
+
+#[tokio::test]
+async fn tls_asked_of_a_server_without_tls_is_a_clear_error() {
+    // The machine's MariaDB has TLS off (`have_ssl: DISABLED`): a block with `ssl.*` must not
+    // fall back to plain text silently.
+    let events = fetch(&format!(
+        "module: mysql\nmetricsets: [status]\nhosts: ['{SHARED}']\nssl.verification_mode: none\n"
+    ))
+    .await;
+    let msg = get(&events[0], "error.message").as_str().unwrap();
+    assert!(
+        msg.contains("127.0.0.1:3306") && msg.contains("asked for SSL but server does not have"),
+        "{msg}"
+    );
+}

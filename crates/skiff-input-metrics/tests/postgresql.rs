@@ -379,3 +379,28 @@ async fn a_down_host() {
         );
     }
 }
+
+#[tokio::test]
+async fn tls_with_the_machine_servers_snakeoil_certificate() {
+    // The machine's PostgreSQL serves TLS with Debian's self-signed "snakeoil" certificate.
+    // `ssl.verification_mode: none` encrypts without checking it; `full` (the default of an
+    // `ssl` block) and libpq's `sslmode=verify-full` refuse it, and say why.
+    let base = "module: postgresql\nmetricsets: [bgwriter]\n";
+    let url = "postgres://postgres@127.0.0.1:5432/postgres";
+    let ok = fetch(&format!(
+        "{base}hosts: ['{url}']\nssl.verification_mode: none\n"
+    ))
+    .await;
+    assert!(ok[0].get("error").is_none(), "{:?}", ok[0]);
+    for cfg in [
+        format!("{base}hosts: ['{url}']\nssl.verification_mode: full\n"),
+        format!("{base}hosts: ['{url}?sslmode=verify-full']\n"),
+    ] {
+        let bad = fetch(&cfg).await;
+        let msg = get(&bad[0], "error.message").as_str().unwrap();
+        assert!(
+            msg.contains("127.0.0.1:5432") && msg.to_lowercase().contains("certificate"),
+            "{cfg}: {msg}"
+        );
+    }
+}
