@@ -12,7 +12,10 @@ Cases, each a fresh skiff (target/release/skiff) shipping to output.discard, mea
   are served by this script: one asyncio server listening on --targets loopback ports, each
   answering /metrics with the corpus page etcd-3.3.10-partial.plain (71 samples, the size of a
   small exporter). The server's own CPU is reported beside skiff's;
-- system: the system module with all its metricsets at 10 s (process with top 5 + 5).
+- system: the system module with all its metricsets at 10 s (process with top 5 + 5);
+- sql (unless --no-sql): the mysql module (status, galera_status) against the MariaDB of this
+  machine (root@127.0.0.1:3306) and the postgresql module (activity, database, bgwriter)
+  against its PostgreSQL (postgres@127.0.0.1:5432, trust), at 10 s: a connection per fetch.
 
 Reported per case: CPU share of one core (user+system over the measured wall time), CPU ms per
 period, RSS at the end and peak RSS (VmHWM), events per second from /stats, and the ratios
@@ -153,6 +156,7 @@ def main():
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "skiff"))
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--targets", type=int, default=1000)
+    ap.add_argument("--no-sql", action="store_true", help="skip the mysql/postgresql case")
     a = ap.parse_args()
     period = 10
 
@@ -170,6 +174,13 @@ def main():
               " process_summary, filesystem, fsstat, diskio, uptime, socket_summary]\n"
               "    process.include_top_n: {by_cpu: 5, by_memory: 5}\n")
     results.append(run_case(a.binary, "system-all-metricsets", system, a.seconds, period))
+
+    if not a.no_sql:
+        sql = ("  - module: mysql\n    period: 10s\n    metricsets: [status, galera_status]\n"
+               "    hosts: ['root@tcp(127.0.0.1:3306)/']\n"
+               "  - module: postgresql\n    period: 10s\n    metricsets: [activity, database, bgwriter]\n"
+               "    hosts: ['postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable']\n")
+        results.append(run_case(a.binary, "mysql-postgresql", sql, a.seconds, period))
 
     base = results[0]
     for r in results:

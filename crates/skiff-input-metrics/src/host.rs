@@ -29,6 +29,12 @@ pub fn address_of(raw: &str) -> String {
     {
         return raw[start + 4..start + 4 + len].to_owned();
     }
+    // A Go MySQL DSN over a socket: `root@unix(/run/mysqld/mysqld.sock)/`.
+    if let Some(start) = raw.find("unix(")
+        && let Some(len) = raw[start + 5..].find(')')
+    {
+        return raw[start + 5..start + 5 + len].to_owned();
+    }
     if let Some(path) = raw.strip_prefix("unix://") {
         return path.to_owned();
     }
@@ -71,5 +77,9 @@ mod tests {
             "/var/run/docker.sock"
         );
         assert_eq!(address_of("example.org"), "example.org");
+        assert_eq!(
+            address_of("root@unix(/run/mysqld/mysqld.sock)/"),
+            "/run/mysqld/mysqld.sock"
+        );
     }
 }

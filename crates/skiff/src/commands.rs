@@ -151,6 +151,12 @@ fn test_config(g: &Global) -> anyhow::Result<i32> {
                 Err(e) => errors.extend(e),
             }
         }
+        if let Some(files) = &parts.metric_files {
+            match skiff_input_metrics::section::read_module_inputs(files).1 {
+                Ok(items) => pipeline.inputs.extend(items),
+                Err(e) => errors.extend(e),
+            }
+        }
         let built = rt.block_on(async {
             skiff_topology::Topology::from_config(&pipeline, &registry::PLUGINS, &ctx, true)
                 .map(|_| ())

@@ -155,11 +155,16 @@ pub async fn run(
         running.keep_alive(true);
         reloader.reload_files(&mut running, &ctx).await;
     }
+    if parts.metric_files.is_some() {
+        running.keep_alive(true);
+        reloader.reload_metric_modules(&mut running, &ctx).await;
+    }
     let mut autodiscover = start_autodiscover(&parts, &ctx, &mut running);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = reloader.period().map(tokio::time::interval);
+    let mut metric_tick = reloader.metrics_period().map(tokio::time::interval);
     let ended = loop {
         tokio::select! {
             e = running.wait() => break Some(e),
@@ -172,10 +177,14 @@ pub async fn run(
             _ = async { match tick.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
                 reloader.reload_files(&mut running, &ctx).await;
             }
+            _ = async { match metric_tick.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
+                reloader.reload_metric_modules(&mut running, &ctx).await;
+            }
             _ = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                 tracing::info!("SIGHUP: reading the configuration again");
                 reloader.reload_main(&mut running, &ctx).await;
                 reloader.reload_files(&mut running, &ctx).await;
+                reloader.reload_metric_modules(&mut running, &ctx).await;
             }
         }
     };
@@ -295,6 +304,10 @@ const FILE_INDEX_BASE: usize = 10_000;
 /// `module-<module>-<fileset>`; this only keeps the sources apart).
 const MODULE_INDEX_BASE: usize = 20_000;
 
+/// Index offset for the module files' blocks (they get ids from their settings; this keeps
+/// the index apart all the same).
+const METRIC_INDEX_BASE: usize = 30_000;
+
 /// The reload state of a running skiff: the main file's inputs and the input files' inputs,
 /// each a [`Managed`] source.
 struct Reloader {
@@ -314,6 +327,11 @@ struct Reloader {
     main_rest: serde_json::Value,
     main_warnings: usize,
     files_warnings: usize,
+    /// The blocks of `metricbeat.config.modules` when reloaded.
+    metric_modules: Managed,
+    metric_files: Option<skiff_input_metrics::section::ModuleFiles>,
+    /// The module files' names and texts at the last reload.
+    metrics_seen: Option<String>,
 }
 
 impl Reloader {
@@ -333,7 +351,47 @@ impl Reloader {
             main_rest: rest_of(parts),
             main_warnings: warnings,
             files_warnings: 0,
+            metric_modules: Managed::new(METRIC_INDEX_BASE),
+            metric_files: parts.metric_files.clone(),
+            metrics_seen: None,
         }
+    }
+
+    /// `metricbeat.config.modules.reload.period`, when the module files are reloaded.
+    fn metrics_period(&self) -> Option<Duration> {
+        self.metric_files
+            .as_ref()
+            .map(|f| f.period.max(Duration::from_millis(100)))
+    }
+
+    /// Reads the module files and applies their blocks if the files changed since the last
+    /// time: the same mechanism as the input files (blocks keyed by id, a changed block
+    /// restarted, a bad file refusing the whole reload).
+    async fn reload_metric_modules(
+        &mut self,
+        running: &mut skiff_topology::Running,
+        ctx: &BuildContext,
+    ) {
+        let Some(files) = self.metric_files.clone() else {
+            return;
+        };
+        let (seen, items) = skiff_input_metrics::section::read_module_inputs(&files);
+        if self.metrics_seen.as_deref() == Some(seen.as_str()) {
+            ctx.metrics
+                .counter_with(&names::CONFIG_RELOADS, &[("result", "unchanged")])
+                .inc();
+            return;
+        }
+        self.metrics_seen = Some(seen);
+        let result = match items {
+            Ok(items) => {
+                self.metric_modules
+                    .apply(running, &items, ctx, self.strict)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        crate::reload::record(ctx, "metricbeat.config.modules", &result);
     }
 
     /// `reload.period` when the input files or the module files are reloaded (the shorter).
@@ -426,6 +484,11 @@ impl Reloader {
         {
             tracing::warn!(
                 "SIGHUP: filebeat.config.inputs changed; it applies after a restart of skiff"
+            );
+        }
+        if parts.metric_files != self.metric_files {
+            tracing::warn!(
+                "SIGHUP: metricbeat.config.modules changed (path, reload); it applies after a restart of skiff"
             );
         }
         let mut result = self

@@ -372,6 +372,9 @@ pub struct Parts {
     pub warnings: Vec<String>,
     /// `filebeat.config.inputs`, when enabled: input files, maybe reloaded while running.
     pub input_files: Option<InputFiles>,
+    /// `metricbeat.config.modules` with `reload.enabled`: module files read and reloaded
+    /// while running (their blocks are not in `inputs`).
+    pub metric_files: Option<skiff_input_metrics::section::ModuleFiles>,
     /// `filebeat.config.modules` with `reload.enabled`: the `modules.d/` files, read while
     /// running (their inputs are not in `inputs`; the reloader starts them).
     pub module_files: Option<InputFiles>,
@@ -425,6 +428,7 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
     let mut warnings = Vec::new();
     let strict = strict_in(&root);
     let mut input_files = None;
+    let mut metric_files = None;
     let mut module_files = None;
     let unsupported_sources = Vec::new();
     let mut autodiscover = None;
@@ -526,6 +530,7 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
             Ok(s) => {
                 inputs.extend(s.inputs);
                 warnings.extend(s.warnings);
+                metric_files = s.module_files;
             }
             Err(e) => errors.extend(e.0),
         }
@@ -620,6 +625,7 @@ pub fn split_all(mut root: Node) -> (Parts, Vec<ConfigError>) {
         setup,
         warnings,
         input_files,
+        metric_files,
         module_files,
         strict,
         unsupported_sources,
@@ -635,6 +641,7 @@ impl Parts {
         if self.input_files.is_some()
             || self.autodiscover.is_some()
             || self.module_files.is_some()
+            || self.metric_files.is_some()
             || self.inputs.iter().any(Node::is_enabled)
         {
             return None;

@@ -12,7 +12,21 @@ pub async fn run(parts: &Parts, filter: (Option<&str>, Option<&str>)) -> anyhow:
     let (want_module, want_set) = filter;
     let mut failed = false;
     let mut any = false;
-    for input in &parts.inputs {
+    // Module files reloaded while running (`metricbeat.config.modules.reload.enabled`) are
+    // not among the inputs: read them as a run would at start.
+    let mut inputs = parts.inputs.clone();
+    if let Some(files) = &parts.metric_files {
+        match skiff_input_metrics::section::read_module_inputs(files).1 {
+            Ok(items) => inputs.extend(items),
+            Err(errors) => {
+                failed = true;
+                for e in errors {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+    for input in &inputs {
         let is_metrics = matches!(
             input.get("type").map(|n| &n.value),
             Some(NodeValue::String(t)) if t == skiff_input_metrics::INPUT_TYPE

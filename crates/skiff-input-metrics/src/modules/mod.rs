@@ -9,8 +9,10 @@ pub mod golang;
 pub mod haproxy;
 pub mod kafka;
 pub mod memcached;
+pub mod mysql;
 pub mod nats;
 pub mod nginx;
+pub mod postgresql;
 pub mod prometheus;
 pub mod rabbitmq;
 pub mod redis;
@@ -25,6 +27,8 @@ pub static MODULES: &[&dyn Module] = &[
     &prometheus::Prometheus,
     &rabbitmq::RabbitMq,
     &redis::Redis,
+    &mysql::Mysql,
+    &postgresql::Postgresql,
     &nats::Nats,
     &nginx::Nginx,
     &memcached::Memcached,

@@ -4,6 +4,8 @@
 // Each test file uses a part of the helpers.
 #![allow(dead_code)]
 
+pub mod example;
+
 use std::path::PathBuf;
 
 use skiff_event::{Map, Value};
