@@ -110,7 +110,14 @@ pub fn build(
         }
     }
     if chosen.is_empty() {
-        chosen = m.filesets.iter().map(|(f, _)| (*f, "all")).collect();
+        // Every fileset the module enables by default (nginx `ingress_controller` reads the
+        // same file as `access` and runs only when named).
+        chosen = m
+            .filesets
+            .iter()
+            .filter(|(f, _)| skiff_modules::fileset(module, f).is_ok_and(|d| d.enabled))
+            .map(|(f, _)| (*f, "all"))
+            .collect();
     }
     let mut inputs = Vec::new();
     for (fs, stream) in chosen {
