@@ -24,7 +24,7 @@ use skiff_config::{ConfigError, ConfigErrors, Node};
 use skiff_event::{Map, Value};
 use skiff_tls::{SslConfig, VerificationMode};
 
-use super::schema::{Conv, apply_text, put};
+use super::schema::{Conv, Row, apply_text, column, put};
 use crate::{Error, FetchContext, Fetcher, MetricEvent, Module};
 
 /// The module.
@@ -300,15 +300,6 @@ struct Fetch {
 /// The most rows read from one query (`SHOW STATUS` has about 500, the performance queries
 /// are limited in SQL); a server sending more is cut, not followed.
 const MAX_ROWS: usize = 10_000;
-
-/// One row: column names (lower case) and text values (`None` for NULL).
-type Row = Vec<(String, Option<String>)>;
-
-fn column<'a>(row: &'a Row, name: &str) -> Option<&'a str> {
-    row.iter()
-        .find(|(c, _)| c == name)
-        .and_then(|(_, v)| v.as_deref())
-}
 
 impl Fetch {
     fn error(&self, e: mysql_async::Error) -> Error {

@@ -27,7 +27,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 
 use super::memcached::no_options;
-use super::schema::{Conv, apply_text};
+use super::schema::{Conv, Row, apply_text, column};
 use crate::{Error, FetchContext, Fetcher, MetricEvent, Module};
 
 /// The module.
@@ -198,15 +198,6 @@ struct Fetch {
 
 /// The most rows read from one query (`pg_stat_statements.max` is 5000 by default).
 const MAX_ROWS: usize = 20_000;
-
-/// One row: column names and text values (`None` for NULL).
-type Row = Vec<(String, Option<String>)>;
-
-fn column<'a>(row: &'a Row, name: &str) -> Option<&'a str> {
-    row.iter()
-        .find(|(c, _)| c == name)
-        .and_then(|(_, v)| v.as_deref())
-}
 
 impl Fetch {
     fn error(&self, e: tokio_postgres::Error) -> Error {

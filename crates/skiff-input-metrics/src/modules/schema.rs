@@ -40,6 +40,16 @@ pub fn pick(src: &Value, rules: &[(&str, &str)]) -> Map {
     m
 }
 
+/// One row of a SQL query read as text: column names and values (`None` for NULL).
+pub type Row = Vec<(String, Option<String>)>;
+
+/// The text of `name` in `row`; `None` when the column is absent or NULL.
+pub fn column<'a>(row: &'a Row, name: &str) -> Option<&'a str> {
+    row.iter()
+        .find(|(c, _)| c == name)
+        .and_then(|(_, v)| v.as_deref())
+}
+
 /// How a text value of a SQL row (`SHOW STATUS`, `pg_stat_*` read with the text protocol)
 /// becomes a field, as Metricbeat's `c.Int`, `c.Float`, `c.Str`, `c.Bool` and `c.Time`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
