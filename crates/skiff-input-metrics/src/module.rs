@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use skiff_config::{ConfigErrors, Node};
+use skiff_config::{ConfigError, ConfigErrors, Node};
 use skiff_event::{Map, Timestamp, Value};
 
 use crate::Error;
@@ -120,4 +120,14 @@ impl MetricEvent {
             }
         }
     }
+}
+
+/// A module's configuration error at its own settings (`own`): what `Module::build` returns
+/// when a setting is accepted by serde but cannot be used (a bad URL, a path, a query).
+pub fn config_error(own: &Node, message: impl ToString) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError::new(
+        &own.path,
+        own.mark.clone(),
+        message.to_string(),
+    )])
 }

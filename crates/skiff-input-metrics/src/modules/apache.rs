@@ -3,9 +3,10 @@
 //! before 2.4.13 have no `ServerUptimeSeconds`, CPU or load lines; prefork has no `Conns*`).
 //! Options: `server_status_path` (default `/server-status`). Default host `http://127.0.0.1`.
 
+use crate::config_error;
 use async_trait::async_trait;
 use serde::Deserialize;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigErrors, Node};
 use skiff_event::{Map, Value};
 
 use crate::http::HttpFetch;
@@ -50,13 +51,7 @@ impl Module for Apache {
             .server_status_path
             .as_deref()
             .unwrap_or("/server-status");
-        let http = HttpFetch::new(ctx, path, "auto").map_err(|e| {
-            ConfigErrors(vec![ConfigError::new(
-                &own.path,
-                own.mark.clone(),
-                e.to_string(),
-            )])
-        })?;
+        let http = HttpFetch::new(ctx, path, "auto").map_err(|e| config_error(own, e))?;
         let hostname = ctx
             .host
             .as_ref()

@@ -6,10 +6,11 @@
 //! `<metricset>.metrics_path`, `jetstream.{stats,stream}.enabled`. Default host
 //! `localhost:8222`.
 
+use crate::config_error;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigErrors, Node};
 use skiff_event::{Map, Timestamp, Value};
 
 use super::schema::{get, pick, put};
@@ -112,13 +113,8 @@ impl Module for Nats {
                 "config=true&consumers=true",
             ),
         };
-        let http = HttpFetch::new(ctx, opt.as_deref().unwrap_or(default), query).map_err(|e| {
-            ConfigErrors(vec![ConfigError::new(
-                &own.path,
-                own.mark.clone(),
-                e.to_string(),
-            )])
-        })?;
+        let http = HttpFetch::new(ctx, opt.as_deref().unwrap_or(default), query)
+            .map_err(|e| config_error(own, e))?;
         Ok(Box::new(Fetch {
             http,
             set: metricset.to_owned(),

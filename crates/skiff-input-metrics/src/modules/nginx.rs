@@ -3,10 +3,11 @@
 //! them on the first). Options: `server_status_path` (default `/server-status`). Default host
 //! `http://127.0.0.1`.
 
+use crate::config_error;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigErrors, Node};
 
 use crate::http::HttpFetch;
 use crate::{Error, FetchContext, Fetcher, MetricEvent, Module};
@@ -50,13 +51,7 @@ impl Module for Nginx {
             .server_status_path
             .as_deref()
             .unwrap_or("/server-status");
-        let http = HttpFetch::new(ctx, path, "").map_err(|e| {
-            ConfigErrors(vec![ConfigError::new(
-                &own.path,
-                own.mark.clone(),
-                e.to_string(),
-            )])
-        })?;
+        let http = HttpFetch::new(ctx, path, "").map_err(|e| config_error(own, e))?;
         let hostname = ctx
             .host
             .as_ref()

@@ -4,9 +4,10 @@
 //! event per object. Options: `management_path_prefix`, `node.collect` (`node`, default, or
 //! `cluster`). Default host `localhost:15672`.
 
+use crate::config_error;
 use async_trait::async_trait;
 use serde::Deserialize;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigErrors, Node};
 use skiff_event::Value;
 
 use super::schema::{get, pick, put};
@@ -67,7 +68,7 @@ impl Module for RabbitMq {
         own: &Node,
     ) -> Result<Box<dyn Fetcher>, ConfigErrors> {
         let cfg: Config = own.deserialize()?;
-        let err = |m: String| ConfigErrors(vec![ConfigError::new(&own.path, own.mark.clone(), m)]);
+        let err = |m: String| config_error(own, m);
         let cluster = match cfg.node.collect.as_deref() {
             None | Some("node") => false,
             Some("cluster") => true,

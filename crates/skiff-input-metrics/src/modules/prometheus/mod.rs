@@ -21,6 +21,7 @@ mod query;
 pub mod remote_write;
 pub mod text;
 
+use crate::config_error;
 use async_trait::async_trait;
 use regex::RegexSet;
 use serde::Deserialize;
@@ -171,13 +172,7 @@ impl Module for Prometheus {
             }
         };
         let path = cfg.metrics_path.as_deref().unwrap_or("/metrics");
-        let http = HttpFetch::new(ctx, path, "").map_err(|e| {
-            ConfigErrors(vec![ConfigError::new(
-                &own.path,
-                own.mark.clone(),
-                e.to_string(),
-            )])
-        });
+        let http = HttpFetch::new(ctx, path, "").map_err(|e| config_error(own, e));
         match http {
             Ok(http) if errors.is_empty() => Ok(Box::new(Collector {
                 http,

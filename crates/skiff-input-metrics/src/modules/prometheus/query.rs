@@ -5,9 +5,10 @@
 //! `prometheus.query.<name>`, series labels to `prometheus.labels.*`, and the sample's time
 //! is the event's `@timestamp`. NaN and ±Inf samples are dropped.
 
+use crate::config_error;
 use async_trait::async_trait;
 use serde::Deserialize;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigErrors, Node};
 use skiff_event::{Map, Timestamp, Value};
 
 use super::text::number;
@@ -33,7 +34,7 @@ pub(super) fn build(
     own: &Node,
     queries: Vec<QueryConfig>,
 ) -> Result<Box<dyn Fetcher>, ConfigErrors> {
-    let err = |m: String| ConfigErrors(vec![ConfigError::new(&own.path, own.mark.clone(), m)]);
+    let err = |m: String| config_error(own, m);
     if queries.is_empty() {
         return Err(err(
             "the `query` metricset needs `queries: [{name, params: {query: ...}}]`".into(),
