@@ -1,6 +1,7 @@
 //! Each fileset against logs written by the real software, started here on free ports with
 //! its logs in a temporary folder: HAProxy, nginx, Apache httpd, Redis, PostgreSQL (stderr and
-//! csvlog), MariaDB (error log and slow log), and `logger` for syslog. The test makes requests,
+//! csvlog), MariaDB (error log and slow log), OpenSSH's sshd, `su` and `login` (the auth
+//! fileset, through PAM and syslog), and `logger` for syslog. The test makes requests,
 //! reads the log, runs it through the fileset as the input would (multiline included), and
 //! checks that every event parsed (no `error.message`), carries the fileset's main fields,
 //! and that those fields have the types of the module's field list (`fields.yml`).
@@ -638,4 +639,229 @@ fn syslog_from_logger() {
     assert_eq!(field(&docs[0], "process.name"), "skifftest");
     assert_eq!(field(&docs[0], "process.pid"), 4242);
     assert_eq!(field(&docs[0], "message"), "hello from logger");
+}
+
+/// Collects what programs run by [`with_dev_log`] send to syslog, as rsyslog writes it to
+/// `/var/log/auth.log`: glibc's `syslog(3)` sends `<PRI>Mmm dd hh:mm:ss tag[pid]: text` over
+/// `/dev/log` without a host name; the daemon drops `<PRI>` and puts its host name after the
+/// time stamp. It reads from the start, on a thread: a datagram socket queues only
+/// `net.unix.max_dgram_qlen` (10) messages, and senders block until they are read.
+fn dev_log_collector(
+    sock: std::os::unix::net::UnixDatagram,
+) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let out = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(len) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..len]).into_owned();
+            let body = msg
+                .strip_prefix('<')
+                .and_then(|r| r.split_once('>'))
+                .map_or(msg.as_str(), |(_, rest)| rest);
+            let (stamp, rest) = body.split_at_checked(15).unwrap_or(("", body));
+            out.lock()
+                .unwrap()
+                .push_str(&format!("{stamp} skifftest{rest}\n"));
+        }
+    });
+    text
+}
+
+/// `prog args` in a mount namespace of its own whose `/dev/log` is `sock`: an overlay on
+/// `/dev` (the real device nodes stay usable) with one symbolic link added, and terminals of
+/// its own (`login` needs one), so the program's `syslog(3)` messages reach the test and
+/// nothing of the machine's `/dev` changes.
+fn with_dev_log(dir: &Path, sock: &Path, prog: &Path, args: &[&str]) -> Command {
+    for d in ["up", "work"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let script = format!(
+        "mount -t overlay overlay -o lowerdir=/dev,upperdir={up},workdir={work} /dev \
+         && mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts \
+         && ln -sf pts/ptmx /dev/ptmx && ln -s {sock} /dev/log && exec \"$@\"",
+        up = dir.join("up").display(),
+        work = dir.join("work").display(),
+        sock = sock.display(),
+    );
+    let mut cmd = Command::new(tool("unshare"));
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ])
+    .arg(prog)
+    .args(args);
+    cmd
+}
+
+/// The auth fileset against what a real OpenSSH server, `su` and `login` log through PAM and
+/// syslog: a public-key login, a wrong password, an unknown user, a `su` session and a
+/// `login` session. Needs root (sshd and the mount namespace), as the CI has.
+#[test]
+fn system_auth_from_sshd_su_and_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let d = p.display();
+    let sock_path = p.join("log.sock");
+    let syslog = dev_log_collector(std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap());
+    let keygen = |name: &str| {
+        let st = Command::new(tool("ssh-keygen"))
+            .args(["-q", "-t", "ed25519", "-N", ""])
+            .arg("-f")
+            .arg(p.join(name))
+            .status()
+            .unwrap();
+        assert!(st.success(), "ssh-keygen {name}");
+    };
+    keygen("host_key");
+    keygen("id");
+    std::fs::copy(p.join("id.pub"), p.join("authorized_keys")).unwrap();
+    let port = free_port();
+    std::fs::write(
+        p.join("sshd_config"),
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nUsePAM yes\n\
+             StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication yes\n\
+             KbdInteractiveAuthentication no\nSyslogFacility AUTH\nLogLevel INFO\n"
+        ),
+    )
+    .unwrap();
+    // sshd's privilege separation directory (made by its systemd unit on a normal system).
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let ns = p.join("ns");
+    let _sshd = Guard(
+        with_dev_log(
+            &ns,
+            &sock_path,
+            &tool("sshd"),
+            &["-D", "-f", &format!("{d}/sshd_config")],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    wait_for(15, "sshd listening", || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    std::fs::write(p.join("askpass"), "#!/bin/sh\necho not-the-password\n").unwrap();
+    std::fs::set_permissions(
+        p.join("askpass"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let ssh = |user: &str, extra: &[&str]| {
+        Command::new(tool("ssh"))
+            .args(["-p", &port.to_string(), "-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+            .args(extra)
+            .arg(format!("{user}@127.0.0.1"))
+            .arg("true")
+            .env("SSH_ASKPASS", p.join("askpass"))
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .stdin(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    let key = format!("{d}/id");
+    assert!(ssh("root", &["-i", &key, "-o", "BatchMode=yes"]).success());
+    assert!(
+        !ssh(
+            "nobody",
+            &[
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "NumberOfPasswordPrompts=1"
+            ]
+        )
+        .success()
+    );
+    assert!(!ssh("nosuchuser", &["-i", &key, "-o", "BatchMode=yes"]).success());
+    let st = with_dev_log(
+        &p.join("ns-su"),
+        &sock_path,
+        &tool("su"),
+        &["-s", "/bin/sh", "-c", "true", "nobody"],
+    )
+    .status()
+    .unwrap();
+    assert!(st.success(), "su");
+    // `login -f` (root logging a user in without a password) on a terminal of its own.
+    let st = with_dev_log(
+        &p.join("ns-login"),
+        &sock_path,
+        &tool("script"),
+        &["-qec", "login -f nobody", "/dev/null"],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .status()
+    .unwrap();
+    let _ = st; // nobody's shell refuses the session; what matters is what login logged.
+    let wanted = [
+        "Accepted publickey for root",
+        "Failed password for nobody",
+        "Invalid user nosuchuser",
+        "pam_unix(su:session): session opened",
+        "pam_unix(login:session): session opened",
+    ];
+    let log = wait_for(20, "the five kinds of auth messages", || {
+        let t = syslog.lock().unwrap().clone();
+        wanted.iter().all(|w| t.contains(w)).then_some(t)
+    });
+    let docs = parse_log("system", "auth", &log);
+    check(
+        &docs,
+        &[
+            "@timestamp",
+            "host.hostname",
+            "process.name",
+            "process.pid",
+            "message",
+        ],
+        &[
+            ("process.pid", Ty::Long),
+            ("source.port", Ty::Long),
+            ("source.ip", Ty::Ip),
+            ("@timestamp", Ty::Date),
+        ],
+    );
+    let one = |event: &str, user: &str| {
+        let found: Vec<_> = with(&docs, "system.auth.ssh.event", &json!(event))
+            .into_iter()
+            .filter(|d| d.get("user.name") == Some(&json!(user)))
+            .collect();
+        assert_eq!(found.len(), 1, "{event} for {user} in:\n{log}");
+        found[0]
+    };
+    let accepted = one("Accepted", "root");
+    assert_eq!(field(accepted, "system.auth.ssh.method"), "publickey");
+    assert_eq!(field(accepted, "source.ip"), "127.0.0.1");
+    assert_eq!(field(accepted, "event.outcome"), "success");
+    assert!(
+        field(accepted, "system.auth.ssh.signature")
+            .as_str()
+            .is_some_and(|s| s.starts_with("ED25519 SHA256:")),
+        "{accepted:#?}"
+    );
+    let failed = one("Failed", "nobody");
+    assert_eq!(field(failed, "system.auth.ssh.method"), "password");
+    assert_eq!(field(failed, "event.outcome"), "failure");
+    let invalid = one("Invalid", "nosuchuser");
+    assert_eq!(field(invalid, "event.outcome"), "failure");
+    assert_eq!(field(invalid, "event.category"), &json!(["authentication"]));
+    for prog in ["su", "login"] {
+        assert!(
+            docs.iter().any(|d| field(d, "process.name") == prog
+                && field(d, "message").as_str().is_some_and(
+                    |m| m.starts_with(&format!("pam_unix({prog}:session): session opened"))
+                )),
+            "no {prog} session in:\n{log}"
+        );
+    }
 }
