@@ -16,6 +16,7 @@ use crate::{Shared, prepare};
 /// Heap or disk use at or above this (percent) gets a warning.
 const NEARLY_FULL: f64 = 85.0;
 
+/// [`ProbeStep::new`] for this probe's hints, which are mostly composed messages.
 fn step(
     name: impl Into<String>,
     ok: bool,
@@ -23,10 +24,8 @@ fn step(
     hint: Option<String>,
 ) -> ProbeStep {
     ProbeStep {
-        name: name.into(),
-        ok,
-        detail: detail.into(),
         hint,
+        ..ProbeStep::new(name, ok, detail, None)
     }
 }
 

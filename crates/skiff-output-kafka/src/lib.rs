@@ -140,26 +140,12 @@ pub fn build(node: &Node, ctx: &BuildContext) -> Result<OutputSet, ConfigErrors>
     })
 }
 
-fn step(
-    name: impl Into<String>,
-    ok: bool,
-    detail: impl Into<String>,
-    hint: Option<&str>,
-) -> ProbeStep {
-    ProbeStep {
-        name: name.into(),
-        ok,
-        detail: detail.into(),
-        hint: hint.map(str::to_owned),
-    }
-}
-
 /// `skiff test output`: DNS and TCP per bootstrap host, then the cluster's metadata.
 async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
     let b = match parse(&node) {
         Ok(b) => b,
         Err(e) => {
-            return vec![step(
+            return vec![ProbeStep::new(
                 "configuration",
                 false,
                 e.to_string(),
@@ -176,7 +162,7 @@ async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
         let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host(h.as_str()).await {
             Ok(a) => a.collect(),
             Err(e) => {
-                steps.push(step(
+                steps.push(ProbeStep::new(
                     format!("dns {name}"),
                     false,
                     e.to_string(),
@@ -186,7 +172,7 @@ async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
             }
         };
         let ips: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
-        steps.push(step(
+        steps.push(ProbeStep::new(
             format!("dns {name}"),
             true,
             format!("{} ({:?})", ips.join(", "), t0.elapsed()),
@@ -196,20 +182,20 @@ async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
         match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(h.as_str())).await {
             Ok(Ok(_)) => {
                 reachable += 1;
-                steps.push(step(
+                steps.push(ProbeStep::new(
                     format!("connect {h}"),
                     true,
                     format!("{:?}", t0.elapsed()),
                     None,
                 ));
             }
-            Ok(Err(e)) => steps.push(step(
+            Ok(Err(e)) => steps.push(ProbeStep::new(
                 format!("connect {h}"),
                 false,
                 e.to_string(),
                 Some("is the broker running and listening on this address, and is the port open?"),
             )),
-            Err(_) => steps.push(step(
+            Err(_) => steps.push(ProbeStep::new(
                 format!("connect {h}"),
                 false,
                 format!("timed out after {timeout:?}"),
@@ -249,32 +235,32 @@ async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
     .await;
     match md {
         Ok(Ok((brokers, topic_md))) => {
-            steps.push(step(
+            steps.push(ProbeStep::new(
                 "metadata",
                 true,
                 format!("brokers: {}", brokers.join(", ")),
                 None,
             ));
             match (topic, topic_md) {
-                (Some(t), Some((None, parts))) => steps.push(step(
+                (Some(t), Some((None, parts))) => steps.push(ProbeStep::new(
                     format!("topic {t}"),
                     !parts.is_empty(),
                     format!("{} partitions ({})", parts.len(), parts.join(", ")),
                     None,
                 )),
-                (Some(t), Some((Some(e), _))) => steps.push(step(
+                (Some(t), Some((Some(e), _))) => steps.push(ProbeStep::new(
                     format!("topic {t}"),
                     false,
                     e,
                     Some("create the topic, or check the user's DESCRIBE/WRITE ACLs on it"),
                 )),
-                (Some(t), None) => steps.push(step(
+                (Some(t), None) => steps.push(ProbeStep::new(
                     format!("topic {t}"),
                     false,
                     "not in the cluster's metadata",
                     Some("create the topic (or enable auto.create.topics.enable)"),
                 )),
-                (None, _) => steps.push(step(
+                (None, _) => steps.push(ProbeStep::new(
                     "topic",
                     true,
                     "chosen per event (template or `topics` rules): not checked",
@@ -282,13 +268,13 @@ async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
                 )),
             }
         }
-        Ok(Err(e)) => steps.push(step(
+        Ok(Err(e)) => steps.push(ProbeStep::new(
             "metadata",
             false,
             e.to_string(),
             Some("the brokers accepted TCP but not a Kafka metadata request: check security settings (ssl, sasl) and the advertised listeners"),
         )),
-        Err(e) => steps.push(step("metadata", false, e.to_string(), None)),
+        Err(e) => steps.push(ProbeStep::new("metadata", false, e.to_string(), None)),
     }
     steps
 }

@@ -147,26 +147,12 @@ pub fn build(node: &Node, ctx: &BuildContext) -> Result<OutputSet, ConfigErrors>
     })
 }
 
-fn step(
-    name: impl Into<String>,
-    ok: bool,
-    detail: impl Into<String>,
-    hint: Option<&str>,
-) -> ProbeStep {
-    ProbeStep {
-        name: name.into(),
-        ok,
-        detail: detail.into(),
-        hint: hint.map(str::to_owned),
-    }
-}
-
 /// `skiff test output`: DNS, connect, AUTH, PING and the key, for every host.
 async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
     let b = match parse(&node) {
         Ok(b) => b,
         Err(e) => {
-            return vec![step(
+            return vec![ProbeStep::new(
                 "configuration",
                 false,
                 e.to_string(),
@@ -187,7 +173,7 @@ async fn probe_host(t: &Target, b: &Built, steps: &mut Vec<ProbeStep>) {
     match tokio::net::lookup_host(&addr).await {
         Ok(addrs) => {
             let list: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
-            steps.push(step(
+            steps.push(ProbeStep::new(
                 format!("dns {}", t.host.host),
                 true,
                 format!("{} ({:?})", list.join(", "), t0.elapsed()),
@@ -195,7 +181,7 @@ async fn probe_host(t: &Target, b: &Built, steps: &mut Vec<ProbeStep>) {
             ));
         }
         Err(e) => {
-            steps.push(step(
+            steps.push(ProbeStep::new(
                 format!("dns {}", t.host.host),
                 false,
                 e.to_string(),
@@ -212,19 +198,19 @@ async fn probe_host(t: &Target, b: &Built, steps: &mut Vec<ProbeStep>) {
     };
     let plain = match no_login.open().await {
         Ok((c, peer)) => {
-            steps.push(step(
+            steps.push(ProbeStep::new(
                 format!("connect {addr}"),
                 true,
                 format!("{:?}", t0.elapsed()),
                 None,
             ));
             if let Some(p) = peer {
-                steps.push(step("tls handshake", true, p.to_string(), None));
+                steps.push(ProbeStep::new("tls handshake", true, p.to_string(), None));
             }
             c
         }
         Err(e) => {
-            steps.push(step(
+            steps.push(ProbeStep::new(
                 format!("connect {addr}"),
                 false,
                 format!("{e:#}"),
@@ -244,11 +230,11 @@ async fn probe_host(t: &Target, b: &Built, steps: &mut Vec<ProbeStep>) {
                 } else {
                     String::new()
                 };
-                steps.push(step("auth", true, format!("logged in{db}"), None));
+                steps.push(ProbeStep::new("auth", true, format!("logged in{db}"), None));
                 c
             }
             Err(e) => {
-                steps.push(step(
+                steps.push(ProbeStep::new(
                     "auth",
                     false,
                     format!("{e:#}"),
@@ -260,9 +246,11 @@ async fn probe_host(t: &Target, b: &Built, steps: &mut Vec<ProbeStep>) {
     };
     let timeout = t.timeout;
     match call(&mut conn, timeout, &[b"PING"]).await {
-        Ok(Reply::Status(s)) if s == "PONG" => steps.push(step("ping", true, "PONG", None)),
+        Ok(Reply::Status(s)) if s == "PONG" => {
+            steps.push(ProbeStep::new("ping", true, "PONG", None))
+        }
         Ok(Reply::Error(e)) if e.starts_with("NOAUTH") => {
-            steps.push(step(
+            steps.push(ProbeStep::new(
                 "ping",
                 false,
                 e,
@@ -270,19 +258,24 @@ async fn probe_host(t: &Target, b: &Built, steps: &mut Vec<ProbeStep>) {
             ));
             return;
         }
-        Ok(r) => steps.push(step(
+        Ok(r) => steps.push(ProbeStep::new(
             "ping",
             false,
             r.text(),
             Some("is this a Redis server?"),
         )),
         Err(e) => {
-            steps.push(step("ping", false, e, Some("is this a Redis server?")));
+            steps.push(ProbeStep::new(
+                "ping",
+                false,
+                e,
+                Some("is this a Redis server?"),
+            ));
             return;
         }
     }
     let Some(key) = b.selector.constant() else {
-        steps.push(step(
+        steps.push(ProbeStep::new(
             "key",
             true,
             "the key is chosen per event (template or `keys` rules): not checked",
@@ -305,16 +298,16 @@ async fn probe_host(t: &Target, b: &Built, steps: &mut Vec<ProbeStep>) {
                     } else {
                         format!("is a list of {len} items")
                     };
-                    steps.push(step(format!("key {key}"), true, what, None));
+                    steps.push(ProbeStep::new(format!("key {key}"), true, what, None));
                 }
-                Ok(Reply::Status(t)) => steps.push(step(
+                Ok(Reply::Status(t)) => steps.push(ProbeStep::new(
                     format!("key {key}"),
                     false,
                     format!("holds a {t}, not a list: RPUSH will fail with WRONGTYPE"),
                     Some("choose another `key`, or delete the existing key"),
                 )),
-                Ok(r) => steps.push(step(format!("key {key}"), false, r.text(), None)),
-                Err(e) => steps.push(step(format!("key {key}"), false, e, None)),
+                Ok(r) => steps.push(ProbeStep::new(format!("key {key}"), false, r.text(), None)),
+                Err(e) => steps.push(ProbeStep::new(format!("key {key}"), false, e, None)),
             }
         }
         DataType::Channel => {
@@ -324,7 +317,7 @@ async fn probe_host(t: &Target, b: &Built, steps: &mut Vec<ProbeStep>) {
                 Ok(r) => r.text(),
                 Err(e) => e,
             };
-            steps.push(step(
+            steps.push(ProbeStep::new(
                 format!("channel {key}"),
                 true,
                 format!("{subs} subscribers (events published with none are lost by Redis design)"),

@@ -436,6 +436,23 @@ pub struct ProbeStep {
     pub hint: Option<String>,
 }
 
+impl ProbeStep {
+    /// One step, as every output's probe writes them.
+    pub fn new(
+        name: impl Into<String>,
+        ok: bool,
+        detail: impl Into<String>,
+        hint: Option<&str>,
+    ) -> Self {
+        ProbeStep {
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+            hint: hint.map(str::to_owned),
+        }
+    }
+}
+
 /// The future `skiff test output` runs for an output.
 pub type ProbeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<ProbeStep>> + Send>>;
 

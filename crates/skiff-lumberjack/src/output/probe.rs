@@ -15,15 +15,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::connect::{self, Conn};
 use crate::protocol::{self, ACK_LEN};
 
-fn step(name: String, ok: bool, detail: String, hint: Option<&str>) -> ProbeStep {
-    ProbeStep {
-        name,
-        ok,
-        detail,
-        hint: hint.map(str::to_owned),
-    }
-}
-
 /// Runs every step for every host.
 pub async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
     let (_, hosts, settings) = match super::parse(&node) {
@@ -34,8 +25,8 @@ pub async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
                 .map(|e| e.to_string())
                 .collect::<Vec<_>>()
                 .join("; ");
-            return vec![step(
-                "configuration".into(),
+            return vec![ProbeStep::new(
+                "configuration",
                 false,
                 detail,
                 Some("fix output.logstash"),
@@ -48,7 +39,7 @@ pub async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
         let addrs = match connect::resolve(host, timeout).await {
             Ok(a) => {
                 let list: Vec<String> = a.iter().map(|a| a.ip().to_string()).collect();
-                steps.push(step(
+                steps.push(ProbeStep::new(
                     format!("dns {}", host.host),
                     true,
                     list.join(", "),
@@ -57,7 +48,7 @@ pub async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
                 a
             }
             Err(e) => {
-                steps.push(step(
+                steps.push(ProbeStep::new(
                     format!("dns {}", host.host),
                     false,
                     e,
@@ -69,7 +60,7 @@ pub async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
         let (tcp, addr, took) = match connect::tcp(host, &addrs, timeout).await {
             Ok(v) => v,
             Err(e) => {
-                steps.push(step(
+                steps.push(ProbeStep::new(
                     format!("connect {}", host.addr()),
                     false,
                     e,
@@ -78,7 +69,7 @@ pub async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
                 continue;
             }
         };
-        steps.push(step(
+        steps.push(ProbeStep::new(
             format!("connect {}", host.addr()),
             true,
             format!("{addr} in {} ms", took.as_millis()),
@@ -96,12 +87,12 @@ pub async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
                     Ok(Ok((s, peer))) => {
                         let detail = peer
                             .map_or_else(|| "no certificate details".to_owned(), |p| p.to_string());
-                        steps.push(step("tls handshake".into(), true, detail, None));
+                        steps.push(ProbeStep::new("tls handshake", true, detail, None));
                         Box::new(s)
                     }
                     Ok(Err(e)) => {
-                        steps.push(step(
-                            "tls handshake".into(),
+                        steps.push(ProbeStep::new(
+                            "tls handshake",
                             false,
                             skiff_tls::explain(&e, &host.host),
                             Some("see output.logstash.ssl.*"),
@@ -109,8 +100,8 @@ pub async fn probe(node: Node, _ctx: BuildContext) -> Vec<ProbeStep> {
                         continue;
                     }
                     Err(_) => {
-                        steps.push(step(
-                            "tls handshake".into(),
+                        steps.push(ProbeStep::new(
+                            "tls handshake",
                             false,
                             format!("no TLS answer within {timeout:?}"),
                             Some("is the beats input configured with ssl_enabled (Logstash) or ssl.* (skiff)?"),
@@ -137,11 +128,11 @@ async fn round_trip(mut conn: Conn, timeout: Duration) -> ProbeStep {
     }
     .await
     {
-        return step(name, false, format!("cannot write: {e}"), None);
+        return ProbeStep::new(name, false, format!("cannot write: {e}"), None);
     }
     let mut f = [0u8; ACK_LEN];
     match tokio::time::timeout(timeout, conn.read_exact(&mut f)).await {
-        Err(_) => step(
+        Err(_) => ProbeStep::new(
             name,
             true,
             format!(
@@ -150,15 +141,15 @@ async fn round_trip(mut conn: Conn, timeout: Duration) -> ProbeStep {
             ),
             Some("if this is Logstash, check its beats input and pipeline health"),
         ),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => step(
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => ProbeStep::new(
             name,
             false,
-            "the server closed the connection on a lumberjack window frame".into(),
+            "the server closed the connection on a lumberjack window frame",
             Some("is this port a Logstash beats input? A TLS server expects output.logstash.ssl"),
         ),
-        Ok(Err(e)) => step(name, false, format!("read failed: {e}"), None),
+        Ok(Err(e)) => ProbeStep::new(name, false, format!("read failed: {e}"), None),
         Ok(Ok(_)) => match protocol::parse_ack(&f) {
-            Ok(seq) => step(
+            Ok(seq) => ProbeStep::new(
                 name,
                 true,
                 format!(
@@ -167,7 +158,7 @@ async fn round_trip(mut conn: Conn, timeout: Duration) -> ProbeStep {
                 ),
                 None,
             ),
-            Err(e) => step(
+            Err(e) => ProbeStep::new(
                 name,
                 false,
                 format!("the reply is not a lumberjack ACK: {e}"),
