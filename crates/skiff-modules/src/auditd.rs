@@ -36,7 +36,7 @@ fn object_mut<'a>(
 /// Latin-1 characters, as in Filebeat's documents), control characters shown as `^X` (`^@`
 /// for NUL, `^?` for DEL). `None` when the value is not to be decoded.
 pub fn decode_hex(v: &str) -> Option<String> {
-    if v.is_empty() || v.len() % 2 != 0 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if v.is_empty() || !v.len().is_multiple_of(2) || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = String::with_capacity(v.len() / 2 + 8);

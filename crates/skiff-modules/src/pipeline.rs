@@ -320,7 +320,7 @@ enum Op {
     UserAgent(String),
     Kv {
         field: String,
-        split: KvSplit,
+        split: Box<KvSplit>,
         target: Option<String>,
     },
     ListLength {
@@ -614,7 +614,7 @@ fn compile_step(c: StepConfig, library: &grok::Grok) -> Result<Step, String> {
         StepConfig::Kv(k) => {
             let common = k.common();
             let op = Op::Kv {
-                split: KvSplit::new(&k.field_split, &k.value_split)?,
+                split: Box::new(KvSplit::new(&k.field_split, &k.value_split)?),
                 field: k.field,
                 target: k.target_field,
             };
