@@ -36,6 +36,12 @@ fn object_mut<'a>(
 /// Latin-1 characters, as in Filebeat's documents), control characters shown as `^X` (`^@`
 /// for NUL, `^?` for DEL). `None` when the value is not to be decoded.
 pub fn decode_hex(v: &str) -> Option<String> {
+    hex_text(v).and_then(|(text, needed)| needed.then_some(text))
+}
+
+/// `v` decoded as [`decode_hex`] does, and whether a byte needed auditd's encoding; `None`
+/// when `v` is not an even number of hex digits.
+fn hex_text(v: &str) -> Option<(String, bool)> {
     if v.is_empty() || !v.len().is_multiple_of(2) || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -55,7 +61,7 @@ pub fn decode_hex(v: &str) -> Option<String> {
             out.push(char::from(cp));
         }
     }
-    needed.then_some(out)
+    Some((out, needed))
 }
 
 /// One `'` or `"` off each end (Filebeat's trimQuotes: the two ends independently).
@@ -64,17 +70,28 @@ fn trim_quotes(v: &str) -> &str {
     v.strip_suffix(['\'', '"']).unwrap_or(v)
 }
 
+/// Values auditd writes for "none", which Filebeat drops.
+fn is_empty_value(v: &Value) -> bool {
+    matches!(v.as_str(), Some("?" | "(null)" | ""))
+}
+
 /// The cleanup of Filebeat's auditd script, on the text values of the object at `field`.
 /// Values that are not text (a key given twice is a list) are left as they are; Filebeat's
-/// script fails the event on such a value under a hex key.
+/// script fails the event on such a value under a hex key. The arguments of an EXECVE
+/// record (`aN`) are left to [`execve_args`], which needs to see their quotes.
 pub fn clean_values(
     d: &mut Map<String, Value>,
     field: &str,
     hex_keys: &[String],
 ) -> Result<(), String> {
     let log = object_mut(d, field)?;
-    log.retain(|_, v| !matches!(v.as_str(), Some("?" | "(null)" | "")));
+    let execve = log.get("record_type").and_then(Value::as_str) == Some("EXECVE");
+    let skip = |k: &str| execve && arg_index(k).is_some();
+    log.retain(|k, v| skip(k) || !is_empty_value(v));
     for (k, v) in log.iter_mut() {
+        if skip(k) {
+            continue;
+        }
         let Value::String(s) = v else { continue };
         let decoded = if hex_keys.iter().any(|h| h == k) {
             decode_hex(s)
@@ -233,33 +250,47 @@ pub fn apply_ecs(d: &mut Map<String, Value>, field: &str, table: &EcsTable) -> R
     Ok(())
 }
 
+/// The argument index of an EXECVE key (`a12`, `a12[3]`, `a12_len`) and what follows it.
+/// Indices beyond Java's `int` are none: Filebeat's script fails on them (its handler notes
+/// the error and the pipeline goes on); skiff leaves such a key where it is.
+fn arg_index(k: &str) -> Option<(u32, &str)> {
+    let rest = k.strip_prefix('a')?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let index = rest[..digits]
+        .parse::<u32>()
+        .ok()
+        .filter(|i| *i <= i32::MAX as u32)?;
+    Some((index, &rest[digits..]))
+}
+
+/// One EXECVE argument as auditd wrote it into its text: a quoted value is the text itself,
+/// an unquoted one is hex (the kernel quotes every argument it does not encode, and the
+/// pieces `aN[i]` of a long encoded argument are hex even where their own bytes would not
+/// need it). This is go-libaudit's rule; a decode-if-it-looks-like-hex would turn a quoted
+/// `"3005"` into `0^E`.
+fn execve_arg(raw: String) -> String {
+    if raw.starts_with(['"', '\'']) {
+        return trim_quotes(&raw).to_string();
+    }
+    match hex_text(&raw) {
+        Some((text, _)) => text,
+        None => trim_quotes(&raw).to_string(),
+    }
+}
+
 /// An EXECVE record's arguments: every `aN` key of the object at `field` (and `aN[i]`, the
 /// pieces of a long one; `aN_len` is dropped) leaves it, and `process.args` lists the values
-/// in argument order, hex-encoded ones decoded. With `a0` present, `process.executable` is
-/// the first; a record continuing a long argument list (first index above 0) gets
+/// in argument order (see [`execve_arg`]; `?`, `(null)` and empty values are dropped, as
+/// the cleanup does for other keys). With `a0` present, `process.executable` is the first; a
+/// record continuing a long argument list (first index above 0) gets
 /// `[... N truncated arguments ...]` first, as Filebeat writes it.
 pub fn execve_args(d: &mut Map<String, Value>, field: &str) -> Result<(), String> {
     let log = object_mut(d, field)?;
     let mut keys: Vec<(u32, Option<u64>, String, bool)> = Vec::new();
     for k in log.keys() {
-        let Some(rest) = k.strip_prefix('a') else {
+        let Some((index, tail)) = arg_index(k) else {
             continue;
         };
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            continue;
-        }
-        // Java's int, as Filebeat's script parses the index. Filebeat's script fails on a
-        // larger one (its handler notes the error and the pipeline goes on); skiff leaves
-        // such a key where it is.
-        let Some(index) = rest[..digits]
-            .parse::<u32>()
-            .ok()
-            .filter(|i| *i <= i32::MAX as u32)
-        else {
-            continue;
-        };
-        let tail = &rest[digits..];
         // `a1[0]`, `a1[1]`: the pieces of one argument, in order.
         let piece = tail
             .strip_prefix('[')
@@ -272,12 +303,12 @@ pub fn execve_args(d: &mut Map<String, Value>, field: &str) -> Result<(), String
     let mut first = None;
     for (index, _, k, is_len) in keys {
         let Some(v) = log.remove(&k) else { continue };
-        if is_len {
+        if is_len || is_empty_value(&v) {
             continue;
         }
         first.get_or_insert(index);
         args.push(match v {
-            Value::String(s) => Value::String(decode_hex(&s).unwrap_or(s)),
+            Value::String(s) => Value::String(execve_arg(s)),
             other => other,
         });
     }
@@ -335,6 +366,15 @@ mod tests {
             Value::Object(d),
             json!({"a": {"log": {"exe": "/usr/sbin/sshd", "cmd": "ls -l", "a0": "2F62696E", "quoted": "\"?\"", "n": 1}}})
         );
+        // An EXECVE record's arguments keep their quotes for execve_args.
+        let mut d = obj(
+            json!({"l": {"record_type": "EXECVE", "a0": "\"ls\"", "a1": "?", "argc": "\"2\""}}),
+        );
+        clean_values(&mut d, "l", &[]).expect("object");
+        assert_eq!(
+            Value::Object(d),
+            json!({"l": {"record_type": "EXECVE", "a0": "\"ls\"", "a1": "?", "argc": "2"}})
+        );
     }
 
     #[test]
@@ -369,13 +409,19 @@ mod tests {
     #[test]
     fn execve_args_in_order_with_pieces_and_truncation() {
         let mut d = obj(json!({"l": {
-            "argc": "3", "a0": "sh", "a1": "-c", "a10": "x", "a2_len": "8",
-            "a2[1]": "rt", "a2[0]": "pa", "arch": "x86_64"
+            "argc": "3", "a0": "\"sh\"", "a1": "\"-c\"", "a10": "\"x\"", "a2_len": "8",
+            "a2[1]": "7274", "a2[0]": "7061", "a11": "?", "arch": "x86_64"
         }}));
         execve_args(&mut d, "l").expect("runs");
+        // a2's pieces are unquoted, so hex, even without a byte that needs encoding.
         assert_eq!(d["process"]["args"], json!(["sh", "-c", "pa", "rt", "x"]));
         assert_eq!(d["process"]["executable"], "sh");
         assert_eq!(d["l"], json!({"argc": "3", "arch": "x86_64"}));
+
+        // Quoted text that looks like hex is text; unquoted hex is decoded.
+        let mut d = obj(json!({"l": {"a0": "\"3005\"", "a1": "2F746D702F6D792066696C65"}}));
+        execve_args(&mut d, "l").expect("runs");
+        assert_eq!(d["process"]["args"], json!(["3005", "/tmp/my file"]));
 
         let mut d = obj(json!({"l": {"a3": "y", "a2": "x"}}));
         execve_args(&mut d, "l").expect("runs");

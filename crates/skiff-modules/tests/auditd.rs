@@ -117,6 +117,24 @@ fn execve_arguments_become_process_args() {
 }
 
 #[test]
+fn quoted_execve_arguments_are_text_even_when_they_look_like_hex() {
+    // The record of go-libaudit's issue 13 (`useradd -u 3005 -m trainer5`): the kernel quotes
+    // every argument it does not hex-encode, so "3005" is the number, not bytes 0x30 0x05.
+    assert_fields(
+        r#"type=EXECVE msg=audit(1507304439.922:1865): argc=5 a0="useradd" a1="-u" a2="3005" a3="-m" a4="trainer5""#,
+        json!({
+            "@timestamp": "2017-10-06T15:40:39.922Z",
+            "auditd.log.sequence": 1865,
+            "process.args": ["useradd", "-u", "3005", "-m", "trainer5"],
+            "process.args_count": 5,
+            "process.executable": "useradd",
+            "event.kind": "event",
+            "event.action": "execve",
+        }),
+    );
+}
+
+#[test]
 fn failed_user_login() {
     assert_fields(
         r#"type=USER_LOGIN msg=audit(1492896301.004:3163): pid=9391 uid=0 auid=4294967295 ses=4294967295 subj=system_u:system_r:sshd_t:s0-s0:c0.c1023 msg='op=login acct="root" exe="/usr/sbin/sshd" hostname=? addr=179.38.151.221 terminal=sshd res=failed'"#,
