@@ -11,7 +11,7 @@
 //! are checked by tests/corpus.rs.
 
 use serde_json::{Map, Value, json};
-use skiff_modules::{doc, processor::FilesetProcessor};
+use skiff_modules::{config, doc, processor::FilesetProcessor};
 
 fn parse(line: &str) -> Map<String, Value> {
     let p = FilesetProcessor::new("auditd", "log", None).unwrap_or_else(|e| panic!("{e}"));
@@ -186,5 +186,30 @@ fn a_line_that_is_not_an_audit_record_keeps_its_message() {
             .and_then(Value::as_str)
             .unwrap_or_default();
         assert!(got.starts_with(error), "{line}: {got}");
+    }
+}
+
+#[test]
+fn the_documentation_configuration_becomes_a_filestream_input() {
+    // The example of Filebeat's auditd module documentation (`modules.d/auditd.yml`).
+    let entry = json!({"module": "auditd", "log": {"enabled": true, "var.paths": ["/path/to/log/audit/audit.log*"]}});
+    let inputs = config::expand(&[entry], "linux").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        inputs,
+        [json!({
+            "type": "filestream",
+            "id": "module-auditd-log",
+            "paths": ["/path/to/log/audit/audit.log*"],
+            "exclude_files": ["\\.gz$"],
+            "processors": [{"module_pipeline": {"module": "auditd", "fileset": "log"}}],
+        })]
+    );
+    // Default paths on Linux; none elsewhere (Filebeat's manifest), so var.paths is needed.
+    let default =
+        config::expand(&config::from_flag("auditd"), "linux").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(default[0]["paths"], json!(["/var/log/audit/audit.log*"]));
+    for os in ["darwin", "windows"] {
+        let err = config::expand(&config::from_flag("auditd"), os).expect_err(os);
+        assert!(err.to_string().contains("set var.paths"), "{err}");
     }
 }
