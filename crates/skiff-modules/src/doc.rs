@@ -15,6 +15,18 @@ pub fn get<'a>(doc: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     }
 }
 
+/// The value at a dotted path, to change in place.
+pub fn get_mut<'a>(doc: &'a mut Map<String, Value>, path: &str) -> Option<&'a mut Value> {
+    if doc.contains_key(path) {
+        return doc.get_mut(path);
+    }
+    let (head, rest) = path.split_once('.')?;
+    match doc.get_mut(head)? {
+        Value::Object(m) => get_mut(m, rest),
+        _ => None,
+    }
+}
+
 /// The value at a dotted path as text: strings as they are, numbers and booleans printed,
 /// nothing for objects, lists and null.
 pub fn get_text(doc: &Map<String, Value>, path: &str) -> Option<String> {

@@ -13,9 +13,11 @@
 //! inputs, and [`processor`] is the processor that runs a fileset's pipeline on events.
 //! See docs/modules.md.
 
+pub mod auditd;
 pub mod config;
 pub mod csv;
 pub mod doc;
+pub mod kv;
 pub mod pipeline;
 pub mod processor;
 
@@ -70,6 +72,7 @@ pub const MODULES: &[Module] = &[
     module!("postgresql": "log"),
     module!("traefik": "access"),
     module!("haproxy": "log"),
+    module!("auditd": "log"),
 ];
 
 /// A fileset's definition, parsed.

@@ -4,7 +4,8 @@
 //!
 //! A pipeline is data (the `pipeline:` list of a fileset's YAML file), not code per fileset.
 //! The one place Elastic's pipelines use Painless scripts, this interpreter has a few named
-//! steps instead (`first_public_ip`, `scale`), each documented in docs/modules.md.
+//! steps instead (`first_public_ip`, `scale`, ...; the auditd ones in [`crate::auditd`]), each
+//! documented in docs/modules.md. `kv` splits with [`crate::kv`].
 //! As in Elasticsearch, the first failing step (unless `ignore_failure` or `ignore_missing`
 //! covers it) stops the pipeline, and the pipeline's failure handler keeps the original
 //! `message` and sets `error.message`.
@@ -18,7 +19,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::Error;
+use crate::auditd::EcsTable;
 use crate::doc;
+use crate::kv::KvSplit;
 
 /// One processor of a pipeline, as written in the fileset's YAML (`- grok: {...}`).
 #[derive(Debug, Deserialize)]
@@ -44,6 +47,11 @@ enum StepConfig {
     HostPort(HostPortConfig),
     YesNo(FieldsConfig),
     UserAgent(FieldConfig),
+    Kv(KvConfig),
+    ListLength(RenameConfig),
+    AuditValues(AuditValuesConfig),
+    AuditEcs(FieldConfig),
+    AuditExecveArgs(FieldConfig),
 }
 
 /// When a step runs: every key given must hold.
@@ -186,6 +194,18 @@ config!(ListLastConfig {
     #[serde(default, rename = "type")]
     kind: Option<String>,
 });
+config!(KvConfig {
+    field: String,
+    field_split: String,
+    value_split: String,
+    #[serde(default)]
+    target_field: Option<String>,
+});
+config!(AuditValuesConfig {
+    field: String,
+    #[serde(default)]
+    hex_keys: Vec<String>,
+});
 config!(HostPortConfig {
     field: String,
     ip_field: String,
@@ -298,6 +318,24 @@ enum Op {
     },
     YesNo(Vec<String>),
     UserAgent(String),
+    Kv {
+        field: String,
+        split: Box<KvSplit>,
+        target: Option<String>,
+    },
+    ListLength {
+        field: String,
+        target: String,
+    },
+    AuditValues {
+        field: String,
+        hex_keys: Vec<String>,
+    },
+    AuditEcs {
+        field: String,
+        table: &'static EcsTable,
+    },
+    AuditExecveArgs(String),
 }
 
 struct Step {
@@ -572,6 +610,43 @@ fn compile_step(c: StepConfig, library: &grok::Grok) -> Result<Step, String> {
         StepConfig::UserAgent(f) => {
             let common = f.common();
             (Op::UserAgent(f.field), common, f.cond)
+        }
+        StepConfig::Kv(k) => {
+            let common = k.common();
+            let op = Op::Kv {
+                split: Box::new(KvSplit::new(&k.field_split, &k.value_split)?),
+                field: k.field,
+                target: k.target_field,
+            };
+            (op, common, k.cond)
+        }
+        StepConfig::ListLength(r) => {
+            let common = r.common();
+            let op = Op::ListLength {
+                field: r.field,
+                target: r.target_field,
+            };
+            (op, common, r.cond)
+        }
+        StepConfig::AuditValues(a) => {
+            let common = a.common();
+            let op = Op::AuditValues {
+                field: a.field,
+                hex_keys: a.hex_keys,
+            };
+            (op, common, a.cond)
+        }
+        StepConfig::AuditEcs(f) => {
+            let common = f.common();
+            let op = Op::AuditEcs {
+                field: f.field,
+                table: EcsTable::shipped()?,
+            };
+            (op, common, f.cond)
+        }
+        StepConfig::AuditExecveArgs(f) => {
+            let common = f.common();
+            (Op::AuditExecveArgs(f.field), common, f.cond)
         }
         StepConfig::Scale(s) => {
             let common = s.common();
@@ -944,6 +1019,55 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Op::Kv {
+            field,
+            split,
+            target,
+        } => {
+            let text = text_of(d, field)?;
+            let pairs = split.pairs(field, &text)?;
+            for (k, v) in pairs {
+                // Elasticsearch skips nothing: an empty key would make an invalid path, so
+                // skiff drops it rather than write a field named by the target alone.
+                if k.is_empty() {
+                    continue;
+                }
+                let path = match target {
+                    Some(t) => format!("{t}.{k}"),
+                    None => k.to_string(),
+                };
+                // A key seen twice keeps both values, as a list (Elasticsearch's append).
+                let v = Value::String(v.to_string());
+                match doc::remove(d, &path) {
+                    None => doc::insert(d, &path, v),
+                    Some(Value::Array(mut list)) => {
+                        list.push(v);
+                        doc::insert(d, &path, Value::Array(list));
+                    }
+                    Some(old) => doc::insert(d, &path, Value::Array(vec![old, v])),
+                }
+            }
+            Ok(())
+        }
+        Op::ListLength { field, target } => {
+            match doc::get(d, field) {
+                None | Some(Value::Null) => return Err(Failure::Missing(field.clone())),
+                Some(Value::Array(a)) => {
+                    let n = a.len();
+                    doc::insert(d, target, Value::from(n));
+                }
+                // Filebeat's script counts lists only.
+                Some(_) => {}
+            }
+            Ok(())
+        }
+        Op::AuditValues { field, hex_keys } => {
+            crate::auditd::clean_values(d, field, hex_keys).map_err(Failure::Other)
+        }
+        Op::AuditEcs { field, table } => {
+            crate::auditd::apply_ecs(d, field, table).map_err(Failure::Other)
+        }
+        Op::AuditExecveArgs(field) => crate::auditd::execve_args(d, field).map_err(Failure::Other),
         Op::UserAgent(field) => {
             // Elasticsearch's user_agent processor parses the string with the uap-core
             // database; skiff keeps `user_agent.original` only (docs/modules.md) and checks

@@ -26,6 +26,9 @@ proptest! {
         "", "127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] \"GET ", "2016/10/25 14:49:34 [error] 1#0: ",
         "Dec 13 11:35:28 host proc[1]: ", "[Mon Dec 26 16:22:08 2016] [error] ", "1:M 30 May 12:50:13.457 * ",
         "2019-03-24T13:44:25.484123Z 0 [System] ", "2020-04-16 11:45:11.844 CEST [1] LOG:  ",
+        "type=SYSCALL msg=audit(1485893834.891:18877199): arch=c000003e syscall=44 exe=",
+        "type=USER_LOGIN msg=audit(1492896301.004:3163): pid=9391 uid=0 msg='op=login acct=",
+        "type=EXECVE msg=audit(1581371984.206:579393): argc=2 a0=top a1",
     ])) {
         for p in processors() {
             let mut d = Map::new();
