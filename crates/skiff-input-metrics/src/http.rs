@@ -73,6 +73,35 @@ impl HttpSettings {
     }
 }
 
+/// The options of a server's status page module (apache, nginx): where the page is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusPageConfig {
+    /// `server_status_path`: default `/server-status`, as Metricbeat's modules.
+    #[serde(default)]
+    server_status_path: Option<String>,
+}
+
+/// The fetch of a server's status page and the host name its events carry, from a module
+/// block whose one option is `server_status_path` (apache's and nginx's modules share it).
+pub fn status_page(
+    ctx: &FetchContext,
+    own: &skiff_config::Node,
+    query: &str,
+) -> Result<(HttpFetch, String), skiff_config::ConfigErrors> {
+    let cfg: StatusPageConfig = own.deserialize()?;
+    let path = cfg
+        .server_status_path
+        .as_deref()
+        .unwrap_or("/server-status");
+    let http = HttpFetch::new(ctx, path, query).map_err(|e| crate::config_error(own, e))?;
+    let hostname = ctx
+        .host
+        .as_ref()
+        .map_or_else(String::new, |h| h.address.clone());
+    Ok((http, hostname))
+}
+
 /// A URL to GET every fetch.
 #[derive(Clone, Debug)]
 pub struct HttpFetch {

@@ -3,25 +3,15 @@
 //! them on the first). Options: `server_status_path` (default `/server-status`). Default host
 //! `http://127.0.0.1`.
 
-use crate::config_error;
 use async_trait::async_trait;
-use serde::Deserialize;
 use serde_json::json;
 use skiff_config::{ConfigErrors, Node};
 
-use crate::http::HttpFetch;
+use crate::http::{self, HttpFetch};
 use crate::{Error, FetchContext, Fetcher, MetricEvent, Module};
 
 /// The module.
 pub struct Nginx;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    /// `server_status_path`: default `/server-status`.
-    #[serde(default)]
-    server_status_path: Option<String>,
-}
 
 impl Module for Nginx {
     fn name(&self) -> &'static str {
@@ -46,16 +36,7 @@ impl Module for Nginx {
         ctx: &FetchContext,
         own: &Node,
     ) -> Result<Box<dyn Fetcher>, ConfigErrors> {
-        let cfg: Config = own.deserialize()?;
-        let path = cfg
-            .server_status_path
-            .as_deref()
-            .unwrap_or("/server-status");
-        let http = HttpFetch::new(ctx, path, "").map_err(|e| config_error(own, e))?;
-        let hostname = ctx
-            .host
-            .as_ref()
-            .map_or_else(String::new, |h| h.address.clone());
+        let (http, hostname) = http::status_page(ctx, own, "")?;
         Ok(Box::new(Stub {
             http,
             hostname,
