@@ -91,3 +91,4 @@ pub use parse::{MAX_ALIAS_NODES, MAX_DEPTH, MAX_INPUT_BYTES};
 pub use secrets::{MASK, is_secret_key, mask_secrets};
 pub use suggest::suggest;
 pub use units::{ByteSize, Duration};
+pub use units::{millis, seconds};

@@ -21,6 +21,17 @@ pub struct Duration(pub std::time::Duration);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ByteSize(pub u64);
 
+/// `N` seconds, for `#[serde(default = "skiff_config::seconds::<30>")]`: one default function
+/// for every component's timeouts instead of a `thirty_seconds()` in each crate.
+pub fn seconds<const N: u64>() -> Duration {
+    Duration(std::time::Duration::from_secs(N))
+}
+
+/// `N` milliseconds, as [`seconds`].
+pub fn millis<const N: u64>() -> Duration {
+    Duration(std::time::Duration::from_millis(N))
+}
+
 const NANOS: [(&str, u128); 8] = [
     ("ns", 1),
     ("us", 1_000),

@@ -33,17 +33,17 @@ pub struct KafkaInputConfig {
     #[serde(default = "oldest")]
     pub initial_offset: String,
     /// `connect_backoff`: the longest wait between reconnection attempts. Default 30s.
-    #[serde(default = "thirty_seconds")]
+    #[serde(default = "skiff_config::seconds::<30>")]
     pub connect_backoff: Duration,
     /// `consume_backoff`: the wait before retrying a failed read. Default 2s.
-    #[serde(default = "two_seconds")]
+    #[serde(default = "skiff_config::seconds::<2>")]
     pub consume_backoff: Duration,
     /// `max_wait_time`: how long the broker may wait for `fetch.min` bytes. Default 250ms.
-    #[serde(default = "quarter_second")]
+    #[serde(default = "skiff_config::millis::<250>")]
     pub max_wait_time: Duration,
     /// `wait_close`: at shutdown, how long to wait for the output to acknowledge what was
     /// read, so its offsets can be committed. Default 2s (capped by `shutdown_timeout`).
-    #[serde(default = "two_seconds")]
+    #[serde(default = "skiff_config::seconds::<2>")]
     pub wait_close: Duration,
     /// `isolation_level`: `read_uncommitted` (default) or `read_committed`.
     #[serde(default = "read_uncommitted")]
@@ -115,13 +115,13 @@ pub struct Rebalance {
     #[serde(default = "range")]
     pub strategy: String,
     /// `rebalance.timeout`: how long a rebalance may take. Default 60s.
-    #[serde(default = "sixty_seconds")]
+    #[serde(default = "skiff_config::seconds::<60>")]
     pub timeout: Duration,
     /// `rebalance.max_retries`: accepted; librdkafka rejoins by itself until it succeeds.
     #[serde(default)]
     pub max_retries: Option<i64>,
     /// `rebalance.retry_backoff`: the wait between two join attempts. Default 2s.
-    #[serde(default = "two_seconds")]
+    #[serde(default = "skiff_config::seconds::<2>")]
     pub retry_backoff: Duration,
 }
 
@@ -129,9 +129,9 @@ impl Default for Rebalance {
     fn default() -> Self {
         Rebalance {
             strategy: range(),
-            timeout: sixty_seconds(),
+            timeout: skiff_config::seconds::<60>(),
             max_retries: None,
-            retry_backoff: two_seconds(),
+            retry_backoff: skiff_config::seconds::<2>(),
         }
     }
 }
@@ -147,21 +147,6 @@ fn read_uncommitted() -> String {
 }
 fn range() -> String {
     "range".into()
-}
-fn secs(s: u64) -> Duration {
-    Duration(std::time::Duration::from_secs(s))
-}
-fn two_seconds() -> Duration {
-    secs(2)
-}
-fn thirty_seconds() -> Duration {
-    secs(30)
-}
-fn sixty_seconds() -> Duration {
-    secs(60)
-}
-fn quarter_second() -> Duration {
-    Duration(std::time::Duration::from_millis(250))
 }
 fn one_byte() -> ByteSize {
     ByteSize(1)
@@ -253,7 +238,7 @@ pub fn translate(
     // below librdkafka's default of 5 minutes.
     set(
         "max.poll.interval.ms",
-        ms(cfg.rebalance.timeout.max(secs(300))),
+        ms(cfg.rebalance.timeout.max(skiff_config::seconds::<300>())),
     );
     // Filebeat's client (sarama) keeps a group session of 10s with a heartbeat every 3s; so
     // does the input (librdkafka's 45s would make a dead member hold its partitions 4 times

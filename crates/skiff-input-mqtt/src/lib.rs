@@ -91,7 +91,7 @@ pub struct MqttConfig {
     #[serde(default = "yes")]
     pub clean_session: bool,
     /// `keep_alive` (skiff): the MQTT keep-alive. Default 30s.
-    #[serde(default = "thirty_seconds")]
+    #[serde(default = "skiff_config::seconds::<30>")]
     pub keep_alive: skiff_config::Duration,
     /// `max_message_size` (skiff): the largest message accepted from the broker; a larger one
     /// ends the connection (logged). Default 10MiB.
@@ -105,9 +105,6 @@ pub struct MqttConfig {
 
 fn yes() -> bool {
     true
-}
-fn thirty_seconds() -> skiff_config::Duration {
-    skiff_config::Duration(Duration::from_secs(30))
 }
 fn ten_mib() -> ByteSize {
     ByteSize(10 << 20)

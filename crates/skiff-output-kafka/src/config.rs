@@ -60,11 +60,11 @@ pub struct KafkaConfig {
     pub ssl: Option<Ssl>,
     /// `timeout`: how long a batch may wait for the brokers' acknowledgements before it is
     /// retried (librdkafka `message.timeout.ms`, `socket.timeout.ms`). Default 30s.
-    #[serde(default = "thirty_seconds")]
+    #[serde(default = "skiff_config::seconds::<30>")]
     pub timeout: Duration,
     /// `broker_timeout`: how long a broker may wait for replicas (`request.timeout.ms`).
     /// Default 10s.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "skiff_config::seconds::<10>")]
     pub broker_timeout: Duration,
     /// `bulk_max_size`: events per batch. Default 2048.
     #[serde(default = "bulk")]
@@ -206,7 +206,7 @@ pub struct Ssl {
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
     /// `metadata.refresh_frequency`: default 10m.
-    #[serde(default = "ten_minutes")]
+    #[serde(default = "skiff_config::seconds::<600>")]
     pub refresh_frequency: Duration,
     /// `metadata.full`: accepted (librdkafka fetches what it needs).
     #[serde(default)]
@@ -219,7 +219,7 @@ pub struct Metadata {
 impl Default for Metadata {
     fn default() -> Self {
         Metadata {
-            refresh_frequency: ten_minutes(),
+            refresh_frequency: skiff_config::seconds::<600>(),
             full: false,
             retry: MetadataRetry::default(),
         }
@@ -234,7 +234,7 @@ pub struct MetadataRetry {
     #[serde(default)]
     pub max: Option<i64>,
     /// `metadata.retry.backoff`: default 250ms.
-    #[serde(default = "quarter_second")]
+    #[serde(default = "skiff_config::millis::<250>")]
     pub backoff: Duration,
 }
 
@@ -242,7 +242,7 @@ impl Default for MetadataRetry {
     fn default() -> Self {
         MetadataRetry {
             max: None,
-            backoff: quarter_second(),
+            backoff: skiff_config::millis::<250>(),
         }
     }
 }
@@ -273,21 +273,6 @@ fn buffer() -> usize {
 }
 fn beats() -> String {
     "beats".into()
-}
-fn secs(s: u64) -> Duration {
-    Duration(std::time::Duration::from_secs(s))
-}
-fn ten_seconds() -> Duration {
-    secs(10)
-}
-fn thirty_seconds() -> Duration {
-    secs(30)
-}
-fn ten_minutes() -> Duration {
-    secs(600)
-}
-fn quarter_second() -> Duration {
-    Duration(std::time::Duration::from_millis(250))
 }
 
 /// How a partition is chosen, after validation.
@@ -420,7 +405,10 @@ pub fn translate(cfg: &KafkaConfig, node: &Node) -> Result<Translated, Vec<Confi
         );
     }
     set("message.timeout.ms", ms(cfg.timeout));
-    set("socket.timeout.ms", ms(cfg.timeout.max(secs(10))));
+    set(
+        "socket.timeout.ms",
+        ms(cfg.timeout.max(skiff_config::seconds::<10>())),
+    );
     set(
         "request.timeout.ms",
         ms(cfg.broker_timeout.min(cfg.timeout)),
@@ -460,7 +448,10 @@ pub fn translate(cfg: &KafkaConfig, node: &Node) -> Result<Translated, Vec<Confi
         "retry.backoff.ms",
         ms(cfg.metadata.retry.backoff.min(cfg.backoff.max)),
     );
-    set("retry.backoff.max.ms", ms(cfg.backoff.max.min(secs(300))));
+    set(
+        "retry.backoff.max.ms",
+        ms(cfg.backoff.max.min(skiff_config::seconds::<300>())),
+    );
     set("reconnect.backoff.ms", ms(cfg.backoff.init));
     set("reconnect.backoff.max.ms", ms(cfg.backoff.max));
     if cfg.backoff.init.0.is_zero() || cfg.backoff.max.0 < cfg.backoff.init.0 {

@@ -49,7 +49,7 @@ pub struct RedisConfig {
     #[serde(default = "bulk")]
     pub bulk_max_size: usize,
     /// `timeout`: for connecting and for each round trip. Default 5s.
-    #[serde(default = "five_seconds")]
+    #[serde(default = "skiff_config::seconds::<5>")]
     pub timeout: Duration,
     /// `backoff.*`: waits between retries.
     #[serde(default)]
@@ -108,9 +108,6 @@ fn forever() -> i64 {
 }
 fn default_port() -> u16 {
     6379
-}
-fn five_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(5))
 }
 /// One parsed entry of `hosts`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -49,19 +49,22 @@ pub struct InputConfig {
     pub max_pending_bytes: ByteSize,
     /// `handshake_timeout` (alias Logstash's `ssl_handshake_timeout`): how long a new
     /// connection has to finish its TLS handshake and send its first whole frame. Default 10s.
-    #[serde(default = "ten_seconds", alias = "ssl_handshake_timeout")]
+    #[serde(
+        default = "skiff_config::seconds::<10>",
+        alias = "ssl_handshake_timeout"
+    )]
     pub handshake_timeout: Duration,
     /// `keepalive`: while a window waits for our outputs, repeat the last ACK this often so
     /// the client does not time out. Default 3s.
-    #[serde(default = "three_seconds")]
+    #[serde(default = "skiff_config::seconds::<3>")]
     pub keepalive: Duration,
     /// `timeout`: how long a client may pause in the middle of a window, and how long writing
     /// an ACK may wait for a client that does not read them (write timeout). Default 30s.
-    #[serde(default = "thirty_seconds")]
+    #[serde(default = "skiff_config::seconds::<30>")]
     pub timeout: Duration,
     /// `client_inactivity_timeout`: close a connection that sends nothing for this long while
     /// nothing of it is pending. 0 = never. Default 60s (as Logstash).
-    #[serde(default = "sixty_seconds")]
+    #[serde(default = "skiff_config::seconds::<60>")]
     pub client_inactivity_timeout: Duration,
 }
 
@@ -85,18 +88,6 @@ fn default_max_window_size() -> u32 {
 }
 fn default_max_pending_bytes() -> ByteSize {
     ByteSize(256 << 20)
-}
-fn ten_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(10))
-}
-fn three_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(3))
-}
-fn thirty_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(30))
-}
-fn sixty_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(60))
 }
 
 impl InputConfig {

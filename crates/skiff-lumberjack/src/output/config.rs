@@ -53,7 +53,7 @@ pub struct LogstashConfig {
     pub compression_level: u32,
     /// `timeout`: for connecting, for writing a window and for each ACK (or keep-alive ACK)
     /// to arrive. Default 30s.
-    #[serde(default = "thirty_seconds")]
+    #[serde(default = "skiff_config::seconds::<30>")]
     pub timeout: Duration,
     /// `max_retries`: attempts per batch; negative retries forever. Default -1 (skiff never
     /// drops; Beats defaults to 3, which Filebeat ignores anyway).
@@ -102,9 +102,6 @@ fn forever() -> i64 {
 }
 fn default_port() -> u16 {
     DEFAULT_PORT
-}
-fn thirty_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(30))
 }
 /// One `hosts` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
