@@ -500,7 +500,11 @@ mod tests {
             Some("t.yml"),
         )
         .unwrap();
-        let made: Vec<Value> = module_inputs(n).unwrap().iter().map(Node::to_json).collect();
+        let made: Vec<Value> = module_inputs(n)
+            .unwrap()
+            .iter()
+            .map(Node::to_json)
+            .collect();
         assert_eq!(made.len(), 1, "{made:?}");
         assert_eq!(made[0]["type"], "container");
         assert_eq!(made[0]["stream"], "stdout");

@@ -605,10 +605,7 @@ const LAYOUTS: &[Layout] = &[
             },
             Expect {
                 line: "CA certificate ca.pem",
-                fields: &[
-                    ("/event/dataset", "mysql.error"),
-                    ("/log/level", "Warning"),
-                ],
+                fields: &[("/event/dataset", "mysql.error"), ("/log/level", "Warning")],
             },
         ],
         absent: &[],
@@ -623,10 +620,7 @@ const LAYOUTS: &[Layout] = &[
         env: &[("REDIS_PASSWORD", "r3dis-pw")],
         overrides: &["output.redis.hosts=[{redis}]"],
         files: &[
-            (
-                "var/log/postgresql/postgresql-16-main.log",
-                &[POSTGRES],
-            ),
+            ("var/log/postgresql/postgresql-16-main.log", &[POSTGRES]),
             ("var/log/redis/redis-server.log", &[REDIS_LOG]),
         ],
         events: 2,
@@ -869,8 +863,11 @@ fn copy_layout(from: &Path, to: &Path, root: &Path) {
             copy_layout(&path, &target, root);
         } else {
             let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(target, text.replace("/var/", &format!("{}/var/", root.display())))
-                .unwrap();
+            std::fs::write(
+                target,
+                text.replace("/var/", &format!("{}/var/", root.display())),
+            )
+            .unwrap();
         }
     }
 }
@@ -936,7 +933,10 @@ struct World {
     _docker: Option<DockerStandIn>,
     _es: Option<EsStandIn>,
     redis: Option<Child>,
-    _kube: Option<(tokio::runtime::Runtime, skiff_kubernetes::stand_in::ApiServer)>,
+    _kube: Option<(
+        tokio::runtime::Runtime,
+        skiff_kubernetes::stand_in::ApiServer,
+    )>,
 }
 
 impl Drop for World {
@@ -969,7 +969,8 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         .unwrap()
         .signed_by(&key, &ca, &ca_key)
         .unwrap();
-    let (ca_path, cert_path, key_path) = (dir.join("ca.pem"), dir.join("es.pem"), dir.join("es.key"));
+    let (ca_path, cert_path, key_path) =
+        (dir.join("ca.pem"), dir.join("es.pem"), dir.join("es.key"));
     std::fs::write(&ca_path, ca.pem()).unwrap();
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
@@ -1116,12 +1117,7 @@ fn start_around(layout: &Layout, sb: &Sandbox) -> World {
 }
 
 /// `skiff <args> -c filebeat.yml` with the layout's `-E` flags and environment.
-fn command(
-    layout: &Layout,
-    sb: &Sandbox,
-    world: &World,
-    args: &[&str],
-) -> std::process::Command {
+fn command(layout: &Layout, sb: &Sandbox, world: &World, args: &[&str]) -> std::process::Command {
     let mut c = sb.cmd(&sb.path().join("filebeat.yml"), args);
     // Nothing of the machine's own: no cluster, no node name.
     for var in [
@@ -1138,7 +1134,11 @@ fn command(
     for (k, v) in layout.env {
         c.env(k, fill(v, &world.vars));
     }
-    let mut flags: Vec<String> = layout.overrides.iter().map(|o| fill(o, &world.vars)).collect();
+    let mut flags: Vec<String> = layout
+        .overrides
+        .iter()
+        .map(|o| fill(o, &world.vars))
+        .collect();
     if let Out::Redirected(name) = layout.out {
         flags.push(format!("output.{name}.enabled=false"));
         flags.push(format!("output.file.path={}/out", sb.path().display()));
@@ -1160,7 +1160,11 @@ fn check_loads(layout: &Layout, sb: &Sandbox, world: &World) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{}: test config failed:\n{text}", layout.dir);
+    assert!(
+        out.status.success(),
+        "{}: test config failed:\n{text}",
+        layout.dir
+    );
     assert!(text.contains("Config OK"), "{}: {text}", layout.dir);
     for line in text.lines().filter(|l| l.contains("warning")) {
         assert!(
@@ -1195,10 +1199,18 @@ fn check_runs(layout: &Layout, sb: &Sandbox, world: &World) {
         let events: Vec<String> = got.iter().map(Value::to_string).collect();
         format!("events:\n{}\nskiff's log:\n{log}", events.join("\n"))
     };
-    assert!(out.status.success(), "{}: skiff failed\n{}", layout.dir, shown());
+    assert!(
+        out.status.success(),
+        "{}: skiff failed\n{}",
+        layout.dir,
+        shown()
+    );
     assert_eq!(got.len(), layout.events, "{}: {}", layout.dir, shown());
     for e in layout.expect {
-        let found: Vec<&Value> = got.iter().filter(|v| original(v).contains(e.line)).collect();
+        let found: Vec<&Value> = got
+            .iter()
+            .filter(|v| original(v).contains(e.line))
+            .collect();
         assert_eq!(
             found.len(),
             1,

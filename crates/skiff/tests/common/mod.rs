@@ -184,7 +184,14 @@ fn dechunk(mut body: &str) -> String {
 /// (e.g. `--requirepass`), and waits until it accepts connections.
 pub fn redis_server(dir: &Path, port: u16, extra: &[&str]) -> Child {
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(dir)
         .args(extra)
