@@ -301,7 +301,7 @@ mod tests {
         );
         // Settings written go over the provider's: its `type` stays, the `paths` are the user's.
         let c = parse_yaml(
-            "filebeat.autodiscover.providers:\n  - type: docker\n    hints.enabled: true\n    hints.default_config:\n      enabled: false\n      paths: [/logs/${data.container.id}/*.log]\n",
+            "filebeat.autodiscover.providers:\n  - type: docker\n    hints.enabled: true\n    hints.default_config:\n      enabled: false\n      paths: ['/logs/${data.container.id}/*.log']\n",
         )
         .unwrap();
         let d = c.providers[0].hints.default_config.to_json();
