@@ -19,9 +19,11 @@
 //!   layout's credentials; over TLS for `cloud.id`), and a real `redis-server`. All stand-ins
 //!   are written from their APIs' documentation: no Docker daemon, cluster or Elasticsearch can
 //!   run on the test machines.
-//! - The Kafka and Logstash outputs are switched off with `-E output.<name>.enabled=false` and
-//!   the events written with `output.file` instead (their own tests run them against real
-//!   servers); everything before the output (inputs, modules, processors) is the layout's.
+//! - The Logstash output sends to a second skiff with a `beats` input (the Lumberjack server
+//!   side), which writes what it receives to a file. The Kafka output is switched off with
+//!   `-E output.kafka.enabled=false` and the events written with `output.file` instead (its own
+//!   tests run it against a real broker); everything before the output (inputs, modules,
+//!   processors) is the layout's.
 //! - Addresses come in through `-E` (the provider's `host`, the output's `hosts`, `cloud.id`)
 //!   or through the environment variables the layout itself reads.
 
@@ -62,6 +64,9 @@ enum Out {
     },
     /// A real `redis-server`, with this password if any.
     Redis { password: Option<&'static str> },
+    /// A Lumberjack (Beats protocol) server as Logstash's beats input: a second skiff with a
+    /// `beats` input, writing what it receives to `<sandbox>/out/`.
+    Logstash,
 }
 
 /// A container of the Docker stand-in, running when skiff starts.
@@ -107,8 +112,9 @@ struct Layout {
     /// Environment variables the layout reads (placeholders as in `overrides`).
     env: &'static [(&'static str, &'static str)],
     /// `-E` flags; `{dir}` is the sandbox, `{docker}` the Docker stand-in's address, `{es}` the
-    /// Elasticsearch stand-in's URL, `{redis}` the redis-server's `host:port`, `{msi}` the
-    /// `match_source_index` of a container's folder under the sandbox.
+    /// Elasticsearch stand-in's URL, `{redis}` the redis-server's `host:port`, `{logstash}` the
+    /// Lumberjack receiver's, `{msi}` the `match_source_index` of a container's folder under
+    /// the sandbox.
     overrides: &'static [&'static str],
     /// Files written before skiff starts (path under the sandbox, lines).
     files: &'static [(&'static str, &'static [&'static str])],
@@ -251,9 +257,10 @@ const LAYOUTS: &[Layout] = &[
                 stderr: &[],
             },
         ]),
-        out: Out::Redirected("logstash"),
+        out: Out::Logstash,
         env: &[],
         overrides: &[
+            "output.logstash.hosts=[{logstash}]",
             "filebeat.autodiscover.providers.0.host={docker}",
             "processors.0.add_docker_metadata.match_source_index={msi}",
         ],
@@ -545,9 +552,9 @@ const LAYOUTS: &[Layout] = &[
     Layout {
         dir: "08-modules-d-system-logstash",
         around: Around::Nothing,
-        out: Out::Redirected("logstash"),
+        out: Out::Logstash,
         env: &[],
-        overrides: &[],
+        overrides: &["output.logstash.hosts=[{logstash}]"],
         files: &[
             ("var/log/syslog", &[SYSLOG]),
             ("var/log/auth.log", &[AUTH]),
@@ -707,9 +714,9 @@ const LAYOUTS: &[Layout] = &[
     Layout {
         dir: "13-modules-and-inputs-logstash",
         around: Around::Nothing,
-        out: Out::Redirected("logstash"),
+        out: Out::Logstash,
         env: &[],
-        overrides: &[],
+        overrides: &["output.logstash.hosts=[{logstash}]"],
         files: &[
             (
                 "var/log/myapp/app.log",
@@ -939,6 +946,7 @@ struct World {
     _docker: Option<DockerStandIn>,
     _es: Option<EsStandIn>,
     redis: Option<Child>,
+    receiver: Option<Child>,
     _kube: Option<(
         tokio::runtime::Runtime,
         skiff_kubernetes::stand_in::ApiServer,
@@ -947,9 +955,12 @@ struct World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        if let Some(mut r) = self.redis.take() {
-            let _ = r.kill();
-            let _ = r.wait();
+        for mut child in [self.redis.take(), self.receiver.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -1053,6 +1064,7 @@ fn start_around(layout: &Layout, sb: &Sandbox) -> World {
     }
     let mut es = None;
     let mut redis = None;
+    let mut receiver = None;
     let read: Box<dyn Fn() -> Vec<Value>> = match layout.out {
         Out::Redirected(_) => {
             let out = dir.join("out");
@@ -1104,6 +1116,34 @@ fn start_around(layout: &Layout, sb: &Sandbox) -> World {
             es = Some(s);
             Box::new(move || file_events(&dump))
         }
+        Out::Logstash => {
+            let port = common::free_port();
+            let cfg = sb.write(
+                "receiver/receiver.yml",
+                &format!("filebeat.inputs:\n  - {{type: beats, host: \"127.0.0.1:{port}\"}}\noutput.file: {{path: \"$DIR/out\", filename: events}}\n"),
+            );
+            let child = common::skiff()
+                .arg("-c")
+                .arg(&cfg)
+                .arg("--path.home")
+                .arg(dir.join("receiver"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let start = Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "the receiver did not listen"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            receiver = Some(child);
+            vars.push(("logstash", format!("127.0.0.1:{port}")));
+            let out = dir.join("out");
+            Box::new(move || file_events(&out))
+        }
         Out::Redis { password } => {
             let port = common::free_port();
             let extra: Vec<&str> = password.map_or(Vec::new(), |p| vec!["--requirepass", p]);
@@ -1118,6 +1158,7 @@ fn start_around(layout: &Layout, sb: &Sandbox) -> World {
         _docker: docker,
         _es: es,
         redis,
+        receiver,
         _kube: kube,
     }
 }
