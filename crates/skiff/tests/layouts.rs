@@ -20,10 +20,8 @@
 //!   are written from their APIs' documentation: no Docker daemon, cluster or Elasticsearch can
 //!   run on the test machines.
 //! - The Logstash output sends to a second skiff with a `beats` input (the Lumberjack server
-//!   side), which writes what it receives to a file. The Kafka output is switched off with
-//!   `-E output.kafka.enabled=false` and the events written with `output.file` instead (its own
-//!   tests run it against a real broker); everything before the output (inputs, modules,
-//!   processors) is the layout's.
+//!   side), which writes what it receives to a file; the Kafka output to a real Kafka-protocol
+//!   broker (`tansu`, `skiff-kafka-testkit`), read back by a consumer.
 //! - Addresses come in through `-E` (the provider's `host`, the output's `hosts`, `cloud.id`)
 //!   or through the environment variables the layout itself reads.
 
@@ -45,9 +43,6 @@ use serde_json::{Value, json};
 /// Where a layout's events end up, and how the test reads them.
 #[derive(Clone, Copy)]
 enum Out {
-    /// The layout's own output (`output.<name>`) is switched off and `output.file` writes
-    /// `<sandbox>/out/`.
-    Redirected(&'static str),
     /// The layout's own `output.file`, writing to this folder of the sandbox.
     OwnFile(&'static str),
     /// The Elasticsearch stand-in, requiring these credentials (`user`, `password`) or this
@@ -64,6 +59,8 @@ enum Out {
     },
     /// A real `redis-server`, with this password if any.
     Redis { password: Option<&'static str> },
+    /// A Kafka-protocol broker (`tansu`) with these topics, read back by a consumer.
+    Kafka { topics: &'static [&'static str] },
     /// A Lumberjack (Beats protocol) server as Logstash's beats input: a second skiff with a
     /// `beats` input, writing what it receives to `<sandbox>/out/`.
     Logstash,
@@ -113,7 +110,7 @@ struct Layout {
     env: &'static [(&'static str, &'static str)],
     /// `-E` flags; `{dir}` is the sandbox, `{docker}` the Docker stand-in's address, `{es}` the
     /// Elasticsearch stand-in's URL, `{redis}` the redis-server's `host:port`, `{logstash}` the
-    /// Lumberjack receiver's, `{msi}` the `match_source_index` of a container's folder under
+    /// Lumberjack receiver's, `{kafka}` the broker's, `{msi}` the `match_source_index` of a container's folder under
     /// the sandbox.
     overrides: &'static [&'static str],
     /// Files written before skiff starts (path under the sandbox, lines).
@@ -312,9 +309,14 @@ const LAYOUTS: &[Layout] = &[
                 stderr: &[],
             },
         ]),
-        out: Out::Redirected("kafka"),
+        out: Out::Kafka {
+            topics: &["logs-orders-api"],
+        },
         env: &[],
-        overrides: &["filebeat.autodiscover.providers.0.host={docker}"],
+        overrides: &[
+            "filebeat.autodiscover.providers.0.host={docker}",
+            "output.kafka.hosts=[{kafka}]",
+        ],
         files: &[],
         events: 1,
         expect: &[Expect {
@@ -325,6 +327,7 @@ const LAYOUTS: &[Layout] = &[
                 ("/app/level", "info"),
                 ("/service", "orders-api"),
                 ("/container/labels/app_kind", "api"),
+                ("/@where", "logs-orders-api"),
             ],
         }],
         absent: &["/healthz", "postgres: not an api"],
@@ -588,9 +591,11 @@ const LAYOUTS: &[Layout] = &[
     Layout {
         dir: "09-modules-d-reload-apache-mysql-kafka",
         around: Around::Nothing,
-        out: Out::Redirected("kafka"),
+        out: Out::Kafka {
+            topics: &["apache-logs", "mysql-logs"],
+        },
         env: &[],
-        overrides: &[],
+        overrides: &["output.kafka.hosts=[{kafka}]"],
         files: &[
             ("var/log/apache2/access.log", &[APACHE_ACCESS]),
             ("var/log/apache2/error.log", &[APACHE_ERROR]),
@@ -605,6 +610,7 @@ const LAYOUTS: &[Layout] = &[
                     ("/http/response/status_code", "200"),
                     ("/fields/env", "production"),
                     ("/fields/dc", "eu-west"),
+                    ("/@where", "apache-logs"),
                 ],
             },
             Expect {
@@ -613,7 +619,11 @@ const LAYOUTS: &[Layout] = &[
             },
             Expect {
                 line: "CA certificate ca.pem",
-                fields: &[("/event/dataset", "mysql.error"), ("/log/level", "Warning")],
+                fields: &[
+                    ("/event/dataset", "mysql.error"),
+                    ("/log/level", "Warning"),
+                    ("/@where", "mysql-logs"),
+                ],
             },
         ],
         absent: &[],
@@ -762,9 +772,11 @@ const LAYOUTS: &[Layout] = &[
     Layout {
         dir: "14-modules-d-many-kafka",
         around: Around::Nothing,
-        out: Out::Redirected("kafka"),
+        out: Out::Kafka {
+            topics: &["filebeat", "web-logs", "db-logs"],
+        },
         env: &[],
-        overrides: &[],
+        overrides: &["output.kafka.hosts=[{kafka}]"],
         files: &[
             ("var/log/nginx/access.log", &[NGINX_200]),
             ("var/log/nginx/error.log", &[NGINX_ERROR]),
@@ -781,15 +793,15 @@ const LAYOUTS: &[Layout] = &[
             },
             Expect {
                 line: "favicon.ico",
-                fields: &[("/event/dataset", "nginx.error")],
+                fields: &[("/event/dataset", "nginx.error"), ("/@where", "web-logs")],
             },
             Expect {
                 line: "CA certificate ca.pem",
-                fields: &[("/event/dataset", "mysql.error")],
+                fields: &[("/event/dataset", "mysql.error"), ("/@where", "db-logs")],
             },
             Expect {
                 line: "Ready to accept connections",
-                fields: &[("/event/dataset", "redis.log")],
+                fields: &[("/event/dataset", "redis.log"), ("/@where", "db-logs")],
             },
         ],
         absent: &["GET /index.html"],
@@ -939,6 +951,47 @@ fn redis_events(port: u16, password: Option<&str>) -> Vec<Value> {
     out
 }
 
+/// Reads the layout's topics from their beginning; each read adds what came since to what it
+/// read before, `@where` the topic.
+struct KafkaReader {
+    consumer: rdkafka::consumer::BaseConsumer,
+    seen: std::cell::RefCell<Vec<Value>>,
+}
+
+impl KafkaReader {
+    fn new(addr: &str, topics: &[&str]) -> KafkaReader {
+        use rdkafka::consumer::Consumer as _;
+        let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", addr)
+            .set("group.id", "layouts-test")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for t in topics {
+            tpl.add_partition_offset(t, 0, rdkafka::Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        KafkaReader {
+            consumer,
+            seen: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    fn read(&self) -> Vec<Value> {
+        use rdkafka::Message as _;
+        let mut seen = self.seen.borrow_mut();
+        while let Some(m) = self.consumer.poll(Duration::from_millis(300)) {
+            let m = m.unwrap();
+            let mut v: Value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
+            v["@where"] = json!(m.topic());
+            seen.push(v);
+        }
+        seen.clone()
+    }
+}
+
 /// What the layout's run needs besides skiff, kept alive until the end of the test.
 struct World {
     vars: Vec<(&'static str, String)>,
@@ -947,6 +1000,7 @@ struct World {
     _es: Option<EsStandIn>,
     redis: Option<Child>,
     receiver: Option<Child>,
+    _kafka: Option<skiff_kafka_testkit::Broker>,
     _kube: Option<(
         tokio::runtime::Runtime,
         skiff_kubernetes::stand_in::ApiServer,
@@ -1065,11 +1119,8 @@ fn start_around(layout: &Layout, sb: &Sandbox) -> World {
     let mut es = None;
     let mut redis = None;
     let mut receiver = None;
+    let mut kafka = None;
     let read: Box<dyn Fn() -> Vec<Value>> = match layout.out {
-        Out::Redirected(_) => {
-            let out = dir.join("out");
-            Box::new(move || file_events(&out))
-        }
         Out::OwnFile(folder) => {
             let out = dir.join(folder);
             Box::new(move || file_events(&out))
@@ -1116,6 +1167,17 @@ fn start_around(layout: &Layout, sb: &Sandbox) -> World {
             es = Some(s);
             Box::new(move || file_events(&dump))
         }
+        Out::Kafka { topics } => {
+            let broker = skiff_kafka_testkit::broker(skiff_kafka_testkit::Storage::Memory)
+                .expect("the Kafka layouts need tansu (scripts/ensure-tansu.sh)");
+            for t in topics {
+                broker.create_topic(t, 1);
+            }
+            vars.push(("kafka", broker.addr()));
+            let reader = KafkaReader::new(&broker.addr(), topics);
+            kafka = Some(broker);
+            Box::new(move || reader.read())
+        }
         Out::Logstash => {
             let port = common::free_port();
             let cfg = sb.write(
@@ -1159,6 +1221,7 @@ fn start_around(layout: &Layout, sb: &Sandbox) -> World {
         _es: es,
         redis,
         receiver,
+        _kafka: kafka,
         _kube: kube,
     }
 }
@@ -1181,18 +1244,8 @@ fn command(layout: &Layout, sb: &Sandbox, world: &World, args: &[&str]) -> std::
     for (k, v) in layout.env {
         c.env(k, fill(v, &world.vars));
     }
-    let mut flags: Vec<String> = layout
-        .overrides
-        .iter()
-        .map(|o| fill(o, &world.vars))
-        .collect();
-    if let Out::Redirected(name) = layout.out {
-        flags.push(format!("output.{name}.enabled=false"));
-        flags.push(format!("output.file.path={}/out", sb.path().display()));
-        flags.push("output.file.filename=events".into());
-    }
-    for f in flags {
-        c.arg("-E").arg(f);
+    for o in layout.overrides {
+        c.arg("-E").arg(fill(o, &world.vars));
     }
     c
 }
