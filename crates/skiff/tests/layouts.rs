@@ -500,6 +500,7 @@ const LAYOUTS: &[Layout] = &[
                     ("/kubernetes/node/name", "node-a"),
                     ("/kubernetes/container/name", "app"),
                     ("/kubernetes/labels/app", "web-7d9f"),
+                    ("/kubernetes/namespace_labels/team", "shop-team"),
                 ],
             },
             Expect {
@@ -1091,6 +1092,11 @@ fn start_around(layout: &Layout, sb: &Sandbox) -> World {
             let logs = dir.join("var/log/containers");
             std::fs::create_dir_all(&logs).unwrap();
             for p in pods {
+                // add_resource_metadata.namespace: the namespace's labels reach the events.
+                api.put_namespace(
+                    p.namespace,
+                    json!({"team": format!("{}-team", p.namespace)}),
+                );
                 let annotations: serde_json::Map<String, Value> = p
                     .annotations
                     .iter()
