@@ -221,12 +221,13 @@ fn hints(item: &Node, plugin: &ProviderPlugin, errors: &mut Vec<ConfigError>) ->
             let on = flag(n.get("enabled"), errors, true);
             let mut n = n.clone();
             n.remove("enabled");
-            // Only `enabled: false` written: the provider's default settings, switched off.
-            if n.entries().is_empty() {
-                (provider_default(plugin), on)
-            } else {
-                (n, on)
-            }
+            // What is written goes over the provider's default settings, as Filebeat unpacks
+            // `default_config` onto its own (go-ucfg merges into the config already there):
+            // `enabled: false` alone keeps them all, and a default config that sets only
+            // `paths` (or only `exclude_lines`) keeps the provider's `type`.
+            let mut merged = provider_default(plugin);
+            skiff_config::merge(&mut merged, n);
+            (merged, on)
         }
         Some(n) => {
             errors.push(at(n, "`hints.default_config` is a map of input settings"));
@@ -298,5 +299,18 @@ mod tests {
             c.providers[0].hints.default_config.to_json()["type"],
             "container"
         );
+        // Settings written go over the provider's: its `type` stays, the `paths` are the user's.
+        let c = parse_yaml(
+            "filebeat.autodiscover.providers:\n  - type: docker\n    hints.enabled: true\n    hints.default_config:\n      enabled: false\n      paths: ['/logs/${data.container.id}/*.log']\n",
+        )
+        .unwrap();
+        let d = c.providers[0].hints.default_config.to_json();
+        assert!(!c.providers[0].hints.default_enabled);
+        assert_eq!(d["type"], "container", "{d}");
+        assert_eq!(
+            d["paths"],
+            serde_json::json!(["/logs/${data.container.id}/*.log"])
+        );
+        assert!(d.get("enabled").is_none(), "{d}");
     }
 }

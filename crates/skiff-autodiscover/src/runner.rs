@@ -310,7 +310,7 @@ fn configs_for(p: &ProviderConfig, d: &Discovered) -> Result<Vec<Node>, String> 
         for c in &t.config {
             let mut c = c.clone();
             template::substitute(&mut c, &d.data).map_err(|e| e.to_string())?;
-            out.push(c);
+            out.extend(module_inputs(c)?);
         }
         return Ok(out);
     }
@@ -341,6 +341,26 @@ fn configs_for(p: &ProviderConfig, d: &Discovered) -> Result<Vec<Node>, String> 
             })
             .collect()),
     }
+}
+
+/// A template's `config` item that names a module (`- module: nginx` with each fileset's
+/// `input:` settings, e.g. `type: container` and the container's `paths`, as Filebeat's
+/// autodiscover documentation shows) becomes its filesets' inputs, as `filebeat.modules` does;
+/// any other item is an input already.
+fn module_inputs(item: Node) -> Result<Vec<Node>, String> {
+    if item.get("module").is_none() {
+        return Ok(vec![item]);
+    }
+    let made = skiff_modules::config::expand(&[item.to_json()], skiff_modules::config::this_os())
+        .map_err(|e| e.to_string())?;
+    Ok(made
+        .iter()
+        .map(|v| {
+            let mut n = Node::new(template::json_node(v, &item.mark), item.mark.clone());
+            n.fix_paths("");
+            n
+        })
+        .collect())
 }
 
 /// Gives an input its autodiscover id, the container's fields first in its processors, and
@@ -471,5 +491,32 @@ mod tests {
             json!({"target": "", "fields": {"container": {"id": "abc"}}})
         );
         assert_eq!(j["processors"][1]["add_tags"]["tags"], json!(["x"]));
+    }
+
+    #[test]
+    fn a_module_in_a_template_becomes_its_filesets_inputs() {
+        let n = skiff_config::parse_str(
+            "module: nginx\naccess:\n  input: {type: container, stream: stdout, paths: [/c/abc/*.log]}\nerror:\n  enabled: false\n",
+            Some("t.yml"),
+        )
+        .unwrap();
+        let made: Vec<Value> = module_inputs(n)
+            .unwrap()
+            .iter()
+            .map(Node::to_json)
+            .collect();
+        assert_eq!(made.len(), 1, "{made:?}");
+        assert_eq!(made[0]["type"], "container");
+        assert_eq!(made[0]["stream"], "stdout");
+        assert_eq!(made[0]["paths"], json!(["/c/abc/*.log"]));
+        assert_eq!(
+            made[0]["processors"][0]["module_pipeline"],
+            json!({"module": "nginx", "fileset": "access"})
+        );
+        // An input is left as it is; an unknown module is refused.
+        let input = skiff_config::parse_str("type: container\npaths: [/x]\n", None).unwrap();
+        assert_eq!(module_inputs(input).unwrap().len(), 1);
+        let bad = skiff_config::parse_str("module: ngnix\n", None).unwrap();
+        assert!(module_inputs(bad).unwrap_err().contains("unknown module"));
     }
 }

@@ -48,6 +48,13 @@ pub fn expand(entries: &[Value], os: &str) -> Result<Vec<Value>, Error> {
             continue;
         }
         for key in e.keys() {
+            if let Some((_, fs, why)) = crate::NOT_IMPLEMENTED
+                .iter()
+                .find(|(m, f, _)| *m == name && f == key)
+            {
+                not_implemented(name, fs, why, e.get(key))?;
+                continue;
+            }
             if key != "module" && key != "enabled" && !module.filesets.iter().any(|(f, _)| f == key)
             {
                 let names: Vec<&str> = module.filesets.iter().map(|(f, _)| *f).collect();
@@ -78,6 +85,31 @@ pub fn expand(entries: &[Value], os: &str) -> Result<Vec<Value>, Error> {
         }
     }
     Ok(inputs)
+}
+
+/// A fileset of Filebeat's that skiff lacks ([`crate::NOT_IMPLEMENTED`]): nothing when it is
+/// disabled, else a warning that it reads nothing (an error in strict mode).
+fn not_implemented(
+    module: &str,
+    fs: &str,
+    why: &str,
+    settings: Option<&Value>,
+) -> Result<(), Error> {
+    if settings
+        .and_then(|s| s.get("enabled"))
+        .and_then(Value::as_bool)
+        == Some(false)
+    {
+        return Ok(());
+    }
+    let warning = skiff_config::ConfigError::new(
+        format!("{module}.{fs}"),
+        skiff_config::Mark::none(),
+        format!(
+            "the {module} module's `{fs}` fileset is not supported by skiff yet ({why}): it reads nothing; set `{fs}.enabled: false` to say so"
+        ),
+    );
+    skiff_config::diag::tolerate(warning).map_err(|e| Error::Config(e.to_string()))
 }
 
 fn fileset_input(
@@ -238,6 +270,31 @@ mod tests {
         assert_eq!(ingress[0]["id"], "module-nginx-ingress_controller");
         assert!(expand(&[json!({"module": "nginx", "acces": {}})], "linux").is_err());
         assert!(expand(&[json!({"module": "nope"})], "linux").is_err());
+    }
+
+    #[test]
+    fn filesets_skiff_lacks_load_and_say_so_unless_disabled() {
+        let with = |slowlog: Value| {
+            [json!({"module": "redis", "log": {"var.paths": ["/tmp/r.log"]}, "slowlog": slowlog})]
+        };
+        let (made, diag) =
+            skiff_config::collect(false, || expand(&with(json!({"enabled": false})), "linux"));
+        assert_eq!(made.unwrap_or_else(|e| panic!("{e}")).len(), 1);
+        assert!(diag.warnings.is_empty(), "{:?}", diag.warnings);
+        // Filebeat's own modules.d/redis.yml enables it.
+        let on = with(json!({"enabled": true, "var.hosts": ["localhost:6379"]}));
+        let (made, diag) = skiff_config::collect(false, || expand(&on, "linux"));
+        assert_eq!(made.unwrap_or_else(|e| panic!("{e}")).len(), 1);
+        assert_eq!(diag.warnings.len(), 1);
+        assert!(
+            diag.warnings[0]
+                .to_string()
+                .contains("`slowlog` fileset is not supported by skiff yet"),
+            "{}",
+            diag.warnings[0]
+        );
+        let (made, _) = skiff_config::collect(true, || expand(&on, "linux"));
+        assert!(made.is_err(), "strict: an error");
     }
 
     #[test]

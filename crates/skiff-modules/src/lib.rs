@@ -75,6 +75,16 @@ pub const MODULES: &[Module] = &[
     module!("auditd": "log"),
 ];
 
+/// Filesets Filebeat's modules have and skiff does not, with why: `(module, fileset, why)`.
+/// Filebeat's own `modules.d/` files name them, so a module file copied from Filebeat must
+/// load: a disabled one is accepted silently, an enabled one reads nothing and is reported
+/// (a warning, an error with `skiff.strict`), never silently skipped.
+pub const NOT_IMPLEMENTED: &[(&str, &str, &str)] = &[(
+    "redis",
+    "slowlog",
+    "Filebeat reads it from the server with the SLOWLOG command, not from a file",
+)];
+
 /// A fileset's definition, parsed.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -285,7 +285,21 @@ impl Processor for NotYet {
     }
 }
 
-fn not_yet(once: &'static Once, name: &'static str, fields: &'static str) -> Box<dyn Processor> {
+fn not_yet(
+    node: &Node,
+    once: &'static Once,
+    name: &'static str,
+    fields: &'static str,
+) -> Box<dyn Processor> {
+    // Also a configuration warning, so that `skiff test config` lists it with its place
+    // (outside a check it is only a debug line: the log line below says it once).
+    skiff_config::diag::warn(skiff_config::ConfigError::new(
+        &node.path,
+        node.mark.clone(),
+        format!(
+            "{name} is not supported by skiff yet and does nothing: events will not carry {fields} fields"
+        ),
+    ));
     once.call_once(|| {
         tracing::warn!(
             processor = name,
@@ -298,12 +312,12 @@ fn not_yet(once: &'static Once, name: &'static str, fields: &'static str) -> Box
 static CLOUD: Once = Once::new();
 static DOCKER: Once = Once::new();
 
-fn build_cloud(_node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
-    Ok(not_yet(&CLOUD, "add_cloud_metadata", "cloud.*"))
+fn build_cloud(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
+    Ok(not_yet(node, &CLOUD, "add_cloud_metadata", "cloud.*"))
 }
 
-fn build_docker(_node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
-    Ok(not_yet(&DOCKER, "add_docker_metadata", "container.*"))
+fn build_docker(node: &Node, _ctx: &BuildContext) -> Result<Box<dyn Processor>, ConfigErrors> {
+    Ok(not_yet(node, &DOCKER, "add_docker_metadata", "container.*"))
 }
 
 /// `add_kubernetes_metadata` lives with the Kubernetes API client it shares with the kubernetes
@@ -317,6 +331,20 @@ mod tests {
     use super::*;
     use crate::testing::*;
     use serde_json::json;
+
+    #[test]
+    fn processors_not_supported_yet_are_configuration_warnings() {
+        let (p, diag) = skiff_config::collect(false, || {
+            build("processors: [{add_host_metadata: ~}, {add_cloud_metadata: ~}]")
+        });
+        assert!(p.is_ok());
+        assert_eq!(diag.warnings.len(), 1, "{:?}", diag.warnings);
+        let w = diag.warnings[0].to_string();
+        assert!(
+            w.contains("add_cloud_metadata is not supported by skiff yet"),
+            "{w}"
+        );
+    }
 
     #[test]
     fn host_metadata_is_shared_per_source_and_copy_on_write() {

@@ -740,9 +740,25 @@ pub fn load(cli: &crate::cli::Global) -> Result<Node, ConfigErrors> {
     if let Some(list) = &cli.modules {
         crate::modules::add_flag(&mut root, list);
     }
+    modules_path_under_config(&mut root);
     // `${path.data}` and friends in values refer to the final paths.
     root.fix_paths("");
     Ok(root)
+}
+
+/// A relative `filebeat.config.modules.path` (`modules.d/*.yml`) is under `path.config`, as in
+/// Filebeat and as `filebeat.config.inputs.path` is read (reload.rs), not under the directory
+/// skiff happens to be started from.
+fn modules_path_under_config(root: &mut Node) {
+    let Some(NodeValue::String(dir)) = root.get("path.config").map(|n| n.value.clone()) else {
+        return;
+    };
+    if let Some(n) = root.get_mut("filebeat.config.modules.path")
+        && let NodeValue::String(p) = &mut n.value
+        && std::path::Path::new(p.as_str()).is_relative()
+    {
+        *p = std::path::Path::new(&dir).join(&*p).display().to_string();
+    }
 }
 
 /// What [`load`] reads: the `-c` files (relative ones under `--path.config`), `-E` overrides.

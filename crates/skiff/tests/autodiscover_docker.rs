@@ -284,29 +284,6 @@ fn hints_module_multiline_and_disabled() {
     assert!(!counts(&sb).contains_key("quiet 0"));
 }
 
-/// Starts a redis-server of our own on `port` (the output's "up").
-fn redis_server(dir: &std::path::Path, port: u16) -> Child {
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server (scripts/ensure-test-deps installs it)");
-    wait_for("redis-server", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    child
-}
-
 fn redis_list(port: u16, key: &str) -> Vec<Value> {
     let out = std::process::Command::new("redis-cli")
         .args(["-p", &port.to_string(), "--raw", "LRANGE", key, "0", "-1"])
@@ -354,7 +331,7 @@ fn nothing_lost_when_a_container_stops_while_the_output_is_down() {
         "the input must not stop before its lines are shipped"
     );
     // The output comes up: every line arrives, then the input stops.
-    let mut redis = redis_server(sb.path(), redis_port);
+    let mut redis = common::redis_server(sb.path(), redis_port, &[]);
     wait_for("every line in redis", Duration::from_secs(90), || {
         redis_list(redis_port, "ad").len() >= n
     });

@@ -75,8 +75,16 @@ fn elastics_kubernetes_configmap_loads() {
     env.extend([("ELASTIC_CLOUD_ID", ""), ("ELASTIC_CLOUD_AUTH", "")]);
     let (code, out) = test_config(&sb, CONFIGMAP, &env);
     assert_eq!(code, 0, "{out}");
-    // The processor is a real one now, not the "does nothing" placeholder.
-    assert!(!out.contains("not supported"), "{out}");
+    // The processor is a real one now, not the "does nothing" placeholder (add_cloud_metadata
+    // of the same manifest still is one, and `test config` says so).
+    assert!(
+        !out.contains("add_kubernetes_metadata is not supported"),
+        "{out}"
+    );
+    assert!(
+        out.contains("add_cloud_metadata is not supported by skiff yet"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -179,3 +179,33 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// Starts a redis-server of the test's own on `port`, nothing saved, with `extra` flags
+/// (e.g. `--requirepass`), and waits until it accepts connections.
+pub fn redis_server(dir: &Path, port: u16, extra: &[&str]) -> Child {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (scripts/ensure-test-deps installs it)");
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "redis-server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child
+}

@@ -15,13 +15,19 @@ pub struct EsStandIn {
 
 impl EsStandIn {
     pub fn start(dump: &Path, user: &str, password: &str) -> EsStandIn {
+        Self::start_with(dump, &["--user", user, "--password", password])
+    }
+
+    /// Starts with the stand-in's own flags `args` (credentials, `--api-key`, `--tls-cert` ...).
+    pub fn start_with(dump: &Path, args: &[&str]) -> EsStandIn {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../../shared/tools/es-standin/es_standin.py"
         );
         let mut child = Command::new("python3")
             .arg(script)
-            .args(["--port", "0", "--user", user, "--password", password])
+            .args(["--port", "0"])
+            .args(args)
             .arg("--dump-dir")
             .arg(dump)
             .stdout(Stdio::piped())
