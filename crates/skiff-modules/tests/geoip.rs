@@ -22,6 +22,14 @@ fn lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Holds `LOCK` and points the registry at new test databases (kept until dropped).
+fn with_test_databases() -> (MutexGuard<'static, ()>, tempfile::TempDir) {
+    let g = lock();
+    let dbs = support::geoip_test_databases();
+    geoip::set_dirs(vec![dbs.path().to_path_buf()]);
+    (g, dbs)
+}
+
 /// The four steps Filebeat's pipelines end with (nginx, apache, system auth, ...).
 fn filebeat_steps() -> Value {
     json!([
@@ -50,9 +58,7 @@ fn compile(steps: &Value) -> Pipeline {
 
 #[test]
 fn city_and_asn_fields_as_elasticsearch_writes_them() {
-    let _g = lock();
-    let dbs = support::geoip_test_databases();
-    geoip::set_dirs(vec![dbs.path().to_path_buf()]);
+    let (_g, _dbs) = with_test_databases();
     let p = compile(&filebeat_steps());
     let d = run(&p, json!({"source": {"ip": "81.2.69.143"}}));
     assert_eq!(
@@ -75,9 +81,7 @@ fn city_and_asn_fields_as_elasticsearch_writes_them() {
 
 #[test]
 fn ipv6_addresses_are_looked_up() {
-    let _g = lock();
-    let dbs = support::geoip_test_databases();
-    geoip::set_dirs(vec![dbs.path().to_path_buf()]);
+    let (_g, _dbs) = with_test_databases();
     let p = compile(&filebeat_steps());
     // Written as nginx logs it (the corpus's form, zero groups spelled out).
     let d = run(
@@ -102,9 +106,7 @@ fn ipv6_addresses_are_looked_up() {
 
 #[test]
 fn private_and_unknown_addresses_get_nothing() {
-    let _g = lock();
-    let dbs = support::geoip_test_databases();
-    geoip::set_dirs(vec![dbs.path().to_path_buf()]);
+    let (_g, _dbs) = with_test_databases();
     let p = compile(&filebeat_steps());
     for ip in [
         "10.0.0.1",
@@ -120,9 +122,7 @@ fn private_and_unknown_addresses_get_nothing() {
 
 #[test]
 fn a_value_that_is_no_address_fails_the_pipeline_as_in_elasticsearch() {
-    let _g = lock();
-    let dbs = support::geoip_test_databases();
-    geoip::set_dirs(vec![dbs.path().to_path_buf()]);
+    let (_g, _dbs) = with_test_databases();
     let p = compile(&filebeat_steps());
     let d = run(&p, json!({"source": {"ip": "www.example.com"}}));
     assert_eq!(
@@ -136,9 +136,7 @@ fn a_value_that_is_no_address_fails_the_pipeline_as_in_elasticsearch() {
 
 #[test]
 fn lists_first_only_and_properties() {
-    let _g = lock();
-    let dbs = support::geoip_test_databases();
-    geoip::set_dirs(vec![dbs.path().to_path_buf()]);
+    let (_g, _dbs) = with_test_databases();
     let steps = json!([
         {"geoip": {"field": "ips"}},
         {"geoip": {"field": "ips", "target_field": "all", "first_only": false,
