@@ -72,6 +72,16 @@ struct Registry {
     reported: HashSet<(Vec<PathBuf>, String)>,
 }
 
+impl Registry {
+    fn new(dirs: Vec<PathBuf>) -> Self {
+        Self {
+            dirs,
+            open: HashMap::new(),
+            reported: HashSet::new(),
+        }
+    }
+}
+
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
 /// Sets the folders databases are looked for in (the `geoip.paths` setting). Called once at
@@ -80,22 +90,7 @@ pub fn set_dirs(dirs: Vec<PathBuf>) {
     let mut g = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     match g.as_mut() {
         Some(r) => r.dirs = dirs,
-        None => {
-            *g = Some(Registry {
-                dirs,
-                open: HashMap::new(),
-                reported: HashSet::new(),
-            })
-        }
-    }
-}
-
-/// The folders databases are looked for in now.
-pub fn dirs() -> Vec<PathBuf> {
-    let g = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-    match g.as_ref() {
-        Some(r) => r.dirs.clone(),
-        None => DEFAULT_DIRS.iter().map(PathBuf::from).collect(),
+        None => *g = Some(Registry::new(dirs)),
     }
 }
 
@@ -103,12 +98,10 @@ pub fn dirs() -> Vec<PathBuf> {
 /// warning about it the first time for these folders.
 fn database(name: &str) -> Result<Option<Arc<Database>>, GeoipError> {
     let mut g = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-    let r = g.get_or_insert_with(|| Registry {
-        dirs: DEFAULT_DIRS.iter().map(PathBuf::from).collect(),
-        open: HashMap::new(),
-        reported: HashSet::new(),
-    });
-    let found = if Path::new(name).is_absolute() {
+    let r =
+        g.get_or_insert_with(|| Registry::new(DEFAULT_DIRS.iter().map(PathBuf::from).collect()));
+    let absolute = Path::new(name).is_absolute();
+    let found = if absolute {
         Some(PathBuf::from(name)).filter(|p| p.is_file())
     } else {
         r.dirs.iter().map(|d| d.join(name)).find(|p| p.is_file())
@@ -116,10 +109,14 @@ fn database(name: &str) -> Result<Option<Arc<Database>>, GeoipError> {
     let Some(path) = found else {
         if r.reported.insert((r.dirs.clone(), name.to_string())) {
             let looked: Vec<String> = r.dirs.iter().map(|d| d.display().to_string()).collect();
-            tracing::warn!(
-                "GeoIP database {name} not found in {}: the geoip steps that need it add \
-                 nothing (install it with geoipupdate, or set geoip.paths)",
+            let looked = if absolute {
+                "its folder".to_string()
+            } else {
                 looked.join(", ")
+            };
+            tracing::warn!(
+                "GeoIP database {name} not found in {looked}: the geoip steps that need it add \
+                 nothing (install it with geoipupdate, or set geoip.paths)"
             );
         }
         return Ok(None);
