@@ -17,6 +17,7 @@ pub mod auditd;
 pub mod config;
 pub mod csv;
 pub mod doc;
+pub mod geoip;
 pub mod kv;
 pub mod pipeline;
 pub mod processor;

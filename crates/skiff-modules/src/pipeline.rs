@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::Error;
 use crate::auditd::EcsTable;
 use crate::doc;
+use crate::geoip::GeoipStep;
 use crate::kv::KvSplit;
 
 /// One processor of a pipeline, as written in the fileset's YAML (`- grok: {...}`).
@@ -52,6 +53,7 @@ enum StepConfig {
     AuditValues(AuditValuesConfig),
     AuditEcs(FieldConfig),
     AuditExecveArgs(FieldConfig),
+    Geoip(GeoipConfig),
 }
 
 /// When a step runs: every key given must hold.
@@ -206,6 +208,17 @@ config!(AuditValuesConfig {
     #[serde(default)]
     hex_keys: Vec<String>,
 });
+config!(GeoipConfig {
+    field: String,
+    #[serde(default = "geoip_target")]
+    target_field: String,
+    #[serde(default = "geoip_database")]
+    database_file: String,
+    #[serde(default)]
+    properties: Option<Vec<String>>,
+    #[serde(default = "yes")]
+    first_only: bool,
+});
 config!(HostPortConfig {
     field: String,
     ip_field: String,
@@ -218,6 +231,14 @@ fn comma() -> String {
 
 fn yes() -> bool {
     true
+}
+
+fn geoip_target() -> String {
+    "geoip".into()
+}
+
+fn geoip_database() -> String {
+    crate::geoip::DEFAULT_DATABASE.into()
 }
 
 fn timestamp_field() -> String {
@@ -336,6 +357,7 @@ enum Op {
         table: &'static EcsTable,
     },
     AuditExecveArgs(String),
+    Geoip(Box<GeoipStep>),
 }
 
 struct Step {
@@ -647,6 +669,18 @@ fn compile_step(c: StepConfig, library: &grok::Grok) -> Result<Step, String> {
         StepConfig::AuditExecveArgs(f) => {
             let common = f.common();
             (Op::AuditExecveArgs(f.field), common, f.cond)
+        }
+        StepConfig::Geoip(g) => {
+            let common = g.common();
+            let step = GeoipStep::new(
+                g.field,
+                g.target_field,
+                &g.database_file,
+                g.properties,
+                g.first_only,
+            )
+            .map_err(|e| e.to_string())?;
+            (Op::Geoip(Box::new(step)), common, g.cond)
         }
         StepConfig::Scale(s) => {
             let common = s.common();
@@ -1046,6 +1080,20 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
                     }
                     Some(old) => doc::insert(d, &path, Value::Array(vec![old, v])),
                 }
+            }
+            Ok(())
+        }
+        Op::Geoip(g) => {
+            // No database: nothing to add (said once at start, see crate::geoip).
+            if !g.active() {
+                return Ok(());
+            }
+            let value = match doc::get(d, &g.field) {
+                None | Some(Value::Null) => return Err(Failure::Missing(g.field.clone())),
+                Some(v) => g.value_for(v)?,
+            };
+            if let Some(v) = value {
+                doc::insert(d, &g.target, v);
             }
             Ok(())
         }

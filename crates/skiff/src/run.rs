@@ -31,6 +31,8 @@ pub fn build_context(parts: &Parts, cli: &Global) -> anyhow::Result<BuildContext
     agent::register_process_metrics(&metrics);
     let agent = agent::identity(parts.settings.name.as_deref(), &paths.data)?;
     let s = &parts.settings;
+    // Before any module pipeline is compiled: their geoip steps open the databases once.
+    skiff_modules::geoip::set_dirs(s.geoip.paths.iter().map(|d| paths.config.join(d)).collect());
     Ok(BuildContext {
         agent,
         paths,

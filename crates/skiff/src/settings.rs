@@ -56,6 +56,36 @@ pub struct Settings {
     /// `supervision.*`: how failed inputs are restarted and when skiff gives up.
     #[serde(default)]
     pub supervision: skiff_topology::SupervisionConfig,
+    /// `geoip.*`: where the modules' `geoip` steps find their databases.
+    #[serde(default)]
+    pub geoip: GeoipConfig,
+}
+
+/// `geoip.*` (skiff's own): the MaxMind DB files of the Filebeat modules' `geoip` steps
+/// (docs/modules.md, "GeoIP").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoipConfig {
+    /// `paths`: the folders a database (`GeoLite2-City.mmdb`, `GeoLite2-ASN.mmdb`) is looked
+    /// for in, in order; relative ones are under `path.config`. Default: where geoipupdate
+    /// writes, `/usr/share/GeoIP` and `/var/lib/GeoIP`.
+    #[serde(default = "default_geoip_paths")]
+    pub paths: Vec<PathBuf>,
+}
+
+impl Default for GeoipConfig {
+    fn default() -> Self {
+        Self {
+            paths: default_geoip_paths(),
+        }
+    }
+}
+
+fn default_geoip_paths() -> Vec<PathBuf> {
+    skiff_modules::geoip::DEFAULT_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// `http.*`.

@@ -124,13 +124,9 @@ output.file: {path: "$DIR/out", filename: out}
     check_parsed(&run_until(&sb, &cfg, &[], 3));
 }
 
-#[test]
-fn modules_flag_and_inline_modules() {
-    let sb = Sandbox::new();
-    sb.write("logs/access.log", LINES);
-    let cfg = sb.write(
-        "skiff.yml",
-        r#"
+/// A configuration with the nginx access fileset inline on `logs/access.log`, `more` added.
+fn inline_nginx(sb: &Sandbox, more: &str) -> std::path::PathBuf {
+    let cfg = r#"
 filebeat.modules:
   - module: nginx
     access:
@@ -138,8 +134,15 @@ filebeat.modules:
     error:
       enabled: false
 output.file: {path: "$DIR/out", filename: out}
-"#,
-    );
+"#;
+    sb.write("skiff.yml", &format!("{cfg}{more}"))
+}
+
+#[test]
+fn modules_flag_and_inline_modules() {
+    let sb = Sandbox::new();
+    sb.write("logs/access.log", LINES);
+    let cfg = inline_nginx(&sb, "");
     check_parsed(&run_until(&sb, &cfg, &[], 3));
     // An unknown module is a configuration error, with the modules skiff has.
     let bad = sb
@@ -279,4 +282,56 @@ output.file: {path: "$DIR/out", filename: out}
         "no reload stopped the nginx input: {log}"
     );
     assert_eq!(events(&sb).len(), 4, "{log}");
+}
+
+/// `geoip.paths` on the binary: with GeoIP databases there (written by the test with
+/// MaxMind's real writer, `libmaxmind-db-writer-perl`, from skiff-modules' test script), the
+/// nginx events carry `source.geo.*`/`source.as.*`; a damaged database file there is an
+/// error of `skiff test config` naming the file.
+#[test]
+fn geoip_paths_setting_enriches_module_events() {
+    let sb = Sandbox::new();
+    sb.write("logs/access.log", LINES);
+    std::fs::create_dir_all(sb.path().join("geoip")).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../skiff-modules/tests/support/geoip-test-db.pl");
+    let made = std::process::Command::new("perl")
+        .arg(&script)
+        .arg(sb.path().join("geoip"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "GeoIP test databases (run scripts/ensure-test-deps): {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let cfg = inline_nginx(&sb, "geoip.paths: [geoip]\n");
+    let got = run_until(&sb, &cfg, &[], 3);
+    check_parsed(&got);
+    let public = got
+        .iter()
+        .find(|e| e["source"]["ip"] == "89.160.20.156")
+        .expect("the public address's event");
+    assert_eq!(public["source"]["geo"]["city_name"], "Linköping");
+    assert_eq!(public["source"]["geo"]["country_iso_code"], "SE");
+    assert_eq!(public["source"]["as"]["number"], 29518);
+    assert_eq!(
+        public["source"]["as"]["organization"]["name"],
+        "Bredband2 AB"
+    );
+    let private = got
+        .iter()
+        .find(|e| e["source"]["ip"] == "10.0.0.1")
+        .expect("the private address's event");
+    assert!(private["source"].get("geo").is_none(), "{private}");
+    assert!(private["source"].get("as").is_none(), "{private}");
+
+    sb.write("geoip/GeoLite2-City.mmdb", "not a MaxMind DB");
+    let bad = sb.cmd(&cfg, &["test", "config"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("GeoIP database") && stderr.contains("GeoLite2-City.mmdb"),
+        "{stderr}"
+    );
 }

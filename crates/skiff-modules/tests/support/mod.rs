@@ -195,3 +195,26 @@ pub fn field<'a>(d: &'a Map<String, Value>, f: &str) -> &'a Value {
     static NULL: Value = Value::Null;
     d.get(f).unwrap_or(&NULL)
 }
+
+/// Writes `GeoLite2-City.mmdb` and `GeoLite2-ASN.mmdb` into a new temporary folder with
+/// MaxMind's real database writer (`tests/support/geoip-test-db.pl`, Debian's
+/// `libmaxmind-db-writer-perl`, installed by `scripts/ensure-test-deps`): MaxMind's own test
+/// databases cannot be fetched here, so the test makes databases in their layout holding the
+/// corpus's addresses. A missing writer fails the test.
+pub fn geoip_test_databases() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/geoip-test-db.pl");
+    let out = std::process::Command::new("perl")
+        .arg(&script)
+        .arg(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("perl: {e}"));
+    assert!(
+        out.status.success(),
+        "writing the GeoIP test databases failed (is libmaxmind-db-writer-perl installed? \
+         run scripts/ensure-test-deps): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
