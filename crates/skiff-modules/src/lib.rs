@@ -16,6 +16,7 @@
 pub mod config;
 pub mod csv;
 pub mod doc;
+pub mod grok_engine;
 pub mod pipeline;
 pub mod processor;
 
