@@ -18,6 +18,7 @@ pub mod config;
 pub mod csv;
 pub mod doc;
 pub mod geoip;
+pub mod grok_engine;
 pub mod kv;
 pub mod pipeline;
 pub mod processor;

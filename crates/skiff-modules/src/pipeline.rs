@@ -22,6 +22,7 @@ use crate::Error;
 use crate::auditd::EcsTable;
 use crate::doc;
 use crate::geoip::GeoipStep;
+use crate::grok_engine::GrokPattern;
 use crate::kv::KvSplit;
 
 /// One processor of a pipeline, as written in the fileset's YAML (`- grok: {...}`).
@@ -266,7 +267,7 @@ impl OneOrMany {
 enum Op {
     Grok {
         field: String,
-        patterns: Vec<grok::Pattern>,
+        patterns: Vec<GrokPattern>,
     },
     Rename {
         field: String,
@@ -384,18 +385,34 @@ impl Pipeline {
         let bad = |msg: String| Error::Definition(name.to_string(), msg);
         let configs: Vec<StepConfig> =
             serde_json::from_value(list.clone()).map_err(|e| bad(e.to_string()))?;
-        let mut library = grok::Grok::with_default_patterns();
+        let mut library = Library {
+            grok: grok::Grok::with_default_patterns(),
+            // The same definitions, for the fast engine's expansion (later entries of the
+            // list win, as in the grok crate's map).
+            defs: grok::patterns()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
         // `IP` is `IPV6|IPV4` in the standard library: on an IPv4 address (most lines) the
         // backtracking engine first tries and fails each of IPV6's dozen alternatives. The two
         // cannot both match at one position (every IPV6 alternative needs a `:` within its
         // first five characters, IPV4 a `.` after its first one to three digits, and hex
         // digits before either), so trying IPV4 first gives the same matches, faster.
-        library.add_pattern("IP", "(?:%{IPV4}|%{IPV6})");
+        library.add("IP", "(?:%{IPV4}|%{IPV6})");
         let mut steps = Vec::with_capacity(configs.len());
         for (i, c) in configs.into_iter().enumerate() {
             steps.push(compile_step(c, &library).map_err(|e| bad(format!("step {}: {e}", i + 1)))?);
         }
         Ok(Pipeline { steps })
+    }
+
+    /// The grok patterns of the pipeline's steps, in order (for tests of the grok engine).
+    pub fn grok_patterns(&self) -> impl Iterator<Item = &GrokPattern> {
+        self.steps.iter().flat_map(|s| match &s.op {
+            Op::Grok { patterns, .. } => patterns.as_slice(),
+            _ => &[],
+        })
     }
 
     /// Runs the pipeline on a document. On a failure, the document keeps what the steps before
@@ -420,12 +437,27 @@ impl Pipeline {
     }
 }
 
-fn compile_step(c: StepConfig, library: &grok::Grok) -> Result<Step, String> {
+/// The grok pattern library: the grok crate's (for its fancy-regex engine) and the same
+/// definitions as a map (for the fast engine's own expansion).
+#[derive(Clone)]
+struct Library {
+    grok: grok::Grok,
+    defs: BTreeMap<String, String>,
+}
+
+impl Library {
+    fn add(&mut self, name: &str, definition: &str) {
+        self.grok.add_pattern(name, definition);
+        self.defs.insert(name.to_string(), definition.to_string());
+    }
+}
+
+fn compile_step(c: StepConfig, library: &Library) -> Result<Step, String> {
     let (op, common, cond) = match c {
         StepConfig::Grok(g) => {
             let mut lib = library.clone();
             for (k, v) in &g.pattern_definitions {
-                lib.add_pattern(k.clone(), v.clone());
+                lib.add(k, v);
             }
             let patterns = g
                 .patterns
@@ -433,7 +465,8 @@ fn compile_step(c: StepConfig, library: &grok::Grok) -> Result<Step, String> {
                 .map(|p| {
                     // Elasticsearch accepts an empty pattern (matches anything); grok does not.
                     let p = if p.is_empty() { "(?:)" } else { p.as_str() };
-                    lib.compile(p, true).map_err(|e| format!("grok `{p}`: {e}"))
+                    GrokPattern::compile(p, &lib.grok, &lib.defs)
+                        .map_err(|e| format!("grok `{p}`: {e}"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let common = g.common();
@@ -780,14 +813,13 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
         Op::Grok { field, patterns } => {
             let text = text_of(d, field)?;
             for p in patterns {
-                if let Some(m) = p.match_against(&text) {
+                if let Some(captures) = p.captures(&text) {
                     let mut found: Vec<(String, Value)> = Vec::new();
-                    for name in p.capture_names() {
-                        let Some(v) = m.get(name) else { continue };
+                    for (name, v) in captures {
                         // A name used twice (in alternatives) is numbered `name[1]`: the
                         // branch that matched gives the value.
                         let key = name.split('[').next().unwrap_or(name);
-                        let value = match p.get_extract(name) {
+                        let value = match p.extract(name) {
                             Some("int" | "long") => v
                                 .parse::<i64>()
                                 .map(Value::from)
