@@ -140,6 +140,8 @@ pub(crate) struct Settings {
     pub segment_size: u64,
     pub read_ahead: usize,
     pub write_ahead: usize,
+    /// Events the read-ahead buffer may hold with the writer's hand-over (see `writer`).
+    pub hand_over: usize,
     pub max_ahead_bytes: usize,
     pub retry_interval: Duration,
     pub max_retry_interval: Duration,
@@ -175,6 +177,7 @@ impl DiskQueueConfig {
             segment_size,
             read_ahead: self.read_ahead.max(1),
             write_ahead: self.write_ahead.max(1),
+            hand_over: self.read_ahead.max(1),
             max_ahead_bytes: usize::try_from(self.max_ahead_bytes.0)
                 .unwrap_or(usize::MAX)
                 .max(1),
