@@ -12,7 +12,8 @@
 //!
 //! When the reader has read everything and waits at the end of the segment being written (the
 //! outputs keep up, the usual case), the writer hands the group it just wrote straight to the
-//! read-ahead buffer, as far as that buffer's bounds allow, instead of dropping the events and
+//! read-ahead buffer, as far as that buffer's bounds allow (up to four times `read_ahead` events,
+//! see `config::HAND_OVER_FACTOR`, and `max_ahead_bytes`), instead of dropping the events and
 //! having the reader read and decode them again. The events are on disk all the same (written,
 //! and fsynced per `sync.mode`, before they are handed on), so a crash replays them like any
 //! other; the reader only skips their bytes. The rest of a group that does not fit is read from
@@ -285,7 +286,8 @@ impl Writer {
 
     /// Moves the head of the group just written (`carry[..n]`, sequence numbers from `first`)
     /// to the read-ahead buffer if the reader waits right where it starts, as far as the
-    /// buffer's bounds allow (one event even alone past the byte bound, as the reader would).
+    /// buffer's hand-over bounds allow (`hand_over` events, `max_ahead_bytes`; one event even
+    /// alone past the byte bound, as the reader would).
     /// Returns how many events were handed over (taken from the front of `carry`).
     fn hand_off(
         &self,
