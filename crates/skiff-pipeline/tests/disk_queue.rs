@@ -424,8 +424,10 @@ async fn read_ahead_bounds_memory_whatever_the_backlog() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let used = used();
     let one = event(&shared(), 0, &AckStream::new()).size_bytes() as u64;
+    // `read_ahead` events read from disk, or up to four times that handed over by the writer
+    // (events it holds anyway); never the backlog.
     assert!(
-        used > 0 && used <= 16 * one,
+        used > 0 && used <= 4 * 16 * one,
         "read-ahead holds {used} bytes"
     );
     assert_eq!(q.stats().waiting, 3000);

@@ -132,6 +132,15 @@ impl Default for DiskQueueConfig {
     }
 }
 
+/// How many times `read_ahead` events the writer may put in the read-ahead buffer by handing a
+/// written group over. Those events are in memory already; refusing them means dropping them and
+/// reading and decoding them back from disk a moment later. With room for only one group
+/// (factor 1) about half of the events of file -> disk queue -> discard on one core were read
+/// back (the outputs had not taken the previous group yet when the next was written); with 4
+/// (8192 events by default, ~4 MiB of 256-byte lines) fewer than 0.1 % were.
+/// `docs/performance.md` has the runs.
+pub(crate) const HAND_OVER_FACTOR: usize = 4;
+
 /// The settings with defaults filled in and bounds applied.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -140,6 +149,9 @@ pub(crate) struct Settings {
     pub segment_size: u64,
     pub read_ahead: usize,
     pub write_ahead: usize,
+    /// Events the read-ahead buffer may hold with the writer's hand-over (see `writer`):
+    /// `HAND_OVER_FACTOR × read_ahead`, within `max_ahead_bytes` all the same.
+    pub hand_over: usize,
     pub max_ahead_bytes: usize,
     pub retry_interval: Duration,
     pub max_retry_interval: Duration,
@@ -175,6 +187,7 @@ impl DiskQueueConfig {
             segment_size,
             read_ahead: self.read_ahead.max(1),
             write_ahead: self.write_ahead.max(1),
+            hand_over: self.read_ahead.max(1).saturating_mul(HAND_OVER_FACTOR),
             max_ahead_bytes: usize::try_from(self.max_ahead_bytes.0)
                 .unwrap_or(usize::MAX)
                 .max(1),

@@ -26,9 +26,9 @@
 //! time as JSON `{t, m, o, f, x}` (timestamp in ns, message, log.offset, fields, @metadata).
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::Deserialize;
 use skiff_event::{Event, Map, Timestamp};
@@ -221,6 +221,10 @@ fn decode_body_v1(body: &[u8]) -> Result<Event, String> {
     Ok(event(Timestamp(b.t), b.m, b.o, b.f, b.x))
 }
 
+/// The shared fields of a decoded event until the reader puts its source's in: one map for all,
+/// so that decoding allocates nothing for it.
+static NO_SHARED: LazyLock<Arc<Map>> = LazyLock::new(|| Arc::new(Map::new()));
+
 fn event(t: Timestamp, message: Option<String>, offset: Option<u64>, f: Map, x: Map) -> Event {
     Event {
         timestamp: t,
@@ -228,7 +232,7 @@ fn event(t: Timestamp, message: Option<String>, offset: Option<u64>, f: Map, x: 
         offset,
         fields: f,
         meta: x,
-        shared: Arc::new(Map::new()),
+        shared: NO_SHARED.clone(),
         ack: None,
     }
 }
@@ -290,7 +294,7 @@ fn le<const N: usize>(p: &[u8], at: usize) -> Result<[u8; N], String> {
 /// What [`FrameReader::next`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Next {
-    /// A good frame starting at this offset; its payload is in the scratch buffer.
+    /// A good frame starting at this offset; its payload is [`FrameReader::payload`].
     Frame(u64),
     /// Damage at this offset.
     Bad(u64, &'static str),
@@ -298,10 +302,24 @@ pub(crate) enum Next {
     End,
 }
 
+/// The read buffer's size: the file is read in chunks of this (or up to the readable end), and a
+/// frame is checked and decoded where it lies in the buffer, without copying its payload out.
+const CHUNK: usize = 256 << 10;
+/// Bytes scanned at a time for the next frame marker after damage.
+const SCAN: usize = 64 << 10;
+
 /// Reads frames of one segment file sequentially, never past a given end.
 pub(crate) struct FrameReader {
-    r: BufReader<File>,
+    file: File,
+    /// Bytes read ahead: `buf[lo..hi]` is the file from `pos` on. `CHUNK` long, longer only while
+    /// a frame larger than that is being read (at most [`MAX_PAYLOAD`] + [`HEADER`]).
+    buf: Vec<u8>,
+    lo: usize,
+    hi: usize,
+    /// The offset of the next frame (of `buf[lo]`).
     pos: u64,
+    /// The payload of the last good frame in `buf`.
+    payload: std::ops::Range<usize>,
     /// The format of the last good frame.
     version: u8,
 }
@@ -309,12 +327,15 @@ pub(crate) struct FrameReader {
 impl FrameReader {
     /// Opens `path` positioned at `pos`.
     pub(crate) fn open(path: &Path, pos: u64) -> io::Result<Self> {
-        let f = File::open(path)?;
-        let mut r = BufReader::with_capacity(256 << 10, f);
-        r.seek(SeekFrom::Start(pos))?;
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(pos))?;
         Ok(FrameReader {
-            r,
+            file,
+            buf: vec![0; CHUNK],
+            lo: 0,
+            hi: 0,
             pos,
+            payload: 0..0,
             version: VERSION,
         })
     }
@@ -329,8 +350,56 @@ impl FrameReader {
         self.pos
     }
 
+    /// The payload of the frame the last [`next`](Self::next) returned as `Frame` (empty after
+    /// anything else).
+    pub(crate) fn payload(&self) -> &[u8] {
+        self.buf.get(self.payload.clone()).unwrap_or_default()
+    }
+
+    /// Makes `need` bytes from `pos` available in `buf[lo..hi]`, reading no further than `end`
+    /// (what the writer made visible; bytes past it may be a write in progress). The caller
+    /// checked that `pos + need <= end`; a file shorter than that is an error, as `read_exact`'s.
+    fn fill(&mut self, need: usize, end: u64) -> io::Result<()> {
+        if self.hi - self.lo >= need {
+            return Ok(());
+        }
+        // Keep the unread part (the start of a frame), at the front.
+        self.buf.copy_within(self.lo..self.hi, 0);
+        self.hi -= self.lo;
+        self.lo = 0;
+        if need > self.buf.len() {
+            self.buf.resize(need, 0);
+        } else if self.buf.len() > CHUNK && need <= CHUNK && self.hi <= CHUNK {
+            // Past a large frame: back to the usual size.
+            self.buf.truncate(CHUNK);
+            self.buf.shrink_to_fit();
+        }
+        while self.hi < need {
+            let file_at = self.pos + self.hi as u64;
+            let limit = usize::try_from(end.saturating_sub(file_at)).unwrap_or(usize::MAX);
+            let want = (self.buf.len() - self.hi).min(limit);
+            if want == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            match self.file.read(&mut self.buf[self.hi..self.hi + want]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => self.hi += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves past `n` buffered bytes.
+    fn consume(&mut self, n: usize) {
+        self.lo += n;
+        self.pos += n as u64;
+    }
+
     /// Reads the next frame ending at or before `end`. After `Bad`, call [`resync`](Self::resync).
-    pub(crate) fn next(&mut self, end: u64, scratch: &mut Vec<u8>) -> io::Result<Next> {
+    pub(crate) fn next(&mut self, end: u64) -> io::Result<Next> {
+        self.payload = 0..0;
         let at = self.pos;
         if at >= end {
             return Ok(Next::End);
@@ -338,9 +407,10 @@ impl FrameReader {
         if end - at < HEADER as u64 {
             return Ok(Next::Bad(at, "a record header cut short"));
         }
+        self.fill(HEADER, end)?;
         let mut h = [0u8; HEADER];
-        self.r.read_exact(&mut h)?;
-        self.pos += HEADER as u64;
+        h.copy_from_slice(&self.buf[self.lo..self.lo + HEADER]);
+        self.consume(HEADER);
         if !is_magic(&h[..4]) {
             return Ok(Next::Bad(at, "no record marker"));
         }
@@ -352,49 +422,42 @@ impl FrameReader {
                 "a record length past the end (record cut short)",
             ));
         }
-        scratch.clear();
-        scratch.resize(len, 0);
-        self.r.read_exact(scratch)?;
-        self.pos += len as u64;
+        self.fill(len, end)?;
+        let payload = self.lo..self.lo + len;
+        self.consume(len);
         let mut c = crc32fast::Hasher::new();
         c.update(&len_le);
-        c.update(scratch);
+        c.update(&self.buf[payload.clone()]);
         if c.finalize().to_le_bytes() != [h[8], h[9], h[10], h[11]] {
             return Ok(Next::Bad(at, "a checksum mismatch"));
         }
+        self.payload = payload;
         self.version = h[3];
         Ok(Next::Frame(at))
     }
 
     /// After damage at `bad`, finds the next good frame before `end` and positions there.
     /// `None`: no good frame follows (the rest is a torn tail).
-    pub(crate) fn resync(
-        &mut self,
-        bad: u64,
-        end: u64,
-        scratch: &mut Vec<u8>,
-    ) -> io::Result<Option<u64>> {
+    pub(crate) fn resync(&mut self, bad: u64, end: u64) -> io::Result<Option<u64>> {
         let mut from = bad + 1;
-        let mut chunk = vec![0u8; 64 << 10];
         while from + (HEADER as u64) <= end {
-            self.seek_hard(from)?;
-            let want = ((end - from) as usize).min(chunk.len());
-            self.r.read_exact(&mut chunk[..want])?;
-            self.pos += want as u64;
-            let hits: Vec<u64> = chunk[..want]
+            self.seek(from)?;
+            let want = usize::try_from(end - from).unwrap_or(usize::MAX).min(SCAN);
+            self.fill(want, end)?;
+            let hits: Vec<u64> = self.buf[self.lo..self.lo + want]
                 .windows(4)
                 .enumerate()
                 .filter(|(_, w)| is_magic(w))
                 .map(|(i, _)| from + i as u64)
                 .collect();
             for q in hits {
-                self.seek_hard(q)?;
-                if let Next::Frame(_) = self.next(end, scratch)? {
-                    self.seek_hard(q)?;
+                self.seek(q)?;
+                if let Next::Frame(_) = self.next(end)? {
+                    self.seek(q)?;
                     return Ok(Some(q));
                 }
             }
-            if want < chunk.len() {
+            if want < SCAN {
                 break;
             }
             // Overlap so that a marker across the chunk boundary is seen.
@@ -403,14 +466,18 @@ impl FrameReader {
         Ok(None)
     }
 
-    /// Positions at `pos`, the start of a frame.
+    /// Positions at `pos`, the start of a frame: within what is buffered without reading again.
     pub(crate) fn seek(&mut self, pos: u64) -> io::Result<()> {
-        self.seek_hard(pos)
-    }
-
-    fn seek_hard(&mut self, pos: u64) -> io::Result<()> {
-        self.r.seek(SeekFrom::Start(pos))?;
+        self.payload = 0..0;
+        let buffered = (self.hi - self.lo) as u64;
+        if pos >= self.pos && pos - self.pos <= buffered {
+            self.consume((pos - self.pos) as usize);
+            return Ok(());
+        }
+        self.file.seek(SeekFrom::Start(pos))?;
         self.pos = pos;
+        self.lo = 0;
+        self.hi = 0;
         Ok(())
     }
 }
@@ -431,18 +498,17 @@ mod tests {
 
     fn read_all(path: &Path, end: u64) -> (Vec<u64>, usize) {
         let mut r = FrameReader::open(path, 0).unwrap();
-        let mut s = Vec::new();
         let (mut seqs, mut bad) = (Vec::new(), 0);
         loop {
-            match r.next(end, &mut s).unwrap() {
+            match r.next(end).unwrap() {
                 Next::Frame(_) => {
-                    if let Some(q) = event_seq(&s) {
+                    if let Some(q) = event_seq(r.payload()) {
                         seqs.push(q)
                     }
                 }
                 Next::Bad(at, _) => {
                     bad += 1;
-                    if r.resync(at, end, &mut s).unwrap().is_none() {
+                    if r.resync(at, end).unwrap().is_none() {
                         break;
                     }
                 }
@@ -470,9 +536,8 @@ mod tests {
         assert_eq!(read_all(&p, end), (vec![1, 2, 3, 4, 5], 0));
         // Decode one.
         let mut r = FrameReader::open(&p, starts[2] as u64).unwrap();
-        let mut s = Vec::new();
-        assert_eq!(r.next(end, &mut s).unwrap(), Next::Frame(starts[2] as u64));
-        match decode(VERSION, &s).unwrap() {
+        assert_eq!(r.next(end).unwrap(), Next::Frame(starts[2] as u64));
+        match decode(VERSION, r.payload()).unwrap() {
             Record::Event {
                 seq,
                 event,
@@ -498,6 +563,88 @@ mod tests {
         bad[starts[1] + 6] = 0xff;
         std::fs::write(&p, &bad).unwrap();
         assert_eq!(read_all(&p, end), (vec![1, 3, 4, 5], 1));
+    }
+
+    /// Frames across read-buffer boundaries, one larger than the buffer, and a file that grows
+    /// while it is read (the reader never reads past the end it is given, so bytes written later
+    /// are read when the end moves, not taken from a stale buffer).
+    #[test]
+    fn reads_across_chunks_large_frames_and_a_growing_file() {
+        let mut buf = Vec::new();
+        let mut messages = Vec::new();
+        for i in 1..=3000u64 {
+            let len = if i == 1500 {
+                3 * CHUNK
+            } else {
+                100 + (i as usize * 37) % 400
+            };
+            let m: String = (0..len)
+                .map(|j| (b'a' + ((i as usize + j) % 26) as u8) as char)
+                .collect();
+            let mut e = Event::new(Arc::new(Map::new()), m.clone());
+            e.offset = Some(i);
+            put_event(&mut buf, i, 0, 0, &e).unwrap();
+            messages.push(m);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        // First only part of it, cut inside a frame: the reader stops at the given end.
+        let cut = buf.len() / 3 + 5;
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(&buf[..cut])
+            .unwrap();
+        let mut r = FrameReader::open(&p, 0).unwrap();
+        let mut got = 0usize;
+        let mut visible = 0u64;
+        let read_to = |r: &mut FrameReader, end: u64, got: &mut usize| loop {
+            match r.next(end).unwrap() {
+                Next::Frame(_) => {
+                    let Record::Event { seq, event, .. } = decode(VERSION, r.payload()).unwrap()
+                    else {
+                        panic!("not an event")
+                    };
+                    *got += 1;
+                    assert_eq!(seq, *got as u64);
+                    assert_eq!(event.message.as_deref(), Some(messages[*got - 1].as_str()));
+                }
+                Next::End => return,
+                Next::Bad(at, why) => panic!("bad frame at {at}: {why}"),
+            }
+        };
+        // The end the writer would publish: the last whole frame before the cut.
+        let mut at = 0usize;
+        while at < cut {
+            let len = u32::from_le_bytes(buf[at + 4..at + 8].try_into().unwrap()) as usize;
+            if at + HEADER + len > cut {
+                break;
+            }
+            at += HEADER + len;
+            visible = at as u64;
+        }
+        read_to(&mut r, visible, &mut got);
+        assert!(got > 0 && got < 3000, "read {got}");
+        assert_eq!(r.pos(), visible);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(&buf[cut..])
+            .unwrap();
+        read_to(&mut r, buf.len() as u64, &mut got);
+        assert_eq!(got, 3000);
+        // Seeking back (outside the buffer) and forward (inside it) lands on frames.
+        let end = buf.len() as u64;
+        r.seek(0).unwrap();
+        assert_eq!(r.next(end).unwrap(), Next::Frame(0));
+        assert_eq!(event_seq(r.payload()), Some(1));
+        r.next(end).unwrap();
+        let third = r.pos();
+        r.seek(0).unwrap();
+        r.next(end).unwrap();
+        r.seek(third).unwrap();
+        assert_eq!(r.next(end).unwrap(), Next::Frame(third));
+        assert_eq!(event_seq(r.payload()), Some(3));
     }
 
     mod fuzz {

@@ -153,6 +153,10 @@ struct Inner {
     m: Meters,
     /// `sync.mode: batch`: the fsync thread's side.
     syncer: Option<Arc<syncer::Syncer>>,
+    /// Events the writer handed straight to the read-ahead buffer, and events the reader read
+    /// back from the segments (logged at stop: how often the hand-over was taken).
+    handed: AtomicU64,
+    read_back: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -205,10 +209,20 @@ impl Threads {
         self.inner.stop.store(true, Ordering::Release);
         self.inner.wake_all();
         let handles: Vec<_> = std::mem::take(&mut *lock(&self.handles));
+        if handles.is_empty() {
+            return;
+        }
         for h in handles {
             h.thread().unpark();
             let _ = h.join();
         }
+        let i = &self.inner;
+        tracing::info!(
+            path = %i.cfg.dir.display(),
+            handed_over = i.handed.load(Ordering::Relaxed),
+            read_back = i.read_back.load(Ordering::Relaxed),
+            "disk queue stopped (events handed from the writer to the outputs, and read back from disk)"
+        );
     }
 }
 
@@ -285,6 +299,8 @@ impl DiskQueue {
             stop: AtomicBool::new(false),
             fail_writes: AtomicU64::new(0),
             fail_syncs: AtomicU64::new(0),
+            handed: AtomicU64::new(0),
+            read_back: AtomicU64::new(0),
             m,
             syncer: (cfg.sync == SyncMode::Batch).then(Arc::default),
             cfg,

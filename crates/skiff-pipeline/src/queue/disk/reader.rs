@@ -15,9 +15,10 @@ use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use skiff_event::{Event, Map};
+use skiff_event::{AckToken, Event, Map};
 
 use super::frame::{self, FrameReader, Next, Record};
 use super::{Handed, Inner, MAX_AGES, lock, nap};
@@ -35,7 +36,9 @@ pub(super) struct Reader {
     shared: HashMap<u32, Arc<Map>>,
     /// The last event handed on.
     delivered: u64,
-    scratch: Vec<u8>,
+    /// The events of a round, and their tokens (both reused: no allocation per round).
+    out: Vec<(Event, usize, u64)>,
+    tokens: Vec<AckToken>,
 }
 
 enum Work {
@@ -54,7 +57,8 @@ impl Reader {
             resume: 0,
             shared: HashMap::new(),
             delivered: acked,
-            scratch: Vec::new(),
+            out: Vec::new(),
+            tokens: Vec::new(),
         }
     }
 
@@ -73,42 +77,46 @@ impl Reader {
             }
             let room = st.ahead.is_empty()
                 || (st.ahead.len() < cfg.read_ahead && st.ahead_bytes < cfg.max_ahead_bytes);
-            if room {
-                let pos = self.pos();
-                let cur_id = self.cur.as_ref().map(|c| c.0);
-                // The current segment, or the first after it.
-                let seg = st.segs.iter().find(|s| cur_id.is_none_or(|c| s.id >= c));
-                match seg {
-                    Some(s) if Some(s.id) == cur_id && pos < s.end => {
+            let pos = self.pos();
+            let cur_id = self.cur.as_ref().map(|c| c.0);
+            // The current segment, or the first after it.
+            let seg = st.segs.iter().find(|s| cur_id.is_none_or(|c| s.id >= c));
+            let mut at_end = true;
+            match seg {
+                Some(s) if Some(s.id) == cur_id && pos < s.end => {
+                    if room {
                         let n = (cfg.read_ahead - st.ahead.len().min(cfg.read_ahead)).max(1);
                         let bytes = cfg.max_ahead_bytes.saturating_sub(st.ahead_bytes).max(1);
                         return Work::Read(s.id, s.path.clone(), s.end, n, bytes);
                     }
-                    Some(s) if Some(s.id) == cur_id && !s.finished => {
-                        st.reader_idle = Some((s.id, pos));
-                    }
-                    Some(s) if Some(s.id) != cur_id => {
-                        // Move on to the next segment.
-                        self.cur = Some((s.id, s.path.clone()));
+                    at_end = false;
+                }
+                Some(s) if Some(s.id) == cur_id && !s.finished => {
+                    // At the end of what is written, with room or not: the writer may hand its
+                    // next group over, within the buffer's bounds (it checks them).
+                    st.reader_idle = Some((s.id, pos));
+                }
+                Some(s) if Some(s.id) != cur_id => {
+                    // Move on to the next segment.
+                    self.cur = Some((s.id, s.path.clone()));
+                    self.new_segment();
+                    continue;
+                }
+                Some(s) => {
+                    // Finished and read: the next one, if any.
+                    let id = s.id;
+                    if let Some(n) = st.segs.iter().find(|n| n.id > id) {
+                        self.cur = Some((n.id, n.path.clone()));
                         self.new_segment();
                         continue;
                     }
-                    Some(s) => {
-                        // Finished and read: the next one, if any.
-                        let id = s.id;
-                        if let Some(n) = st.segs.iter().find(|n| n.id > id) {
-                            self.cur = Some((n.id, n.path.clone()));
-                            self.new_segment();
-                            continue;
-                        }
-                    }
-                    None => {}
                 }
-                if st.writer_done && !st.reader_done {
-                    st.reader_done = true;
-                    inner.not_empty.notify_waiters();
-                    inner.not_empty.notify_one();
-                }
+                None => {}
+            }
+            if at_end && st.writer_done && !st.reader_done {
+                st.reader_done = true;
+                inner.not_empty.notify_waiters();
+                inner.not_empty.notify_one();
             }
             st = nap(&inner.read_cv, st, Duration::from_secs(1));
         }
@@ -196,17 +204,18 @@ impl Reader {
         let Some(fr) = self.fr.as_mut() else {
             return Ok(());
         };
-        let mut out: Vec<(Event, usize, u64)> = Vec::new();
+        let mut out = std::mem::take(&mut self.out);
+        out.reserve(room.min(ROUND * 4));
         let mut first_age = None;
         let mut frames = 0;
         let mut failed = None;
         let mut out_bytes = 0;
         while out.len() < room && out_bytes < room_bytes && frames < ROUND * 4 {
             frames += 1;
-            let next = match fr.next(end, &mut self.scratch) {
+            let next = match fr.next(end) {
                 Ok(n) => n,
                 Err(e) => {
-                    // Keep what was read (its tokens are handed out); report after.
+                    // Keep what was read; report after.
                     failed = Some(e);
                     break;
                 }
@@ -215,7 +224,7 @@ impl Reader {
                 Next::End => break,
                 Next::Bad(at, why) => {
                     self.inner.m.corrupt.inc();
-                    let found = match fr.resync(at, end, &mut self.scratch) {
+                    let found = match fr.resync(at, end) {
                         Ok(f) => f,
                         Err(e) => {
                             failed = Some(e);
@@ -239,8 +248,8 @@ impl Reader {
                 // Already handed out (acknowledged before a restart, or a retried write's first
                 // copy): skip without decoding.
                 Next::Frame(_)
-                    if frame::event_seq(&self.scratch).is_some_and(|s| s <= self.delivered) => {}
-                Next::Frame(at) => match frame::decode(fr.version(), &self.scratch) {
+                    if frame::event_seq(fr.payload()).is_some_and(|s| s <= self.delivered) => {}
+                Next::Frame(at) => match frame::decode(fr.version(), fr.payload()) {
                     Ok(Record::Shared(id, map)) => {
                         self.shared.insert(id, Arc::new(map));
                     }
@@ -259,7 +268,6 @@ impl Reader {
                                 tracing::warn!(path = %path.display(), offset = at, seq, "disk queue: an event's shared fields were in a damaged record; sending it without them")
                             }
                         }
-                        event.ack = Some(self.inner.stream.token(seq));
                         self.delivered = seq;
                         first_age.get_or_insert((seq, queued_ms));
                         let size = event.size_bytes();
@@ -273,26 +281,36 @@ impl Reader {
                 },
             }
         }
+        // The queue's tokens for the whole round under one lock of its stream, in order.
+        self.inner
+            .stream
+            .tokens(out.iter().map(|e| e.2), &mut self.tokens);
+        for ((event, _, _), token) in out.iter_mut().zip(self.tokens.drain(..)) {
+            event.ack = Some(token);
+        }
+        self.push(&mut out, first_age);
+        self.out = out;
         if let Some(e) = failed {
+            // Reading again from the segment's start skips what was handed out already.
             self.fr = None;
             self.resume = 0;
-            // Reading again from the segment's start skips what was handed out already.
-            self.push(out, first_age);
             return Err(e);
         }
-        self.push(out, first_age);
         Ok(())
     }
 
-    fn push(&mut self, out: Vec<(Event, usize, u64)>, first_age: Option<(u64, u64)>) {
+    fn push(&mut self, out: &mut Vec<(Event, usize, u64)>, first_age: Option<(u64, u64)>) {
         if out.is_empty() {
             return;
         }
         let bytes: usize = out.iter().map(|e| e.1).sum();
         self.inner.read_stage.add(bytes);
+        self.inner
+            .read_back
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
         let mut st = lock(&self.inner.s);
         st.ahead_bytes += bytes;
-        st.ahead.extend(out);
+        st.ahead.extend(out.drain(..));
         if let Some(a) = first_age
             && st.ages.len() < MAX_AGES
         {

@@ -62,12 +62,11 @@ pub(crate) fn scan(path: &Path, full: bool) -> io::Result<Scan> {
         ..Scan::default()
     };
     let mut r = FrameReader::open(path, 0)?;
-    let mut buf = Vec::new();
     loop {
-        match r.next(size, &mut buf)? {
+        match r.next(size)? {
             Next::Frame(_) => {
                 s.good_end = r.pos();
-                if let Some(seq) = event_seq(&buf) {
+                if let Some(seq) = event_seq(r.payload()) {
                     s.first_seq.get_or_insert(seq);
                     s.last_seq = Some(seq);
                     if !full {
@@ -75,7 +74,7 @@ pub(crate) fn scan(path: &Path, full: bool) -> io::Result<Scan> {
                     }
                 }
             }
-            Next::Bad(at, why) => match r.resync(at, size, &mut buf)? {
+            Next::Bad(at, why) => match r.resync(at, size)? {
                 Some(next) => s.skipped.push((at, next, why)),
                 None => {
                     s.torn = Some((at, why));
