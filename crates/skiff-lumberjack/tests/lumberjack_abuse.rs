@@ -157,8 +157,14 @@ async fn a_client_that_never_reads_acks_is_bounded_and_closed_by_the_write_timeo
     })
     .await;
     let (used, limit) = stage(&rx);
+    // 64 pending ACKs and the read buffer: frames read but not taken yet (up to one read of
+    // READ_MAX, 64 KiB) plus room for the next read. When the room left is under 16 KiB and the
+    // frames not taken are more than that, `BytesMut::reserve` cannot move them to the front
+    // and doubles the buffer instead: 128 KiB, seen here about once in five runs. Bounded and
+    // charged to the budget either way; what this checks is that the stuck connection holds a
+    // small constant, not its window's worth of data.
     assert!(
-        used <= 64 * protocol::ACK_LEN as u64 + 64 * 1024 + 16 * 1024,
+        used <= 64 * protocol::ACK_LEN as u64 + 2 * 64 * 1024 + 16 * 1024,
         "the stuck connection holds {used} bytes (limit {limit})"
     );
     // Another client is served meanwhile.
