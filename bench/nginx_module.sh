@@ -45,7 +45,8 @@ while written < size:
         out = []
 sys.stdout.write("".join(out))
 PY
-run() { python3 bench/run.py --one-core --binary "$bin" "$@" | tee -a "$work/results.ndjson"; }
+# A parsed run of 1 GiB takes minutes: the per-run limit of run.py (600 s) is raised.
+run() { python3 bench/run.py --one-core --timeout 3600 --binary "$bin" "$@" | tee -a "$work/results.ndjson"; }
 for _ in $(seq "$rounds"); do
     run --config bench/configs/stdin-discard.yml --input "$work/access.log"
     run --config bench/configs/stdin-nginx-discard.yml --input "$work/access.log"
