@@ -255,19 +255,44 @@ fn remove_path(map: &mut Map, path: &str) -> Option<Value> {
     }
 }
 
+/// The heap a map holds. A `serde_json::Map` is a `BTreeMap<String, Value>` whose nodes hold
+/// 11 keys and values inline, so even a one-entry object (`url: {original}`) costs a whole
+/// node (~630 bytes): a parsed document of a dozen small nested objects holds ~10 KB, which
+/// counting keys and values alone put at 2 KB (tests/size_estimate.rs measures it).
 fn map_size(m: &Map) -> usize {
     if m.is_empty() {
         return 0;
     }
-    m.iter().map(|(k, v)| k.len() + 32 + value_size(v)).sum()
+    let leaves = m.len().div_ceil(8);
+    let internal = if leaves > 1 { leaves.div_ceil(8) } else { 0 };
+    leaves * LEAF_NODE
+        + internal * INTERNAL_NODE
+        + m.iter()
+            .map(|(k, v)| heap(k.capacity()) + value_size(v))
+            .sum::<usize>()
 }
 
+/// A B-tree leaf of `String` keys and `Value`s: 11 of each, a parent pointer, two counters.
+const LEAF_NODE: usize =
+    8 + 11 * (std::mem::size_of::<String>() + std::mem::size_of::<Value>()) + 8;
+/// An internal node: a leaf and 12 child pointers.
+const INTERNAL_NODE: usize = LEAF_NODE + 12 * 8;
+
+/// One heap allocation of `n` bytes, with the allocator's header.
+fn heap(n: usize) -> usize {
+    if n == 0 { 0 } else { n + 16 }
+}
+
+/// The heap a value holds beyond its slot in the node or vector that contains it.
 fn value_size(v: &Value) -> usize {
     match v {
-        Value::String(s) => s.len(),
-        Value::Array(a) => a.iter().map(|v| 16 + value_size(v)).sum(),
+        Value::String(s) => heap(s.capacity()),
+        Value::Array(a) => {
+            heap(a.capacity() * std::mem::size_of::<Value>())
+                + a.iter().map(value_size).sum::<usize>()
+        }
         Value::Object(m) => map_size(m),
-        _ => 8,
+        _ => 0,
     }
 }
 
