@@ -53,7 +53,7 @@ use skiff_pipeline::{BuildContext, Failure, Input, InputCommon, InputContext, In
 
 pub use config::Block;
 pub use error::Error;
-pub use module::{FetchContext, Fetcher, MetricEvent, Module, config_error};
+pub use module::{FetchContext, Fetcher, MetricEvent, Module, config_error, no_options};
 
 /// The input type a module block becomes.
 pub const INPUT_TYPE: &str = "metrics";

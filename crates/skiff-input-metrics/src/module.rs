@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigError, ConfigErrors, Node, NodeValue};
 use skiff_event::{Map, Timestamp, Value};
 
 use crate::Error;
@@ -130,4 +130,18 @@ pub fn config_error(own: &Node, message: impl ToString) -> ConfigErrors {
         own.mark.clone(),
         message.to_string(),
     )])
+}
+
+/// An error for any key of a module without options of its own.
+pub fn no_options(own: &Node, module: &str) -> Result<(), ConfigErrors> {
+    if let NodeValue::Map(entries) = &own.value
+        && let Some((k, n)) = entries.first()
+    {
+        return Err(ConfigErrors(vec![ConfigError::new(
+            n.path.clone(),
+            n.mark.clone(),
+            format!("unknown key `{k}` (the {module} module has no options of its own)"),
+        )]));
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@
 //! `http://localhost:5066`.
 
 use async_trait::async_trait;
-use skiff_config::{ConfigError, ConfigErrors, Node, NodeValue};
+use skiff_config::{ConfigErrors, Node};
 use skiff_event::Value;
 
 use super::schema::{get, put};
@@ -39,25 +39,8 @@ impl Module for Agent {
         ctx: &FetchContext,
         own: &Node,
     ) -> Result<Box<dyn Fetcher>, ConfigErrors> {
-        if let NodeValue::Map(entries) = &own.value
-            && let Some((k, n)) = entries.first()
-        {
-            return Err(ConfigErrors(vec![ConfigError::new(
-                n.path.clone(),
-                n.mark.clone(),
-                format!(
-                    "unknown key `{k}` (the {} module has no options of its own)",
-                    self.0
-                ),
-            )]));
-        }
-        let err = |e: Error| {
-            ConfigErrors(vec![ConfigError::new(
-                &own.path,
-                own.mark.clone(),
-                e.to_string(),
-            )])
-        };
+        crate::no_options(own, self.0)?;
+        let err = |e: Error| crate::config_error(own, e);
         Ok(Box::new(Stats {
             info: HttpFetch::new(ctx, "/", "").map_err(err)?,
             stats: HttpFetch::new(ctx, "/stats", "").map_err(err)?,

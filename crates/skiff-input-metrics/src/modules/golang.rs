@@ -74,13 +74,7 @@ impl Module for Golang {
         own: &Node,
     ) -> Result<Box<dyn Fetcher>, ConfigErrors> {
         let cfg: Config = own.deserialize()?;
-        let http_err = |e: Error| {
-            ConfigErrors(vec![ConfigError::new(
-                &own.path,
-                own.mark.clone(),
-                e.to_string(),
-            )])
-        };
+        let http_err = |e: Error| crate::config_error(own, e);
         if metricset == "heap" {
             let path = cfg.heap.path.as_deref().unwrap_or(DEFAULT_PATH);
             let http = HttpFetch::new(ctx, path, "").map_err(http_err)?;

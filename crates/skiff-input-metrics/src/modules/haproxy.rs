@@ -30,12 +30,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigErrors, Node};
 use skiff_event::Value;
 
-use super::memcached::no_options;
 use super::schema::put;
 use crate::http::HttpFetch;
+use crate::no_options;
 use crate::{Error, FetchContext, Fetcher, MetricEvent, Module, tcp};
 
 /// The module.
@@ -69,13 +69,7 @@ impl Module for Haproxy {
             .host
             .as_ref()
             .map_or("tcp://127.0.0.1:14567", |h| h.raw.as_str());
-        let bad = |msg: String| {
-            ConfigErrors(vec![ConfigError::new(
-                &own.path,
-                own.mark.clone(),
-                format!("haproxy host `{raw}`: {msg}"),
-            )])
-        };
+        let bad = |msg: String| crate::config_error(own, format!("haproxy host `{raw}`: {msg}"));
         let source = match raw.split_once("://") {
             None => Source::Tcp(raw.to_owned()),
             Some(("tcp", rest)) => Source::Tcp(rest.trim_end_matches('/').to_owned()),

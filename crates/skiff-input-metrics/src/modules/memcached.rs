@@ -2,7 +2,7 @@
 //! `localhost:11211`.
 
 use async_trait::async_trait;
-use skiff_config::{ConfigError, ConfigErrors, Node, NodeValue};
+use skiff_config::{ConfigErrors, Node};
 use skiff_event::{Map, Value};
 
 use super::schema::put;
@@ -34,7 +34,7 @@ impl Module for Memcached {
         ctx: &FetchContext,
         own: &Node,
     ) -> Result<Box<dyn Fetcher>, ConfigErrors> {
-        no_options(own, "memcached")?;
+        crate::no_options(own, "memcached")?;
         let raw = ctx
             .host
             .as_ref()
@@ -43,20 +43,6 @@ impl Module for Memcached {
             addr: tcp::addr(raw),
         }))
     }
-}
-
-/// An error for any key of a module without options of its own.
-pub(crate) fn no_options(own: &Node, module: &str) -> Result<(), ConfigErrors> {
-    if let NodeValue::Map(entries) = &own.value
-        && let Some((k, n)) = entries.first()
-    {
-        return Err(ConfigErrors(vec![ConfigError::new(
-            n.path.clone(),
-            n.mark.clone(),
-            format!("unknown key `{k}` (the {module} module has no options of its own)"),
-        )]));
-    }
-    Ok(())
 }
 
 struct Stats {

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use serde::Deserialize;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigErrors, Node};
 use skiff_event::{Map, Value};
 use skiff_tls::{SslConfig, VerificationMode};
 
@@ -68,13 +68,7 @@ impl Module for Mysql {
             .host
             .as_ref()
             .map_or("root:secret@tcp(127.0.0.1:3306)/", |h| h.raw.as_str());
-        let at = |msg: String| {
-            ConfigErrors(vec![ConfigError::new(
-                own.path.clone(),
-                own.mark.clone(),
-                msg,
-            )])
-        };
+        let at = |msg: String| crate::config_error(own, msg);
         let dsn = parse_dsn(raw).map_err(|e| at(format!("host `{}`: {e}", redact(raw))))?;
         let ssl = match &ctx.http.options.ssl {
             Some(s) if s.is_enabled() => Some(ssl_opts(s).map_err(at)?),

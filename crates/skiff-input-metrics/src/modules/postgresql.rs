@@ -20,14 +20,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigErrors, Node};
 use skiff_tls::{SslConfig, VerificationMode};
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 
-use super::memcached::no_options;
 use super::schema::{Conv, Row, apply_text, column};
+use crate::no_options;
 use crate::{Error, FetchContext, Fetcher, MetricEvent, Module};
 
 /// The module.
@@ -61,13 +61,7 @@ impl Module for Postgresql {
             .host
             .as_ref()
             .map_or("postgres://localhost:5432", |h| h.raw.as_str());
-        let at = |msg: String| {
-            ConfigErrors(vec![ConfigError::new(
-                own.path.clone(),
-                own.mark.clone(),
-                msg,
-            )])
-        };
+        let at = |msg: String| crate::config_error(own, msg);
         let (config, tls) = connection(raw, ctx).map_err(at)?;
         let what = format!(
             "postgresql at {}",

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use skiff_config::{ConfigErrors, Node};
 use skiff_event::{Map, Value};
 
-use super::memcached::no_options;
 use super::schema::put;
+use crate::no_options;
 use crate::{Error, FetchContext, Fetcher, MetricEvent, Module, tcp};
 
 /// The module.

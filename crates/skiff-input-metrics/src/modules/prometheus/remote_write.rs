@@ -32,7 +32,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use prost::Message;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigErrors, Node};
 use skiff_event::{Map, Timestamp};
 use skiff_tls::{SslConfig, SslServerConfig};
 use tokio::net::TcpListener;
@@ -194,13 +194,7 @@ pub(super) fn server_tls(ssl: &SslConfig, own: &Node) -> Result<Option<TlsAccept
     };
     skiff_tls::server_config(&server)
         .map(|c| Some(TlsAcceptor::from(c)))
-        .map_err(|e| {
-            ConfigErrors(vec![ConfigError::new(
-                &own.path,
-                own.mark.clone(),
-                format!("remote_write ssl: {e}"),
-            )])
-        })
+        .map_err(|e| crate::config_error(own, format!("remote_write ssl: {e}")))
 }
 
 /// The `remote_write` fetcher: it has nothing to fetch; it hands the block its listener.

@@ -16,7 +16,7 @@ mod process;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use skiff_config::{ConfigError, ConfigErrors, Node};
+use skiff_config::{ConfigErrors, Node};
 
 use crate::{Error, FetchContext, Fetcher, Module};
 
@@ -118,7 +118,7 @@ impl Module for System {
     ) -> Result<Box<dyn Fetcher>, ConfigErrors> {
         let cfg: Config = own.deserialize()?;
         let root = cfg.hostfs.clone().unwrap_or_else(|| PathBuf::from("/"));
-        let err = |m: String| ConfigErrors(vec![ConfigError::new(&own.path, own.mark.clone(), m)]);
+        let err = |m: String| crate::config_error(own, m);
         Ok(match metricset {
             "cpu" => Box::new(host::Cpu::new(root, &cfg).map_err(err)?),
             "load" => Box::new(host::Load { root }),
