@@ -22,6 +22,7 @@ pub mod grok_engine;
 pub mod kv;
 pub mod pipeline;
 pub mod processor;
+pub mod user_agent;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};

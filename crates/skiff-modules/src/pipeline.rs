@@ -24,6 +24,7 @@ use crate::doc;
 use crate::geoip::GeoipStep;
 use crate::grok_engine::GrokPattern;
 use crate::kv::KvSplit;
+use crate::user_agent::UserAgentStep;
 
 /// One processor of a pipeline, as written in the fileset's YAML (`- grok: {...}`).
 #[derive(Debug, Deserialize)]
@@ -48,7 +49,7 @@ enum StepConfig {
     ListSum(RenameConfig),
     HostPort(HostPortConfig),
     YesNo(FieldsConfig),
-    UserAgent(FieldConfig),
+    UserAgent(UserAgentConfig),
     Kv(KvConfig),
     ListLength(RenameConfig),
     AuditValues(AuditValuesConfig),
@@ -220,6 +221,15 @@ config!(GeoipConfig {
     #[serde(default = "yes")]
     first_only: bool,
 });
+config!(UserAgentConfig {
+    field: String,
+    #[serde(default = "user_agent_target")]
+    target_field: String,
+    #[serde(default)]
+    properties: Option<Vec<String>>,
+    #[serde(default)]
+    extract_device_type: bool,
+});
 config!(HostPortConfig {
     field: String,
     ip_field: String,
@@ -240,6 +250,10 @@ fn geoip_target() -> String {
 
 fn geoip_database() -> String {
     crate::geoip::DEFAULT_DATABASE.into()
+}
+
+fn user_agent_target() -> String {
+    "user_agent".into()
 }
 
 fn timestamp_field() -> String {
@@ -339,7 +353,7 @@ enum Op {
         port: String,
     },
     YesNo(Vec<String>),
-    UserAgent(String),
+    UserAgent(Box<UserAgentStep>),
     Kv {
         field: String,
         split: Box<KvSplit>,
@@ -662,9 +676,11 @@ fn compile_step(c: StepConfig, library: &Library) -> Result<Step, String> {
             let fields = f.field.items().into_iter().map(String::from).collect();
             (Op::YesNo(fields), common, f.cond)
         }
-        StepConfig::UserAgent(f) => {
-            let common = f.common();
-            (Op::UserAgent(f.field), common, f.cond)
+        StepConfig::UserAgent(u) => {
+            let common = u.common();
+            let step =
+                UserAgentStep::new(u.field, u.target_field, u.properties, u.extract_device_type)?;
+            (Op::UserAgent(Box::new(step)), common, u.cond)
         }
         StepConfig::Kv(k) => {
             let common = k.common();
@@ -1148,11 +1164,23 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
             crate::auditd::apply_ecs(d, field, table).map_err(Failure::Other)
         }
         Op::AuditExecveArgs(field) => crate::auditd::execve_args(d, field).map_err(Failure::Other),
-        Op::UserAgent(field) => {
-            // Elasticsearch's user_agent processor parses the string with the uap-core
-            // database; skiff keeps `user_agent.original` only (docs/modules.md) and checks
-            // the field is there, so a missing one fails as it would.
-            text_of(d, field).map(|_| ())
+        Op::UserAgent(u) => {
+            // Elasticsearch reads the field as a string: missing or null is "missing" (for
+            // `ignore_missing`), another type fails.
+            let value = match doc::get(d, &u.field) {
+                None | Some(Value::Null) => return Err(Failure::Missing(u.field.clone())),
+                Some(Value::String(s)) => u.value_for(s),
+                Some(_) => {
+                    return Err(Failure::Other(format!(
+                        "field [{}] of type [{}] cannot be cast to [java.lang.String]",
+                        u.field,
+                        json_type(doc::get(d, &u.field))
+                    )));
+                }
+            };
+            // The parsed object replaces the target, as Elasticsearch's `setFieldValue` does.
+            doc::insert(d, &u.target, value);
+            Ok(())
         }
         Op::Scale {
             field,
@@ -1176,6 +1204,18 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
             doc::insert(d, field, out);
             Ok(())
         }
+    }
+}
+
+/// The Java type Elasticsearch names in a cast error, for a JSON value.
+fn json_type(v: Option<&Value>) -> &'static str {
+    match v {
+        Some(Value::Bool(_)) => "java.lang.Boolean",
+        Some(Value::Number(n)) if n.is_f64() => "java.lang.Double",
+        Some(Value::Number(_)) => "java.lang.Long",
+        Some(Value::Array(_)) => "java.util.ArrayList",
+        Some(Value::Object(_)) => "java.util.HashMap",
+        _ => "java.lang.String",
     }
 }
 

@@ -1,6 +1,6 @@
-//! Property test: every fileset's pipeline takes any line (log lines are untrusted input)
+//! Property tests: every fileset's pipeline takes any line (log lines are untrusted input)
 //! without panicking, and always leaves either parsed fields or `error.message` with the
-//! original text kept.
+//! original text kept; the `user_agent` step takes any string.
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -29,6 +29,8 @@ proptest! {
         "type=SYSCALL msg=audit(1485893834.891:18877199): arch=c000003e syscall=44 exe=",
         "type=USER_LOGIN msg=audit(1492896301.004:3163): pid=9391 uid=0 msg='op=login acct=",
         "type=EXECVE msg=audit(1581371984.206:579393): argc=2 a0=top a1",
+        // The access filesets' user_agent step gets the rest of the line (up to a `"`).
+        "127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] \"GET / HTTP/1.1\" 200 612 \"-\" \"",
     ])) {
         for p in processors() {
             let mut d = Map::new();
@@ -40,5 +42,26 @@ proptest! {
                 prop_assert_eq!(kept, Some(&Value::String(text)));
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// Any text as a user agent (printable, control characters, pieces of real agents):
+    /// no panic, and Elasticsearch's fields, with the text kept as `original`.
+    #[test]
+    fn user_agent_takes_any_string(ua in "(\\PC|\\pC|Mozilla/5\\.0 |\\(|\\)|; |[0-9._/]|Firefox|Chrome|Android|iPhone|Mac OS X|Windows NT)*") {
+        static STEP: std::sync::OnceLock<skiff_modules::Pipeline> = std::sync::OnceLock::new();
+        let p = STEP.get_or_init(|| {
+            skiff_modules::Pipeline::compile("ua", &serde_json::json!([{"user_agent": {"field": "ua"}}]))
+                .unwrap_or_else(|e| panic!("{e}"))
+        });
+        let mut d = Map::new();
+        d.insert("ua".into(), Value::String(ua.clone()));
+        p.run(&mut d);
+        prop_assert_eq!(doc::get(&d, "user_agent.original"), Some(&Value::String(ua)));
+        prop_assert!(doc::get(&d, "user_agent.name").is_some_and(Value::is_string));
+        prop_assert!(doc::get(&d, "user_agent.device.name").is_some_and(Value::is_string));
+        prop_assert!(doc::get(&d, "error.message").is_none());
     }
 }
