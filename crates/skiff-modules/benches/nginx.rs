@@ -1,9 +1,16 @@
 //! Throughput of the nginx access fileset's pipeline on one core, against the same loop
 //! without parsing (building the event document only), in the same run:
 //! `cargo bench -p skiff-modules --bench nginx`. Numbers go to docs/performance.md.
+//!
+//! Then what the `user_agent` step costs: the same pipeline with and without that step,
+//! measured alternately (three rounds each, the median kept), on the three lines below (their
+//! agents are parsed once, then come from the cache, as on real logs with few agents) and on
+//! lines whose agents are all different (every event a cache miss: the worst case).
 
 mod common;
 
+use serde_json::Value;
+use skiff_modules::Pipeline;
 use skiff_modules::processor::FilesetProcessor;
 
 const LINES: &[&str] = &[
@@ -14,6 +21,15 @@ const LINES: &[&str] = &[
 
 fn main() {
     let (mb, bytes) = common::bench_bytes();
+    // What the first `user_agent` step of a process pays once: reading and compiling the
+    // embedded uap-core regexes.
+    let start = std::time::Instant::now();
+    let db = skiff_modules::user_agent::Database::embedded();
+    println!(
+        "user_agent: the uap-core regexes {:?} (agents, OSes, devices) read and compiled in {:.0} ms",
+        db.sizes(),
+        start.elapsed().as_secs_f64() * 1e3
+    );
     let p = FilesetProcessor::new("nginx", "access", Some("+00:00".into()))
         .unwrap_or_else(|e| panic!("{e}"));
     let base = common::throughput(LINES, bytes, None);
@@ -22,4 +38,43 @@ fn main() {
         "nginx access, {mb} MiB: without parsing {base:.1} MB/s, with the pipeline {parsed:.1} MB/s ({:.3} of the baseline)",
         parsed / base
     );
+
+    let def = skiff_modules::fileset("nginx", "access").unwrap_or_else(|e| panic!("{e}"));
+    let with = Pipeline::compile("nginx/access", &def.pipeline).unwrap_or_else(|e| panic!("{e}"));
+    let steps = def.pipeline.as_array().cloned().unwrap_or_default();
+    let kept: Vec<Value> = steps
+        .into_iter()
+        .filter(|s| s.get("user_agent").is_none())
+        .collect();
+    let without =
+        Pipeline::compile("nginx/access", &Value::Array(kept)).unwrap_or_else(|e| panic!("{e}"));
+    let compare = |what: &str, lines: &[String], bytes: usize| {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            a.push(common::throughput_with(lines, bytes, |d| without.run(d)));
+            b.push(common::throughput_with(lines, bytes, |d| with.run(d)));
+        }
+        let (a, b) = (median(a), median(b));
+        println!(
+            "nginx access, {what}: without the user_agent step {a:.1} MB/s, with it {b:.1} MB/s ({:.3} of the baseline)",
+            b / a
+        );
+    };
+    let repeated: Vec<String> = LINES.iter().map(|l| l.to_string()).collect();
+    compare(&format!("{mb} MiB, 3 agents"), &repeated, bytes);
+    // 20,000 different agents (the cache holds 1,000), each line read once per measurement.
+    let distinct: Vec<String> = (0..20_000)
+        .map(|i| {
+            let line = LINES[i % LINES.len()];
+            let cut = line.len() - 1;
+            format!("{} {i}\"", &line[..cut])
+        })
+        .collect();
+    let once: usize = distinct.iter().map(|l| l.len() + 1).sum();
+    compare("20,000 distinct agents", &distinct, once);
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
