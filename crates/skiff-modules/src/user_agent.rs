@@ -233,6 +233,12 @@ impl Rule {
     /// Elasticsearch's match: `None` when the regex does not match or yields no name (then
     /// the next regex of the list is tried).
     fn apply(&self, s: &[u8]) -> Option<VersionedName> {
+        // `is_match` first: on the many regexes that do not match it is far cheaper than
+        // `captures`, and groups are needed from one regex per list only (the nginx bench's
+        // distinct-agents case ran twice as fast with it, docs/performance.md).
+        if !self.regex.is_match(s) {
+            return None;
+        }
         let caps = self.regex.captures(s)?;
         let group = |i: usize| {
             caps.get(i)
