@@ -440,7 +440,7 @@ impl Pipeline {
             }
             match run_op(&step.op, d) {
                 Ok(()) => {}
-                Err(Failure::Missing(_)) if step.ignore_missing => {}
+                Err(Failure::Missing(_) | Failure::Null(_)) if step.ignore_missing => {}
                 Err(_) if step.ignore_failure => {}
                 Err(f) => {
                     doc::insert(d, "error.message", Value::String(f.message()));
@@ -754,6 +754,9 @@ fn compile_step(c: StepConfig, library: &Library) -> Result<Step, String> {
 
 enum Failure {
     Missing(String),
+    /// A null value where a step needs one: missing for `ignore_missing`, with the step's own
+    /// message otherwise.
+    Null(String),
     Other(String),
 }
 
@@ -761,7 +764,7 @@ impl Failure {
     fn message(self) -> String {
         match self {
             Failure::Missing(f) => format!("field [{f}] not present as part of path [{f}]"),
-            Failure::Other(m) => m,
+            Failure::Null(m) | Failure::Other(m) => m,
         }
     }
 }
@@ -1168,7 +1171,13 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
             // Elasticsearch reads the field as a string: missing or null is "missing" (for
             // `ignore_missing`), another type fails.
             let value = match doc::get(d, &u.field) {
-                None | Some(Value::Null) => return Err(Failure::Missing(u.field.clone())),
+                None => return Err(Failure::Missing(u.field.clone())),
+                Some(Value::Null) => {
+                    return Err(Failure::Null(format!(
+                        "field [{}] is null, cannot parse user-agent.",
+                        u.field
+                    )));
+                }
                 Some(Value::String(s)) => u.value_for(s),
                 Some(_) => {
                     return Err(Failure::Other(format!(

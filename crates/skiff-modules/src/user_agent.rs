@@ -621,16 +621,19 @@ device_parsers:
         );
         assert_eq!(out, json!({"user_agent": {"name": "curl"}}));
         // Missing or null: nothing with ignore_missing, else the pipeline's failure.
-        for d in [json!({}), json!({"ua": null})] {
+        for (d, message) in [
+            (json!({}), "field [ua] not present as part of path [ua]"),
+            (
+                json!({"ua": null}),
+                "field [ua] is null, cannot parse user-agent.",
+            ),
+        ] {
             assert_eq!(
                 run(json!({"field": "ua", "ignore_missing": true}), d.clone()),
                 d
             );
             let failed = run(json!({"field": "ua"}), d);
-            assert_eq!(
-                failed["error"]["message"],
-                "field [ua] not present as part of path [ua]"
-            );
+            assert_eq!(failed["error"]["message"], message);
         }
         let failed = run(
             json!({"field": "ua", "ignore_missing": true}),
