@@ -23,8 +23,10 @@ fn main() {
     let (mb, bytes) = common::bench_bytes();
     // What the first `user_agent` step of a process pays once: reading and compiling the
     // embedded uap-core regexes.
+    let rss_start = rss();
     let start = std::time::Instant::now();
     let db = skiff_modules::user_agent::Database::embedded();
+    let rss_compiled = rss();
     println!(
         "user_agent: the uap-core regexes {:?} (agents, OSes, devices) read and compiled in {:.0} ms",
         db.sizes(),
@@ -72,6 +74,23 @@ fn main() {
         .collect();
     let once: usize = distinct.iter().map(|l| l.len() + 1).sum();
     compare("20,000 distinct agents", &distinct, once);
+    // The compiled regexes' memory grows with use (their lazy DFA caches).
+    println!(
+        "resident memory: {rss_start} at start, {rss_compiled} with the regexes compiled, {} now",
+        rss()
+    );
+}
+
+/// The process's resident memory, as /proc says it.
+fn rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.trim_start_matches("VmRSS:").trim().to_string())
+        })
+        .unwrap_or_default()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
