@@ -104,8 +104,9 @@ const OLDER_UA: &[(&str, &str, &str, &str)] = &[
         "nginx/ingress_controller/test.log",
         "",
         "user_agent.device.type",
-        "made by an Elasticsearch 8.0 build that wrote user_agent.device.type although the \
-         pipeline does not set `extract_device_type`; skiff does not write device types",
+        "made by an Elasticsearch 8.x release (the corpus MANIFEST says so) that wrote \
+         user_agent.device.type although Filebeat's pipeline does not set \
+         `extract_device_type`; skiff does not write device types",
     ),
     (
         "apache/access/test.log",
