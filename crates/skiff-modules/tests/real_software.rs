@@ -121,6 +121,14 @@ fn two_requests(
             ("@timestamp", Ty::Date),
         ],
     );
+    // The user_agent step on the agent the server logged.
+    let curl = docs
+        .iter()
+        .find(|d| field(d, "user_agent.original") == "curl/8.0")
+        .unwrap_or_else(|| panic!("no document with curl's agent: {docs:?}"));
+    assert_eq!(field(curl, "user_agent.name"), "curl");
+    assert_eq!(field(curl, "user_agent.version"), "8.0");
+    assert_eq!(field(curl, "user_agent.device.name"), "Other");
     (guard, docs)
 }
 
