@@ -1,5 +1,5 @@
 //! The acker thread: follows the outputs' acknowledgements, stores the watermark, deletes
-//! segments.
+//! segments (keeping one for the writer to reuse).
 //!
 //! Tokens handed out by the reader carry their event's sequence number as position, so the
 //! queue's [`AckStream`](skiff_event::AckStream) watermark is "every event up to this one is
@@ -27,6 +27,8 @@ pub(super) struct Acker {
     persisted: u64,
     failing: bool,
     last_sync: Instant,
+    /// The watermark last stored with an fsync (or found at start).
+    durable: u64,
 }
 
 impl Acker {
@@ -37,6 +39,7 @@ impl Acker {
             persisted: acked,
             failing: false,
             last_sync: Instant::now(),
+            durable: acked,
         }
     }
 
@@ -55,7 +58,7 @@ impl Acker {
 
     /// One round; `final_round` fsyncs the state whatever the time since the last fsync.
     fn tick(&mut self, final_round: bool) {
-        let inner = &self.inner;
+        let inner = self.inner.clone();
         let a = inner.stream.acked_position().unwrap_or(0);
         if a > self.known {
             inner.m.acked.add(a - self.known);
@@ -71,6 +74,7 @@ impl Acker {
                     self.persisted = self.known;
                     if sync {
                         self.last_sync = Instant::now();
+                        self.durable = self.known;
                     }
                     if self.failing {
                         self.failing = false;
@@ -86,6 +90,7 @@ impl Acker {
             }
         }
         let mut gone = Vec::new();
+        let mut candidate = None;
         {
             let mut st = lock(&inner.s);
             let known = self.known;
@@ -99,13 +104,24 @@ impl Acker {
                 .collect();
             let mut i = 0;
             let mut freed = 0;
+            // One segment may be kept for reuse: none kept yet, the reader past it, and a file
+            // the writer would fill (with `sync.mode: none` nothing tells a crash's old records
+            // from new ones, see `recovery`).
+            let mut reuse = st.spare.is_none() && inner.cfg.sync != SyncMode::None;
+            let reading = st.reading;
             st.segs.retain(|s| {
+                let last = lasts[i];
                 let done =
-                    s.finished && (s.first_seq.is_none() || lasts[i].is_some_and(|l| l <= known));
+                    s.finished && (s.first_seq.is_none() || last.is_some_and(|l| l <= known));
                 i += 1;
                 if done {
                     freed += s.end;
-                    gone.push(s.path.clone());
+                    if reuse && s.id < reading && s.end > 0 {
+                        reuse = false;
+                        candidate = Some((s.path.clone(), s.end, last.unwrap_or(0)));
+                    } else {
+                        gone.push(s.path.clone());
+                    }
                 }
                 !done
             });
@@ -118,6 +134,9 @@ impl Acker {
             }
             inner.publish_gauges(&st);
         }
+        if let Some((path, size, last)) = candidate {
+            self.keep_for_reuse(path, size, last, &mut gone);
+        }
         if gone.is_empty() {
             return;
         }
@@ -128,6 +147,36 @@ impl Acker {
                 tracing::warn!(path = %p.display(), error = %e, "disk queue: cannot delete an acknowledged segment");
             }
         }
+        inner.space_cv.notify_all();
+    }
+
+    /// Keeps a fully acknowledged segment (events up to `last`) as the writer's next segment
+    /// file, once the state saying they are acknowledged is on disk: a crash before the writer
+    /// overwrote them then never replays them, and recovery may take any old record it finds in
+    /// a reused file for acknowledged. If the state cannot be stored, the file is deleted.
+    fn keep_for_reuse(
+        &mut self,
+        path: std::path::PathBuf,
+        size: u64,
+        last: u64,
+        gone: &mut Vec<std::path::PathBuf>,
+    ) {
+        let inner = &self.inner;
+        if last > self.durable {
+            match state::store(&inner.cfg.dir, self.known, true) {
+                Ok(()) => {
+                    self.persisted = self.known;
+                    self.durable = self.known;
+                    self.last_sync = Instant::now();
+                }
+                Err(_) => {
+                    // Reported by the next round's store; this segment goes.
+                    gone.push(path);
+                    return;
+                }
+            }
+        }
+        lock(&inner.s).spare = Some((path, size));
         inner.space_cv.notify_all();
     }
 }

@@ -16,7 +16,8 @@
 //!    `read_ahead` events and `max_ahead_bytes`), giving each event a token of the queue's own
 //!    [`AckStream`]; [`pop`](Queue::pop) hands them to the output workers.
 //! 4. The `acker` thread follows that stream's contiguous watermark, stores it in `state.json`
-//!    (`state`) and deletes segments whose events are all acknowledged.
+//!    (`state`) and deletes segments whose events are all acknowledged, but one, which the
+//!    writer reuses as its next segment file (cheaper for the kernel than a new file).
 //!
 //! After a restart, `recovery` cuts torn tails, and the reader replays every event after the
 //! stored watermark, in order: at-least-once, duplicates only of events delivered but not yet
@@ -101,6 +102,12 @@ struct Store {
     reader_idle: Option<(u64, u64)>,
     /// What the writer handed over since the reader last looked.
     handed: Option<Handed>,
+    /// A fully acknowledged segment kept for the writer to reuse (path, size), counted against
+    /// `max_size` (see `writer`).
+    spare: Option<(PathBuf, u64)>,
+    /// The id of the segment the reader is in (0 before it starts): only segments before it
+    /// may be reused.
+    reading: u64,
 }
 
 /// Events the writer put in the read-ahead buffer itself, so that the reader skips them on disk.
@@ -217,6 +224,14 @@ impl Threads {
             let _ = h.join();
         }
         let i = &self.inner;
+        // The file kept for reuse is only worth its disk space while running (a crash leaves
+        // it, and recovery deletes it: all its events are acknowledged).
+        if self.persist.load(Ordering::Acquire)
+            && let Some((path, _)) = lock(&i.s).spare.take()
+            && let Err(e) = std::fs::remove_file(&path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "disk queue: cannot delete an acknowledged segment");
+        }
         tracing::info!(
             path = %i.cfg.dir.display(),
             handed_over = i.handed.load(Ordering::Relaxed),

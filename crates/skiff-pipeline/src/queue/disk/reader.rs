@@ -99,6 +99,7 @@ impl Reader {
                 Some(s) if Some(s.id) != cur_id => {
                     // Move on to the next segment.
                     self.cur = Some((s.id, s.path.clone()));
+                    st.reading = s.id;
                     self.new_segment();
                     continue;
                 }
@@ -107,6 +108,7 @@ impl Reader {
                     let id = s.id;
                     if let Some(n) = st.segs.iter().find(|n| n.id > id) {
                         self.cur = Some((n.id, n.path.clone()));
+                        st.reading = n.id;
                         self.new_segment();
                         continue;
                     }
@@ -181,11 +183,12 @@ impl Reader {
 
     fn skip_to_end(&mut self, id: u64, end: u64) {
         // Mark the segment read by moving to the next one.
-        let st = lock(&self.inner.s);
+        let mut st = lock(&self.inner.s);
         match st.segs.iter().find(|n| n.id > id) {
             Some(n) => self.cur = Some((n.id, n.path.clone())),
             None => self.cur = Some((id + 1, PathBuf::new())),
         }
+        st.reading = self.cur.as_ref().map_or(0, |c| c.0);
         drop(st);
         let _ = end;
         self.new_segment();

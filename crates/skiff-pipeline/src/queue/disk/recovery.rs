@@ -7,7 +7,10 @@
 //!   there). Older segments are only opened to find their first event: they were complete
 //!   before a newer segment was started, and the reader checks every frame anyway.
 //! * Segments without any event (created just before a crash) are removed, and so are segments
-//!   whose events are all acknowledged.
+//!   whose events are all acknowledged. A reused segment (see `writer`) cut by a crash ends
+//!   where its old records start; one holding nothing but old records (the crash came before
+//!   its first write) holds only acknowledged events: a segment is reused only once the state
+//!   saying so is on disk.
 //! * Writing resumes in a new segment; sequence numbers continue after the highest seen.
 
 use std::fs;
@@ -53,9 +56,14 @@ pub(super) fn recover(cfg: &Settings, corrupt: &Counter) -> anyhow::Result<Recov
         for (from, to, why) in &s.skipped {
             tracing::warn!(path = %path.display(), offset = from, skipped_bytes = to - from, reason = why, "disk queue: damaged record in the middle of a segment; the records after it are kept, this one is lost");
         }
+        if let Some(at) = s.stale {
+            tracing::info!(path = %path.display(), offset = at, cut_bytes = s.size - s.good_end, "disk queue: cutting the old records of a reused segment");
+        }
         if let Some((at, why)) = s.torn {
             corrupt.inc();
             tracing::warn!(path = %path.display(), offset = at, cut_bytes = s.size - s.good_end, reason = why, "disk queue: damaged tail after a crash; cutting it off");
+        }
+        if s.torn.is_some() || s.stale.is_some() {
             if let Err(e) = fs::OpenOptions::new()
                 .write(true)
                 .open(path)
@@ -64,7 +72,20 @@ pub(super) fn recover(cfg: &Settings, corrupt: &Counter) -> anyhow::Result<Recov
                 tracing::warn!(path = %path.display(), error = %e, "disk queue: cannot cut the damaged tail; it will be skipped when read");
             }
         }
-        if s.last_seq.is_some() {
+        // A segment reused just before the crash and not written yet holds only old records:
+        // numbers below those of the segment before it. (It holds acknowledged events only, but
+        // this holds even when the state file was lost.)
+        let older_first = match newest.checked_sub(2).map(|i| &files[i].1) {
+            Some(p) => scan(p, false).map_err(|e| io_err("read", p, e))?.first_seq,
+            None => None,
+        };
+        let stale = matches!((s.first_seq, older_first), (Some(f), Some(o)) if f <= o);
+        if stale {
+            tracing::info!(path = %path.display(), "disk queue: removing a reused segment that holds only old records");
+        }
+        // Only acknowledged events: nothing to replay here, and the newest events, if any, are
+        // in an older segment.
+        if !stale && s.last_seq.is_some_and(|l| l > acked) {
             last_seq = s.last_seq;
             segs.push(Seg {
                 id: *id,

@@ -3,6 +3,12 @@
 //! Segments are named `<id>.seg` with a 16-digit increasing id, and hold frames (see
 //! [`frame`](super::frame)) whose event sequence numbers increase. Recovery never appends to an
 //! old segment: writing always starts in a new one, so a torn tail only needs cutting once.
+//!
+//! A segment file may be a reused one (see `writer`): a fully acknowledged segment renamed and
+//! written again from its start. Until the new frames reach its old end, the old frames stay
+//! behind them; their events all have lower sequence numbers than any new one, so a scan ends a
+//! segment at the first event whose number does not increase (`Scan::stale`), and such a tail
+//! is nothing to warn about: it is what a crash in a reused segment leaves.
 
 use std::fs;
 use std::io;
@@ -50,6 +56,9 @@ pub(crate) struct Scan {
     pub good_end: u64,
     /// Where a damaged tail starts, and why (full scans only).
     pub torn: Option<(u64, &'static str)>,
+    /// Where the old frames of a reused segment start (full scans only): the first event whose
+    /// sequence number is not above the one before it. The file ends there.
+    pub stale: Option<u64>,
     /// Damaged regions followed by good frames (full scans only).
     pub skipped: Vec<(u64, u64, &'static str)>,
 }
@@ -64,9 +73,19 @@ pub(crate) fn scan(path: &Path, full: bool) -> io::Result<Scan> {
     let mut r = FrameReader::open(path, 0)?;
     loop {
         match r.next(size)? {
-            Next::Frame(_) => {
+            Next::Frame(at) => {
+                let seq = event_seq(r.payload());
+                if let (Some(seq), Some(last)) = (seq, s.last_seq)
+                    && seq <= last
+                {
+                    // A damaged region just before is the new write that was cut, not damage
+                    // between good records.
+                    s.skipped.retain(|(from, _, _)| *from < s.good_end);
+                    s.stale = Some(at);
+                    return Ok(s);
+                }
                 s.good_end = r.pos();
-                if let Some(seq) = event_seq(r.payload()) {
+                if let Some(seq) = seq {
                     s.first_seq.get_or_insert(seq);
                     s.last_seq = Some(seq);
                     if !full {
