@@ -1,6 +1,9 @@
 //! Throughput of the nginx access fileset's pipeline on one core, against the same loop
 //! without parsing (building the event document only), in the same run:
 //! `cargo bench -p skiff-modules --bench nginx`. Numbers go to docs/performance.md.
+//! The second pair of numbers is the processor as the agent runs it (`process` on an event
+//! with a stdin input's shared fields, against building the event alone): the pipeline plus
+//! moving the fields between the event and the pipeline's document.
 
 mod common;
 
@@ -21,5 +24,12 @@ fn main() {
     println!(
         "nginx access, {mb} MiB: without parsing {base:.1} MB/s, with the pipeline {parsed:.1} MB/s ({:.3} of the baseline)",
         parsed / base
+    );
+    let ev_base = common::event_throughput(LINES, bytes, None);
+    let ev_parsed = common::event_throughput(LINES, bytes, Some(&p));
+    println!(
+        "nginx access as events, {mb} MiB: without parsing {ev_base:.1} MB/s, with the processor {ev_parsed:.1} MB/s ({:.3} of the baseline; processor / pipeline {:.3})",
+        ev_parsed / ev_base,
+        ev_parsed / parsed
     );
 }
