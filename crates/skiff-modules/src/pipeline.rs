@@ -10,7 +10,7 @@
 //! covers it) stops the pipeline, and the pipeline's failure handler keeps the original
 //! `message` and sets `error.message`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, SecondsFormat, TimeZone, Utc};
@@ -437,6 +437,115 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// The top-level keys of the document (each path's first segment) the pipeline may read
+    /// or write, `error` (its failure handler's) included. `None` when a step's fields are only
+    /// known from the data: `kv` without a `target_field` and the auditd steps write keys the
+    /// log names. The processor moves only these keys between the event and the document.
+    pub fn top_level_keys(&self) -> Option<BTreeSet<String>> {
+        let mut paths: Vec<&str> = vec!["error.message"];
+        for step in &self.steps {
+            if let Some(c) = &step.cond {
+                c.paths(&mut paths);
+            }
+            step.op.paths(&mut paths)?;
+        }
+        Some(paths.into_iter().map(|p| head(p).to_string()).collect())
+    }
+}
+
+/// A path's first segment: the top-level key it starts at (`source` of `source.ip`).
+pub fn head(path: &str) -> &str {
+    path.split_once('.').map_or(path, |(h, _)| h)
+}
+
+impl Cond {
+    fn paths<'a>(&'a self, out: &mut Vec<&'a str>) {
+        if let Some(e) = &self.exists {
+            out.extend(e.items());
+        }
+        out.extend(self.missing.as_deref());
+        out.extend(self.equals.as_ref().map(|(f, _)| f.as_str()));
+        out.extend(self.matches.as_ref().map(|(f, _)| f.as_str()));
+        out.extend(self.not_matches.as_ref().map(|(f, _)| f.as_str()));
+    }
+}
+
+impl Op {
+    /// Adds the paths the step reads or writes; `None` when they depend on the data.
+    fn paths<'a>(&'a self, out: &mut Vec<&'a str>) -> Option<()> {
+        match self {
+            Op::Grok { field, patterns } => {
+                out.push(field);
+                // A name used twice is numbered `name[1]` (see `run_op`).
+                for p in patterns {
+                    out.extend(p.capture_names().map(|n| n.split('[').next().unwrap_or(n)));
+                }
+            }
+            Op::Rename { field, target }
+            | Op::FirstPublicIp { field, target }
+            | Op::ListLast { field, target, .. }
+            | Op::ListSum { field, target }
+            | Op::ListLength { field, target } => out.extend([field.as_str(), target]),
+            Op::Remove(fields) | Op::YesNo(fields) => out.extend(fields.iter().map(String::as_str)),
+            Op::Set {
+                field,
+                value,
+                copy_from,
+                ..
+            } => {
+                out.push(field);
+                out.extend(copy_from.as_deref());
+                if let Some(Value::String(t)) = value {
+                    out.extend(template_fields(t));
+                }
+            }
+            Op::Append { field, values, .. } => {
+                out.push(field);
+                for t in values {
+                    out.extend(template_fields(t));
+                }
+            }
+            Op::Date {
+                field,
+                target,
+                timezone,
+                ..
+            } => {
+                out.extend([field.as_str(), target]);
+                if let Some(t) = timezone {
+                    out.extend(template_fields(t));
+                }
+            }
+            Op::Convert { field, target, .. } => {
+                out.push(field);
+                out.extend(target.as_deref());
+            }
+            Op::Case { field, .. }
+            | Op::Split { field, .. }
+            | Op::Gsub { field, .. }
+            | Op::Scale { field, .. }
+            | Op::UserAgent(field) => out.push(field),
+            Op::Csv { field, targets, .. } => {
+                out.push(field);
+                out.extend(targets.iter().map(String::as_str));
+            }
+            Op::HostPort { field, ip, port } => out.extend([field.as_str(), ip, port]),
+            Op::Kv {
+                field,
+                target: Some(target),
+                ..
+            } => out.extend([field.as_str(), target]),
+            Op::Geoip(g) => out.extend([g.field.as_str(), &g.target]),
+            Op::Kv { target: None, .. }
+            | Op::AuditValues { .. }
+            | Op::AuditEcs { .. }
+            | Op::AuditExecveArgs(_) => return None,
+        }
+        Some(())
+    }
+}
+
 /// The grok pattern library: the grok crate's (for its fancy-regex engine) and the same
 /// definitions as a map (for the fast engine's own expansion).
 #[derive(Clone)]
@@ -780,32 +889,62 @@ fn text_of(d: &Map<String, Value>, field: &str) -> Result<String, Failure> {
     }
 }
 
+/// A piece of a `{{field}}` template: literal text, or the name of a field.
+enum Piece<'a> {
+    Text(&'a str),
+    Field(&'a str),
+}
+
+/// The pieces of a template, in order: `{{{field}}}` and `{{field}}` name fields (trimmed);
+/// an opening without its closing is text to the end.
+fn pieces(template: &str) -> impl Iterator<Item = Piece<'_>> {
+    let mut rest = template;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let piece = match rest.find("{{") {
+            Some(0) => {
+                let (open, close) = if rest.starts_with("{{{") {
+                    (3, "}}}")
+                } else {
+                    (2, "}}")
+                };
+                match rest[open..].find(close) {
+                    Some(end) => {
+                        let name = rest[open..open + end].trim();
+                        rest = &rest[open + end + close.len()..];
+                        return Some(Piece::Field(name));
+                    }
+                    None => rest,
+                }
+            }
+            Some(start) => &rest[..start],
+            None => rest,
+        };
+        rest = &rest[piece.len()..];
+        Some(Piece::Text(piece))
+    })
+}
+
 /// Replaces `{{{field}}}` and `{{field}}` by the field's text (nothing when it is missing).
 fn render(template: &str, d: &Map<String, Value>) -> String {
     let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start..];
-        let (open, close) = if after.starts_with("{{{") {
-            (3, "}}}")
-        } else {
-            (2, "}}")
-        };
-        match after[open..].find(close) {
-            Some(end) => {
-                let name = after[open..open + end].trim();
-                out.push_str(&doc::get_text(d, name).unwrap_or_default());
-                rest = &after[open + end + close.len()..];
-            }
-            None => {
-                out.push_str(after);
-                rest = "";
-            }
+    for piece in pieces(template) {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Field(name) => out.push_str(&doc::get_text(d, name).unwrap_or_default()),
         }
     }
-    out.push_str(rest);
     out
+}
+
+/// The fields a template reads.
+fn template_fields(template: &str) -> impl Iterator<Item = &str> {
+    pieces(template).filter_map(|p| match p {
+        Piece::Field(name) => Some(name),
+        Piece::Text(_) => None,
+    })
 }
 
 fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
