@@ -10,6 +10,7 @@
 //! covers it) stops the pipeline, and the pipeline's failure handler keeps the original
 //! `message` and sets `error.message`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -889,6 +890,14 @@ fn text_of(d: &Map<String, Value>, field: &str) -> Result<String, Failure> {
     }
 }
 
+/// The field's text as `text_of` gives it, borrowed from the document when it is a string.
+fn text_ref<'a>(d: &'a Map<String, Value>, field: &str) -> Result<Cow<'a, str>, Failure> {
+    match doc::get(d, field) {
+        Some(Value::String(s)) => Ok(Cow::Borrowed(s)),
+        _ => text_of(d, field).map(Cow::Owned),
+    }
+}
+
 /// A piece of a `{{field}}` template: literal text, or the name of a field.
 enum Piece<'a> {
     Text(&'a str),
@@ -947,45 +956,57 @@ fn template_fields(template: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// A grok match's captures as the fields they set: typed as the pattern says, a name
+/// captured twice (in alternatives, numbered `name[1]`) giving a list.
+fn grok_values(p: &GrokPattern, captures: Vec<(&str, &str)>) -> Vec<(String, Value)> {
+    let mut found: Vec<(String, Value)> = Vec::with_capacity(captures.len());
+    for (name, v) in captures {
+        // A name used twice (in alternatives) is numbered `name[1]`: the branch that matched
+        // gives the value.
+        let key = name.split('[').next().unwrap_or(name);
+        let value = match p.extract(name) {
+            Some("int" | "long") => v
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(v)),
+            Some("float" | "double") => number_f64(v).unwrap_or_else(|| Value::from(v)),
+            Some("boolean") => Value::Bool(v.eq_ignore_ascii_case("true")),
+            _ => Value::from(v),
+        };
+        // Both captures of a name used twice matched: Elasticsearch keeps both values, as a
+        // list.
+        match found.iter_mut().find(|(k, _)| k == key) {
+            Some((_, Value::Array(list))) => list.push(value),
+            Some((_, first)) => *first = Value::Array(vec![first.take(), value]),
+            None => found.push((key.to_string(), value)),
+        }
+    }
+    found
+}
+
 fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
     match op {
         Op::Grok { field, patterns } => {
-            let text = text_of(d, field)?;
-            for p in patterns {
-                if let Some(captures) = p.captures(&text) {
-                    let mut found: Vec<(String, Value)> = Vec::new();
-                    for (name, v) in captures {
-                        // A name used twice (in alternatives) is numbered `name[1]`: the
-                        // branch that matched gives the value.
-                        let key = name.split('[').next().unwrap_or(name);
-                        let value = match p.extract(name) {
-                            Some("int" | "long") => v
-                                .parse::<i64>()
-                                .map(Value::from)
-                                .unwrap_or_else(|_| Value::from(v)),
-                            Some("float" | "double") => {
-                                number_f64(v).unwrap_or_else(|| Value::from(v))
-                            }
-                            Some("boolean") => Value::Bool(v.eq_ignore_ascii_case("true")),
-                            _ => Value::from(v),
-                        };
-                        // Both captures of a name used twice matched: Elasticsearch keeps
-                        // both values, as a list.
-                        match found.iter_mut().find(|(k, _)| k == key) {
-                            Some((_, Value::Array(list))) => list.push(value),
-                            Some((_, first)) => *first = Value::Array(vec![first.take(), value]),
-                            None => found.push((key.to_string(), value)),
-                        }
+            // The captures are made owned values while the text is still borrowed from the
+            // document (no copy of the line per step); they are inserted after.
+            let found = {
+                let text = text_ref(d, field)?;
+                let found = patterns
+                    .iter()
+                    .find_map(|p| p.captures(&text).map(|c| grok_values(p, c)));
+                match found {
+                    Some(found) => found,
+                    None => {
+                        return Err(Failure::Other(format!(
+                            "Provided Grok expressions do not match field value: [{text}]"
+                        )));
                     }
-                    for (k, v) in found {
-                        doc::insert(d, &k, v);
-                    }
-                    return Ok(());
                 }
+            };
+            for (k, v) in found {
+                doc::insert(d, &k, v);
             }
-            Err(Failure::Other(
-                "Provided Grok expressions do not match field value: [".to_string() + &text + "]",
-            ))
+            Ok(())
         }
         Op::Rename { field, target } => {
             let v = doc::remove(d, field).ok_or_else(|| Failure::Missing(field.clone()))?;
@@ -1067,25 +1088,28 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
             formats,
             timezone,
         } => {
-            let text = text_of(d, field)?;
-            let zone = timezone
-                .as_ref()
-                .map(|t| render(t, d))
-                .filter(|z| !z.is_empty());
-            let parsed = formats
-                .iter()
-                .find_map(|f| parse_date(&text, f, zone.as_deref()))
-                .ok_or_else(|| format!("unable to parse date [{text}]"))?;
-            // With a `timezone`, Elasticsearch writes the time in that zone, even when the
-            // text had its own offset; without one, in UTC.
-            let shown = match zone
-                .as_deref()
-                .and_then(|z| zone_offset(z, parsed.naive_utc()))
-            {
-                Some(off) => parsed.with_timezone(&off),
-                None => parsed,
+            // Read with the text borrowed from the document, written after.
+            let stamp = {
+                let text = text_ref(d, field)?;
+                let zone = timezone
+                    .as_ref()
+                    .map(|t| render(t, d))
+                    .filter(|z| !z.is_empty());
+                let parsed = formats
+                    .iter()
+                    .find_map(|f| parse_date(&text, f, zone.as_deref()))
+                    .ok_or_else(|| format!("unable to parse date [{text}]"))?;
+                // With a `timezone`, Elasticsearch writes the time in that zone, even when
+                // the text had its own offset; without one, in UTC.
+                match zone
+                    .as_deref()
+                    .and_then(|z| zone_offset(z, parsed.naive_utc()))
+                {
+                    Some(off) => format_ts(parsed.with_timezone(&off)),
+                    None => format_ts(parsed),
+                }
             };
-            doc::insert(d, target, Value::String(format_ts(shown)));
+            doc::insert(d, target, Value::String(stamp));
             Ok(())
         }
         Op::Convert {
