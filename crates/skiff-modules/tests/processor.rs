@@ -190,7 +190,7 @@ fn nginx_access_moves_only_the_keys_its_pipeline_uses() {
 }
 
 #[test]
-fn auditd_keys_are_unknown_and_every_key_goes_through_the_pipeline() {
+fn auditd_steps_writing_keys_the_log_names_make_the_keys_unknown() {
     let p = FilesetProcessor::new("auditd", "log", Some("+00:00".into()))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(p.keys().is_none());
