@@ -2,6 +2,10 @@
 //! without parsing (building the event document only), in the same run:
 //! `cargo bench -p skiff-modules --bench nginx`. Numbers go to docs/performance.md.
 //!
+//! The second pair of numbers is the processor as the agent runs it (`process` on an event
+//! with a stdin input's shared fields, against building the event alone): the pipeline plus
+//! moving the fields between the event and the pipeline's document.
+//!
 //! Then what the `user_agent` step costs: the same pipeline with and without that step,
 //! measured alternately (three rounds each, the median kept), on the three lines below (their
 //! agents are parsed once, then come from the cache, as on real logs with few agents) and on
@@ -39,6 +43,13 @@ fn main() {
     println!(
         "nginx access, {mb} MiB: without parsing {base:.1} MB/s, with the pipeline {parsed:.1} MB/s ({:.3} of the baseline)",
         parsed / base
+    );
+    let ev_base = common::event_throughput(LINES, bytes, None);
+    let ev_parsed = common::event_throughput(LINES, bytes, Some(&p));
+    println!(
+        "nginx access as events, {mb} MiB: without parsing {ev_base:.1} MB/s, with the processor {ev_parsed:.1} MB/s ({:.3} of the baseline; processor / pipeline {:.3})",
+        ev_parsed / ev_base,
+        ev_parsed / parsed
     );
 
     let def = skiff_modules::fileset("nginx", "access").unwrap_or_else(|e| panic!("{e}"));

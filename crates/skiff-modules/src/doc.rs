@@ -39,21 +39,22 @@ pub fn get_text(doc: &Map<String, Value>, path: &str) -> Option<String> {
 }
 
 /// Sets the value at a dotted path, creating (or replacing non-object) parents.
+///
+/// A parent's key is allocated only where the parent is new: a pipeline mostly writes under
+/// objects that are already there (`http.response.*`, `event.*`).
 pub fn insert(doc: &mut Map<String, Value>, path: &str, value: Value) {
     match path.split_once('.') {
         None => {
             doc.insert(path.to_string(), value);
         }
         Some((head, rest)) => {
-            let slot = doc
-                .entry(head.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !slot.is_object() {
-                *slot = Value::Object(Map::new());
-            }
-            if let Value::Object(m) = slot {
+            if let Some(Value::Object(m)) = doc.get_mut(head) {
                 insert(m, rest, value);
+                return;
             }
+            let mut m = Map::new();
+            insert(&mut m, rest, value);
+            doc.insert(head.to_string(), Value::Object(m));
         }
     }
 }
@@ -111,5 +112,9 @@ mod tests {
         assert_eq!(remove(&mut d, "a.b.c"), Some(json!(1)));
         assert_eq!(Value::Object(d.clone()), json!({"a": {"x": "y"}}));
         assert_eq!(flatten(&d).get("a.x"), Some(&json!("y")));
+        // A scalar on the way is replaced by an object; siblings stay.
+        insert(&mut d, "a.x.z", json!(2));
+        insert(&mut d, "a.w", json!(3));
+        assert_eq!(Value::Object(d), json!({"a": {"x": {"z": 2}, "w": 3}}));
     }
 }

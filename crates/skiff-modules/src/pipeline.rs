@@ -10,7 +10,8 @@
 //! covers it) stops the pipeline, and the pipeline's failure handler keeps the original
 //! `message` and sets `error.message`.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, SecondsFormat, TimeZone, Utc};
@@ -451,6 +452,115 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// The top-level keys of the document (each path's first segment) the pipeline may read
+    /// or write, `error` (its failure handler's) included. `None` when a step's fields are only
+    /// known from the data: `kv` without a `target_field` and the auditd steps write keys the
+    /// log names. The processor moves only these keys between the event and the document.
+    pub fn top_level_keys(&self) -> Option<BTreeSet<String>> {
+        let mut paths: Vec<&str> = vec!["error.message"];
+        for step in &self.steps {
+            if let Some(c) = &step.cond {
+                c.paths(&mut paths);
+            }
+            step.op.paths(&mut paths)?;
+        }
+        Some(paths.into_iter().map(|p| head(p).to_string()).collect())
+    }
+}
+
+/// A path's first segment: the top-level key it starts at (`source` of `source.ip`).
+pub fn head(path: &str) -> &str {
+    path.split_once('.').map_or(path, |(h, _)| h)
+}
+
+impl Cond {
+    fn paths<'a>(&'a self, out: &mut Vec<&'a str>) {
+        if let Some(e) = &self.exists {
+            out.extend(e.items());
+        }
+        out.extend(self.missing.as_deref());
+        out.extend(self.equals.as_ref().map(|(f, _)| f.as_str()));
+        out.extend(self.matches.as_ref().map(|(f, _)| f.as_str()));
+        out.extend(self.not_matches.as_ref().map(|(f, _)| f.as_str()));
+    }
+}
+
+impl Op {
+    /// Adds the paths the step reads or writes; `None` when they depend on the data.
+    fn paths<'a>(&'a self, out: &mut Vec<&'a str>) -> Option<()> {
+        match self {
+            Op::Grok { field, patterns } => {
+                out.push(field);
+                // A name used twice is numbered `name[1]` (see `run_op`).
+                for p in patterns {
+                    out.extend(p.capture_names().map(|n| n.split('[').next().unwrap_or(n)));
+                }
+            }
+            Op::Rename { field, target }
+            | Op::FirstPublicIp { field, target }
+            | Op::ListLast { field, target, .. }
+            | Op::ListSum { field, target }
+            | Op::ListLength { field, target } => out.extend([field.as_str(), target]),
+            Op::Remove(fields) | Op::YesNo(fields) => out.extend(fields.iter().map(String::as_str)),
+            Op::Set {
+                field,
+                value,
+                copy_from,
+                ..
+            } => {
+                out.push(field);
+                out.extend(copy_from.as_deref());
+                if let Some(Value::String(t)) = value {
+                    out.extend(template_fields(t));
+                }
+            }
+            Op::Append { field, values, .. } => {
+                out.push(field);
+                for t in values {
+                    out.extend(template_fields(t));
+                }
+            }
+            Op::Date {
+                field,
+                target,
+                timezone,
+                ..
+            } => {
+                out.extend([field.as_str(), target]);
+                if let Some(t) = timezone {
+                    out.extend(template_fields(t));
+                }
+            }
+            Op::Convert { field, target, .. } => {
+                out.push(field);
+                out.extend(target.as_deref());
+            }
+            Op::Case { field, .. }
+            | Op::Split { field, .. }
+            | Op::Gsub { field, .. }
+            | Op::Scale { field, .. }
+            | Op::UserAgent(field) => out.push(field),
+            Op::Csv { field, targets, .. } => {
+                out.push(field);
+                out.extend(targets.iter().map(String::as_str));
+            }
+            Op::HostPort { field, ip, port } => out.extend([field.as_str(), ip, port]),
+            Op::Kv {
+                field,
+                target: Some(target),
+                ..
+            } => out.extend([field.as_str(), target]),
+            Op::Geoip(g) => out.extend([g.field.as_str(), &g.target]),
+            Op::Kv { target: None, .. }
+            | Op::AuditValues { .. }
+            | Op::AuditEcs { .. }
+            | Op::AuditExecveArgs(_) => return None,
+        }
+        Some(())
+    }
+}
+
 /// The grok pattern library: the grok crate's (for its fancy-regex engine) and the same
 /// definitions as a map (for the fast engine's own expansion).
 #[derive(Clone)]
@@ -799,73 +909,123 @@ fn text_of(d: &Map<String, Value>, field: &str) -> Result<String, Failure> {
     }
 }
 
+/// The field's text as `text_of` gives it, borrowed from the document when it is a string.
+fn text_ref<'a>(d: &'a Map<String, Value>, field: &str) -> Result<Cow<'a, str>, Failure> {
+    match doc::get(d, field) {
+        Some(Value::String(s)) => Ok(Cow::Borrowed(s)),
+        _ => text_of(d, field).map(Cow::Owned),
+    }
+}
+
+/// A piece of a `{{field}}` template: literal text, or the name of a field.
+enum Piece<'a> {
+    Text(&'a str),
+    Field(&'a str),
+}
+
+/// The pieces of a template, in order: `{{{field}}}` and `{{field}}` name fields (trimmed);
+/// an opening without its closing is text to the end.
+fn pieces(template: &str) -> impl Iterator<Item = Piece<'_>> {
+    let mut rest = template;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let piece = match rest.find("{{") {
+            Some(0) => {
+                let (open, close) = if rest.starts_with("{{{") {
+                    (3, "}}}")
+                } else {
+                    (2, "}}")
+                };
+                match rest[open..].find(close) {
+                    Some(end) => {
+                        let name = rest[open..open + end].trim();
+                        rest = &rest[open + end + close.len()..];
+                        return Some(Piece::Field(name));
+                    }
+                    None => rest,
+                }
+            }
+            Some(start) => &rest[..start],
+            None => rest,
+        };
+        rest = &rest[piece.len()..];
+        Some(Piece::Text(piece))
+    })
+}
+
 /// Replaces `{{{field}}}` and `{{field}}` by the field's text (nothing when it is missing).
 fn render(template: &str, d: &Map<String, Value>) -> String {
     let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start..];
-        let (open, close) = if after.starts_with("{{{") {
-            (3, "}}}")
-        } else {
-            (2, "}}")
-        };
-        match after[open..].find(close) {
-            Some(end) => {
-                let name = after[open..open + end].trim();
-                out.push_str(&doc::get_text(d, name).unwrap_or_default());
-                rest = &after[open + end + close.len()..];
-            }
-            None => {
-                out.push_str(after);
-                rest = "";
-            }
+    for piece in pieces(template) {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Field(name) => out.push_str(&doc::get_text(d, name).unwrap_or_default()),
         }
     }
-    out.push_str(rest);
     out
+}
+
+/// The fields a template reads.
+fn template_fields(template: &str) -> impl Iterator<Item = &str> {
+    pieces(template).filter_map(|p| match p {
+        Piece::Field(name) => Some(name),
+        Piece::Text(_) => None,
+    })
+}
+
+/// A grok match's captures as the fields they set: typed as the pattern says, a name
+/// captured twice (in alternatives, numbered `name[1]`) giving a list.
+fn grok_values(p: &GrokPattern, captures: Vec<(&str, &str)>) -> Vec<(String, Value)> {
+    let mut found: Vec<(String, Value)> = Vec::with_capacity(captures.len());
+    for (name, v) in captures {
+        // A name used twice (in alternatives) is numbered `name[1]`: the branch that matched
+        // gives the value.
+        let key = name.split('[').next().unwrap_or(name);
+        let value = match p.extract(name) {
+            Some("int" | "long") => v
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(v)),
+            Some("float" | "double") => number_f64(v).unwrap_or_else(|| Value::from(v)),
+            Some("boolean") => Value::Bool(v.eq_ignore_ascii_case("true")),
+            _ => Value::from(v),
+        };
+        // Both captures of a name used twice matched: Elasticsearch keeps both values, as a
+        // list.
+        match found.iter_mut().find(|(k, _)| k == key) {
+            Some((_, Value::Array(list))) => list.push(value),
+            Some((_, first)) => *first = Value::Array(vec![first.take(), value]),
+            None => found.push((key.to_string(), value)),
+        }
+    }
+    found
 }
 
 fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
     match op {
         Op::Grok { field, patterns } => {
-            let text = text_of(d, field)?;
-            for p in patterns {
-                if let Some(captures) = p.captures(&text) {
-                    let mut found: Vec<(String, Value)> = Vec::new();
-                    for (name, v) in captures {
-                        // A name used twice (in alternatives) is numbered `name[1]`: the
-                        // branch that matched gives the value.
-                        let key = name.split('[').next().unwrap_or(name);
-                        let value = match p.extract(name) {
-                            Some("int" | "long") => v
-                                .parse::<i64>()
-                                .map(Value::from)
-                                .unwrap_or_else(|_| Value::from(v)),
-                            Some("float" | "double") => {
-                                number_f64(v).unwrap_or_else(|| Value::from(v))
-                            }
-                            Some("boolean") => Value::Bool(v.eq_ignore_ascii_case("true")),
-                            _ => Value::from(v),
-                        };
-                        // Both captures of a name used twice matched: Elasticsearch keeps
-                        // both values, as a list.
-                        match found.iter_mut().find(|(k, _)| k == key) {
-                            Some((_, Value::Array(list))) => list.push(value),
-                            Some((_, first)) => *first = Value::Array(vec![first.take(), value]),
-                            None => found.push((key.to_string(), value)),
-                        }
+            // The captures are made owned values while the text is still borrowed from the
+            // document (no copy of the line per step); they are inserted after.
+            let found = {
+                let text = text_ref(d, field)?;
+                let found = patterns
+                    .iter()
+                    .find_map(|p| p.captures(&text).map(|c| grok_values(p, c)));
+                match found {
+                    Some(found) => found,
+                    None => {
+                        return Err(Failure::Other(format!(
+                            "Provided Grok expressions do not match field value: [{text}]"
+                        )));
                     }
-                    for (k, v) in found {
-                        doc::insert(d, &k, v);
-                    }
-                    return Ok(());
                 }
+            };
+            for (k, v) in found {
+                doc::insert(d, &k, v);
             }
-            Err(Failure::Other(
-                "Provided Grok expressions do not match field value: [".to_string() + &text + "]",
-            ))
+            Ok(())
         }
         Op::Rename { field, target } => {
             let v = doc::remove(d, field).ok_or_else(|| Failure::Missing(field.clone()))?;
@@ -947,25 +1107,28 @@ fn run_op(op: &Op, d: &mut Map<String, Value>) -> Result<(), Failure> {
             formats,
             timezone,
         } => {
-            let text = text_of(d, field)?;
-            let zone = timezone
-                .as_ref()
-                .map(|t| render(t, d))
-                .filter(|z| !z.is_empty());
-            let parsed = formats
-                .iter()
-                .find_map(|f| parse_date(&text, f, zone.as_deref()))
-                .ok_or_else(|| format!("unable to parse date [{text}]"))?;
-            // With a `timezone`, Elasticsearch writes the time in that zone, even when the
-            // text had its own offset; without one, in UTC.
-            let shown = match zone
-                .as_deref()
-                .and_then(|z| zone_offset(z, parsed.naive_utc()))
-            {
-                Some(off) => parsed.with_timezone(&off),
-                None => parsed,
+            // Read with the text borrowed from the document, written after.
+            let stamp = {
+                let text = text_ref(d, field)?;
+                let zone = timezone
+                    .as_ref()
+                    .map(|t| render(t, d))
+                    .filter(|z| !z.is_empty());
+                let parsed = formats
+                    .iter()
+                    .find_map(|f| parse_date(&text, f, zone.as_deref()))
+                    .ok_or_else(|| format!("unable to parse date [{text}]"))?;
+                // With a `timezone`, Elasticsearch writes the time in that zone, even when
+                // the text had its own offset; without one, in UTC.
+                match zone
+                    .as_deref()
+                    .and_then(|z| zone_offset(z, parsed.naive_utc()))
+                {
+                    Some(off) => format_ts(parsed.with_timezone(&off)),
+                    None => format_ts(parsed),
+                }
             };
-            doc::insert(d, target, Value::String(format_ts(shown)));
+            doc::insert(d, target, Value::String(stamp));
             Ok(())
         }
         Op::Convert {

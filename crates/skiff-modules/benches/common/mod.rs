@@ -47,3 +47,52 @@ pub fn bench_bytes() -> (usize, usize) {
         .unwrap_or(64);
     (mb, mb << 20)
 }
+
+/// The same as [`throughput`], through the processor as the agent runs it: each line an
+/// [`Event`](skiff_event::Event) with the shared fields a stdin input stamps (`agent`, `host`,
+/// `ecs`, `input`, `@metadata`, one `Arc` for all events), given `parse`, run by
+/// `FilesetProcessor::process`; without it, the event is built and dropped only.
+#[allow(dead_code)]
+pub fn event_throughput(
+    lines: &[&str],
+    bytes_target: usize,
+    parse: Option<&FilesetProcessor>,
+) -> f64 {
+    use skiff_pipeline::component::Processor;
+    let shared = std::sync::Arc::new(stdin_shared());
+    let at = skiff_event::Timestamp::now();
+    let mut bytes = 0;
+    let start = Instant::now();
+    let mut i = 0;
+    while bytes < bytes_target {
+        let line = lines[i % lines.len()];
+        i += 1;
+        bytes += line.len() + 1;
+        let mut ev = skiff_event::Event::new_at(at, shared.clone(), line.to_string());
+        if let Some(p) = parse {
+            p.process(&mut ev);
+        }
+        std::hint::black_box(&ev);
+    }
+    bytes as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+/// The shared fields of a stdin input's events, as `shared_fields` in skiff-pipeline makes
+/// them (the values are placeholders of realistic length).
+fn stdin_shared() -> Map<String, Value> {
+    let v = serde_json::json!({
+        "agent": {
+            "name": "bench-host", "type": "filebeat", "version": "8.11.0",
+            "id": "5f6c3f9e-3b0a-4c0e-9a0b-7c2b1f8d2e11",
+            "ephemeral_id": "b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e",
+        },
+        "host": {"name": "bench-host"},
+        "ecs": {"version": "8.0.0"},
+        "input": {"type": "stdin"},
+        "@metadata": {"beat": "filebeat", "type": "_doc", "version": "8.11.0"},
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
