@@ -20,8 +20,9 @@ pub struct DiskQueueConfig {
     #[serde(default = "default_max_size")]
     pub max_size: ByteSize,
     /// `segment_size`: a segment file is closed and a new one started past this size; a segment
-    /// is deleted once all its events are acknowledged. Default `max_size / 10` (as Beats),
-    /// at most 1GiB; never more than `max_size`.
+    /// is deleted (or kept for reuse) once all its events are acknowledged. Default
+    /// `max_size / 10` (as Beats), but at most 64MiB (Beats: 1GiB with its default `max_size`);
+    /// never more than `max_size`. See [`DEFAULT_MAX_SEGMENT`] for why.
     #[serde(default)]
     pub segment_size: Option<ByteSize>,
     /// `read_ahead`: events read from disk and held in memory ahead of the outputs. Default 2048
@@ -141,6 +142,15 @@ impl Default for DiskQueueConfig {
 /// `docs/performance.md` has the runs.
 pub(crate) const HAND_OVER_FACTOR: usize = 4;
 
+/// The largest default `segment_size`. Smaller segments than Beats' (up to 1 GiB) because:
+/// delivered events stay on disk until their whole segment is acknowledged (at most one segment
+/// of them, now 64 MiB); recovery reads the newest segment in full before the queue opens; the
+/// file kept for reuse and the old records of a reused file count against `max_size` (at most
+/// one segment each); and a segment is only reused once the next one is being read, so with
+/// 1 GiB segments a queue writes its first 2 GiB into new files, the kernel's costly case (see
+/// `writer`). 64 MiB segments make a 10 GiB queue 160 files.
+pub(crate) const DEFAULT_MAX_SEGMENT: u64 = 64 << 20;
+
 /// The settings with defaults filled in and bounds applied.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -179,7 +189,7 @@ impl DiskQueueConfig {
                 return Err("queue.disk.segment_size must be more than 0".into());
             }
             Some(s) => s.0.min(self.max_size.0),
-            None => (self.max_size.0 / 10).clamp(1, 1 << 30),
+            None => (self.max_size.0 / 10).clamp(1, DEFAULT_MAX_SEGMENT),
         };
         Ok(Settings {
             dir: self.dir(data_dir),
@@ -211,7 +221,8 @@ mod tests {
             .unwrap();
         assert_eq!(s.dir, Path::new("/data/diskqueue"));
         assert_eq!(s.max_size, 10 << 30);
-        assert_eq!(s.segment_size, 1 << 30);
+        // Not as Beats (1GiB): see DEFAULT_MAX_SEGMENT.
+        assert_eq!(s.segment_size, DEFAULT_MAX_SEGMENT);
         assert_eq!((s.read_ahead, s.write_ahead), (2048, 2048));
         assert_eq!(s.sync, SyncMode::Batch);
         let small = DiskQueueConfig {

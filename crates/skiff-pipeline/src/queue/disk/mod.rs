@@ -77,6 +77,30 @@ struct WriteSide {
     pending_bytes: usize,
     /// The writer cannot write (at `max_size`, or failing): `drop_newest` may drop.
     blocked: bool,
+    /// When `pending` last went from empty to not empty (the writer's linger, see `writer`).
+    since: Option<std::time::Instant>,
+}
+
+impl WriteSide {
+    /// Enough pending for the writer to take it without lingering: half the write-ahead
+    /// buffer, in events or bytes.
+    fn group_ready(&self, cfg: &Settings) -> bool {
+        self.pending.len() >= cfg.write_ahead.div_ceil(2)
+            || self.pending_bytes >= cfg.max_ahead_bytes / 2
+    }
+
+    /// Adds an event; whether the writer is to be woken (the first event of a group starts its
+    /// linger; a group that is ready ends it).
+    fn add(&mut self, ev: Event, size: usize, cfg: &Settings) -> bool {
+        let first = self.pending.is_empty();
+        let ready_before = !first && self.group_ready(cfg);
+        self.pending.push((ev, size));
+        self.pending_bytes += size;
+        if first {
+            self.since = Some(std::time::Instant::now());
+        }
+        first || (!ready_before && self.group_ready(cfg))
+    }
 }
 
 /// The store: segments and the read side.
@@ -445,12 +469,10 @@ impl Queue for DiskQueue {
                     return Err(Closed(ev));
                 }
                 if self.room(&w, size) {
-                    w.pending.push((ev, size));
-                    w.pending_bytes += size;
+                    let wake = w.add(ev, size, &self.inner.cfg);
                     self.inner.write_stage.add(size);
-                    let first = w.pending.len() == 1;
                     drop(w);
-                    if first {
+                    if wake {
                         self.inner.w_cv.notify_one();
                     }
                     return Ok(());
@@ -492,12 +514,11 @@ impl Queue for DiskQueue {
                         None => Ok(()),
                     };
                 }
-                let was_empty = w.pending.is_empty();
+                let mut wake = false;
                 let mut added = 0;
                 while let Some((mut ev, size)) = carry.take() {
                     if self.room(&w, size) {
-                        w.pending.push((ev, size));
-                        w.pending_bytes += size;
+                        wake |= w.add(ev, size, &self.inner.cfg);
                         added += size;
                         carry = rest.next();
                     } else if self.inner.cfg.when_full == WhenFull::DropNewest && w.blocked {
@@ -510,7 +531,8 @@ impl Queue for DiskQueue {
                     }
                 }
                 self.inner.write_stage.add(added);
-                let wake = was_empty && !w.pending.is_empty();
+                // A full buffer (the input about to wait) is ready by definition.
+                wake |= carry.is_some() && !w.pending.is_empty();
                 drop(w);
                 if wake {
                     self.inner.w_cv.notify_one();

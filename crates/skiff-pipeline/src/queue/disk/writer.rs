@@ -36,6 +36,15 @@ use super::{Handed, Inner, MAX_AGES, Seg, Store, frame, lock, nap, now_ms, segme
 /// Sources whose shared fields one segment refers to before a new segment is started.
 const MAX_SHARED: usize = 4096;
 
+/// How long a small group waits for more events before it is written (unless half the
+/// write-ahead buffer fills first). Without it the writer wakes for every batch an input pushes
+/// (on one core the wake-up preempts the input at once): file -> disk queue -> discard wrote
+/// groups of ~120 events, one `write` and nearly one `fdatasync` each, and context switches
+/// and fsyncs cost more CPU than the writing (docs/performance.md). An event waits at most this
+/// much longer before its output can see it; an input never waits for it (the write-ahead
+/// buffer takes its events meanwhile).
+const LINGER: Duration = Duration::from_millis(2);
+
 type Failure = (PathBuf, io::Error);
 
 enum Wrote {
@@ -521,7 +530,15 @@ impl Writer {
                         return self.release(carry);
                     }
                     if !w.pending.is_empty() {
-                        break;
+                        let lingered = w.since.map_or(LINGER, |t| t.elapsed());
+                        if lingered >= LINGER
+                            || w.group_ready(cfg)
+                            || inner.closed.load(Ordering::Acquire)
+                        {
+                            break;
+                        }
+                        w = nap(&inner.w_cv, w, LINGER - lingered);
+                        continue;
                     }
                     if inner.closed.load(Ordering::Acquire) {
                         closing = true;
@@ -540,6 +557,7 @@ impl Writer {
                 }
                 let batch = std::mem::replace(&mut w.pending, std::mem::take(&mut self.spare));
                 w.pending_bytes = 0;
+                w.since = None;
                 drop(w);
                 if !batch.is_empty() {
                     inner.not_full.notify_waiters();
