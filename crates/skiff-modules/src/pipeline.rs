@@ -539,8 +539,8 @@ impl Op {
             Op::Case { field, .. }
             | Op::Split { field, .. }
             | Op::Gsub { field, .. }
-            | Op::Scale { field, .. }
-            | Op::UserAgent(field) => out.push(field),
+            | Op::Scale { field, .. } => out.push(field),
+            Op::UserAgent(ua) => out.extend([ua.field.as_str(), &ua.target]),
             Op::Csv { field, targets, .. } => {
                 out.push(field);
                 out.extend(targets.iter().map(String::as_str));

@@ -63,14 +63,13 @@ pub(super) fn recover(cfg: &Settings, corrupt: &Counter) -> anyhow::Result<Recov
             corrupt.inc();
             tracing::warn!(path = %path.display(), offset = at, cut_bytes = s.size - s.good_end, reason = why, "disk queue: damaged tail after a crash; cutting it off");
         }
-        if s.torn.is_some() || s.stale.is_some() {
-            if let Err(e) = fs::OpenOptions::new()
+        if (s.torn.is_some() || s.stale.is_some())
+            && let Err(e) = fs::OpenOptions::new()
                 .write(true)
                 .open(path)
                 .and_then(|f| f.set_len(s.good_end))
-            {
-                tracing::warn!(path = %path.display(), error = %e, "disk queue: cannot cut the damaged tail; it will be skipped when read");
-            }
+        {
+            tracing::warn!(path = %path.display(), error = %e, "disk queue: cannot cut the damaged tail; it will be skipped when read");
         }
         // A segment reused just before the crash and not written yet holds only old records:
         // numbers below those of the segment before it. (It holds acknowledged events only, but
