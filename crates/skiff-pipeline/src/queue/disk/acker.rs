@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Inner, lock, state};
+use super::{Inner, lock, segment, state};
 use crate::queue::disk::config::SyncMode;
 
 const TICK: Duration = Duration::from_millis(20);
@@ -140,13 +140,7 @@ impl Acker {
         if gone.is_empty() {
             return;
         }
-        for p in &gone {
-            if let Err(e) = std::fs::remove_file(p)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %p.display(), error = %e, "disk queue: cannot delete an acknowledged segment");
-            }
-        }
+        gone.iter().for_each(|p| segment::remove(p));
         inner.space_cv.notify_all();
     }
 

@@ -252,9 +252,8 @@ impl Threads {
         // it, and recovery deletes it: all its events are acknowledged).
         if self.persist.load(Ordering::Acquire)
             && let Some((path, _)) = lock(&i.s).spare.take()
-            && let Err(e) = std::fs::remove_file(&path)
         {
-            tracing::warn!(path = %path.display(), error = %e, "disk queue: cannot delete an acknowledged segment");
+            segment::remove(&path);
         }
         tracing::info!(
             path = %i.cfg.dir.display(),

@@ -19,7 +19,7 @@ use skiff_metrics::Counter;
 
 use super::Seg;
 use super::config::Settings;
-use super::segment::{self, scan};
+use super::segment::{self, remove, scan};
 use super::state;
 
 /// What recovery found.
@@ -146,10 +146,4 @@ pub(super) fn recover(cfg: &Settings, corrupt: &Counter) -> anyhow::Result<Recov
         next_seq,
         next_id,
     })
-}
-
-fn remove(path: &std::path::Path) {
-    if let Err(e) = fs::remove_file(path) {
-        tracing::warn!(path = %path.display(), error = %e, "disk queue: cannot remove a segment");
-    }
 }

@@ -23,6 +23,16 @@ pub(crate) fn path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016}.{EXT}"))
 }
 
+/// Deletes a segment file, with a warning naming it when that fails (one already gone is
+/// fine). Acknowledged segments, spares and empty leftovers all go this way.
+pub(crate) fn remove(path: &Path) {
+    if let Err(e) = fs::remove_file(path)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "disk queue: cannot delete a segment");
+    }
+}
+
 /// The segments in `dir`, by id.
 pub(crate) fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();

@@ -200,8 +200,8 @@ impl Writer {
             Ok(f) => Some((f, size)),
             Err(e) => {
                 tracing::debug!(path = %old.display(), error = %e, "disk queue: cannot reuse a segment file; deleting it");
-                let _ = std::fs::remove_file(&old);
-                let _ = std::fs::remove_file(path);
+                segment::remove(&old);
+                segment::remove(path);
                 None
             }
         }
@@ -211,11 +211,8 @@ impl Writer {
     /// Whether there was one.
     fn drop_spare(&self) -> bool {
         let spare = lock(&self.inner.s).spare.take();
-        if let Some((path, _)) = &spare
-            && let Err(e) = std::fs::remove_file(path)
-            && e.kind() != io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %path.display(), error = %e, "disk queue: cannot delete an acknowledged segment");
+        if let Some((path, _)) = &spare {
+            segment::remove(path);
         }
         spare.is_some()
     }
